@@ -1,0 +1,37 @@
+#!/usr/bin/env node
+/**
+ * `hermod <command>`: one entry point for the server and its tools. Each command lives in its
+ * own module and is loaded on demand, so `hermod adduser` never starts the WASM core or a socket.
+ */
+type Command = { summary: string; run: (argv: string[]) => Promise<number> };
+
+const commands: Record<string, Command> = {};
+
+function usage(): string {
+  const rows = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(14)}${c.summary}`);
+  return ['Usage: hermod <command> [options]', '', 'Commands:', ...rows, '', 'hermod <command> --help for its options.'].join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(usage() + '\n');
+    return name ? 0 : 64;
+  }
+  const command = commands[name];
+  if (!command) {
+    process.stderr.write(`hermod: unknown command '${name}'\n\n${usage()}\n`);
+    return 64; // EX_USAGE
+  }
+  return command.run(rest);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`hermod: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the end-to-end tests drive (real XMPP clients), when missing.
+# Idempotent and quiet when everything is present; needs root (or sudo) only when installing.
+set -euo pipefail
+need=()
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+/usr/bin/python3 -c 'import slixmpp' >/dev/null 2>&1 || need+=(python3-slixmpp)
+command -v go-sendxmpp >/dev/null 2>&1 || need+=(go-sendxmpp)
+[ ${#need[@]} -eq 0 ] && exit 0
+if [ "${HERMOD_SKIP_APT:-}" = 1 ]; then
+  echo "setup-system: missing ${need[*]} (HERMOD_SKIP_APT=1, not installing)" >&2
+  exit 0
+fi
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "setup-system: installing ${need[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq >/dev/null
+$sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

@@ -1,0 +1,28 @@
+import { describe, expect, it } from 'vitest';
+import { SaslFailure, StanzaError, StreamError } from '../../src/errors.js';
+
+describe('error vocabulary', () => {
+  it('serialises a stream error with its RFC 6120 §4.9.3 condition and escaped text', () => {
+    const err = new StreamError('policy-violation', 'stanza > 1 KiB');
+    expect(err.toXml()).toBe(
+      "<stream:error><policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>" +
+        "<text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>stanza &gt; 1 KiB</text></stream:error>",
+    );
+    expect(err.code).toBe('ERR_XMPP_STREAM_POLICY_VIOLATION');
+  });
+
+  it('gives each stanza error the default type of RFC 6120 §8.3.3', () => {
+    expect(new StanzaError('service-unavailable').toXml()).toBe(
+      "<error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error>",
+    );
+    expect(new StanzaError('bad-request').type).toBe('modify');
+    expect(new StanzaError('not-authorized').type).toBe('auth');
+    expect(new StanzaError('recipient-unavailable').type).toBe('wait');
+  });
+
+  it('serialises a SASL failure per RFC 6120 §6.5', () => {
+    expect(new SaslFailure('not-authorized').toXml()).toBe(
+      "<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><not-authorized/></failure>",
+    );
+  });
+});
