@@ -1,0 +1,95 @@
+/**
+ * The hook bus, Prosody style. Modules register handlers on event names such as
+ *   'iq-get/host/urn:xmpp:ping'     an IQ get to the server, by payload namespace
+ *   'iq-set/self/jabber:iq:roster'  an IQ set to the sender's own account (no 'to', or own bare JID)
+ *   'iq-get/bare/vcard-temp'        an IQ get to another local account's bare JID
+ *   'message/host'                  a message to the server domain
+ * A handler returning true has taken the event: the chain stops. Higher priority runs first;
+ * equal priorities run in registration order.
+ */
+
+export type HookHandler<E> = (event: E) => boolean | void;
+
+interface Entry {
+  handler: HookHandler<never>;
+  priority: number;
+  seq: number;
+}
+
+export class HookBus {
+  private readonly chains = new Map<string, Entry[]>();
+  private seq = 0;
+
+  /** Register; returns a function that removes this handler again. */
+  on<E>(name: string, handler: HookHandler<E>, priority = 0): () => void {
+    const entry: Entry = { handler: handler as HookHandler<never>, priority, seq: this.seq++ };
+    const chain = this.chains.get(name) ?? [];
+    chain.push(entry);
+    chain.sort((a, b) => b.priority - a.priority || a.seq - b.seq);
+    this.chains.set(name, chain);
+    return () => {
+      const current = this.chains.get(name);
+      if (!current) return;
+      const i = current.indexOf(entry);
+      if (i >= 0) current.splice(i, 1);
+      if (current.length === 0) this.chains.delete(name);
+    };
+  }
+
+  /** Whether any handler listens on `name` (lets the router skip building an event). */
+  has(name: string): boolean {
+    return this.chains.has(name);
+  }
+
+  /**
+   * Run the chain. True when a handler returned true. Exceptions propagate to the caller (the
+   * router turns a thrown StanzaError into an error reply).
+   */
+  fire<E>(name: string, event: E): boolean {
+    const chain = this.chains.get(name);
+    if (!chain) return false;
+    // Copy: a handler may unregister itself while the chain runs.
+    for (const { handler } of chain.slice()) {
+      if ((handler as HookHandler<E>)(event) === true) return true;
+    }
+    return false;
+  }
+}
+
+/** XEP-0030 disco#info identity. */
+export interface Identity {
+  category: string;
+  type: string;
+  name?: string;
+}
+
+/** What the server advertises in disco#info (XEP-0030 §3.1); modules add their namespaces. */
+export class FeatureRegistry {
+  private readonly features = new Set<string>();
+  private readonly identities: Identity[] = [];
+
+  add(ns: string): void {
+    this.features.add(ns);
+  }
+
+  remove(ns: string): void {
+    this.features.delete(ns);
+  }
+
+  has(ns: string): boolean {
+    return this.features.has(ns);
+  }
+
+  /** Sorted, so that the disco#info answer (and XEP-0115 hashes over it) is stable. */
+  list(): string[] {
+    return [...this.features].sort();
+  }
+
+  addIdentity(identity: Identity): void {
+    this.identities.push(identity);
+  }
+
+  listIdentities(): Identity[] {
+    return this.identities.slice();
+  }
+}
