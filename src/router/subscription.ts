@@ -69,6 +69,29 @@ export function stateOf(name: StateName): SubState {
 type Table = Partial<Record<StateName, StateName>>;
 
 /** Only the rows that change state; every other state is "no state change". */
+/**
+ * Only the rows that change state; every other state is "no state change". The tables pair up:
+ * the account cancelling the contact's subscription (outbound unsubscribed, A.2.4) moves the
+ * account exactly as the contact withdrawing it (inbound unsubscribe, A.3.2) does, and likewise
+ * A.2.2 = A.3.4.
+ */
+const LOSE_FROM: Table = {
+  'None+PendingIn': 'None',
+  'None+PendingOut+PendingIn': 'None+PendingOut',
+  'To+PendingIn': 'To',
+  From: 'None',
+  'From+PendingOut': 'None+PendingOut',
+  Both: 'To',
+};
+const LOSE_TO: Table = {
+  'None+PendingOut': 'None',
+  'None+PendingOut+PendingIn': 'None+PendingIn',
+  To: 'None',
+  'To+PendingIn': 'None+PendingIn',
+  'From+PendingOut': 'From',
+  Both: 'From',
+};
+
 const OUTBOUND: Record<SubscriptionType, Table> = {
   // A.2.1
   subscribe: {
@@ -77,14 +100,7 @@ const OUTBOUND: Record<SubscriptionType, Table> = {
     From: 'From+PendingOut',
   },
   // A.2.2
-  unsubscribe: {
-    'None+PendingOut': 'None',
-    'None+PendingOut+PendingIn': 'None+PendingIn',
-    To: 'None',
-    'To+PendingIn': 'None+PendingIn',
-    'From+PendingOut': 'From',
-    Both: 'From',
-  },
+  unsubscribe: LOSE_TO,
   // A.2.3
   subscribed: {
     'None+PendingIn': 'From',
@@ -92,14 +108,7 @@ const OUTBOUND: Record<SubscriptionType, Table> = {
     'To+PendingIn': 'Both',
   },
   // A.2.4
-  unsubscribed: {
-    'None+PendingIn': 'None',
-    'None+PendingOut+PendingIn': 'None+PendingOut',
-    'To+PendingIn': 'To',
-    From: 'None',
-    'From+PendingOut': 'None+PendingOut',
-    Both: 'To',
-  },
+  unsubscribed: LOSE_FROM,
 };
 
 const INBOUND: Record<SubscriptionType, Table> = {
@@ -110,14 +119,7 @@ const INBOUND: Record<SubscriptionType, Table> = {
     To: 'To+PendingIn',
   },
   // A.3.2
-  unsubscribe: {
-    'None+PendingIn': 'None',
-    'None+PendingOut+PendingIn': 'None+PendingOut',
-    'To+PendingIn': 'To',
-    From: 'None',
-    'From+PendingOut': 'None+PendingOut',
-    Both: 'To',
-  },
+  unsubscribe: LOSE_FROM,
   // A.3.3
   subscribed: {
     'None+PendingOut': 'To',
@@ -125,14 +127,7 @@ const INBOUND: Record<SubscriptionType, Table> = {
     'From+PendingOut': 'Both',
   },
   // A.3.4
-  unsubscribed: {
-    'None+PendingOut': 'None',
-    'None+PendingOut+PendingIn': 'None+PendingIn',
-    To: 'None',
-    'To+PendingIn': 'None+PendingIn',
-    'From+PendingOut': 'From',
-    Both: 'From',
-  },
+  unsubscribed: LOSE_TO,
 };
 
 export interface OutboundResult {

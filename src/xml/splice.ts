@@ -6,17 +6,11 @@
  * element name (RFC 6120 §8.1.2.1: the server MUST stamp the full JID it bound for the session,
  * whatever the client claimed).
  */
+import type { StanzaView } from '../core/api.js';
 import { escapeAttr } from './escape.js';
 
 /** The offsets of a StanzaView the splicer needs (hand-made spans satisfy it in unit tests). */
-export interface SpliceSource {
-  readonly buffer: Uint8Array;
-  readonly start: number;
-  readonly end: number;
-  readonly nameEnd: number;
-  readonly fromAttrStart: number;
-  readonly fromAttrEnd: number;
-}
+export type SpliceSource = Pick<StanzaView, 'buffer' | 'start' | 'end' | 'nameEnd' | 'fromAttrStart' | 'fromAttrEnd'>;
 
 /** ` from='…'` as bytes; sessions compute it once at bind time and reuse it for every stanza. */
 export function fromAttribute(jid: string): Buffer {
