@@ -40,6 +40,21 @@ const waitAsync = (Atomics as unknown as {
 export const MIN_RING_CAPACITY = 64;
 export const MAX_RING_CAPACITY = 1 << 30;
 
+/**
+ * A pending Atomics.waitAsync does not keep Node's event loop alive: a worker whose only pending
+ * work is the wait would exit. A timer of the same length holds the loop open meanwhile.
+ */
+async function keepAlive<T>(wait: Promise<T>, timeoutMs: number): Promise<T> {
+  const timer = setTimeout(noop, timeoutMs + 1);
+  try {
+    return await wait;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function noop(): void {}
+
 /** Bytes a payload of `len` occupies in the ring (length word + payload + padding). */
 export function recordSize(len: number): number {
   return 4 + ((len + 3) & ~3);
@@ -103,7 +118,7 @@ export class Doorbell {
     try {
       if (hasWork()) return;
       const r = waitAsync(this.words, SEQ, seq, timeoutMs);
-      if (r.async) await r.value;
+      if (r.async) await keepAlive(r.value, timeoutMs);
     } finally {
       Atomics.store(this.words, PARKED, 0);
     }
@@ -249,7 +264,7 @@ export class RingWriter {
       // Re-check after announcing: the reader loads WRITER_WAITING after storing HEAD.
       if (this.free() >= bytes) break;
       const r = waitAsync(this.ctrl, HEAD, head, remaining);
-      if (r.async) await r.value;
+      if (r.async) await keepAlive(r.value, remaining);
     }
     Atomics.store(this.ctrl, WRITER_WAITING, 0);
     return true;
