@@ -1,0 +1,191 @@
+/**
+ * In-memory storage, for unit tests only: nothing survives the process. It follows the same
+ * conformance suite as the SQLite backend (test/unit/storage.test.ts).
+ */
+import { cleanRosterItem, DEFAULT_LIST_LIMIT, parseAccount, resolveOptions } from './common.js';
+import { toStoredPassword } from './password.js';
+import {
+  AccountError,
+  type OfflineMessage,
+  type OfflineStore,
+  type PendingSubscription,
+  type RosterItem,
+  type RosterStore,
+  type ScramCredentials,
+  type ScramHash,
+  type Storage,
+  type StorageOptions,
+  type StoredPassword,
+  type UserListOptions,
+  type UserStore,
+} from './types.js';
+
+interface Account {
+  domain: string;
+  password: StoredPassword;
+}
+
+function copyCredentials(c: ScramCredentials): ScramCredentials {
+  return { salt: Buffer.from(c.salt), iterations: c.iterations, storedKey: Buffer.from(c.storedKey), serverKey: Buffer.from(c.serverKey) };
+}
+
+export function createMemoryStorage(options?: StorageOptions): Storage {
+  const { iterations, offlineLimit } = resolveOptions(options);
+  const accounts = new Map<string, Account>();
+  const rosters = new Map<string, Map<string, RosterItem>>();
+  const versions = new Map<string, number>();
+  const pending = new Map<string, Map<string, PendingSubscription>>();
+  const offline = new Map<string, OfflineMessage[]>();
+  let rosterSeq = 0;
+  let closed = false;
+
+  const open = (): void => {
+    if (closed) throw new Error('storage is closed');
+  };
+
+  const bump = (owner: string): number => {
+    rosterSeq += 1;
+    versions.set(owner, rosterSeq);
+    return rosterSeq;
+  };
+
+  const users: UserStore = {
+    create(account, password) {
+      open();
+      const { bare, domain } = parseAccount(account);
+      const stored = toStoredPassword(password, iterations);
+      if (accounts.has(bare)) throw new AccountError('exists', `user ${bare} already exists`);
+      accounts.set(bare, { domain, password: stored });
+    },
+    delete(account) {
+      open();
+      if (!accounts.delete(account)) return false;
+      rosters.delete(account);
+      versions.delete(account);
+      pending.delete(account);
+      offline.delete(account);
+      return true;
+    },
+    setPassword(account, password) {
+      open();
+      const existing = accounts.get(account);
+      const stored = toStoredPassword(password, iterations);
+      if (!existing) return false;
+      existing.password = stored;
+      return true;
+    },
+    exists(account) {
+      open();
+      return accounts.has(account);
+    },
+    list(opts: UserListOptions = {}) {
+      open();
+      const limit = opts.limit ?? DEFAULT_LIST_LIMIT;
+      const out: string[] = [];
+      // Code-point order, as SQLite's BINARY collation gives for UTF-8 text.
+      const sorted = [...accounts.keys()].sort((a, b) => (Buffer.compare(Buffer.from(a), Buffer.from(b))));
+      for (const bare of sorted) {
+        if (out.length >= limit) break;
+        if (opts.domain !== undefined && accounts.get(bare)!.domain !== opts.domain) continue;
+        if (opts.after !== undefined && Buffer.compare(Buffer.from(bare), Buffer.from(opts.after)) <= 0) continue;
+        out.push(bare);
+      }
+      return out;
+    },
+    count(domain) {
+      open();
+      if (domain === undefined) return accounts.size;
+      let n = 0;
+      for (const a of accounts.values()) if (a.domain === domain) n += 1;
+      return n;
+    },
+    getScramCredentials(account, hash: ScramHash) {
+      open();
+      const a = accounts.get(account);
+      return a ? copyCredentials(a.password[hash]) : null;
+    },
+  };
+
+  const rosterStore: RosterStore = {
+    get(owner, contact) {
+      open();
+      const item = rosters.get(owner)?.get(contact);
+      return item ? cleanRosterItem(item) : null;
+    },
+    set(owner, item) {
+      open();
+      let roster = rosters.get(owner);
+      if (!roster) rosters.set(owner, (roster = new Map()));
+      roster.set(item.jid, cleanRosterItem(item));
+      return bump(owner);
+    },
+    remove(owner, contact) {
+      open();
+      if (!rosters.get(owner)?.delete(contact)) return null;
+      return bump(owner);
+    },
+    list(owner) {
+      open();
+      const roster = rosters.get(owner);
+      if (!roster) return [];
+      return [...roster.values()]
+        .sort((a, b) => Buffer.compare(Buffer.from(a.jid), Buffer.from(b.jid)))
+        .map(cleanRosterItem);
+    },
+    version(owner) {
+      open();
+      return versions.get(owner) ?? 0;
+    },
+    addPending(owner, from, stanza) {
+      open();
+      let map = pending.get(owner);
+      if (!map) pending.set(owner, (map = new Map()));
+      // Re-insert so that a renewed request moves to the end (oldest-first order by arrival).
+      map.delete(from);
+      map.set(from, { from, stanza, stamp: new Date() });
+    },
+    removePending(owner, from) {
+      open();
+      return pending.get(owner)?.delete(from) ?? false;
+    },
+    getPending(owner, from) {
+      open();
+      const p = pending.get(owner)?.get(from);
+      return p ? { ...p } : null;
+    },
+    listPending(owner) {
+      open();
+      return [...(pending.get(owner)?.values() ?? [])].map((p) => ({ ...p }));
+    },
+  };
+
+  const offlineStore: OfflineStore = {
+    push(account, stanza, stamp = new Date()) {
+      open();
+      let queue = offline.get(account);
+      if (!queue) offline.set(account, (queue = []));
+      if (queue.length >= offlineLimit) return false;
+      queue.push({ stanza, stamp });
+      return true;
+    },
+    takeAll(account) {
+      open();
+      const queue = offline.get(account) ?? [];
+      offline.delete(account);
+      return queue;
+    },
+    count(account) {
+      open();
+      return offline.get(account)?.length ?? 0;
+    },
+  };
+
+  return {
+    users,
+    rosters: rosterStore,
+    offline: offlineStore,
+    close() {
+      closed = true;
+    },
+  };
+}

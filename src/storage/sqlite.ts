@@ -1,0 +1,324 @@
+/**
+ * The default storage: one SQLite file, `<dataDir>/hermod.sqlite`, through better-sqlite3.
+ *
+ * - WAL journal: readers never block the writer, and the CLI (`hermod adduser`) can write while
+ *   the server runs; a 5 s busy timeout covers the moments both write.
+ * - synchronous=NORMAL (default): in WAL mode a commit appends to the WAL with write(2) before
+ *   returning, so once `offline.push()` returns true the message is in the OS page cache and
+ *   survives kill -9 of the server (tested by killing a child process). What NORMAL gives up is
+ *   the fsync per commit, i.e. the last transactions before a power loss or kernel crash; that
+ *   costs a disk flush per stanza stored, which operators who want it enable with
+ *   `synchronous: 'FULL'`.
+ * - Every statement is prepared once at open; multi-statement changes run in transactions.
+ */
+import Database from 'better-sqlite3';
+import { accessSync, constants, existsSync, mkdirSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { ConfigError } from '../errors.js';
+import { cleanRosterItem, DEFAULT_LIST_LIMIT, parseAccount, resolveOptions } from './common.js';
+import { toStoredPassword } from './password.js';
+import {
+  AccountError,
+  SCRAM_HASHES,
+  type OfflineStore,
+  type RosterItem,
+  type RosterStore,
+  type ScramHash,
+  type Storage,
+  type StorageOptions,
+  type Subscription,
+  type UserStore,
+} from './types.js';
+
+export const DATABASE_FILE = 'hermod.sqlite';
+const SCHEMA_VERSION = 1;
+
+export interface SqliteStorageOptions extends StorageOptions {
+  /** Directory holding hermod.sqlite; created (with parents) when missing. */
+  dataDir: string;
+  /** 'NORMAL' survives process crashes; 'FULL' also survives power loss, slower. */
+  synchronous?: 'NORMAL' | 'FULL';
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+INSERT OR IGNORE INTO meta (key, value) VALUES ('roster_seq', 0);
+CREATE TABLE IF NOT EXISTS users (
+  account TEXT PRIMARY KEY,
+  domain TEXT NOT NULL,
+  local TEXT NOT NULL,
+  created INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS users_by_domain ON users (domain, account);
+CREATE TABLE IF NOT EXISTS scram (
+  account TEXT NOT NULL,
+  hash TEXT NOT NULL,
+  salt BLOB NOT NULL,
+  iterations INTEGER NOT NULL,
+  stored_key BLOB NOT NULL,
+  server_key BLOB NOT NULL,
+  PRIMARY KEY (account, hash)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS roster (
+  owner TEXT NOT NULL,
+  contact TEXT NOT NULL,
+  name TEXT,
+  groups TEXT NOT NULL,
+  subscription TEXT NOT NULL CHECK (subscription IN ('none', 'to', 'from', 'both')),
+  ask TEXT CHECK (ask IS NULL OR ask = 'subscribe'),
+  approved INTEGER NOT NULL,
+  PRIMARY KEY (owner, contact)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS roster_version (owner TEXT PRIMARY KEY, version INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS pending (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  owner TEXT NOT NULL,
+  contact TEXT NOT NULL,
+  stanza TEXT NOT NULL,
+  stamp INTEGER NOT NULL,
+  UNIQUE (owner, contact)
+);
+CREATE TABLE IF NOT EXISTS offline (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  account TEXT NOT NULL,
+  stamp INTEGER NOT NULL,
+  stanza TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS offline_by_account ON offline (account, seq);
+`;
+
+/** Make sure the data directory exists and is writable, or say clearly why not. */
+function prepareDataDir(dataDir: string): string {
+  const dir = resolve(dataDir);
+  if (existsSync(dir) && !statSync(dir).isDirectory()) {
+    throw new ConfigError(`data directory ${dir} exists but is not a directory`, 'data');
+  }
+  try {
+    mkdirSync(dir, { recursive: true });
+  } catch (err) {
+    throw new ConfigError(`cannot create data directory ${dir}: ${(err as Error).message}`, 'data');
+  }
+  try {
+    accessSync(dir, constants.W_OK | constants.R_OK | constants.X_OK);
+  } catch (err) {
+    throw new ConfigError(`data directory ${dir} is not writable: ${(err as Error).message}`, 'data');
+  }
+  return dir;
+}
+
+interface RosterRow {
+  contact: string;
+  name: string | null;
+  groups: string;
+  subscription: Subscription;
+  ask: 'subscribe' | null;
+  approved: number;
+}
+
+function rowToItem(row: RosterRow): RosterItem {
+  return {
+    jid: row.contact,
+    name: row.name,
+    groups: JSON.parse(row.groups) as string[],
+    subscription: row.subscription,
+    ask: row.ask,
+    approved: row.approved !== 0,
+  };
+}
+
+export interface SqliteStorage extends Storage {
+  /** Absolute path of the database file. */
+  readonly file: string;
+  /** What SQLite reports for this connection (read back, not what was asked). */
+  readonly settings: { journalMode: string; synchronous: 'NORMAL' | 'FULL' | 'OTHER' };
+}
+
+export function openSqliteStorage(options: SqliteStorageOptions): SqliteStorage {
+  const { iterations, offlineLimit } = resolveOptions(options);
+  const dir = prepareDataDir(options.dataDir);
+  const file = join(dir, DATABASE_FILE);
+  let db: Database.Database;
+  try {
+    db = new Database(file, { timeout: 5000 });
+    db.pragma('journal_mode = WAL');
+    db.pragma(`synchronous = ${options.synchronous === 'FULL' ? 'FULL' : 'NORMAL'}`);
+    db.pragma('foreign_keys = ON');
+    const version = db.pragma('user_version', { simple: true }) as number;
+    if (version > SCHEMA_VERSION) {
+      db.close();
+      throw new ConfigError(`${file} was written by a newer Hermod (schema ${version} > ${SCHEMA_VERSION})`, 'data');
+    }
+    db.exec(SCHEMA);
+    db.pragma(`user_version = ${SCHEMA_VERSION}`);
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    throw new ConfigError(`cannot open ${file}: ${(err as Error).message}`, 'data');
+  }
+
+  const q = {
+    userInsert: db.prepare('INSERT INTO users (account, domain, local, created) VALUES (?, ?, ?, ?)'),
+    userExists: db.prepare('SELECT 1 FROM users WHERE account = ?').pluck(),
+    userDelete: db.prepare('DELETE FROM users WHERE account = ?'),
+    userList: db.prepare('SELECT account FROM users WHERE account > ? ORDER BY account LIMIT ?').pluck(),
+    userListDomain: db
+      .prepare('SELECT account FROM users WHERE domain = ? AND account > ? ORDER BY account LIMIT ?')
+      .pluck(),
+    userCount: db.prepare('SELECT count(*) FROM users').pluck(),
+    userCountDomain: db.prepare('SELECT count(*) FROM users WHERE domain = ?').pluck(),
+    scramUpsert: db.prepare(
+      'INSERT OR REPLACE INTO scram (account, hash, salt, iterations, stored_key, server_key) VALUES (?, ?, ?, ?, ?, ?)',
+    ),
+    scramGet: db.prepare(
+      'SELECT salt, iterations, stored_key AS storedKey, server_key AS serverKey FROM scram WHERE account = ? AND hash = ?',
+    ),
+    scramDelete: db.prepare('DELETE FROM scram WHERE account = ?'),
+    rosterGet: db.prepare('SELECT * FROM roster WHERE owner = ? AND contact = ?'),
+    rosterUpsert: db.prepare(
+      'INSERT OR REPLACE INTO roster (owner, contact, name, groups, subscription, ask, approved) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    ),
+    rosterRemove: db.prepare('DELETE FROM roster WHERE owner = ? AND contact = ?'),
+    rosterList: db.prepare('SELECT * FROM roster WHERE owner = ? ORDER BY contact'),
+    rosterDeleteAll: db.prepare('DELETE FROM roster WHERE owner = ?'),
+    seqNext: db.prepare("UPDATE meta SET value = value + 1 WHERE key = 'roster_seq' RETURNING value").pluck(),
+    versionSet: db.prepare('INSERT OR REPLACE INTO roster_version (owner, version) VALUES (?, ?)'),
+    versionGet: db.prepare('SELECT version FROM roster_version WHERE owner = ?').pluck(),
+    versionDelete: db.prepare('DELETE FROM roster_version WHERE owner = ?'),
+    pendingUpsert: db.prepare('INSERT OR REPLACE INTO pending (owner, contact, stanza, stamp) VALUES (?, ?, ?, ?)'),
+    pendingRemove: db.prepare('DELETE FROM pending WHERE owner = ? AND contact = ?'),
+    pendingGet: db.prepare('SELECT contact, stanza, stamp FROM pending WHERE owner = ? AND contact = ?'),
+    pendingList: db.prepare('SELECT contact, stanza, stamp FROM pending WHERE owner = ? ORDER BY seq'),
+    pendingDeleteAll: db.prepare('DELETE FROM pending WHERE owner = ?'),
+    offlineInsert: db.prepare('INSERT INTO offline (account, stamp, stanza) VALUES (?, ?, ?)'),
+    offlineCount: db.prepare('SELECT count(*) FROM offline WHERE account = ?').pluck(),
+    offlineList: db.prepare('SELECT stanza, stamp FROM offline WHERE account = ? ORDER BY seq'),
+    offlineDeleteAll: db.prepare('DELETE FROM offline WHERE account = ?'),
+  };
+
+  const writePassword = (account: string, password: ReturnType<typeof toStoredPassword>): void => {
+    for (const hash of SCRAM_HASHES) {
+      const c = password[hash];
+      q.scramUpsert.run(account, hash, c.salt, c.iterations, c.storedKey, c.serverKey);
+    }
+  };
+
+  const bump = (owner: string): number => {
+    const v = q.seqNext.get() as number;
+    q.versionSet.run(owner, v);
+    return v;
+  };
+
+  const createTx = db.transaction((bare: string, domain: string, local: string, password: ReturnType<typeof toStoredPassword>) => {
+    if (q.userExists.get(bare)) throw new AccountError('exists', `user ${bare} already exists`);
+    q.userInsert.run(bare, domain, local, Date.now());
+    writePassword(bare, password);
+  });
+
+  const deleteTx = db.transaction((account: string): boolean => {
+    if (q.userDelete.run(account).changes === 0) return false;
+    q.scramDelete.run(account);
+    q.rosterDeleteAll.run(account);
+    q.versionDelete.run(account);
+    q.pendingDeleteAll.run(account);
+    q.offlineDeleteAll.run(account);
+    return true;
+  });
+
+  const setPasswordTx = db.transaction((account: string, password: ReturnType<typeof toStoredPassword>): boolean => {
+    if (!q.userExists.get(account)) return false;
+    writePassword(account, password);
+    return true;
+  });
+
+  const users: UserStore = {
+    create(account, password) {
+      const { bare, domain, local } = parseAccount(account);
+      // Derive before the transaction: PBKDF2 must not hold the write lock.
+      createTx(bare, domain, local, toStoredPassword(password, iterations));
+    },
+    delete: (account) => deleteTx(account),
+    setPassword: (account, password) => setPasswordTx(account, toStoredPassword(password, iterations)),
+    exists: (account) => q.userExists.get(account) !== undefined,
+    list(opts = {}) {
+      const limit = opts.limit ?? DEFAULT_LIST_LIMIT;
+      const after = opts.after ?? '';
+      return (opts.domain === undefined
+        ? q.userList.all(after, limit)
+        : q.userListDomain.all(opts.domain, after, limit)) as string[];
+    },
+    count: (domain) => (domain === undefined ? q.userCount.get() : q.userCountDomain.get(domain)) as number,
+    getScramCredentials(account, hash: ScramHash) {
+      const row = q.scramGet.get(account, hash) as
+        | { salt: Buffer; iterations: number; storedKey: Buffer; serverKey: Buffer }
+        | undefined;
+      return row ?? null;
+    },
+  };
+
+  const setTx = db.transaction((owner: string, item: RosterItem): number => {
+    const c = cleanRosterItem(item);
+    q.rosterUpsert.run(owner, c.jid, c.name, JSON.stringify(c.groups), c.subscription, c.ask, c.approved ? 1 : 0);
+    return bump(owner);
+  });
+  const removeTx = db.transaction((owner: string, contact: string): number | null =>
+    q.rosterRemove.run(owner, contact).changes === 0 ? null : bump(owner),
+  );
+
+  const pendingRow = (row: { contact: string; stanza: string; stamp: number }) => ({
+    from: row.contact,
+    stanza: row.stanza,
+    stamp: new Date(row.stamp),
+  });
+
+  const rosters: RosterStore = {
+    get(owner, contact) {
+      const row = q.rosterGet.get(owner, contact) as RosterRow | undefined;
+      return row ? rowToItem(row) : null;
+    },
+    set: (owner, item) => setTx(owner, item),
+    remove: (owner, contact) => removeTx(owner, contact),
+    list: (owner) => (q.rosterList.all(owner) as RosterRow[]).map(rowToItem),
+    version: (owner) => (q.versionGet.get(owner) as number | undefined) ?? 0,
+    addPending(owner, from, stanza) {
+      q.pendingUpsert.run(owner, from, stanza, Date.now());
+    },
+    removePending: (owner, from) => q.pendingRemove.run(owner, from).changes > 0,
+    getPending(owner, from) {
+      const row = q.pendingGet.get(owner, from) as { contact: string; stanza: string; stamp: number } | undefined;
+      return row ? pendingRow(row) : null;
+    },
+    listPending: (owner) => (q.pendingList.all(owner) as { contact: string; stanza: string; stamp: number }[]).map(pendingRow),
+  };
+
+  const pushTx = db.transaction((account: string, stanza: string, stamp: number): boolean => {
+    if ((q.offlineCount.get(account) as number) >= offlineLimit) return false;
+    q.offlineInsert.run(account, stamp, stanza);
+    return true;
+  });
+  const takeAllTx = db.transaction((account: string) => {
+    const rows = q.offlineList.all(account) as { stanza: string; stamp: number }[];
+    if (rows.length > 0) q.offlineDeleteAll.run(account);
+    return rows.map((r) => ({ stanza: r.stanza, stamp: new Date(r.stamp) }));
+  });
+
+  const offline: OfflineStore = {
+    push: (account, stanza, stamp = new Date()) => pushTx(account, stanza, stamp.getTime()),
+    takeAll: (account) => takeAllTx(account),
+    count: (account) => q.offlineCount.get(account) as number,
+  };
+
+  // PRAGMA synchronous reads back as a number: 1 NORMAL, 2 FULL.
+  const sync = db.pragma('synchronous', { simple: true }) as number;
+  return {
+    file,
+    settings: {
+      journalMode: db.pragma('journal_mode', { simple: true }) as string,
+      synchronous: sync === 1 ? 'NORMAL' : sync === 2 ? 'FULL' : 'OTHER',
+    },
+    users,
+    rosters,
+    offline,
+    close() {
+      if (db.open) db.close();
+    },
+  };
+}

@@ -1,0 +1,176 @@
+/**
+ * Storage contracts: accounts, rosters, offline messages.
+ *
+ * Why SYNCHRONOUS: the default backend is better-sqlite3, which answers in microseconds without
+ * a round trip, and the router must decide deterministically within one turn of the event loop
+ * (a presence subscription changes the roster and is pushed to every resource before the next
+ * stanza of the same stream is routed; an offline message is stored before the sender's next
+ * stanza can overtake it). An async interface would let two stanzas of one stream interleave
+ * across `await` points and reorder state changes.
+ *
+ * How a networked backend (PostgreSQL, Redis) slots in: behind these same synchronous methods as
+ * a write-behind cache. Reads are served from an in-process copy (loaded when a user's session
+ * starts, e.g. by a `preload(account)` hook added beside these interfaces); writes update the
+ * copy at once and are queued, in order, to the remote store, with the queue flushed before
+ * acknowledging anything that must be durable (shutdown, offline message limits). The router's
+ * view stays synchronous and ordered; only durability moves behind the queue.
+ *
+ * Keying (multi-domain): every account is identified by its prepared bare JID string
+ * (`Jid.bare`, e.g. 'alice@example.org'), so one data directory can hold users of several
+ * domains; `UserStore.list({domain})` filters by domain. Callers pass prepared strings (what
+ * `Jid.parse(...).bare` returns); only `UserStore.create` re-validates, as it is the one entry
+ * point for names typed by people.
+ */
+
+/** The hash functions of the SCRAM mechanisms offered (RFC 5802, RFC 7677). */
+export type ScramHash = 'SHA-1' | 'SHA-256';
+export const SCRAM_HASHES: readonly ScramHash[] = ['SHA-1', 'SHA-256'];
+
+/**
+ * RFC 5802 §3: what the server keeps instead of the password. StoredKey = H(ClientKey) verifies
+ * a client proof; ServerKey signs the server-final message. Neither lets anyone log in as the user
+ * without the password (they do allow impersonating the server, so the file stays private).
+ */
+export interface ScramCredentials {
+  salt: Buffer;
+  iterations: number;
+  storedKey: Buffer;
+  serverKey: Buffer;
+}
+
+/** One set of SCRAM credentials per hash, all derived from the same password. */
+export type StoredPassword = Record<ScramHash, ScramCredentials>;
+
+/** Why an account operation was refused; `reason` is stable for callers to map to replies. */
+export type AccountErrorReason = 'exists' | 'not-found' | 'invalid-jid' | 'invalid-password';
+
+export class AccountError extends Error {
+  readonly code: string;
+  constructor(
+    readonly reason: AccountErrorReason,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'AccountError';
+    this.code = `ERR_HERMOD_ACCOUNT_${reason.toUpperCase().replace(/-/g, '_')}`;
+  }
+}
+
+export interface UserListOptions {
+  /** Only accounts of this (prepared) domain. */
+  domain?: string;
+  /** Keyset paging: only accounts sorting after this bare JID. */
+  after?: string;
+  /** At most this many (default 100). */
+  limit?: number;
+}
+
+export interface UserStore {
+  /**
+   * Create an account. `password` is the plaintext (derived here with the store's iteration
+   * count, then forgotten) or credentials already derived with `deriveStoredPassword` (async, so
+   * in-band registration need not block the event loop). Throws AccountError 'exists',
+   * 'invalid-jid' (not a bare JID with a localpart) or 'invalid-password'.
+   */
+  create(account: string, password: string | StoredPassword): void;
+  /**
+   * Delete an account with everything it owns: roster, roster version, pending inbound
+   * subscription requests and offline messages. Returns false when there was no such account.
+   */
+  delete(account: string): boolean;
+  /** Replace the credentials. Returns false when there is no such account. */
+  setPassword(account: string, password: string | StoredPassword): boolean;
+  exists(account: string): boolean;
+  /** Bare JIDs in code-point order, paged with `after`/`limit`. */
+  list(options?: UserListOptions): string[];
+  count(domain?: string): number;
+  /** The credentials for one SCRAM hash, or null when the account does not exist. */
+  getScramCredentials(account: string, hash: ScramHash): ScramCredentials | null;
+}
+
+/** RFC 6121 §2.1.2.5 */
+export type Subscription = 'none' | 'to' | 'from' | 'both';
+
+/** RFC 6121 §2.1.2: one roster item, as stored (not as shown to clients: `approved` is ours). */
+export interface RosterItem {
+  /** The contact's prepared bare JID. */
+  jid: string;
+  name: string | null;
+  /** Group names, in the order the client gave them, without duplicates. */
+  groups: string[];
+  subscription: Subscription;
+  /** RFC 6121 §3.1.2: an outbound subscription request is pending. */
+  ask: 'subscribe' | null;
+  /** RFC 6121 §3.4: the user pre-approved a future inbound subscription request. */
+  approved: boolean;
+}
+
+/** RFC 6121 §3.1.3: an inbound subscription request the user has not answered yet. */
+export interface PendingSubscription {
+  /** Requester's prepared bare JID. */
+  from: string;
+  /** The original <presence type='subscribe'/> stanza, redelivered on each login. */
+  stanza: string;
+  stamp: Date;
+}
+
+export interface RosterStore {
+  get(owner: string, contact: string): RosterItem | null;
+  /** Insert or replace the item for `item.jid`; returns the roster's new version. */
+  set(owner: string, item: RosterItem): number;
+  /** Returns the roster's new version, or null when there was no such item (version unchanged). */
+  remove(owner: string, contact: string): number | null;
+  /** All items, ordered by contact JID. */
+  list(owner: string): RosterItem[];
+  /**
+   * RFC 6121 §2.6: the roster version, 0 for a roster never written. Versions come from one
+   * store-wide counter, so a deleted and re-created account never repeats a version that a
+   * client may have cached for the old roster.
+   */
+  version(owner: string): number;
+
+  /** Remember an inbound request; a newer one from the same contact replaces the older. */
+  addPending(owner: string, from: string, stanza: string): void;
+  /** Forget an inbound request (approved, denied, or cancelled). False when there was none. */
+  removePending(owner: string, from: string): boolean;
+  getPending(owner: string, from: string): PendingSubscription | null;
+  /** Oldest first, for redelivery when the user next sends available presence. */
+  listPending(owner: string): PendingSubscription[];
+}
+
+export interface OfflineMessage {
+  /** The stanza exactly as it is to be delivered (with 'from' stamped by the router). */
+  stanza: string;
+  /** When it was accepted, for the XEP-0203 <delay stamp=…/>. */
+  stamp: Date;
+}
+
+export interface OfflineStore {
+  /**
+   * Append to the user's queue. Returns false (and stores nothing) when the queue already holds
+   * `offlineLimit` messages; the router then answers the sender per RFC 6121 §8.5.2.1.1
+   * (service-unavailable). When true is returned the message is durable.
+   */
+  push(account: string, stanza: string, stamp?: Date): boolean;
+  /** Remove and return every queued message, oldest first, in one transaction. */
+  takeAll(account: string): OfflineMessage[];
+  count(account: string): number;
+}
+
+export interface Storage {
+  readonly users: UserStore;
+  readonly rosters: RosterStore;
+  readonly offline: OfflineStore;
+  /** Flush and release the backend. Further calls on the stores throw. Idempotent. */
+  close(): void;
+}
+
+export interface StorageOptions {
+  /** PBKDF2 iteration count for passwords set from now on (RFC 5802 §5.1 'i'); default 4096. */
+  iterations?: number;
+  /** Offline messages kept per user before push() refuses; default 1000. */
+  offlineLimit?: number;
+}
+
+export const DEFAULT_ITERATIONS = 4096;
+export const DEFAULT_OFFLINE_LIMIT = 1000;

@@ -1,0 +1,174 @@
+/**
+ * What only the SQLite backend promises: data outlives the process (clean close, and kill -9
+ * right after a write), the data directory is created or refused clearly, and the file is in
+ * WAL mode with the chosen durability.
+ */
+import { spawn } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
+import ts from 'typescript';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ConfigError } from '../../src/errors.js';
+import { DATABASE_FILE, openSqliteStorage } from '../../src/storage/sqlite.js';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const dirs: string[] = [];
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'hermod-sqlite-'));
+  dirs.push(dir);
+  return dir;
+}
+afterEach(() => {
+  while (dirs.length) rmSync(dirs.pop()!, { recursive: true, force: true });
+});
+
+describe('sqlite storage persistence', () => {
+  it('keeps users, credentials, rosters, versions, pending requests and offline messages across reopen', () => {
+    const dataDir = tempDir();
+    const a = openSqliteStorage({ dataDir, iterations: 16 });
+    a.users.create('alice@example.org', 'pw');
+    const creds = a.users.getScramCredentials('alice@example.org', 'SHA-256')!;
+    const version = a.rosters.set('alice@example.org', {
+      jid: 'bob@example.org',
+      name: 'Bob',
+      groups: ['Friends'],
+      subscription: 'both',
+      ask: null,
+      approved: false,
+    });
+    a.rosters.addPending('alice@example.org', 'carol@example.org', "<presence type='subscribe'/>");
+    a.offline.push('alice@example.org', '<message id="1"/>');
+    a.offline.push('alice@example.org', '<message id="2"/>');
+    a.close();
+
+    const b = openSqliteStorage({ dataDir, iterations: 16 });
+    try {
+      expect(b.users.list()).toEqual(['alice@example.org']);
+      expect(b.users.getScramCredentials('alice@example.org', 'SHA-256')).toEqual(creds);
+      expect(b.rosters.list('alice@example.org')).toEqual([
+        { jid: 'bob@example.org', name: 'Bob', groups: ['Friends'], subscription: 'both', ask: null, approved: false },
+      ]);
+      expect(b.rosters.version('alice@example.org')).toBe(version);
+      // The version counter continues from where it was, never repeating.
+      expect(b.rosters.set('dave@example.org', { jid: 'x@example.org', name: null, groups: [], subscription: 'none', ask: null, approved: false })).toBeGreaterThan(version);
+      expect(b.rosters.listPending('alice@example.org').map((p) => p.from)).toEqual(['carol@example.org']);
+      expect(b.offline.takeAll('alice@example.org').map((m) => m.stanza)).toEqual(['<message id="1"/>', '<message id="2"/>']);
+    } finally {
+      b.close();
+    }
+  });
+
+  it('opens the file in WAL mode with synchronous=NORMAL by default and FULL on request', () => {
+    const dataDir = tempDir();
+    const normal = openSqliteStorage({ dataDir });
+    expect(normal.file).toBe(join(dataDir, DATABASE_FILE));
+    expect(normal.settings).toEqual({ journalMode: 'wal', synchronous: 'NORMAL' });
+    normal.close();
+    // WAL is a property of the file: another connection sees it.
+    const db = new Database(join(dataDir, DATABASE_FILE), { readonly: true });
+    expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
+    db.close();
+    const full = openSqliteStorage({ dataDir, synchronous: 'FULL' });
+    expect(full.settings.synchronous).toBe('FULL');
+    full.close();
+  });
+
+  it('creates a missing data directory with its parents', () => {
+    const dataDir = join(tempDir(), 'a', 'b', 'data');
+    openSqliteStorage({ dataDir }).close();
+    expect(existsSync(join(dataDir, DATABASE_FILE))).toBe(true);
+  });
+
+  it('refuses a data directory that cannot be created, with a ConfigError naming it', () => {
+    const parent = tempDir();
+    const blocker = join(parent, 'file');
+    writeFileSync(blocker, 'not a directory');
+    const attempt = () => openSqliteStorage({ dataDir: join(blocker, 'data') });
+    expect(attempt).toThrow(ConfigError);
+    expect(attempt).toThrow(/cannot create data directory .*file\/data/);
+    expect(() => openSqliteStorage({ dataDir: blocker })).toThrow(/data directory .*file exists but is not a directory/);
+  });
+
+  it.skipIf(process.getuid?.() === 0)('refuses a read-only data directory', () => {
+    const dataDir = tempDir();
+    chmodSync(dataDir, 0o500);
+    try {
+      expect(() => openSqliteStorage({ dataDir })).toThrow(/not writable/);
+    } finally {
+      chmodSync(dataDir, 0o700);
+    }
+  });
+
+  it('refuses a file that is not a database, with a ConfigError', () => {
+    const dataDir = tempDir();
+    writeFileSync(join(dataDir, DATABASE_FILE), 'x'.repeat(4096));
+    expect(() => openSqliteStorage({ dataDir })).toThrow(ConfigError);
+  });
+
+  it('refuses a database written by a newer schema instead of corrupting it', () => {
+    const dataDir = tempDir();
+    const db = new Database(join(dataDir, DATABASE_FILE));
+    db.pragma('user_version = 99');
+    db.close();
+    expect(() => openSqliteStorage({ dataDir })).toThrow(/newer Hermod/);
+  });
+});
+
+/**
+ * A child process runs the real storage code: transpile the few source files it needs (no type
+ * check, no build of the rest of the tree) next to node_modules so 'better-sqlite3' resolves.
+ */
+let childDir = '';
+beforeAll(() => {
+  childDir = mkdtempSync(join(root, 'node_modules', '.cache-hermod-storage-'));
+  const sources = ['src/errors.ts', 'src/jid.ts', ...readdirSync(join(root, 'src/storage')).map((f) => `src/storage/${f}`)];
+  for (const file of sources.filter((f) => f.endsWith('.ts'))) {
+    const out = join(childDir, file.replace(/\.ts$/, '.js'));
+    mkdirSync(dirname(out), { recursive: true });
+    const { outputText } = ts.transpileModule(readFileSync(join(root, file), 'utf8'), {
+      compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, esModuleInterop: true },
+    });
+    writeFileSync(out, outputText);
+  }
+  writeFileSync(join(childDir, 'package.json'), '{"type":"module"}');
+});
+afterAll(() => {
+  if (childDir) rmSync(childDir, { recursive: true, force: true });
+});
+
+describe('sqlite storage durability', () => {
+  it('keeps an accepted offline message after the server is killed with SIGKILL right after accepting it', async () => {
+    const dataDir = tempDir();
+    const script = `
+      import { openSqliteStorage } from './${relative(childDir, join(childDir, 'src/storage/sqlite.js'))}';
+      const s = openSqliteStorage({ dataDir: ${JSON.stringify(dataDir)} });
+      const ok = s.offline.push('bob@example.org', '<message id="durable"><body>hi</body></message>');
+      process.stdout.write(ok ? 'accepted\\n' : 'refused\\n');
+      setInterval(() => {}, 1000); // stay alive until killed, never closing the database
+    `;
+    writeFileSync(join(childDir, 'child.mjs'), script);
+    const child = spawn(process.execPath, [join(childDir, 'child.mjs')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    const line = await new Promise<string>((resolve, reject) => {
+      child.stdout.once('data', (d: Buffer) => resolve(d.toString()));
+      child.once('exit', () => reject(new Error(`child exited early: ${stderr}`)));
+    });
+    expect(line).toBe('accepted\n');
+    const exited = new Promise((resolve) => child.once('exit', (_code, signal) => resolve(signal)));
+    child.kill('SIGKILL');
+    expect(await exited).toBe('SIGKILL');
+
+    const s = openSqliteStorage({ dataDir });
+    try {
+      expect(s.offline.takeAll('bob@example.org').map((m) => m.stanza)).toEqual([
+        '<message id="durable"><body>hi</body></message>',
+      ]);
+    } finally {
+      s.close();
+    }
+  });
+});

@@ -1,0 +1,305 @@
+/**
+ * One conformance suite, run against every storage backend: they must accept, refuse and order
+ * the same things, so unit tests on the memory store say something true about SQLite.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createMemoryStorage } from '../../src/storage/memory.js';
+import {
+  credentialsFromSaltedPassword,
+  deriveStoredPassword,
+  saltedPasswordSync,
+} from '../../src/storage/password.js';
+import { openSqliteStorage } from '../../src/storage/sqlite.js';
+import { AccountError, DEFAULT_ITERATIONS, type RosterItem, type Storage, type StorageOptions } from '../../src/storage/types.js';
+
+type Factory = (options?: StorageOptions) => Storage;
+const dirs: string[] = [];
+
+const backends: [string, Factory][] = [
+  ['memory', (options) => createMemoryStorage({ iterations: 16, ...options })],
+  [
+    'sqlite',
+    (options) => {
+      const dir = mkdtempSync(join(tmpdir(), 'hermod-storage-'));
+      dirs.push(dir);
+      return openSqliteStorage({ dataDir: dir, iterations: 16, ...options });
+    },
+  ],
+];
+
+afterEach(() => {
+  while (dirs.length) rmSync(dirs.pop()!, { recursive: true, force: true });
+});
+
+function item(jid: string, extra: Partial<RosterItem> = {}): RosterItem {
+  return { jid, name: null, groups: [], subscription: 'none', ask: null, approved: false, ...extra };
+}
+
+function expectAccountError(fn: () => unknown, reason: string): void {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(AccountError);
+    expect((err as AccountError).reason).toBe(reason);
+    return;
+  }
+  throw new Error(`expected AccountError '${reason}'`);
+}
+
+describe.each(backends)('%s storage conformance', (_name, open) => {
+  let s: Storage;
+  beforeEach(() => {
+    s = open();
+  });
+  afterEach(() => s.close());
+
+  describe('users', () => {
+    it('creates an account that then exists, and refuses to create it twice', () => {
+      expect(s.users.exists('alice@example.org')).toBe(false);
+      s.users.create('alice@example.org', 'secret');
+      expect(s.users.exists('alice@example.org')).toBe(true);
+      expectAccountError(() => s.users.create('alice@example.org', 'other'), 'exists');
+    });
+
+    it('stores the prepared bare JID (RFC 7622 case mapping) so a differently-cased name is the same user', () => {
+      s.users.create('Alice@Example.ORG', 'secret');
+      expect(s.users.exists('alice@example.org')).toBe(true);
+      expectAccountError(() => s.users.create('ALICE@example.org', 'x'), 'exists');
+    });
+
+    it('refuses names that are not bare JIDs with a localpart', () => {
+      expectAccountError(() => s.users.create('example.org', 'pw'), 'invalid-jid');
+      expectAccountError(() => s.users.create('a@example.org/res', 'pw'), 'invalid-jid');
+      expectAccountError(() => s.users.create('a b@example.org', 'pw'), 'invalid-jid');
+      expect(s.users.count()).toBe(0);
+    });
+
+    it('refuses an empty password or one with control characters (RFC 8265 OpaqueString)', () => {
+      expectAccountError(() => s.users.create('a@example.org', ''), 'invalid-password');
+      expectAccountError(() => s.users.create('a@example.org', 'pw\u0007'), 'invalid-password');
+      expect(s.users.exists('a@example.org')).toBe(false);
+    });
+
+    it('stores SCRAM credentials per hash and never the password (RFC 5802 §3)', () => {
+      s.users.create('alice@example.org', 'pencil');
+      for (const [hash, size] of [['SHA-1', 20], ['SHA-256', 32]] as const) {
+        const c = s.users.getScramCredentials('alice@example.org', hash)!;
+        expect(c.iterations).toBe(16);
+        expect(c.salt.length).toBe(16);
+        expect(c.storedKey.length).toBe(size);
+        expect(c.serverKey.length).toBe(size);
+        const expected = credentialsFromSaltedPassword(hash, saltedPasswordSync(hash, 'pencil', c.salt, 16), c.salt, 16);
+        expect(c.storedKey.equals(expected.storedKey)).toBe(true);
+        expect(c.serverKey.equals(expected.serverKey)).toBe(true);
+      }
+      const sha1 = s.users.getScramCredentials('alice@example.org', 'SHA-1')!;
+      const sha256 = s.users.getScramCredentials('alice@example.org', 'SHA-256')!;
+      expect(sha1.salt.equals(sha256.salt)).toBe(false);
+      expect(s.users.getScramCredentials('nobody@example.org', 'SHA-1')).toBeNull();
+    });
+
+    it('uses 4096 iterations unless configured otherwise (RFC 7677 §4)', () => {
+      const d = open({ iterations: undefined });
+      try {
+        // The factory's own default is overridden with undefined → the store default applies.
+        d.users.create('a@example.org', 'pw');
+        expect(d.users.getScramCredentials('a@example.org', 'SHA-256')!.iterations).toBe(DEFAULT_ITERATIONS);
+      } finally {
+        d.close();
+      }
+    });
+
+    it('accepts credentials derived beforehand off the event loop, and checks they are complete', async () => {
+      const derived = await deriveStoredPassword('pw', 32);
+      s.users.create('bob@example.org', derived);
+      expect(s.users.getScramCredentials('bob@example.org', 'SHA-1')!.storedKey.equals(derived['SHA-1'].storedKey)).toBe(true);
+      const broken = { ...derived, 'SHA-256': { ...derived['SHA-256'], storedKey: Buffer.alloc(3) } };
+      expectAccountError(() => s.users.create('carol@example.org', broken), 'invalid-password');
+    });
+
+    it('changes a password, and reports a missing account instead of creating it', () => {
+      s.users.create('alice@example.org', 'old');
+      const before = s.users.getScramCredentials('alice@example.org', 'SHA-256')!;
+      expect(s.users.setPassword('alice@example.org', 'new')).toBe(true);
+      const after = s.users.getScramCredentials('alice@example.org', 'SHA-256')!;
+      expect(after.storedKey.equals(before.storedKey)).toBe(false);
+      const expected = credentialsFromSaltedPassword('SHA-256', saltedPasswordSync('SHA-256', 'new', after.salt, 16), after.salt, 16);
+      expect(after.storedKey.equals(expected.storedKey)).toBe(true);
+      expect(s.users.setPassword('ghost@example.org', 'x')).toBe(false);
+      expect(s.users.exists('ghost@example.org')).toBe(false);
+    });
+
+    it('deletes an account with its roster, version, pending requests and offline messages', () => {
+      s.users.create('alice@example.org', 'pw');
+      s.rosters.set('alice@example.org', item('bob@example.org'));
+      s.rosters.addPending('alice@example.org', 'carol@example.org', '<presence type="subscribe"/>');
+      s.offline.push('alice@example.org', '<message/>');
+      // Someone else's data must survive.
+      s.users.create('bob@example.org', 'pw');
+      s.rosters.set('bob@example.org', item('alice@example.org'));
+      s.offline.push('bob@example.org', '<message/>');
+
+      expect(s.users.delete('alice@example.org')).toBe(true);
+      expect(s.users.exists('alice@example.org')).toBe(false);
+      expect(s.users.getScramCredentials('alice@example.org', 'SHA-1')).toBeNull();
+      expect(s.rosters.list('alice@example.org')).toEqual([]);
+      expect(s.rosters.version('alice@example.org')).toBe(0);
+      expect(s.rosters.listPending('alice@example.org')).toEqual([]);
+      expect(s.offline.count('alice@example.org')).toBe(0);
+      expect(s.users.delete('alice@example.org')).toBe(false);
+
+      expect(s.rosters.list('bob@example.org')).toHaveLength(1);
+      expect(s.offline.count('bob@example.org')).toBe(1);
+    });
+
+    it('lists accounts in order, by domain, in pages', () => {
+      for (const u of ['carol@b.example', 'alice@a.example', 'bob@a.example', 'dave@a.example']) s.users.create(u, 'pw');
+      expect(s.users.list()).toEqual(['alice@a.example', 'bob@a.example', 'carol@b.example', 'dave@a.example']);
+      expect(s.users.list({ domain: 'a.example' })).toEqual(['alice@a.example', 'bob@a.example', 'dave@a.example']);
+      expect(s.users.list({ domain: 'a.example', limit: 2 })).toEqual(['alice@a.example', 'bob@a.example']);
+      expect(s.users.list({ domain: 'a.example', after: 'bob@a.example', limit: 2 })).toEqual(['dave@a.example']);
+      expect(s.users.list({ after: 'dave@a.example' })).toEqual([]);
+      expect(s.users.count()).toBe(4);
+      expect(s.users.count('a.example')).toBe(3);
+      expect(s.users.count('c.example')).toBe(0);
+    });
+  });
+
+  describe('rosters', () => {
+    const owner = 'alice@example.org';
+
+    it('stores an item with name, groups, subscription, ask and pre-approval (RFC 6121 §2.1.2, §3.4)', () => {
+      const it1 = item('bob@example.org', {
+        name: 'Bob',
+        groups: ['Friends', 'Work', 'Friends'],
+        subscription: 'to',
+        ask: 'subscribe',
+        approved: true,
+      });
+      s.rosters.set(owner, it1);
+      expect(s.rosters.get(owner, 'bob@example.org')).toEqual({ ...it1, groups: ['Friends', 'Work'] });
+      expect(s.rosters.get(owner, 'nobody@example.org')).toBeNull();
+      expect(s.rosters.get('other@example.org', 'bob@example.org')).toBeNull();
+    });
+
+    it('replaces an item on set and lists items by contact JID', () => {
+      s.rosters.set(owner, item('zed@example.org'));
+      s.rosters.set(owner, item('bob@example.org', { subscription: 'none' }));
+      s.rosters.set(owner, item('bob@example.org', { subscription: 'both', name: 'B' }));
+      expect(s.rosters.list(owner).map((i) => [i.jid, i.subscription, i.name])).toEqual([
+        ['bob@example.org', 'both', 'B'],
+        ['zed@example.org', 'none', null],
+      ]);
+    });
+
+    it('never lets a caller alter stored items through returned objects', () => {
+      const mine = item('bob@example.org', { groups: ['A'] });
+      s.rosters.set(owner, mine);
+      mine.groups.push('B');
+      s.rosters.get(owner, 'bob@example.org')!.groups.push('C');
+      s.rosters.list(owner)[0]!.groups.push('D');
+      expect(s.rosters.get(owner, 'bob@example.org')!.groups).toEqual(['A']);
+    });
+
+    it('removes an item, and says when there was none', () => {
+      s.rosters.set(owner, item('bob@example.org'));
+      const v = s.rosters.version(owner);
+      expect(s.rosters.remove(owner, 'nobody@example.org')).toBeNull();
+      expect(s.rosters.version(owner)).toBe(v);
+      const after = s.rosters.remove(owner, 'bob@example.org');
+      expect(after).toBeGreaterThan(v);
+      expect(s.rosters.version(owner)).toBe(after);
+      expect(s.rosters.list(owner)).toEqual([]);
+    });
+
+    it('increases the roster version on every change, never repeating across owners (RFC 6121 §2.6)', () => {
+      expect(s.rosters.version(owner)).toBe(0);
+      const v1 = s.rosters.set(owner, item('bob@example.org'));
+      const v2 = s.rosters.set(owner, item('carol@example.org'));
+      const other = s.rosters.set('bob@example.org', item('alice@example.org'));
+      const v3 = s.rosters.set(owner, item('bob@example.org', { subscription: 'to' }));
+      expect(v1).toBeGreaterThan(0);
+      expect(v2).toBeGreaterThan(v1);
+      expect(v3).toBeGreaterThan(v2);
+      expect(new Set([v1, v2, v3, other]).size).toBe(4);
+      expect(s.rosters.version(owner)).toBe(v3);
+      expect(s.rosters.version('bob@example.org')).toBe(other);
+    });
+
+    it('does not reuse an old version after the account is deleted and created again', () => {
+      s.users.create(owner, 'pw');
+      const old = s.rosters.set(owner, item('bob@example.org'));
+      s.users.delete(owner);
+      s.users.create(owner, 'pw');
+      expect(s.rosters.version(owner)).toBe(0);
+      expect(s.rosters.set(owner, item('carol@example.org'))).toBeGreaterThan(old);
+    });
+
+    it('keeps inbound subscription requests with the original stanza, oldest first (RFC 6121 §3.1.3)', () => {
+      const fromBob = "<presence from='bob@example.org' to='alice@example.org' type='subscribe'><status>hi</status></presence>";
+      s.rosters.addPending(owner, 'bob@example.org', fromBob);
+      s.rosters.addPending(owner, 'carol@example.org', '<presence type="subscribe"/>');
+      expect(s.rosters.getPending(owner, 'bob@example.org')!.stanza).toBe(fromBob);
+      expect(s.rosters.getPending(owner, 'bob@example.org')!.stamp).toBeInstanceOf(Date);
+      expect(s.rosters.listPending(owner).map((p) => p.from)).toEqual(['bob@example.org', 'carol@example.org']);
+      // A renewed request replaces the old one and moves to the end.
+      s.rosters.addPending(owner, 'bob@example.org', '<presence type="subscribe"><status>again</status></presence>');
+      expect(s.rosters.listPending(owner).map((p) => [p.from, p.stanza])).toEqual([
+        ['carol@example.org', '<presence type="subscribe"/>'],
+        ['bob@example.org', '<presence type="subscribe"><status>again</status></presence>'],
+      ]);
+      expect(s.rosters.removePending(owner, 'bob@example.org')).toBe(true);
+      expect(s.rosters.removePending(owner, 'bob@example.org')).toBe(false);
+      expect(s.rosters.getPending(owner, 'bob@example.org')).toBeNull();
+      expect(s.rosters.listPending('nobody@example.org')).toEqual([]);
+    });
+  });
+
+  describe('offline messages', () => {
+    const who = 'bob@example.org';
+
+    it('delivers queued stanzas in order with their stamps, then forgets them', () => {
+      const t0 = new Date('2024-01-02T03:04:05.678Z');
+      expect(s.offline.push(who, '<message id="1"/>', t0)).toBe(true);
+      expect(s.offline.push(who, '<message id="2">ünïcødé</message>')).toBe(true);
+      expect(s.offline.push(who, '<message id="3"/>')).toBe(true);
+      expect(s.offline.count(who)).toBe(3);
+      const taken = s.offline.takeAll(who);
+      expect(taken.map((m) => m.stanza)).toEqual(['<message id="1"/>', '<message id="2">ünïcødé</message>', '<message id="3"/>']);
+      expect(taken[0]!.stamp.toISOString()).toBe(t0.toISOString());
+      expect(taken[1]!.stamp).toBeInstanceOf(Date);
+      expect(s.offline.count(who)).toBe(0);
+      expect(s.offline.takeAll(who)).toEqual([]);
+    });
+
+    it('keeps queues apart per user', () => {
+      s.offline.push(who, '<message id="b"/>');
+      s.offline.push('carol@example.org', '<message id="c"/>');
+      expect(s.offline.takeAll(who).map((m) => m.stanza)).toEqual(['<message id="b"/>']);
+      expect(s.offline.count('carol@example.org')).toBe(1);
+    });
+
+    it('refuses a message beyond the per-user limit and stores nothing of it', () => {
+      const small = open({ offlineLimit: 2 });
+      try {
+        expect(small.offline.push(who, '<message id="1"/>')).toBe(true);
+        expect(small.offline.push(who, '<message id="2"/>')).toBe(true);
+        expect(small.offline.push(who, '<message id="3"/>')).toBe(false);
+        expect(small.offline.push('carol@example.org', '<message id="x"/>')).toBe(true);
+        expect(small.offline.takeAll(who).map((m) => m.stanza)).toEqual(['<message id="1"/>', '<message id="2"/>']);
+        expect(small.offline.push(who, '<message id="4"/>')).toBe(true);
+      } finally {
+        small.close();
+      }
+    });
+  });
+
+  it('refuses use after close', () => {
+    s.close();
+    expect(() => s.users.exists('a@example.org')).toThrow();
+    s.close();
+  });
+});
