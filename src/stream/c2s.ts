@@ -1,0 +1,563 @@
+/**
+ * The RFC 6120 client-to-server stream, as a socket-free state machine.
+ *
+ * Bytes come in through feed(); the core parser turns them into a stream header, top-level
+ * elements and a close; this class decides what each means in the current negotiation phase
+ * (STARTTLS → SASL → restart → bind) and writes its answers to a StreamTransport. It never
+ * touches a socket, so tests drive it with byte arrays and read what it wrote.
+ *
+ * Once bound it is the router's ClientSession: send() queues bytes and the queue is written in
+ * one gathered write per event-loop turn (setImmediate), whatever the number of stanzas.
+ */
+import { randomBytes } from 'node:crypto';
+import { parse as parseXml, type Element } from 'ltx';
+import type {
+  CoreError,
+  ParserHandler,
+  ParserLimits,
+  StanzaView,
+  StreamHeader,
+  StreamParser,
+} from '../core/api.js';
+import { StanzaKind, StanzaStatus, StanzaType } from '../core/api.js';
+import { SASL_NS, STREAMS_NS, SaslFailure, StanzaError, StreamError, escapeXml } from '../errors.js';
+import { Jid, prepareDomainpart } from '../jid.js';
+import type { ClientSession, Router } from '../router/types.js';
+
+export const TLS_NS = 'urn:ietf:params:xml:ns:xmpp-tls';
+export const BIND_NS = 'urn:ietf:params:xml:ns:xmpp-bind';
+export const SESSION_NS = 'urn:ietf:params:xml:ns:xmpp-session';
+export const REGISTER_FEATURE_NS = 'http://jabber.org/features/iq-register';
+export const REGISTER_NS = 'jabber:iq:register';
+const CLIENT_NS = 'jabber:client';
+
+/** Anything that can turn parsed elements into a StreamParser: the WASM core (src/core). */
+export interface ParserFactory {
+  createParser(handler: ParserHandler, limits?: Partial<ParserLimits>): StreamParser;
+}
+
+/** Where the stream writes. Implemented over net/tls sockets by src/transport. */
+export interface StreamTransport {
+  /** Whether the channel is already encrypted (Direct TLS, or after STARTTLS). */
+  readonly secure: boolean;
+  /** Whether STARTTLS can be offered (a certificate is configured and the channel is plain). */
+  readonly canStartTls: boolean;
+  /** Write these chunks in order, as one gathered write. */
+  write(chunks: (string | Uint8Array)[]): void;
+  /**
+   * RFC 6120 §5.4.3.3: <proceed/> has just been written; wrap the connection in TLS now. The
+   * next bytes fed to the stream are the decrypted start of a new stream, and `secure` is true
+   * from then on.
+   */
+  startTls(): void;
+  /** Close the connection once everything written so far is flushed. */
+  end(): void;
+}
+
+/** One step of a server-side SASL exchange (RFC 6120 §6.4, RFC 4422 §5). */
+export type SaslStep =
+  | { done: false; challenge: Buffer }
+  | { done: true; username: string; additionalData?: Buffer | null };
+
+/** A server-side mechanism instance; step() throws SaslFailure on failure. */
+export interface SaslExchange {
+  step(response: Buffer | null): SaslStep;
+}
+
+/** The SASL mechanisms offered and the factory of their exchanges (src/stream/sasl). */
+export interface SaslProvider {
+  /** Names offered, best first. `plaintextOk` is false when PLAIN must not be offered. */
+  mechanisms(plaintextOk: boolean): string[];
+  /** Start an exchange; throws SaslFailure('invalid-mechanism') for unknown names. */
+  start(mechanism: string): SaslExchange;
+}
+
+/** A handler for a top-level element that is neither a stanza nor part of negotiation. */
+export type ElementHandler = (stream: C2SStream, element: StanzaView) => void;
+
+export interface C2SOptions {
+  domain: string;
+  tls: 'required' | 'optional';
+  registration: 'open' | 'closed';
+  preAuthMaxStanzaBytes: number;
+  maxStanzaBytes: number;
+  saslMaxAttempts: number;
+  /** Nesting and attribute limits for the parser (defaults: the core's). */
+  maxDepth?: number;
+  maxAttributes?: number;
+}
+
+export interface C2SDeps {
+  core: ParserFactory;
+  router: Router;
+  sasl: SaslProvider;
+  /** Extension elements after authentication (XEP-0198 <enable/>, XEP-0352 <active/>, …) keyed `ns localName`. */
+  elementHandlers?: Map<string, ElementHandler>;
+  /** Extra stream features after authentication (e.g. `<sm xmlns='urn:xmpp:sm:3'/>`). */
+  extraFeatures?: () => string;
+  /** Called once when the stream is gone, for the server's bookkeeping. */
+  onClosed?: (stream: C2SStream) => void;
+}
+
+/** Where the stream is in RFC 6120's negotiation (§4.3). */
+export enum StreamPhase {
+  /** Waiting for the client's stream header (initial, or after a restart). */
+  AwaitingHeader = 0,
+  /** Header answered, features sent, not authenticated yet. */
+  Negotiating = 1,
+  /** SASL succeeded and the stream restarted; a resource must be bound (§7). */
+  Authenticated = 2,
+  /** A resource is bound; stanzas go to the router. */
+  Bound = 3,
+  /** Closing or closed: input is ignored. */
+  Closed = 4,
+}
+
+let nextSessionId = 1;
+
+function localName(qname: string): string {
+  const colon = qname.indexOf(':');
+  return colon === -1 ? qname : qname.slice(colon + 1);
+}
+
+/** RFC 6120 §6.4.2: '=' is an empty response, no text is no response; anything else base64. */
+function decodeSaslPayload(text: string): Buffer | null {
+  const trimmed = text.trim();
+  if (trimmed === '') return null;
+  if (trimmed === '=') return Buffer.alloc(0);
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(trimmed) || trimmed.length % 4 !== 0) {
+    throw new SaslFailure('incorrect-encoding', 'payload is not base64');
+  }
+  return Buffer.from(trimmed, 'base64');
+}
+
+function encodeSaslPayload(data: Buffer | null | undefined): string {
+  if (!data) return '';
+  return data.length === 0 ? '=' : data.toString('base64');
+}
+
+function parseElement(view: StanzaView): Element {
+  return parseXml(view.toString()) as Element;
+}
+
+export class C2SStream implements ClientSession, ParserHandler {
+  readonly id = nextSessionId++;
+  /** The id of the current response stream header (RFC 6120 §4.7.3), fresh per restart. */
+  streamId = '';
+  phase = StreamPhase.AwaitingHeader;
+  private parser: StreamParser;
+  private headerSent = false;
+  private resetAfterFeed = false;
+  /** After STARTTLS or SASL success, the rest of the chunk belongs to no stream (§5.4.3.3). */
+  private discardRest = false;
+  private account_: Jid | null = null;
+  private jid_: Jid | null = null;
+  private sasl: SaslExchange | null = null;
+  private saslFailures = 0;
+  private queue: (string | Uint8Array)[] = [];
+  private flushScheduled = false;
+  private closedNotified = false;
+  private feeding = false;
+  private readonly flushNow = () => this.flush();
+
+  constructor(
+    private readonly transport: StreamTransport,
+    private readonly options: C2SOptions,
+    private readonly deps: C2SDeps,
+  ) {
+    const limits: Partial<ParserLimits> = { maxStanzaBytes: options.preAuthMaxStanzaBytes };
+    if (options.maxDepth !== undefined) limits.maxDepth = options.maxDepth;
+    if (options.maxAttributes !== undefined) limits.maxAttributes = options.maxAttributes;
+    this.parser = deps.core.createParser(this, limits);
+  }
+
+  // ---- ClientSession ------------------------------------------------------------------------
+
+  get account(): Jid {
+    if (!this.account_) throw new Error('session is not authenticated');
+    return this.account_;
+  }
+
+  get jid(): Jid | null {
+    return this.jid_;
+  }
+
+  /** Read through: the transport flips to secure when STARTTLS completes. */
+  private get secure(): boolean {
+    return this.transport.secure;
+  }
+
+  get isAuthenticated(): boolean {
+    return this.account_ !== null;
+  }
+
+  send(data: Uint8Array | string): void {
+    if (this.phase === StreamPhase.Closed) return;
+    this.queue.push(data);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(this.flushNow);
+    }
+  }
+
+  /** Write everything queued now, in one gathered write. */
+  flush(): void {
+    this.flushScheduled = false;
+    if (this.queue.length === 0) return;
+    const chunks = this.queue;
+    this.queue = [];
+    this.transport.write(chunks);
+  }
+
+  /**
+   * RFC 6120 §4.4 and §4.9.1.1: the error (if any), our closing tag, flush, then close the
+   * connection. Before our header went out, §4.9.1.2 wants a header first so the error parses.
+   */
+  close(error?: StreamError): void {
+    if (this.phase === StreamPhase.Closed) return;
+    if (!this.headerSent) this.queue.push(this.header(null));
+    if (error) this.queue.push(error.toXml());
+    this.queue.push('</stream:stream>');
+    this.phase = StreamPhase.Closed;
+    this.flush();
+    this.transport.end();
+    this.finish();
+  }
+
+  /** The connection went away (peer closed, reset, TLS failure): forget the session. */
+  transportClosed(): void {
+    this.phase = StreamPhase.Closed;
+    this.queue = [];
+    this.finish();
+  }
+
+  private finish(): void {
+    if (this.closedNotified) return;
+    this.closedNotified = true;
+    if (this.jid_) this.deps.router.unbind(this);
+    // The parser may be mid-feed (we were called from its handler): free it once feed returns.
+    if (!this.feeding) this.parser.free();
+    this.deps.onClosed?.(this);
+  }
+
+  // ---- input --------------------------------------------------------------------------------
+
+  feed(chunk: Uint8Array): void {
+    if (this.phase === StreamPhase.Closed) return;
+    this.feeding = true;
+    try {
+      this.parser.feed(chunk);
+    } catch {
+      // A throw from the core is a bug there; one connection pays for it, not the process.
+      this.feeding = false;
+      this.close(new StreamError('internal-server-error'));
+      return;
+    } finally {
+      this.feeding = false;
+    }
+    if ((this.phase as StreamPhase) === StreamPhase.Closed) {
+      this.parser.free();
+    } else if (this.resetAfterFeed) {
+      this.resetAfterFeed = false;
+      this.discardRest = false;
+      this.parser.reset();
+    }
+  }
+
+  // ---- ParserHandler ------------------------------------------------------------------------
+
+  onStreamOpen(header: StreamHeader): void {
+    if (this.phase === StreamPhase.Closed || this.discardRest) return;
+    const error = this.checkHeader(header);
+    // RFC 6120 §4.7.2: echo the client's 'from' as our 'to' when it is a usable JID.
+    const to = header.from !== null && Jid.tryParse(header.from) ? header.from : null;
+    if (error) {
+      if (!this.headerSent) this.queue.push(this.header(to));
+      this.close(error);
+      return;
+    }
+    this.queue.push(this.header(to), this.features());
+    this.headerSent = true;
+    this.phase = this.account_ ? StreamPhase.Authenticated : StreamPhase.Negotiating;
+    this.flush();
+  }
+
+  onStanza(view: StanzaView): void {
+    if (this.phase === StreamPhase.Closed || this.discardRest) return;
+    try {
+      if (view.kind === StanzaKind.Other) this.onElement(view);
+      else this.onXmppStanza(view);
+    } catch (err) {
+      // The router promises never to throw; anything escaping here is a bug on our side, so
+      // the client gets a stream error instead of a silent hang and the process lives on.
+      this.close(err instanceof StreamError ? err : new StreamError('internal-server-error'));
+    }
+  }
+
+  onStreamClose(): void {
+    if (this.phase === StreamPhase.Closed || this.discardRest) return;
+    // RFC 6120 §4.4: answer the closing tag with ours, then terminate the connection.
+    this.close();
+  }
+
+  onError(error: CoreError): void {
+    if (this.phase === StreamPhase.Closed || this.discardRest) return;
+    this.close(new StreamError(error.condition, error.message));
+  }
+
+  // ---- stream header ------------------------------------------------------------------------
+
+  /** RFC 6120 §4.7 and §4.8: which header attributes make the stream unusable, and why. */
+  private checkHeader(header: StreamHeader): StreamError | null {
+    // §4.8.1: the root must be qualified by the streams namespace, and be a <stream/>.
+    if (header.namespace !== STREAMS_NS || localName(header.name) !== 'stream') {
+      return new StreamError('invalid-namespace', `stream element must be {${STREAMS_NS}}stream`);
+    }
+    // §4.8.2 and §4.9.3.10: the content namespace of a c2s stream is jabber:client.
+    if (header.defaultNamespace !== CLIENT_NS) {
+      return new StreamError('invalid-namespace', `default namespace must be ${CLIENT_NS}`);
+    }
+    // §4.9.3.6: the 'to' must name the domain we serve. A missing 'to' is tolerated (the
+    // SHOULD of §4.7.2 is broken by some bots) and treated as our domain.
+    if (header.to !== null) {
+      let to: string | null = null;
+      try {
+        to = prepareDomainpart(header.to);
+      } catch {
+        to = null;
+      }
+      if (to !== this.options.domain) {
+        return new StreamError('host-unknown', `this server serves ${this.options.domain}`);
+      }
+    }
+    // §4.7.5: no version means pre-1.0 (RFC 3920 §4.4.1), which we do not speak; a higher
+    // major or minor is answered with our 1.0, the lower of the two.
+    const match = header.version === null ? null : /^(\d+)\.(\d+)$/.exec(header.version);
+    if (!match || Number(match[1]) < 1) {
+      return new StreamError('unsupported-version', 'XMPP 1.0 streams only');
+    }
+    return null;
+  }
+
+  private header(to: string | null): string {
+    this.streamId = randomBytes(16).toString('hex');
+    const toAttr = to === null ? '' : ` to='${escapeXml(to)}'`;
+    this.headerSent = true;
+    return (
+      `<?xml version='1.0'?><stream:stream xmlns='${CLIENT_NS}' xmlns:stream='${STREAMS_NS}'` +
+      ` id='${this.streamId}' from='${escapeXml(this.options.domain)}'${toAttr} version='1.0' xml:lang='en'>`
+    );
+  }
+
+  /** RFC 6120 §4.3.2: the features the client may negotiate in the current phase. */
+  private features(): string {
+    let body = '';
+    if (this.account_) {
+      // §7.4 resource binding; RFC 3921 §3 session kept optional for old clients (RFC 6121 App. E).
+      body =
+        `<bind xmlns='${BIND_NS}'/><session xmlns='${SESSION_NS}'><optional/></session>` +
+        (this.deps.extraFeatures?.() ?? '');
+    } else {
+      const tlsRequired = this.options.tls === 'required';
+      if (!this.secure && this.transport.canStartTls) {
+        // §5.3.1: <required/> marks TLS as mandatory-to-negotiate under our policy.
+        body += `<starttls xmlns='${TLS_NS}'>${tlsRequired ? '<required/>' : ''}</starttls>`;
+      }
+      if (this.authAllowed()) {
+        const mechanisms = this.deps.sasl.mechanisms(this.secure || !tlsRequired);
+        body += `<mechanisms xmlns='${SASL_NS}'>${mechanisms.map((m) => `<mechanism>${escapeXml(m)}</mechanism>`).join('')}</mechanisms>`;
+        if (this.options.registration === 'open') {
+          // XEP-0077 §4: advertise in-band registration as a stream feature.
+          body += `<register xmlns='${REGISTER_FEATURE_NS}'/>`;
+        }
+      }
+    }
+    return `<stream:features>${body}</stream:features>`;
+  }
+
+  /** SASL (and registration) may run once TLS is up, or on plain TCP when policy allows it. */
+  private authAllowed(): boolean {
+    return this.secure || this.options.tls === 'optional';
+  }
+
+  /** RFC 6120 §4.3.3: after STARTTLS or SASL success both sides start a fresh stream. */
+  private restart(): void {
+    this.phase = StreamPhase.AwaitingHeader;
+    this.headerSent = false;
+    this.resetAfterFeed = true;
+    this.discardRest = true;
+  }
+
+  // ---- negotiation elements -----------------------------------------------------------------
+
+  private onElement(view: StanzaView): void {
+    const ns = view.namespace();
+    const name = localName(view.name());
+    if (ns === TLS_NS && name === 'starttls') return this.onStartTls();
+    if (ns === SASL_NS && (name === 'auth' || name === 'response' || name === 'abort')) {
+      return this.onSasl(name, view);
+    }
+    if (this.phase === StreamPhase.Bound || this.phase === StreamPhase.Authenticated) {
+      const handler = this.deps.elementHandlers?.get(`${ns} ${name}`);
+      if (handler) return handler(this, view);
+    }
+    if (!this.account_) {
+      // §4.9.3.12: nothing but negotiation is allowed before authentication.
+      return this.close(new StreamError('not-authorized', `<${name}/> before authentication`));
+    }
+    // §4.9.3.21: a first-level element we do not support.
+    this.close(new StreamError('unsupported-stanza-type', `{${ns}}${name} is not supported`));
+  }
+
+  /** RFC 6120 §5.4.2: STARTTLS, once, before authentication, on a plain channel. */
+  private onStartTls(): void {
+    if (this.secure || this.account_ || !this.transport.canStartTls) {
+      // §5.4.2.2: <failure/>, then the stream and the connection are closed.
+      this.queue.push(`<failure xmlns='${TLS_NS}'/>`);
+      return this.close();
+    }
+    this.queue.push(`<proceed xmlns='${TLS_NS}'/>`);
+    this.flush();
+    this.restart();
+    // §5.4.3.3: bytes after <starttls/> in the same read are plaintext injection, never parsed.
+    this.transport.startTls();
+  }
+
+  private onSasl(name: 'auth' | 'response' | 'abort', view: StanzaView): void {
+    if (this.account_) {
+      // §6.4.8 ends SASL with <success/>; re-authenticating on the same stream is not allowed.
+      return this.close(new StreamError('policy-violation', 'already authenticated'));
+    }
+    try {
+      if (name === 'abort') {
+        // §6.4.4: the client gave up; <aborted/> and a chance to retry.
+        throw new SaslFailure('aborted');
+      }
+      const element = parseElement(view);
+      let exchange: SaslExchange;
+      if (name === 'auth') {
+        if (!this.authAllowed()) {
+          // §6.4.5 / §6.5.4: our policy needs TLS first.
+          throw new SaslFailure('encryption-required');
+        }
+        const mechanism = element.attrs['mechanism'];
+        if (typeof mechanism !== 'string' || mechanism === '') {
+          throw new SaslFailure('invalid-mechanism', 'no mechanism named');
+        }
+        const offered = this.deps.sasl.mechanisms(this.secure || this.options.tls === 'optional');
+        if (!offered.includes(mechanism)) {
+          // §6.5.5: not offered to this stream, or unknown.
+          throw new SaslFailure('invalid-mechanism', `${mechanism} is not offered`);
+        }
+        this.sasl = null;
+        exchange = this.deps.sasl.start(mechanism);
+        this.sasl = exchange;
+      } else {
+        if (!this.sasl) throw new SaslFailure('malformed-request', 'no exchange in progress');
+        exchange = this.sasl;
+      }
+      const result = exchange.step(decodeSaslPayload(element.getText()));
+      if (!result.done) {
+        // §6.4.3: a challenge, answered by a <response/>.
+        this.send(`<challenge xmlns='${SASL_NS}'>${encodeSaslPayload(result.challenge)}</challenge>`);
+        return;
+      }
+      this.onSaslSuccess(result.username, result.additionalData);
+    } catch (err) {
+      if (!(err instanceof SaslFailure)) throw err;
+      this.sasl = null;
+      this.saslFailures++;
+      this.send(err.toXml());
+      // §6.4.5: a reasonable number of retries, then the stream is closed.
+      if (this.saslFailures >= this.options.saslMaxAttempts) {
+        this.close(new StreamError('policy-violation', 'too many failed authentication attempts'));
+      }
+    }
+  }
+
+  private onSaslSuccess(username: string, additionalData: Buffer | null | undefined): void {
+    let account: Jid;
+    try {
+      account = Jid.of(username, this.options.domain);
+    } catch {
+      this.sasl = null;
+      throw new SaslFailure('not-authorized');
+    }
+    this.sasl = null;
+    this.account_ = account;
+    // §6.4.6: <success/>, with the mechanism's additional data (SCRAM's server signature).
+    this.queue.push(`<success xmlns='${SASL_NS}'>${encodeSaslPayload(additionalData)}</success>`);
+    this.flush();
+    this.restart();
+    this.parser.setLimits({ maxStanzaBytes: this.options.maxStanzaBytes });
+  }
+
+  // ---- stanzas ------------------------------------------------------------------------------
+
+  private onXmppStanza(view: StanzaView): void {
+    if (this.phase === StreamPhase.Bound) {
+      if (view.kind === StanzaKind.Iq && view.type === StanzaType.Set && view.status === StanzaStatus.Ok) {
+        const childNs = view.childNamespace();
+        if (childNs === SESSION_NS) {
+          // RFC 3921 §3 legacy session establishment: nothing left to do but say yes.
+          return this.send(`<iq type='result' id='${escapeXml(view.id() ?? '')}'/>`);
+        }
+        if (childNs === BIND_NS) {
+          return this.replyError(view, new StanzaError('not-allowed', 'a resource is already bound'));
+        }
+      }
+      return this.deps.router.route(this, view);
+    }
+    if (this.phase === StreamPhase.Authenticated) {
+      if (view.kind === StanzaKind.Iq && view.childNamespace() === BIND_NS) return this.onBind(view);
+      // RFC 6120 §7.1: stanzas need a bound resource first.
+      return this.close(new StreamError('not-authorized', 'bind a resource first'));
+    }
+    // Before authentication only XEP-0077 registration may pass, when enabled and allowed.
+    if (
+      view.kind === StanzaKind.Iq &&
+      this.options.registration === 'open' &&
+      this.authAllowed() &&
+      view.status === StanzaStatus.Ok &&
+      view.childNamespace() === REGISTER_NS &&
+      this.deps.router.routeUnauthenticated(view, (data) => this.send(data))
+    ) {
+      return;
+    }
+    // RFC 6120 §4.9.3.12.
+    this.close(new StreamError('not-authorized', 'stanza before authentication'));
+  }
+
+  /** RFC 6120 §7.5–7.7: bind the requested or a generated resource, reply with the full JID. */
+  private onBind(view: StanzaView): void {
+    if (view.type !== StanzaType.Set || view.status !== StanzaStatus.Ok) {
+      return this.replyError(view, new StanzaError('bad-request', 'bind is an iq of type set with one <bind/>'));
+    }
+    let requested: string | null = null;
+    const resource = parseElement(view).getChild('bind', BIND_NS)?.getChild('resource');
+    if (resource) {
+      const text = resource.getText();
+      requested = text.length === 0 ? null : text;
+    }
+    let jid: Jid;
+    try {
+      jid = this.deps.router.bind(this, requested);
+    } catch (err) {
+      if (!(err instanceof StanzaError)) throw err;
+      // §7.7.2.1: a resourcepart that fails preparation is bad-request, not jid-malformed.
+      const error = err.condition === 'jid-malformed' ? new StanzaError('bad-request', err.text) : err;
+      return this.replyError(view, error);
+    }
+    this.jid_ = jid;
+    this.phase = StreamPhase.Bound;
+    this.send(
+      `<iq type='result' id='${escapeXml(view.id() ?? '')}'><bind xmlns='${BIND_NS}'><jid>${escapeXml(jid.full)}</jid></bind></iq>`,
+    );
+  }
+
+  private replyError(view: StanzaView, error: StanzaError): void {
+    const id = view.id();
+    const idAttr = id === null ? '' : ` id='${escapeXml(id)}'`;
+    this.send(`<iq type='error'${idAttr}>${error.toXml()}</iq>`);
+  }
+}

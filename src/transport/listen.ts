@@ -1,0 +1,87 @@
+/**
+ * Listening sockets for client connections: plain TCP (STARTTLS offered on it) and Direct TLS
+ * (XEP-0368). Both hand each accepted connection over as a SocketTransport.
+ */
+import { createServer, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer, type SecureContext, type TLSSocket } from 'node:tls';
+import { SocketTransport } from './socket.js';
+
+export interface ListenOptions {
+  host: string;
+  port: number;
+  backlog: number;
+}
+
+export interface Listener {
+  readonly server: Server;
+  readonly host: string;
+  readonly port: number;
+  /** Stop accepting; open connections are left alone. */
+  close(): Promise<void>;
+}
+
+/** Why a listener could not start, in words an operator can act on. */
+export class ListenError extends Error {
+  readonly code = 'ERR_HERMOD_LISTEN';
+  constructor(
+    readonly address: string,
+    override readonly cause: NodeJS.ErrnoException,
+  ) {
+    const reason =
+      cause.code === 'EADDRINUSE'
+        ? 'address already in use (another server is listening there)'
+        : cause.code === 'EACCES'
+          ? 'permission denied (ports below 1024 need privileges)'
+          : cause.code === 'EADDRNOTAVAIL'
+            ? 'address not available on this host'
+            : cause.message;
+    super(`cannot listen on ${address}: ${reason}`);
+    this.name = 'ListenError';
+  }
+}
+
+function start(server: Server, options: ListenOptions): Promise<Listener> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException) => {
+      reject(new ListenError(`${options.host}:${options.port}`, err));
+    };
+    server.once('error', onError);
+    server.listen({ host: options.host, port: options.port, backlog: options.backlog }, () => {
+      server.off('error', onError);
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : options.port;
+      resolve({
+        server,
+        host: options.host,
+        port,
+        close: () => new Promise((done) => server.close(() => done())),
+      });
+    });
+  });
+}
+
+/** c2s on plain TCP; STARTTLS is offered when a secure context is given. */
+export function listenTcp(
+  options: ListenOptions,
+  secureContext: SecureContext | null,
+  onConnection: (transport: SocketTransport) => void,
+): Promise<Listener> {
+  const server = createServer({ noDelay: true }, (socket: Socket) => {
+    onConnection(new SocketTransport(socket, secureContext, false));
+  });
+  return start(server, options);
+}
+
+/** XEP-0368 Direct TLS: the stream starts only after the TLS handshake. */
+export function listenDirectTls(
+  options: ListenOptions,
+  secureContext: SecureContext,
+  onConnection: (transport: SocketTransport) => void,
+): Promise<Listener> {
+  const server = createTlsServer({ secureContext, minVersion: 'TLSv1.2' }, (socket: TLSSocket) => {
+    onConnection(new SocketTransport(socket, null, true));
+  });
+  // A failed handshake concerns one client only; it never reaches a stream.
+  server.on('tlsClientError', () => {});
+  return start(server, options);
+}

@@ -1,0 +1,103 @@
+/**
+ * A StreamTransport over a Node socket: plain TCP that may be upgraded by STARTTLS, or a socket
+ * that is TLS from its first byte (XEP-0368 Direct TLS).
+ *
+ * Writes arrive already gathered (one array per event-loop turn from the stream's queue) and are
+ * written under cork/uncork so libuv issues a single writev for them.
+ */
+import type { Socket } from 'node:net';
+import { TLSSocket, type SecureContext } from 'node:tls';
+import type { StreamTransport } from '../stream/c2s.js';
+
+/** What the socket feeds: bytes in, and one notice when the connection is gone. */
+export interface ByteSink {
+  feed(chunk: Uint8Array): void;
+  transportClosed(): void;
+}
+
+export class SocketTransport implements StreamTransport {
+  private socket: Socket;
+  private sink: ByteSink | null = null;
+  private upgraded = false;
+  private gone = false;
+  private readonly onData = (chunk: Buffer) => this.sink?.feed(chunk);
+  private readonly onGone = () => {
+    if (this.gone) return;
+    this.gone = true;
+    this.sink?.transportClosed();
+  };
+  /** Errors (ECONNRESET, TLS alerts) are followed by 'close', where the session is dropped. */
+  private readonly onError = () => {};
+
+  constructor(
+    socket: Socket,
+    private readonly secureContext: SecureContext | null,
+    private readonly directTls: boolean,
+  ) {
+    this.socket = socket;
+    socket.setNoDelay(true);
+    this.listen(socket);
+  }
+
+  /** Start delivering bytes; separate from the constructor so the sink can hold the transport. */
+  attach(sink: ByteSink): void {
+    this.sink = sink;
+  }
+
+  get secure(): boolean {
+    return this.directTls || this.upgraded;
+  }
+
+  get canStartTls(): boolean {
+    return !this.secure && this.secureContext !== null;
+  }
+
+  get remoteAddress(): string | undefined {
+    return this.socket.remoteAddress;
+  }
+
+  /** Bytes accepted by write() and not yet handed to the kernel (for slow-reader policies). */
+  get pendingBytes(): number {
+    return this.socket.writableLength;
+  }
+
+  write(chunks: (string | Uint8Array)[]): void {
+    if (this.gone || this.socket.destroyed) return;
+    if (chunks.length === 1) {
+      this.socket.write(chunks[0]!);
+      return;
+    }
+    this.socket.cork();
+    for (const chunk of chunks) this.socket.write(chunk);
+    this.socket.uncork();
+  }
+
+  startTls(): void {
+    if (!this.secureContext || this.gone) return;
+    const plain = this.socket;
+    // The cleartext socket stops feeding the stream; anything it still reads is discarded.
+    plain.off('data', this.onData);
+    const secured = new TLSSocket(plain, { isServer: true, secureContext: this.secureContext });
+    this.upgraded = true;
+    this.socket = secured;
+    this.listen(secured);
+  }
+
+  end(): void {
+    if (this.gone) return;
+    this.socket.end();
+    // A peer that never reads must not pin the socket open forever after our close.
+    const socket = this.socket;
+    setTimeout(() => socket.destroy(), 5000).unref();
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  private listen(socket: Socket): void {
+    socket.on('data', this.onData);
+    socket.on('close', this.onGone);
+    socket.on('error', this.onError);
+  }
+}
