@@ -5,7 +5,16 @@
  */
 type Command = { summary: string; run: (argv: string[]) => Promise<number> };
 
-const commands: Record<string, Command> = {};
+const commands: Record<string, Command> = {
+  serve: {
+    summary: 'run the XMPP server (c2s on 5222 with STARTTLS, direct TLS on 5223)',
+    run: async (argv) => (await import('./server.js')).runServe(argv),
+  },
+  'check-config': {
+    summary: 'validate the configuration and print it (exit 78 when invalid)',
+    run: async (argv) => (await import('./config/check.js')).runCheckConfig(argv),
+  },
+};
 
 function usage(): string {
   const rows = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(14)}${c.summary}`);
