@@ -1,0 +1,61 @@
+/**
+ * XEP-0030 Service Discovery. The server: identity server/im and every feature modules
+ * registered. An account's bare JID: identity account/registered (XEP-0030 §3.1, registrar
+ * category "account"). No items or nodes are published.
+ */
+import { StanzaError } from '../errors.js';
+import type { IqEvent, Module } from '../router/context.js';
+import { attr } from '../xml/escape.js';
+
+export const DISCO_INFO = 'http://jabber.org/protocol/disco#info';
+export const DISCO_ITEMS = 'http://jabber.org/protocol/disco#items';
+
+function features(list: string[]): string {
+  return list.map((f) => `<feature${attr('var', f)}/>`).join('');
+}
+
+/** XEP-0030 §3.2: a node we do not know is item-not-found. */
+function checkNode(ev: IqEvent): string | null {
+  const node = ev.payload.attrs.node as string | undefined;
+  if (node !== undefined) throw new StanzaError('item-not-found', 'no such node');
+  return null;
+}
+
+export const disco: Module = {
+  name: 'disco',
+  install(ctx) {
+    ctx.features.add(DISCO_INFO);
+    ctx.features.add(DISCO_ITEMS);
+    ctx.features.addIdentity({ category: 'server', type: 'im', name: 'Hermod' });
+
+    ctx.hooks.on(`iq-get/host/${DISCO_INFO}`, (ev: IqEvent) => {
+      checkNode(ev);
+      const ids = ctx.features
+        .listIdentities()
+        .map((i) => `<identity${attr('category', i.category)}${attr('type', i.type)}${attr('name', i.name)}/>`)
+        .join('');
+      ev.reply(`<query xmlns='${DISCO_INFO}'>${ids}${features(ctx.features.list())}</query>`);
+      return true;
+    });
+    ctx.hooks.on(`iq-get/host/${DISCO_ITEMS}`, (ev: IqEvent) => {
+      checkNode(ev);
+      ev.reply(`<query xmlns='${DISCO_ITEMS}'/>`);
+      return true;
+    });
+    // XEP-0030 §3.1 / RFC 6121 §8.5.2.1.3: the server answers for an account's bare JID.
+    ctx.hooks.on(`iq-get/bare/${DISCO_INFO}`, (ev: IqEvent) => {
+      checkNode(ev);
+      ev.reply(
+        `<query xmlns='${DISCO_INFO}'><identity category='account' type='registered'/>` +
+          features([DISCO_INFO, DISCO_ITEMS].sort()) +
+          `</query>`,
+      );
+      return true;
+    });
+    ctx.hooks.on(`iq-get/bare/${DISCO_ITEMS}`, (ev: IqEvent) => {
+      checkNode(ev);
+      ev.reply(`<query xmlns='${DISCO_ITEMS}'/>`);
+      return true;
+    });
+  },
+};

@@ -1,0 +1,15 @@
+/** The feature modules shipped with Hermod, in installation order. */
+import type { Module } from '../router/context.js';
+import { disco } from './disco.js';
+import { offline } from './offline.js';
+import { ping } from './ping.js';
+import { register } from './register.js';
+import { roster } from './roster.js';
+import { vcard } from './vcard.js';
+import { version } from './version.js';
+
+export { packageVersion } from './version.js';
+
+export function defaultModules(): Module[] {
+  return [disco, roster, ping, version, register, vcard, offline];
+}

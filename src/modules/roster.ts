@@ -1,0 +1,96 @@
+/**
+ * RFC 6121 §2: roster get, set, remove and pushes, with versioning (§2.6).
+ */
+import { StanzaError } from '../errors.js';
+import { Jid } from '../jid.js';
+import type { IqEvent, Module, RouterContext } from '../router/context.js';
+import { ROSTER_NS, rosterItemXml } from '../router/roster.js';
+import type { RosterItem } from '../storage/types.js';
+import { childElements, type Element } from '../xml/element.js';
+
+/** §2.1.2.3 / §2.3.3: group names are non-empty, unique within the item. */
+function readGroups(item: Element): string[] {
+  const groups: string[] = [];
+  for (const g of item.getChildren('group')) {
+    const name = g.getText();
+    if (name === '') throw new StanzaError('not-acceptable', 'empty group name');
+    if (groups.includes(name)) throw new StanzaError('bad-request', `duplicate group '${name}'`);
+    groups.push(name);
+  }
+  return groups;
+}
+
+function get(ctx: RouterContext, ev: IqEvent): boolean {
+  const st = ev.session!;
+  // §2.1.6: from now on this resource receives roster pushes.
+  st.interested = true;
+  const ver = ev.payload.attrs.ver as string | undefined;
+  const current = ctx.storage.rosters.version(st.bare);
+  // §2.6.3: the client's cached version is current — an empty result, changes come as pushes.
+  if (ver !== undefined && ver !== '' && ver === String(current)) {
+    ev.reply();
+    return true;
+  }
+  const items = ctx.storage.rosters.list(st.bare).map(rosterItemXml).join('');
+  const verAttr = ver === undefined ? '' : ` ver='${current}'`;
+  ev.reply(`<query xmlns='${ROSTER_NS}'${verAttr}>${items}</query>`);
+  return true;
+}
+
+function set(ctx: RouterContext, ev: IqEvent): boolean {
+  const st = ev.session!;
+  const items = childElements(ev.payload);
+  // §2.3.3: exactly one <item/>.
+  if (items.length !== 1 || items[0]!.name !== 'item') {
+    throw new StanzaError('bad-request', 'a roster set carries exactly one item');
+  }
+  const item = items[0]!;
+  const jidText = item.attrs.jid as string | undefined;
+  if (!jidText) throw new StanzaError('bad-request', 'item without jid');
+  const contact = Jid.parse(jidText).toBare();
+  const rosters = ctx.storage.rosters;
+
+  if (item.attrs.subscription === 'remove') {
+    // §2.5.2: cancel both directions of the subscription, then delete and push the removal.
+    const existing = rosters.get(st.bare, contact.bare);
+    if (!existing) throw new StanzaError('item-not-found', 'no such roster item');
+    const account = st.jid.toBare();
+    const pendingIn = rosters.getPending(st.bare, contact.bare) !== null;
+    if (existing.subscription === 'from' || existing.subscription === 'both' || pendingIn) {
+      ctx.subscription(account, contact, 'unsubscribed');
+    }
+    if (existing.subscription === 'to' || existing.subscription === 'both' || existing.ask) {
+      ctx.subscription(account, contact, 'unsubscribe');
+    }
+    const ver = rosters.remove(st.bare, contact.bare);
+    if (ver !== null) ctx.pushRoster(st.bare, { jid: contact.bare, subscription: 'remove' }, ver);
+    ev.reply();
+    return true;
+  }
+
+  // §2.1.2.5: subscription and ask are the server's business; a client's values are ignored.
+  const existing = rosters.get(st.bare, contact.bare);
+  const name = (item.attrs.name as string | undefined) ?? null;
+  const next: RosterItem = {
+    jid: contact.bare,
+    name: name === '' ? null : name,
+    groups: readGroups(item),
+    subscription: existing?.subscription ?? 'none',
+    ask: existing?.ask ?? null,
+    approved: existing?.approved ?? false,
+  };
+  const ver = rosters.set(st.bare, next);
+  // §2.3.2: pushed to every interested resource, the requesting one included.
+  ctx.pushRoster(st.bare, next, ver);
+  ev.reply();
+  return true;
+}
+
+export const roster: Module = {
+  name: 'roster',
+  install(ctx) {
+    // Roster IQs are addressed to the account (no 'to', or the own bare JID: §2.1.3).
+    ctx.hooks.on(`iq-get/self/${ROSTER_NS}`, (ev: IqEvent) => get(ctx, ev));
+    ctx.hooks.on(`iq-set/self/${ROSTER_NS}`, (ev: IqEvent) => set(ctx, ev));
+  },
+};
