@@ -14,6 +14,10 @@ const commands: Record<string, Command> = {
     summary: 'validate the configuration and print it (exit 78 when invalid)',
     run: async (argv) => (await import('./config/check.js')).runCheckConfig(argv),
   },
+  bench: {
+    summary: 'load-test any XMPP server on loopback (login, messages, presence, idle)',
+    run: (argv) => import('../bench/load/cli.js').then((m) => m.main(argv)),
+  },
 };
 
 function usage(): string {

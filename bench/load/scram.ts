@@ -1,0 +1,98 @@
+/**
+ * SCRAM client (RFC 5802; SCRAM-SHA-256 per RFC 7677) without channel binding ("n,,"), the
+ * variant servers offer over plain TCP. The PBKDF2 step dominates a login's client CPU, and every
+ * bench account shares one password, so salted passwords are cached by (hash, salt, iterations):
+ * a reconnecting client pays it once.
+ */
+import { createHash, createHmac, pbkdf2, randomBytes, timingSafeEqual } from 'node:crypto';
+
+export type ScramHash = 'sha1' | 'sha256';
+
+export const SCRAM_MECHANISMS: Record<string, ScramHash> = { 'SCRAM-SHA-1': 'sha1', 'SCRAM-SHA-256': 'sha256' };
+
+const saltedCache = new Map<string, Promise<Buffer>>();
+
+function hmac(hash: ScramHash, key: Buffer, data: string | Buffer): Buffer {
+  return createHmac(hash, key).update(data).digest();
+}
+
+function xor(a: Buffer, b: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(a.length);
+  for (let i = 0; i < a.length; i++) out[i] = a[i] ^ b[i];
+  return out;
+}
+
+/** RFC 5802 §5.1: ',' and '=' in a username are escaped as =2C and =3D. */
+function saslName(user: string): string {
+  return user.replace(/=/g, '=3D').replace(/,/g, '=2C');
+}
+
+function parseAttrs(msg: string): Map<string, string> {
+  const m = new Map<string, string>();
+  for (const part of msg.split(',')) {
+    const eq = part.indexOf('=');
+    if (eq === 1) m.set(part[0], part.slice(2));
+  }
+  return m;
+}
+
+function saltedPassword(hash: ScramHash, password: string, salt: Buffer, iterations: number): Promise<Buffer> {
+  const key = `${hash}\0${salt.toString('base64')}\0${iterations}\0${password}`;
+  let p = saltedCache.get(key);
+  if (!p) {
+    const len = hash === 'sha1' ? 20 : 32;
+    // Hi() of RFC 5802 §2.2 is PBKDF2 with HMAC; the async form runs on libuv's pool so a swarm
+    // of logins does not stall the event loop that is also timing messages.
+    p = new Promise((resolve, reject) => pbkdf2(password, salt, iterations, len, hash, (e, k) => (e ? reject(e) : resolve(k))));
+    saltedCache.set(key, p);
+  }
+  return p;
+}
+
+export class ScramClient {
+  private clientFirstBare = '';
+  private serverSignature: Buffer | null = null;
+
+  constructor(
+    private readonly hash: ScramHash,
+    private readonly user: string,
+    private readonly password: string,
+    private readonly nonce: string = randomBytes(18).toString('base64'),
+  ) {}
+
+  /** client-first-message (RFC 5802 §7), to base64 into <auth/>. */
+  first(): string {
+    this.clientFirstBare = `n=${saslName(this.user)},r=${this.nonce}`;
+    return 'n,,' + this.clientFirstBare;
+  }
+
+  /** client-final-message for the server-first-message of the <challenge/>. */
+  async final(serverFirst: string): Promise<string> {
+    const a = parseAttrs(serverFirst);
+    const r = a.get('r');
+    const s = a.get('s');
+    const i = Number(a.get('i'));
+    if (a.has('m')) throw new Error('SCRAM: unsupported mandatory extension');
+    if (!r || !s || !Number.isInteger(i) || i < 1) throw new Error('SCRAM: malformed server-first-message');
+    // RFC 5802 §5.1: the server's nonce must extend ours, or this is not our exchange.
+    if (!r.startsWith(this.nonce)) throw new Error('SCRAM: server nonce does not extend the client nonce');
+    const salted = await saltedPassword(this.hash, this.password, Buffer.from(s, 'base64'), i);
+    const clientKey = hmac(this.hash, salted, 'Client Key');
+    const storedKey = createHash(this.hash).update(clientKey).digest();
+    const withoutProof = `c=biws,r=${r}`; // biws = base64("n,,")
+    const authMessage = `${this.clientFirstBare},${serverFirst},${withoutProof}`;
+    const clientSignature = hmac(this.hash, storedKey, authMessage);
+    const serverKey = hmac(this.hash, salted, 'Server Key');
+    this.serverSignature = hmac(this.hash, serverKey, authMessage);
+    return `${withoutProof},p=${xor(clientKey, clientSignature).toString('base64')}`;
+  }
+
+  /** Check the server-final-message (from <success/>): mutual authentication, RFC 5802 §3. */
+  verify(serverFinal: string): boolean {
+    const a = parseAttrs(serverFinal);
+    const v = a.get('v');
+    if (!v || !this.serverSignature) return false;
+    const got = Buffer.from(v, 'base64');
+    return got.length === this.serverSignature.length && timingSafeEqual(got, this.serverSignature);
+  }
+}
