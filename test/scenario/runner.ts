@@ -1,0 +1,339 @@
+/**
+ * Scenario scripts: plain-text conversations driven through the real stanza parser and the real
+ * router, with in-memory storage and fake client sessions (no sockets).
+ *
+ *   # Title of the scenario (the first comment line names the test)
+ *   @registration open            options: @domain, @registration, @max-resources, @offline-limit
+ *   account alice                  create alice@localhost (password 'secret')
+ *   alice has contact bob subscription=both ask=subscribe name=Bob groups=Friends,Work approved
+ *   alice connects                 session 'alice' bound as alice@localhost/res
+ *   alice/phone connects           session 'alice/phone' bound as alice@localhost/phone
+ *   alice/x connects without resource     the server generates the resource
+ *   alice/y connects and is refused: resource-constraint
+ *   alice is available             connects (if needed), sends <presence/>, takes its own echo
+ *   alice requests roster          sends a roster get and takes the result
+ *   alice sends: <message to='bob@localhost'><body>hi</body></message>
+ *   bob receives: <message from='alice@localhost/res' to='bob@localhost'><body>hi</body></message>
+ *   bob receives nothing
+ *   alice disconnects
+ *   alice is closed: conflict
+ *   guest sends unauthenticated: <iq type='get' id='r1'><query xmlns='jabber:iq:register'/></iq>
+ *   guest is refused               routeUnauthenticated returned false
+ *   expect roster of alice: bob subscription=both ask=none
+ *   expect roster of alice: no bob
+ *   expect pending of bob: alice   /   expect no pending of bob: alice
+ *   expect offline of bob: 2
+ *   expect account alice           /   expect no account alice
+ *
+ * Lines starting with whitespace continue the previous line. Expected XML is compared
+ * canonically (canonical.ts): any attribute order or quote style, `*` wildcards. At the end every
+ * session must have consumed everything it received: nothing may arrive unannounced.
+ */
+import { DEFAULT_LIMITS, type StanzaView } from '../../src/core/api.js';
+import { StanzaError, type StreamError } from '../../src/errors.js';
+import { Jid } from '../../src/jid.js';
+import { createRouter, type HermodRouter } from '../../src/router/index.js';
+import type { ClientSession } from '../../src/router/types.js';
+import { createMemoryStorage } from '../../src/storage/memory.js';
+import type { RosterItem, Storage } from '../../src/storage/types.js';
+import { xmlDiff } from './canonical.js';
+import { jsView } from './js-view.js';
+
+/** Turns the text of one stanza into StanzaViews, one call per stanza. */
+export interface Feeder {
+  feed(xml: string): void;
+}
+export type FeederFactory = (onStanza: (view: StanzaView) => void) => Feeder;
+
+const STREAM_HEADER =
+  "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>";
+
+/** The real WASM core when it is built and loadable, else null. */
+export async function coreFeederFactory(): Promise<FeederFactory | null> {
+  let mod: { loadCore?: () => unknown };
+  try {
+    mod = (await import('../../src/core/parser.js' as string)) as { loadCore?: () => unknown };
+  } catch {
+    return null;
+  }
+  if (typeof mod.loadCore !== 'function') return null;
+  const core = (await mod.loadCore()) as {
+    createParser(handler: object, limits: typeof DEFAULT_LIMITS): { feed(chunk: Uint8Array): void };
+  };
+  return (onStanza) => {
+    const parser = core.createParser(
+      {
+        onStreamOpen() {},
+        onStanza,
+        onStreamClose() {},
+        onError(e: { condition: string; message: string }) {
+          throw new Error(`core refused the stream: ${e.condition}: ${e.message}`);
+        },
+      },
+      DEFAULT_LIMITS,
+    );
+    parser.feed(Buffer.from(STREAM_HEADER));
+    return { feed: (xml) => parser.feed(Buffer.from(xml, 'utf8')) };
+  };
+}
+
+export const jsFeederFactory: FeederFactory = (onStanza) => ({ feed: (xml) => onStanza(jsView(xml)) });
+
+class FakeSession implements ClientSession {
+  private static nextId = 1;
+  readonly id = FakeSession.nextId++;
+  jid: Jid | null = null;
+  readonly inbox: string[] = [];
+  closed: StreamError | null | undefined = undefined;
+  constructor(readonly account: Jid) {}
+  send(data: Uint8Array | string): void {
+    if (this.closed !== undefined) throw new Error(`${this.jid} was sent data after close: ${String(data)}`);
+    this.inbox.push(typeof data === 'string' ? data : Buffer.from(data).toString('utf8'));
+  }
+  close(error?: StreamError): void {
+    this.closed = error ?? null;
+  }
+}
+
+interface Client {
+  session: FakeSession;
+  feeder: Feeder | null;
+}
+
+interface Step {
+  line: number;
+  text: string;
+}
+
+export interface ScenarioOptions {
+  feeder: FeederFactory;
+  now?: Date;
+}
+
+export function parseSteps(script: string): Step[] {
+  const steps: Step[] = [];
+  script.split('\n').forEach((raw, i) => {
+    if (/^\s*#/.test(raw) || raw.trim() === '') return;
+    if (/^\s/.test(raw) && steps.length > 0) steps[steps.length - 1]!.text += raw.trim();
+    else steps.push({ line: i + 1, text: raw.trim() });
+  });
+  return steps;
+}
+
+export function scenarioTitle(script: string, fallback: string): string {
+  const m = /^\s*#\s*(.+)$/m.exec(script);
+  return m ? m[1]!.trim() : fallback;
+}
+
+export class Scenario {
+  domain = 'localhost';
+  registration: 'open' | 'closed' = 'closed';
+  maxResources = 10;
+  offlineLimit = 100;
+  private store: Storage | null = null;
+  private router: HermodRouter | null = null;
+  private readonly clients = new Map<string, Client>();
+  private readonly guests = new Map<string, string[]>();
+  private refused = new Set<string>();
+
+  constructor(private readonly options: ScenarioOptions) {}
+
+  get storage(): Storage {
+    this.store ??= createMemoryStorage({ iterations: 1, offlineLimit: this.offlineLimit });
+    return this.store;
+  }
+
+  private get r(): HermodRouter {
+    this.router ??= createRouter({
+      domain: this.domain,
+      storage: this.storage,
+      registration: this.registration,
+      maxResources: this.maxResources,
+      now: () => this.options.now ?? new Date('2026-01-01T00:00:00.000Z'),
+      version: '1.2.3',
+    });
+    return this.router;
+  }
+
+  private bareOf(name: string): string {
+    return name.includes('@') ? Jid.parse(name).bare : `${name}@${this.domain}`;
+  }
+
+  private client(alias: string): Client {
+    const c = this.clients.get(alias);
+    if (!c) throw new Error(`no session '${alias}' (connect it first)`);
+    return c;
+  }
+
+  private connect(alias: string, generated: boolean): void {
+    if (this.clients.has(alias)) throw new Error(`'${alias}' is already connected`);
+    const [name, res] = alias.split('/') as [string, string | undefined];
+    const session = new FakeSession(Jid.parse(this.bareOf(name)));
+    session.jid = this.r.bind(session, generated ? null : (res ?? 'res'));
+    const client: Client = { session, feeder: null };
+    client.feeder = this.options.feeder((view) => this.r.route(session, view));
+    this.clients.set(alias, client);
+  }
+
+  private take(alias: string): string | undefined {
+    const box = this.clients.get(alias)?.session.inbox ?? this.guests.get(alias);
+    if (!box) throw new Error(`no session '${alias}'`);
+    return box.shift();
+  }
+
+  private pending(alias: string): string[] {
+    return this.clients.get(alias)?.session.inbox ?? this.guests.get(alias) ?? [];
+  }
+
+  run(script: string): void {
+    for (const step of parseSteps(script)) {
+      try {
+        this.step(step.text);
+      } catch (err) {
+        const e = err as Error;
+        e.message = `line ${step.line}: ${step.text}\n  ${e.message}`;
+        throw e;
+      }
+    }
+    const left = [...this.clients.keys(), ...this.guests.keys()].filter((a) => this.pending(a).length > 0);
+    if (left.length > 0) {
+      throw new Error(
+        'unconsumed stanzas at the end:\n' + left.map((a) => `  ${a}: ${this.pending(a).join('\n      ')}`).join('\n'),
+      );
+    }
+  }
+
+  private step(text: string): void {
+    let m: RegExpExecArray | null;
+    if ((m = /^@domain\s+(\S+)$/.exec(text))) return void (this.domain = m[1]!);
+    if ((m = /^@registration\s+(open|closed)$/.exec(text))) return void (this.registration = m[1] as 'open' | 'closed');
+    if ((m = /^@max-resources\s+(\d+)$/.exec(text))) return void (this.maxResources = Number(m[1]));
+    if ((m = /^@offline-limit\s+(\d+)$/.exec(text))) return void (this.offlineLimit = Number(m[1]));
+    if ((m = /^account\s+(\S+)$/.exec(text))) return this.storage.users.create(this.bareOf(m[1]!), 'secret');
+    if ((m = /^(\S+) has contact (\S+)(.*)$/.exec(text))) return this.seedContact(m[1]!, m[2]!, m[3]!);
+    if ((m = /^(\S+) connects( without resource)?$/.exec(text))) return this.connect(m[1]!, !!m[2]);
+    if ((m = /^(\S+) connects and is refused: (\S+)$/.exec(text))) {
+      try {
+        this.connect(m[1]!, false);
+      } catch (err) {
+        if (err instanceof StanzaError && err.condition === m[2]) return;
+        throw err;
+      }
+      throw new Error('bind was not refused');
+    }
+    if ((m = /^(\S+) is available$/.exec(text))) {
+      if (!this.clients.has(m[1]!)) this.connect(m[1]!, false);
+      const c = this.client(m[1]!);
+      c.feeder!.feed('<presence/>');
+      return this.expect(m[1]!, `<presence from='${c.session.jid!.full}'/>`);
+    }
+    if ((m = /^(\S+) requests roster$/.exec(text))) {
+      this.client(m[1]!).feeder!.feed("<iq type='get' id='roster-get'><query xmlns='jabber:iq:roster'/></iq>");
+      return this.expect(m[1]!, "<iq type='result' id='roster-get' to='*'>*</iq>");
+    }
+    if ((m = /^(\S+) sends: (.+)$/.exec(text))) return this.client(m[1]!).feeder!.feed(m[2]!);
+    if ((m = /^(\S+) sends unauthenticated: (.+)$/.exec(text))) return this.unauthenticated(m[1]!, m[2]!);
+    if ((m = /^(\S+) is refused$/.exec(text))) {
+      if (!this.refused.delete(m[1]!)) throw new Error(`the last stanza of '${m[1]}' was not refused`);
+      return;
+    }
+    if ((m = /^(\S+) receives: (.+)$/.exec(text))) return this.expect(m[1]!, m[2]!);
+    if ((m = /^(\S+) receives nothing$/.exec(text))) {
+      const left = this.pending(m[1]!);
+      if (left.length) throw new Error(`'${m[1]}' received:\n  ${left.join('\n  ')}`);
+      return;
+    }
+    if ((m = /^(\S+) disconnects$/.exec(text))) {
+      const c = this.client(m[1]!);
+      c.session.close();
+      this.r.unbind(c.session);
+      return;
+    }
+    if ((m = /^(\S+) is closed: (\S+)$/.exec(text))) {
+      const c = this.client(m[1]!);
+      if (c.session.closed === undefined) throw new Error(`'${m[1]}' is still open`);
+      if (c.session.closed?.condition !== m[2]) throw new Error(`closed with ${c.session.closed?.condition ?? 'no error'}`);
+      return;
+    }
+    if ((m = /^expect roster of (\S+): no (\S+)$/.exec(text))) {
+      const item = this.storage.rosters.get(this.bareOf(m[1]!), this.bareOf(m[2]!));
+      if (item) throw new Error(`roster item present: ${JSON.stringify(item)}`);
+      return;
+    }
+    if ((m = /^expect roster of (\S+): (\S+)(.*)$/.exec(text))) return this.expectItem(m[1]!, m[2]!, m[3]!);
+    if ((m = /^expect (no )?pending of (\S+): (\S+)$/.exec(text))) {
+      const p = this.storage.rosters.getPending(this.bareOf(m[2]!), this.bareOf(m[3]!));
+      if (!!p === !!m[1]) throw new Error(m[1] ? 'a pending request exists' : 'no pending request');
+      return;
+    }
+    if ((m = /^expect offline of (\S+): (\d+)$/.exec(text))) {
+      const n = this.storage.offline.count(this.bareOf(m[1]!));
+      if (n !== Number(m[2])) throw new Error(`${n} offline messages`);
+      return;
+    }
+    if ((m = /^expect (no )?account (\S+)$/.exec(text))) {
+      if (this.storage.users.exists(this.bareOf(m[2]!)) === !!m[1]) throw new Error(m[1] ? 'account exists' : 'no such account');
+      return;
+    }
+    throw new Error('unknown step');
+  }
+
+  private expect(alias: string, expected: string): void {
+    const got = this.take(alias);
+    if (got === undefined) throw new Error(`'${alias}' received nothing; expected ${expected}`);
+    const diff = xmlDiff(expected, got);
+    if (diff) {
+      const rest = this.pending(alias);
+      throw new Error(
+        `'${alias}' received\n    ${got}\n  expected\n    ${expected}\n  ${diff}` +
+          (rest.length ? `\n  then queued:\n    ${rest.join('\n    ')}` : ''),
+      );
+    }
+  }
+
+  private unauthenticated(alias: string, xml: string): void {
+    if (!this.guests.has(alias)) this.guests.set(alias, []);
+    const box = this.guests.get(alias)!;
+    const feeder = this.options.feeder((view) => {
+      if (!this.r.routeUnauthenticated(view, (data) => box.push(data))) this.refused.add(alias);
+    });
+    feeder.feed(xml);
+  }
+
+  private seedContact(owner: string, contact: string, rest: string): void {
+    const opts = parseOptions(rest);
+    const item: RosterItem = {
+      jid: this.bareOf(contact),
+      name: opts.name ?? null,
+      groups: opts.groups ? opts.groups.split(',') : [],
+      subscription: (opts.subscription ?? 'none') as RosterItem['subscription'],
+      ask: opts.ask === 'subscribe' ? 'subscribe' : null,
+      approved: 'approved' in opts,
+    };
+    this.storage.rosters.set(this.bareOf(owner), item);
+  }
+
+  private expectItem(owner: string, contact: string, rest: string): void {
+    const item = this.storage.rosters.get(this.bareOf(owner), this.bareOf(contact));
+    if (!item) throw new Error('no such roster item');
+    const opts = parseOptions(rest);
+    const actual: Record<string, string> = {
+      subscription: item.subscription,
+      ask: item.ask ?? 'none',
+      approved: String(item.approved),
+      name: item.name ?? '',
+      groups: item.groups.join(','),
+    };
+    for (const [k, v] of Object.entries(opts)) {
+      if (actual[k] !== (v === '' && k === 'approved' ? 'true' : v)) {
+        throw new Error(`roster item ${k} is '${actual[k]}', expected '${v}' (${JSON.stringify(item)})`);
+      }
+    }
+  }
+}
+
+function parseOptions(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const m of text.matchAll(/(\w+)(?:=(\S+))?/g)) out[m[1]!] = m[2] ?? '';
+  return out;
+}
