@@ -23,6 +23,7 @@ import { StanzaKind, StanzaStatus, StanzaType } from '../core/api.js';
 import { SASL_NS, STREAMS_NS, SaslFailure, StanzaError, StreamError, escapeXml } from '../errors.js';
 import { Jid, prepareDomainpart } from '../jid.js';
 import type { ClientSession, Router } from '../router/types.js';
+import { decodeSaslPayload, encodeSaslPayload, type SaslExchange, type SaslStep } from './sasl/index.js';
 
 export const TLS_NS = 'urn:ietf:params:xml:ns:xmpp-tls';
 export const BIND_NS = 'urn:ietf:params:xml:ns:xmpp-bind';
@@ -52,16 +53,6 @@ export interface StreamTransport {
   startTls(): void;
   /** Close the connection once everything written so far is flushed. */
   end(): void;
-}
-
-/** One step of a server-side SASL exchange (RFC 6120 §6.4, RFC 4422 §5). */
-export type SaslStep =
-  | { done: false; challenge: Buffer }
-  | { done: true; username: string; additionalData?: Buffer | null };
-
-/** A server-side mechanism instance; step() throws SaslFailure on failure. */
-export interface SaslExchange {
-  step(response: Buffer | null): SaslStep;
 }
 
 /** The SASL mechanisms offered and the factory of their exchanges (src/stream/sasl). */
@@ -120,22 +111,6 @@ function localName(qname: string): string {
   return colon === -1 ? qname : qname.slice(colon + 1);
 }
 
-/** RFC 6120 §6.4.2: '=' is an empty response, no text is no response; anything else base64. */
-function decodeSaslPayload(text: string): Buffer | null {
-  const trimmed = text.trim();
-  if (trimmed === '') return null;
-  if (trimmed === '=') return Buffer.alloc(0);
-  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(trimmed) || trimmed.length % 4 !== 0) {
-    throw new SaslFailure('incorrect-encoding', 'payload is not base64');
-  }
-  return Buffer.from(trimmed, 'base64');
-}
-
-function encodeSaslPayload(data: Buffer | null | undefined): string {
-  if (!data) return '';
-  return data.length === 0 ? '=' : data.toString('base64');
-}
-
 function parseElement(view: StanzaView): Element {
   return parseXml(view.toString()) as Element;
 }
@@ -154,6 +129,9 @@ export class C2SStream implements ClientSession, ParserHandler {
   private jid_: Jid | null = null;
   private sasl: SaslExchange | null = null;
   private saslFailures = 0;
+  /** A SASL step is being computed (PBKDF2 runs off the event loop); input waits in `held`. */
+  private saslPending = false;
+  private held: Uint8Array[] = [];
   private queue: (string | Uint8Array)[] = [];
   private flushScheduled = false;
   private closedNotified = false;
@@ -244,6 +222,12 @@ export class C2SStream implements ClientSession, ParserHandler {
 
   feed(chunk: Uint8Array): void {
     if (this.phase === StreamPhase.Closed) return;
+    if (this.saslPending) {
+      // RFC 6120 §6.4: the client waits for our answer; whatever it sends meanwhile is parsed
+      // after it (and after the restart, on success). Copied: the caller may reuse its buffer.
+      this.held.push(Uint8Array.from(chunk));
+      return;
+    }
     this.feeding = true;
     try {
       this.parser.feed(chunk);
@@ -268,6 +252,7 @@ export class C2SStream implements ClientSession, ParserHandler {
 
   onStreamOpen(header: StreamHeader): void {
     if (this.phase === StreamPhase.Closed || this.discardRest) return;
+    if (this.saslPending) return this.pipelinedDuringSasl();
     const error = this.checkHeader(header);
     // RFC 6120 §4.7.2: echo the client's 'from' as our 'to' when it is a usable JID.
     const to = header.from !== null && Jid.tryParse(header.from) ? header.from : null;
@@ -284,6 +269,7 @@ export class C2SStream implements ClientSession, ParserHandler {
 
   onStanza(view: StanzaView): void {
     if (this.phase === StreamPhase.Closed || this.discardRest) return;
+    if (this.saslPending) return this.pipelinedDuringSasl();
     try {
       if (view.kind === StanzaKind.Other) this.onElement(view);
       else this.onXmppStanza(view);
@@ -303,6 +289,15 @@ export class C2SStream implements ClientSession, ParserHandler {
   onError(error: CoreError): void {
     if (this.phase === StreamPhase.Closed || this.discardRest) return;
     this.close(new StreamError(error.condition, error.message));
+  }
+
+  /**
+   * RFC 6120 §6.4: each SASL message waits for the server's answer. Elements read in the same
+   * chunk as an <auth/> or <response/> still being verified cannot be held (their view dies
+   * with this call), and no conforming client sends them.
+   */
+  private pipelinedDuringSasl(): void {
+    this.close(new StreamError('policy-violation', 'data sent before the SASL answer'));
   }
 
   // ---- stream header ------------------------------------------------------------------------
@@ -384,8 +379,13 @@ export class C2SStream implements ClientSession, ParserHandler {
   private restart(): void {
     this.phase = StreamPhase.AwaitingHeader;
     this.headerSent = false;
-    this.resetAfterFeed = true;
-    this.discardRest = true;
+    if (this.feeding) {
+      // Mid-chunk: the parser is reset once feed() returns; the rest of the chunk is dropped.
+      this.resetAfterFeed = true;
+      this.discardRest = true;
+    } else {
+      this.parser.reset();
+    }
   }
 
   // ---- negotiation elements -----------------------------------------------------------------
@@ -428,68 +428,102 @@ export class C2SStream implements ClientSession, ParserHandler {
       // §6.4.8 ends SASL with <success/>; re-authenticating on the same stream is not allowed.
       return this.close(new StreamError('policy-violation', 'already authenticated'));
     }
+    let exchange: SaslExchange;
+    let payload: Buffer | null;
     try {
       if (name === 'abort') {
         // §6.4.4: the client gave up; <aborted/> and a chance to retry.
         throw new SaslFailure('aborted');
       }
       const element = parseElement(view);
-      let exchange: SaslExchange;
       if (name === 'auth') {
         if (!this.authAllowed()) {
-          // §6.4.5 / §6.5.4: our policy needs TLS first.
+          // §5.3.1 / §6.5.4: under our policy TLS is mandatory-to-negotiate before SASL.
           throw new SaslFailure('encryption-required');
         }
         const mechanism = element.attrs['mechanism'];
         if (typeof mechanism !== 'string' || mechanism === '') {
           throw new SaslFailure('invalid-mechanism', 'no mechanism named');
         }
-        const offered = this.deps.sasl.mechanisms(this.secure || this.options.tls === 'optional');
-        if (!offered.includes(mechanism)) {
-          // §6.5.5: not offered to this stream, or unknown.
+        if (!this.deps.sasl.mechanisms(this.secure || this.options.tls === 'optional').includes(mechanism)) {
+          // §6.5.5: unknown, or not offered to this stream (PLAIN in the clear).
           throw new SaslFailure('invalid-mechanism', `${mechanism} is not offered`);
         }
+        // §6.4.2: a new <auth/> replaces any exchange in progress.
         this.sasl = null;
         exchange = this.deps.sasl.start(mechanism);
-        this.sasl = exchange;
       } else {
-        if (!this.sasl) throw new SaslFailure('malformed-request', 'no exchange in progress');
+        if (!this.sasl) throw new SaslFailure('malformed-request', 'no authentication in progress');
         exchange = this.sasl;
       }
-      const result = exchange.step(decodeSaslPayload(element.getText()));
-      if (!result.done) {
-        // §6.4.3: a challenge, answered by a <response/>.
-        this.send(`<challenge xmlns='${SASL_NS}'>${encodeSaslPayload(result.challenge)}</challenge>`);
-        return;
-      }
-      this.onSaslSuccess(result.username, result.additionalData);
+      payload = decodeSaslPayload(element.getText());
     } catch (err) {
-      if (!(err instanceof SaslFailure)) throw err;
-      this.sasl = null;
-      this.saslFailures++;
-      this.send(err.toXml());
-      // §6.4.5: a reasonable number of retries, then the stream is closed.
-      if (this.saslFailures >= this.options.saslMaxAttempts) {
-        this.close(new StreamError('policy-violation', 'too many failed authentication attempts'));
-      }
+      return this.onSaslFailure(err);
+    }
+    this.sasl = exchange;
+    this.saslPending = true;
+    let step: Promise<SaslStep>;
+    try {
+      step = Promise.resolve(exchange.step(payload));
+    } catch (err) {
+      step = Promise.reject(err);
+    }
+    step.then(
+      (result) => this.afterSaslStep(() => this.onSaslStep(exchange, result)),
+      (err: unknown) => this.afterSaslStep(() => this.onSaslFailure(err)),
+    );
+  }
+
+  /** Apply a settled step, then let the input that waited for it through. */
+  private afterSaslStep(apply: () => void): void {
+    this.saslPending = false;
+    if (this.phase === StreamPhase.Closed) return;
+    try {
+      apply();
+    } catch {
+      this.close(new StreamError('internal-server-error'));
+      return;
+    }
+    this.flush();
+    while (this.held.length > 0 && !this.saslPending && (this.phase as StreamPhase) !== StreamPhase.Closed) {
+      this.feed(this.held.shift()!);
     }
   }
 
-  private onSaslSuccess(username: string, additionalData: Buffer | null | undefined): void {
-    let account: Jid;
-    try {
-      account = Jid.of(username, this.options.domain);
-    } catch {
-      this.sasl = null;
-      throw new SaslFailure('not-authorized');
+  private onSaslStep(exchange: SaslExchange, result: SaslStep): void {
+    if (this.sasl !== exchange) return; // replaced by a newer <auth/> or aborted meanwhile
+    if (!result.done) {
+      // §6.4.3: a challenge, answered by a <response/>.
+      this.queue.push(`<challenge xmlns='${SASL_NS}'>${encodeSaslPayload(result.challenge)}</challenge>`);
+      return;
     }
     this.sasl = null;
+    let account: Jid;
+    try {
+      account = Jid.of(result.username, this.options.domain);
+    } catch {
+      return this.onSaslFailure(new SaslFailure('not-authorized'));
+    }
     this.account_ = account;
     // §6.4.6: <success/>, with the mechanism's additional data (SCRAM's server signature).
-    this.queue.push(`<success xmlns='${SASL_NS}'>${encodeSaslPayload(additionalData)}</success>`);
+    this.queue.push(`<success xmlns='${SASL_NS}'>${encodeSaslPayload(result.additionalData)}</success>`);
     this.flush();
+    // §6.4.6: both sides now start a new stream, without closing the connection.
     this.restart();
     this.parser.setLimits({ maxStanzaBytes: this.options.maxStanzaBytes });
+  }
+
+  private onSaslFailure(err: unknown): void {
+    if (!(err instanceof SaslFailure)) throw err;
+    this.sasl = null;
+    this.saslFailures++;
+    this.queue.push(err.toXml());
+    // §6.4.5: a reasonable number of retries, then the stream is closed.
+    if (this.saslFailures >= this.options.saslMaxAttempts) {
+      this.close(new StreamError('policy-violation', 'too many failed authentication attempts'));
+    } else {
+      this.flush();
+    }
   }
 
   // ---- stanzas ------------------------------------------------------------------------------

@@ -102,10 +102,13 @@ export const plainSasl: SaslProvider = {
   start(mechanism) {
     if (mechanism !== 'PLAIN') throw new SaslFailure('invalid-mechanism');
     return {
-      step(response) {
+      mechanism: 'PLAIN',
+      // Asynchronous like the real PLAIN (PBKDF2 on the thread pool), settling within a turn.
+      async step(response) {
+        await null;
         if (response === null) return { done: false, challenge: Buffer.alloc(0) };
         const [, user, pass] = response.toString('utf8').split('\0');
-        if (user === 'alice' && pass === 'secret') return { done: true, username: user };
+        if (user === 'alice' && pass === 'secret') return { done: true, username: user, additionalData: null };
         throw new SaslFailure('not-authorized');
       },
     };

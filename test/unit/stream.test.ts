@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { setImmediate as settle } from 'node:timers/promises';
 import { StanzaKind } from '../../src/core/api.js';
 import { StreamError } from '../../src/errors.js';
 import { C2SStream, StreamPhase, type C2SOptions, type ParserFactory } from '../../src/stream/c2s.js';
@@ -38,8 +39,10 @@ describe.each(cores)('c2s stream state machine (%s)', (_name, core) => {
       sasl: plainSasl,
       onClosed: (s) => closed.push(s),
     });
-    const feed = (text: string) => {
+    /** Feed, let pending SASL steps settle, and return what was written in answer. */
+    const feed = async (text: string) => {
       stream.feed(Buffer.from(text));
+      await settle();
       stream.flush();
       return transport.take();
     };
@@ -47,19 +50,19 @@ describe.each(cores)('c2s stream state machine (%s)', (_name, core) => {
   }
 
   /** A stream already through TLS and SASL, restarted, and bound as alice@localhost/phone. */
-  function bound() {
+  async function bound() {
     const s = open({}, { secure: true });
-    s.feed(HEADER);
-    expect(s.feed(AUTH_OK)).toContain('<success');
-    s.feed(HEADER);
-    expect(s.feed(BIND)).toContain('<jid>alice@localhost/phone</jid>');
+    await s.feed(HEADER);
+    expect(await s.feed(AUTH_OK)).toContain('<success');
+    await s.feed(HEADER);
+    expect(await s.feed(BIND)).toContain('<jid>alice@localhost/phone</jid>');
     return s;
   }
 
   describe('stream header (RFC 6120 §4.7)', () => {
-    it('answers the header with its own, a fresh id, our domain and version 1.0', () => {
+    it('answers the header with its own, a fresh id, our domain and version 1.0', async () => {
       const { feed, stream } = open();
-      const out = feed(HEADER);
+      const out = await feed(HEADER);
       expect(out).toMatch(/^<\?xml version='1.0'\?><stream:stream xmlns='jabber:client' xmlns:stream='http:\/\/etherx.jabber.org\/streams'/);
       expect(out).toContain(`id='${stream.streamId}'`);
       expect(stream.streamId).toMatch(/^[0-9a-f]{32}$/);
@@ -71,51 +74,51 @@ describe.each(cores)('c2s stream state machine (%s)', (_name, core) => {
       expect(other.stream.streamId).not.toBe(first);
     });
 
-    it("echoes the client's 'from' as 'to' (§4.7.2)", () => {
+    it("echoes the client's 'from' as 'to' (§4.7.2)", async () => {
       const { feed } = open();
-      expect(feed(HEADER.replace("to='localhost'", "to='localhost' from='alice@localhost'"))).toContain("to='alice@localhost'");
+      expect(await feed(HEADER.replace("to='localhost'", "to='localhost' from='alice@localhost'"))).toContain("to='alice@localhost'");
     });
 
-    it('gives the same answer when the header arrives one byte at a time', () => {
+    it('gives the same answer when the header arrives one byte at a time', async () => {
       const { stream, transport } = open();
       for (const byte of Buffer.from(HEADER)) stream.feed(Uint8Array.of(byte));
       stream.flush();
       expect(transport.text().replace(/id='[0-9a-f]+'/, "id='X'")).toBe(
-        open().feed(HEADER).replace(/id='[0-9a-f]+'/, "id='X'"),
+        (await open().feed(HEADER)).replace(/id='[0-9a-f]+'/, "id='X'"),
       );
     });
 
-    it('refuses a header to another domain with host-unknown (§4.9.3.6)', () => {
+    it('refuses a header to another domain with host-unknown (§4.9.3.6)', async () => {
       const { feed, transport } = open();
-      const out = feed(HEADER.replace("to='localhost'", "to='example.org'"));
+      const out = await feed(HEADER.replace("to='localhost'", "to='example.org'"));
       expect(out).toContain('<stream:stream');
       expect(streamErrorOf(out)).toBe('host-unknown');
       expect(out.endsWith('</stream:stream>')).toBe(true);
       expect(transport.ended).toBe(true);
     });
 
-    it('matches the domain case-insensitively (RFC 7622 §3.2)', () => {
+    it('matches the domain case-insensitively (RFC 7622 §3.2)', async () => {
       const { feed } = open();
-      expect(streamErrorOf(feed(HEADER.replace("to='localhost'", "to='LocalHost'")))).toBeNull();
+      expect(streamErrorOf(await feed(HEADER.replace("to='localhost'", "to='LocalHost'")))).toBeNull();
     });
 
-    it('refuses a content namespace other than jabber:client with invalid-namespace (§4.8.2)', () => {
+    it('refuses a content namespace other than jabber:client with invalid-namespace (§4.8.2)', async () => {
       const { feed } = open();
-      expect(streamErrorOf(feed(HEADER.replace("xmlns='jabber:client'", "xmlns='jabber:server'")))).toBe('invalid-namespace');
+      expect(streamErrorOf(await feed(HEADER.replace("xmlns='jabber:client'", "xmlns='jabber:server'")))).toBe('invalid-namespace');
     });
 
-    it('refuses a wrong stream namespace with invalid-namespace (§4.8.1)', () => {
+    it('refuses a wrong stream namespace with invalid-namespace (§4.8.1)', async () => {
       const { feed } = open();
-      expect(streamErrorOf(feed(HEADER.replace('http://etherx.jabber.org/streams', 'urn:example:streams')))).toBe('invalid-namespace');
+      expect(streamErrorOf(await feed(HEADER.replace('http://etherx.jabber.org/streams', 'urn:example:streams')))).toBe('invalid-namespace');
     });
 
-    it('refuses a header without version, or below 1.0, with unsupported-version (§4.7.5)', () => {
-      expect(streamErrorOf(open().feed(HEADER.replace(" version='1.0'>", '>')))).toBe('unsupported-version');
-      expect(streamErrorOf(open().feed(HEADER.replace("version='1.0'>", "version='0.9'>")))).toBe('unsupported-version');
+    it('refuses a header without version, or below 1.0, with unsupported-version (§4.7.5)', async () => {
+      expect(streamErrorOf(await open().feed(HEADER.replace(" version='1.0'>", '>')))).toBe('unsupported-version');
+      expect(streamErrorOf(await open().feed(HEADER.replace("version='1.0'>", "version='0.9'>")))).toBe('unsupported-version');
     });
 
-    it('answers a higher version with 1.0 and goes on (§4.7.5)', () => {
-      const out = open().feed(HEADER.replace("version='1.0'>", "version='1.5'>"));
+    it('answers a higher version with 1.0 and goes on (§4.7.5)', async () => {
+      const out = await open().feed(HEADER.replace("version='1.0'>", "version='1.5'>"));
       expect(streamErrorOf(out)).toBeNull();
       expect(out).toContain("version='1.0'");
       expect(out).toContain('<stream:features>');
@@ -123,33 +126,33 @@ describe.each(cores)('c2s stream state machine (%s)', (_name, core) => {
   });
 
   describe('features per phase (RFC 6120 §4.3.2)', () => {
-    it('offers only STARTTLS, marked required, on a plain channel when TLS is required', () => {
-      const out = open().feed(HEADER);
+    it('offers only STARTTLS, marked required, on a plain channel when TLS is required', async () => {
+      const out = await open().feed(HEADER);
       expect(out).toContain("<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls></stream:features>");
     });
 
-    it('offers STARTTLS without <required/> and the mechanisms when TLS is optional', () => {
-      const out = open({ tls: 'optional' }).feed(HEADER);
+    it('offers STARTTLS without <required/> and the mechanisms when TLS is optional', async () => {
+      const out = await open({ tls: 'optional' }).feed(HEADER);
       expect(out).toContain("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'></starttls>");
       expect(out).toContain('<mechanism>PLAIN</mechanism>');
     });
 
-    it('offers mechanisms and no STARTTLS on a secure channel', () => {
-      const out = open({}, { secure: true }).feed(HEADER);
+    it('offers mechanisms and no STARTTLS on a secure channel', async () => {
+      const out = await open({}, { secure: true }).feed(HEADER);
       expect(out).not.toContain('starttls');
       expect(out).toContain(`<mechanisms ${SASL}><mechanism>PLAIN</mechanism></mechanisms>`);
     });
 
-    it('advertises in-band registration when it is open (XEP-0077 §4)', () => {
-      expect(open({ registration: 'open' }, { secure: true }).feed(HEADER)).toContain("<register xmlns='http://jabber.org/features/iq-register'/>");
-      expect(open({ registration: 'closed' }, { secure: true }).feed(HEADER)).not.toContain('iq-register');
+    it('advertises in-band registration when it is open (XEP-0077 §4)', async () => {
+      expect(await open({ registration: 'open' }, { secure: true }).feed(HEADER)).toContain("<register xmlns='http://jabber.org/features/iq-register'/>");
+      expect(await open({ registration: 'closed' }, { secure: true }).feed(HEADER)).not.toContain('iq-register');
     });
 
-    it('offers bind and an optional session after authentication (§7.4, RFC 3921 §3)', () => {
+    it('offers bind and an optional session after authentication (§7.4, RFC 3921 §3)', async () => {
       const s = open({}, { secure: true });
-      s.feed(HEADER);
-      s.feed(AUTH_OK);
-      const out = s.feed(HEADER);
+      await s.feed(HEADER);
+      await s.feed(AUTH_OK);
+      const out = await s.feed(HEADER);
       expect(out).toContain(
         "<stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/><session xmlns='urn:ietf:params:xml:ns:xmpp-session'><optional/></session></stream:features>",
       );
@@ -157,216 +160,233 @@ describe.each(cores)('c2s stream state machine (%s)', (_name, core) => {
   });
 
   describe('STARTTLS (RFC 6120 §5)', () => {
-    it('proceeds, upgrades the transport and expects a new stream header', () => {
+    it('proceeds, upgrades the transport and expects a new stream header', async () => {
       const s = open();
-      s.feed(HEADER);
-      const out = s.feed("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+      await s.feed(HEADER);
+      const out = await s.feed("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
       expect(out).toBe("<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
       expect(s.transport.tlsStarted).toBe(1);
       expect(s.stream.phase).toBe(StreamPhase.AwaitingHeader);
-      const restarted = s.feed(HEADER);
+      const restarted = await s.feed(HEADER);
       expect(restarted).toContain('<stream:stream');
       expect(restarted).not.toContain('starttls');
       expect(restarted).toContain('<mechanism>PLAIN</mechanism>');
     });
 
-    it('discards bytes that follow <starttls/> in the same read (§5.4.3.3, no plaintext injection)', () => {
+    it('discards bytes that follow <starttls/> in the same read (§5.4.3.3, no plaintext injection)', async () => {
       const s = open();
-      s.feed(HEADER);
-      s.feed(`<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>${AUTH_OK}`);
+      await s.feed(HEADER);
+      await s.feed(`<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>${AUTH_OK}`);
       expect(s.transport.text()).not.toContain('<success');
       expect(s.stream.isAuthenticated).toBe(false);
-      expect(streamErrorOf(s.feed(HEADER))).toBeNull();
+      expect(streamErrorOf(await s.feed(HEADER))).toBeNull();
     });
 
-    it('answers STARTTLS on an already secure channel with <failure/> and closes (§5.4.2.2)', () => {
+    it('answers STARTTLS on an already secure channel with <failure/> and closes (§5.4.2.2)', async () => {
       const s = open({}, { secure: true });
-      s.feed(HEADER);
-      const out = s.feed("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+      await s.feed(HEADER);
+      const out = await s.feed("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
       expect(out).toBe("<failure xmlns='urn:ietf:params:xml:ns:xmpp-tls'/></stream:stream>");
       expect(s.transport.ended).toBe(true);
     });
   });
 
   describe('SASL (RFC 6120 §6)', () => {
-    it('refuses authentication before TLS when TLS is required with encryption-required', () => {
+    it('refuses authentication before TLS when TLS is required with encryption-required', async () => {
       const s = open();
-      s.feed(HEADER);
-      expect(s.feed(AUTH_OK)).toBe(`<failure ${SASL}><encryption-required/></failure>`);
+      await s.feed(HEADER);
+      expect(await s.feed(AUTH_OK)).toBe(`<failure ${SASL}><encryption-required/></failure>`);
       expect(s.stream.isAuthenticated).toBe(false);
     });
 
-    it('lets PLAIN run on plain TCP when TLS is optional', () => {
+    it('lets PLAIN run on plain TCP when TLS is optional', async () => {
       const s = open({ tls: 'optional' });
-      s.feed(HEADER);
-      expect(s.feed(AUTH_OK)).toBe(`<success ${SASL}></success>`);
+      await s.feed(HEADER);
+      expect(await s.feed(AUTH_OK)).toBe(`<success ${SASL}></success>`);
     });
 
-    it('succeeds, restarts the stream and raises the stanza limit', () => {
+    it('succeeds, restarts the stream and raises the stanza limit', async () => {
       const s = open({}, { secure: true });
-      s.feed(HEADER);
-      expect(s.feed(AUTH_OK)).toBe(`<success ${SASL}></success>`);
+      await s.feed(HEADER);
+      expect(await s.feed(AUTH_OK)).toBe(`<success ${SASL}></success>`);
       expect(s.stream.account.bare).toBe('alice@localhost');
       expect(s.stream.phase).toBe(StreamPhase.AwaitingHeader);
-      const out = s.feed(HEADER);
+      const out = await s.feed(HEADER);
       expect(out).toContain('<stream:stream');
       expect(out).toContain('xmpp-bind');
     });
 
-    it('sends a challenge when the client gave no initial response, then takes the response (§6.4.2)', () => {
+    it('sends a challenge when the client gave no initial response, then takes the response (§6.4.2)', async () => {
       const s = open({}, { secure: true });
-      s.feed(HEADER);
-      expect(s.feed(`<auth ${SASL} mechanism='PLAIN'/>`)).toBe(`<challenge ${SASL}>=</challenge>`);
-      expect(s.feed(`<response ${SASL}>${plainAuth('alice', 'secret')}</response>`)).toBe(`<success ${SASL}></success>`);
+      await s.feed(HEADER);
+      expect(await s.feed(`<auth ${SASL} mechanism='PLAIN'/>`)).toBe(`<challenge ${SASL}>=</challenge>`);
+      expect(await s.feed(`<response ${SASL}>${plainAuth('alice', 'secret')}</response>`)).toBe(`<success ${SASL}></success>`);
     });
 
-    it('answers wrong credentials with not-authorized and lets the client retry (§6.5.10)', () => {
+    it('answers wrong credentials with not-authorized and lets the client retry (§6.5.10)', async () => {
       const s = open({}, { secure: true });
-      s.feed(HEADER);
-      expect(s.feed(`<auth ${SASL} mechanism='PLAIN'>${plainAuth('alice', 'wrong')}</auth>`)).toBe(
+      await s.feed(HEADER);
+      expect(await s.feed(`<auth ${SASL} mechanism='PLAIN'>${plainAuth('alice', 'wrong')}</auth>`)).toBe(
         `<failure ${SASL}><not-authorized/></failure>`,
       );
-      expect(s.feed(AUTH_OK)).toBe(`<success ${SASL}></success>`);
+      expect(await s.feed(AUTH_OK)).toBe(`<success ${SASL}></success>`);
     });
 
-    it('closes the stream with policy-violation after the retry limit (§6.4.5)', () => {
+    it('closes the stream with policy-violation after the retry limit (§6.4.5)', async () => {
       const s = open({ saslMaxAttempts: 2 }, { secure: true });
-      s.feed(HEADER);
+      await s.feed(HEADER);
       const bad = `<auth ${SASL} mechanism='PLAIN'>${plainAuth('alice', 'wrong')}</auth>`;
-      expect(s.feed(bad)).not.toContain('stream:error');
-      const out = s.feed(bad);
+      expect(await s.feed(bad)).not.toContain('stream:error');
+      const out = await s.feed(bad);
       expect(out).toContain('<not-authorized/>');
       expect(streamErrorOf(out)).toBe('policy-violation');
       expect(s.transport.ended).toBe(true);
     });
 
-    it('answers an unknown mechanism with invalid-mechanism (§6.5.5)', () => {
+    it('answers an unknown mechanism with invalid-mechanism (§6.5.5)', async () => {
       const s = open({}, { secure: true });
-      s.feed(HEADER);
-      expect(s.feed(`<auth ${SASL} mechanism='X-MAGIC'>AA==</auth>`)).toContain('<invalid-mechanism/>');
+      await s.feed(HEADER);
+      expect(await s.feed(`<auth ${SASL} mechanism='X-MAGIC'>AA==</auth>`)).toContain('<invalid-mechanism/>');
     });
 
-    it('answers bad base64 with incorrect-encoding (§6.5.2)', () => {
+    it('answers bad base64 with incorrect-encoding (§6.5.2)', async () => {
       const s = open({}, { secure: true });
-      s.feed(HEADER);
-      expect(s.feed(`<auth ${SASL} mechanism='PLAIN'>not*base64!</auth>`)).toBe(`<failure ${SASL}><incorrect-encoding/><text>payload is not base64</text></failure>`);
+      await s.feed(HEADER);
+      expect(await s.feed(`<auth ${SASL} mechanism='PLAIN'>not*base64!</auth>`)).toBe(`<failure ${SASL}><incorrect-encoding/><text>the payload is not base64</text></failure>`);
     });
 
-    it('answers <abort/> with aborted (§6.4.4)', () => {
+    it('answers <abort/> with aborted (§6.4.4)', async () => {
       const s = open({}, { secure: true });
-      s.feed(HEADER);
-      s.feed(`<auth ${SASL} mechanism='PLAIN'/>`);
-      expect(s.feed(`<abort ${SASL}/>`)).toBe(`<failure ${SASL}><aborted/></failure>`);
-      expect(s.feed(`<response ${SASL}>${plainAuth('alice', 'secret')}</response>`)).toContain('<malformed-request/>');
+      await s.feed(HEADER);
+      await s.feed(`<auth ${SASL} mechanism='PLAIN'/>`);
+      expect(await s.feed(`<abort ${SASL}/>`)).toBe(`<failure ${SASL}><aborted/></failure>`);
+      expect(await s.feed(`<response ${SASL}>${plainAuth('alice', 'secret')}</response>`)).toContain('<malformed-request/>');
     });
 
-    it('refuses SASL after authentication with a stream error', () => {
-      const s = bound();
-      expect(streamErrorOf(s.feed(AUTH_OK))).toBe('policy-violation');
+    it('holds input that arrives while a step is being verified and parses it after the restart', async () => {
+      const s = open({}, { secure: true });
+      await s.feed(HEADER);
+      s.stream.feed(Buffer.from(AUTH_OK));
+      s.stream.feed(Buffer.from(HEADER));
+      const out = await s.feed(BIND);
+      expect(out).toMatch(/^<success [^>]*><\/success><\?xml version='1.0'\?><stream:stream .*<stream:features><bind /);
+      expect(out).toContain('<jid>alice@localhost/phone</jid>');
+    });
+
+    it('closes with policy-violation when elements are pipelined behind <auth/> in one read (§6.4)', async () => {
+      const s = open({}, { secure: true });
+      await s.feed(HEADER);
+      expect(streamErrorOf(await s.feed(AUTH_OK + "<presence/>"))).toBe('policy-violation');
+      expect(s.stream.isAuthenticated).toBe(false);
+    });
+
+    it('refuses SASL after authentication with a stream error', async () => {
+      const s = await bound();
+      expect(streamErrorOf(await s.feed(AUTH_OK))).toBe('policy-violation');
     });
   });
 
   describe('resource binding (RFC 6120 §7)', () => {
-    it('binds the requested resource through the router and answers with the full JID', () => {
-      const s = bound();
+    it('binds the requested resource through the router and answers with the full JID', async () => {
+      const s = await bound();
       expect(s.router.log.bound.map((b) => b.requested)).toEqual(['phone']);
       expect(s.stream.jid?.full).toBe('alice@localhost/phone');
       expect(s.stream.phase).toBe(StreamPhase.Bound);
     });
 
-    it('lets the server generate a resource when none is asked (§7.6)', () => {
+    it('lets the server generate a resource when none is asked (§7.6)', async () => {
       const s = open({}, { secure: true });
-      s.feed(HEADER);
-      s.feed(AUTH_OK);
-      s.feed(HEADER);
-      const out = s.feed("<iq type='set' id='b2'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>");
+      await s.feed(HEADER);
+      await s.feed(AUTH_OK);
+      await s.feed(HEADER);
+      const out = await s.feed("<iq type='set' id='b2'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>");
       expect(out).toBe(
         "<iq type='result' id='b2'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><jid>alice@localhost/generated-1</jid></bind></iq>",
       );
     });
 
-    it('returns the router refusal as a stanza error and stays unbound (§7.7.2)', () => {
+    it('returns the router refusal as a stanza error and stays unbound (§7.7.2)', async () => {
       const s = open({}, { secure: true });
-      s.feed(HEADER);
-      s.feed(AUTH_OK);
-      s.feed(HEADER);
-      const out = s.feed("<iq type='set' id='b3'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>taken</resource></bind></iq>");
+      await s.feed(HEADER);
+      await s.feed(AUTH_OK);
+      await s.feed(HEADER);
+      const out = await s.feed("<iq type='set' id='b3'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>taken</resource></bind></iq>");
       expect(out).toBe(
         "<iq type='error' id='b3'><error type='cancel'><conflict xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>",
       );
       expect(s.stream.jid).toBeNull();
     });
 
-    it('answers the legacy session request with a result (RFC 3921 §3)', () => {
-      const s = bound();
-      expect(s.feed("<iq type='set' id='s1'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>")).toBe("<iq type='result' id='s1'/>");
+    it('answers the legacy session request with a result (RFC 3921 §3)', async () => {
+      const s = await bound();
+      expect(await s.feed("<iq type='set' id='s1'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>")).toBe("<iq type='result' id='s1'/>");
     });
 
-    it('closes with not-authorized when a stanza comes before binding (§7.1)', () => {
+    it('closes with not-authorized when a stanza comes before binding (§7.1)', async () => {
       const s = open({}, { secure: true });
-      s.feed(HEADER);
-      s.feed(AUTH_OK);
-      s.feed(HEADER);
-      expect(streamErrorOf(s.feed("<message to='bob@localhost'><body>hi</body></message>"))).toBe('not-authorized');
+      await s.feed(HEADER);
+      await s.feed(AUTH_OK);
+      await s.feed(HEADER);
+      expect(streamErrorOf(await s.feed("<message to='bob@localhost'><body>hi</body></message>"))).toBe('not-authorized');
     });
   });
 
   describe('stanzas', () => {
-    it('closes with not-authorized when a stanza comes before authentication (§4.9.3.12)', () => {
+    it('closes with not-authorized when a stanza comes before authentication (§4.9.3.12)', async () => {
       const s = open({}, { secure: true });
-      s.feed(HEADER);
-      const out = s.feed("<message to='bob@localhost'><body>hi</body></message>");
+      await s.feed(HEADER);
+      const out = await s.feed("<message to='bob@localhost'><body>hi</body></message>");
       expect(streamErrorOf(out)).toBe('not-authorized');
       expect(out.endsWith('</stream:stream>')).toBe(true);
       expect(s.router.log.routed).toEqual([]);
     });
 
-    it('passes a registration iq to the router before authentication when registration is open (XEP-0077)', () => {
+    it('passes a registration iq to the router before authentication when registration is open (XEP-0077)', async () => {
       const s = open({ registration: 'open' }, { secure: true });
-      s.feed(HEADER);
-      const out = s.feed("<iq type='get' id='r1'><query xmlns='jabber:iq:register'/></iq>");
+      await s.feed(HEADER);
+      const out = await s.feed("<iq type='get' id='r1'><query xmlns='jabber:iq:register'/></iq>");
       expect(out).toBe("<iq type='result' id='r1'/>");
       expect(s.router.log.unauth).toHaveLength(1);
     });
 
-    it('does not pass a registration iq when registration is closed', () => {
+    it('does not pass a registration iq when registration is closed', async () => {
       const s = open({}, { secure: true });
-      s.feed(HEADER);
-      expect(streamErrorOf(s.feed("<iq type='get' id='r1'><query xmlns='jabber:iq:register'/></iq>"))).toBe('not-authorized');
+      await s.feed(HEADER);
+      expect(streamErrorOf(await s.feed("<iq type='get' id='r1'><query xmlns='jabber:iq:register'/></iq>"))).toBe('not-authorized');
       expect(s.router.log.unauth).toEqual([]);
     });
 
-    it('routes message, presence and iq of a bound session', () => {
-      const s = bound();
-      s.feed("<message to='bob@localhost'><body>hi</body></message><presence/><iq type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>");
+    it('routes message, presence and iq of a bound session', async () => {
+      const s = await bound();
+      await s.feed("<message to='bob@localhost'><body>hi</body></message><presence/><iq type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>");
       expect(s.router.log.routed.map((r) => r.kind)).toEqual([StanzaKind.Message, StanzaKind.Presence, StanzaKind.Iq]);
       expect(s.router.log.routed[0]!.session).toBe(s.stream);
     });
 
-    it('ignores whitespace keepalives between stanzas (§4.6.1)', () => {
-      const s = bound();
-      expect(s.feed('  \n ')).toBe('');
-      s.feed(" <presence/>\n\n<presence/> ");
+    it('ignores whitespace keepalives between stanzas (§4.6.1)', async () => {
+      const s = await bound();
+      expect(await s.feed('  \n ')).toBe('');
+      await s.feed(" <presence/>\n\n<presence/> ");
       expect(s.router.log.routed).toHaveLength(2);
       expect(s.transport.ended).toBe(false);
     });
 
-    it('applies the smaller stanza limit before authentication and the larger after', () => {
+    it('applies the smaller stanza limit before authentication and the larger after', async () => {
       const big = `<message to='bob@localhost'><body>${'x'.repeat(6000)}</body></message>`;
       const pre = open({}, { secure: true });
-      pre.feed(HEADER);
-      expect(streamErrorOf(pre.feed(`<auth ${SASL} mechanism='PLAIN'>${'A'.repeat(6000)}</auth>`))).toBe('policy-violation');
-      const post = bound();
-      post.feed(big);
+      await pre.feed(HEADER);
+      expect(streamErrorOf(await pre.feed(`<auth ${SASL} mechanism='PLAIN'>${'A'.repeat(6000)}</auth>`))).toBe('policy-violation');
+      const post = await bound();
+      await post.feed(big);
       expect(post.router.log.routed).toHaveLength(1);
     });
 
-    it('closes with unsupported-stanza-type for an unknown top-level element after auth (§4.9.3.21)', () => {
-      const s = bound();
-      expect(streamErrorOf(s.feed("<foo xmlns='urn:example'/>"))).toBe('unsupported-stanza-type');
+    it('closes with unsupported-stanza-type for an unknown top-level element after auth (§4.9.3.21)', async () => {
+      const s = await bound();
+      expect(streamErrorOf(await s.feed("<foo xmlns='urn:example'/>"))).toBe('unsupported-stanza-type');
     });
 
-    it('hands registered extension elements to their handler', () => {
+    it('hands registered extension elements to their handler', async () => {
       const transport = new RecordingTransport({ secure: true });
       const seen: string[] = [];
       const stream = new C2SStream(transport, OPTIONS, {
@@ -375,22 +395,25 @@ describe.each(cores)('c2s stream state machine (%s)', (_name, core) => {
         sasl: plainSasl,
         elementHandlers: new Map([['urn:xmpp:sm:3 enable', (_s, el) => void seen.push(el.name())]]),
       });
-      for (const text of [HEADER, AUTH_OK, HEADER, BIND, "<enable xmlns='urn:xmpp:sm:3'/>"]) stream.feed(Buffer.from(text));
+      for (const text of [HEADER, AUTH_OK, HEADER, BIND, "<enable xmlns='urn:xmpp:sm:3'/>"]) {
+        stream.feed(Buffer.from(text));
+        await settle();
+      }
       expect(seen).toEqual(['enable']);
     });
 
-    it('maps a parser error to the stream error of its condition', () => {
-      const s = bound();
-      const out = s.feed('<message><body></message>');
+    it('maps a parser error to the stream error of its condition', async () => {
+      const s = await bound();
+      const out = await s.feed('<message><body></message>');
       expect(streamErrorOf(out)).toBe('not-well-formed');
       expect(s.transport.ended).toBe(true);
     });
   });
 
   describe('closing (RFC 6120 §4.4)', () => {
-    it("answers the client's </stream:stream> with its own, ends, and unbinds once", () => {
-      const s = bound();
-      const out = s.feed('</stream:stream>');
+    it("answers the client's </stream:stream> with its own, ends, and unbinds once", async () => {
+      const s = await bound();
+      const out = await s.feed('</stream:stream>');
       expect(out).toBe('</stream:stream>');
       expect(s.transport.ended).toBe(true);
       expect(s.router.log.unbound).toEqual([s.stream]);
@@ -400,21 +423,21 @@ describe.each(cores)('c2s stream state machine (%s)', (_name, core) => {
       expect(s.closed).toHaveLength(1);
     });
 
-    it('sends a header before the error when closing before the client header (§4.9.1.2)', () => {
+    it('sends a header before the error when closing before the client header (§4.9.1.2)', async () => {
       const s = open();
       s.stream.close(new StreamError('system-shutdown'));
       expect(s.transport.text()).toMatch(/^<\?xml version='1.0'\?><stream:stream .*<stream:error><system-shutdown /);
     });
 
-    it('ignores input after the stream is closed', () => {
-      const s = bound();
-      s.feed('</stream:stream>');
+    it('ignores input after the stream is closed', async () => {
+      const s = await bound();
+      await s.feed('</stream:stream>');
       s.stream.feed(Buffer.from('<message/>'));
       expect(s.router.log.routed).toEqual([]);
     });
 
-    it('unbinds when the connection drops without a closing tag', () => {
-      const s = bound();
+    it('unbinds when the connection drops without a closing tag', async () => {
+      const s = await bound();
       s.stream.transportClosed();
       expect(s.router.log.unbound).toEqual([s.stream]);
     });
@@ -422,7 +445,7 @@ describe.each(cores)('c2s stream state machine (%s)', (_name, core) => {
 
   describe('output queue', () => {
     it('gathers everything sent in one turn into one write', async () => {
-      const s = bound();
+      const s = await bound();
       s.stream.send('<message id="1"/>');
       s.stream.send(Buffer.from('<message id="2"/>'));
       s.stream.send('<message id="3"/>');
@@ -433,7 +456,7 @@ describe.each(cores)('c2s stream state machine (%s)', (_name, core) => {
     });
 
     it('drops what is sent after close', async () => {
-      const s = bound();
+      const s = await bound();
       s.stream.close();
       s.transport.take();
       s.stream.send('<message/>');
