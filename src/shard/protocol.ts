@@ -1,0 +1,140 @@
+/**
+ * What travels through the shard rings (src/shard/ring.ts), and the sender that never loses a
+ * record when a ring is full.
+ *
+ * Every record starts with an 8-byte header: op (u8), one spare byte, a u16 argument, and a u32
+ * id (a connection id between the main thread and a shard, a session id between shards), then
+ * an op-specific body. Control that happens a few times per process life (shard started, shard
+ * died, shutdown) goes over a MessagePort instead: it carries SharedArrayBuffers and needs no
+ * speed.
+ */
+import { RingWriter, recordSize } from './ring.js';
+
+export const HEADER_BYTES = 8;
+
+export enum Op {
+  // main → shard, id = connection
+  /** A client connected. arg bit 0: already encrypted (Direct TLS); bit 1: STARTTLS possible. */
+  Open = 1,
+  /** Bytes read from the client. */
+  Data = 2,
+  /** The socket is gone (peer closed, reset, or the main thread destroyed it). */
+  Closed = 3,
+
+  // shard → main, id = connection
+  /** Bytes for the client. */
+  Write = 16,
+  /** RFC 6120 §5.4.3.3: <proceed/> was written; wrap the socket in TLS now. */
+  StartTls = 17,
+  /** Close the socket after flushing. */
+  End = 18,
+
+  // shard → shard, id = the sending (or owning) shard's session id
+  /** A session was bound; body: its full JID (UTF-8). */
+  Bind = 32,
+  /** Presence-relevant state changed; arg bit 0: available, bit 1: interested (roster pushes);
+   *  body: i8 priority, then the last available presence as delivered (may be empty). */
+  State = 33,
+  /** The session is gone. */
+  Unbind = 34,
+  /** Deliver bytes to the receiving shard's session `id`; arg = delivery kind. */
+  Deliver = 35,
+  /** Close the receiving shard's session `id`; body: stream error condition, '\n', text. */
+  Close = 36,
+  /** Send me Bind + State for every session you own (a shard that just started). */
+  SyncRequest = 37,
+}
+
+export const OPEN_SECURE = 1;
+export const OPEN_CAN_STARTTLS = 2;
+
+export const STATE_AVAILABLE = 1;
+export const STATE_INTERESTED = 2;
+
+export const DELIVERY_KINDS = ['message', 'presence', 'iq', 'other'] as const;
+export type DeliveryKindName = (typeof DELIVERY_KINDS)[number];
+
+export interface RecordHeader {
+  op: Op;
+  arg: number;
+  id: number;
+}
+
+/** Read the header of a record; the body is `record.subarray(HEADER_BYTES)`. */
+export function readHeader(record: Uint8Array, into: RecordHeader): RecordHeader {
+  into.op = record[0]!;
+  into.arg = record[2]! | (record[3]! << 8);
+  into.id = (record[4]! | (record[5]! << 8) | (record[6]! << 16) | (record[7]! << 24)) >>> 0;
+  return into;
+}
+
+const EMPTY = new Uint8Array(0);
+const encoder = new TextEncoder();
+
+/**
+ * Writes records to one ring. When the ring is full the record is copied to a queue that drains
+ * as the consumer frees space (Atomics.waitAsync on the ring's HEAD, no polling), so callers never
+ * block and order is kept. `queuedBytes` lets a caller apply its own back-pressure upstream.
+ */
+export class RingSender {
+  private readonly header = new Uint8Array(HEADER_BYTES);
+  private readonly queue: Uint8Array[] = [];
+  private queued = 0;
+  private pumping = false;
+  private closed = false;
+
+  constructor(readonly writer: RingWriter) {}
+
+  get queuedBytes(): number {
+    return this.queued;
+  }
+
+  send(op: Op, id: number, body: Uint8Array | string = EMPTY, arg = 0): void {
+    if (this.closed) return;
+    const h = this.header;
+    h[0] = op;
+    h[2] = arg & 0xff;
+    h[3] = (arg >>> 8) & 0xff;
+    h[4] = id & 0xff;
+    h[5] = (id >>> 8) & 0xff;
+    h[6] = (id >>> 16) & 0xff;
+    h[7] = (id >>> 24) & 0xff;
+    const bytes = typeof body === 'string' ? encoder.encode(body) : body;
+    if (this.queue.length === 0 && this.writer.tryWrite(h, bytes)) return;
+    const copy = new Uint8Array(HEADER_BYTES + bytes.length);
+    copy.set(h, 0);
+    copy.set(bytes, HEADER_BYTES);
+    this.queue.push(copy);
+    this.queued += copy.length;
+    if (!this.pumping) void this.pump();
+  }
+
+  /** Publish what is staged (the writer also does this by itself once per event-loop turn). */
+  commit(): void {
+    this.writer.commit();
+  }
+
+  /** Stop sending (the peer is gone); queued records are dropped. */
+  close(): void {
+    this.closed = true;
+    this.queue.length = 0;
+    this.queued = 0;
+  }
+
+  private async pump(): Promise<void> {
+    this.pumping = true;
+    try {
+      while (this.queue.length > 0 && !this.closed) {
+        const next = this.queue[0]!;
+        if (this.writer.tryWrite(next)) {
+          this.queue.shift();
+          this.queued -= next.length;
+          continue;
+        }
+        await this.writer.waitWritable(recordSize(next.length));
+      }
+    } finally {
+      this.pumping = false;
+    }
+  }
+}
