@@ -1,19 +1,42 @@
 /**
  * JIDs per RFC 7622: localpart@domainpart/resourcepart.
  *
- * Parsing splits on the first '/' (the resource may contain '@' and '/'), then on the last '@'
- * before it (§3.1). Each part is prepared and compared in its canonical form so that routing can
- * use plain string equality on `bare` and `full`.
+ * Parsing follows §3.1: everything after the first '/' is the resourcepart (it may contain '@'
+ * and '/'), then everything before the first '@' of the rest is the localpart. Each part is
+ * prepared and enforced (§3.2–§3.4, with the PRECIS profiles of RFC 8265) into its canonical
+ * form, so that routing compares `bare` and `full` with plain string equality.
+ *
+ * Pure-ASCII parts, by far the common case on the wire, take a short path that gives the same
+ * result as the full Unicode procedure. Not implemented: the PRECIS Bidi Rule (RFC 5893), which
+ * JavaScript's regular expressions cannot express (no Bidi_Class property); right-to-left parts
+ * are accepted when every other rule holds.
  */
+import { isIPv4, isIPv6 } from 'node:net';
+import { domainToASCII, domainToUnicode } from 'node:url';
 import { StanzaError } from './errors.js';
 
 /** §3.2.1, §3.3.1, §3.4.1: each part is 1..1023 octets once prepared. */
 const MAX_PART_BYTES = 1023;
 
-/** §3.3.1: characters the UsernameCaseMapped profile of localparts forbids here in addition to PRECIS rules. */
-const LOCALPART_FORBIDDEN = /["&'/:<>@\s\u0000-\u001f\u007f]/u;
-/** Control characters are disallowed in every part (PRECIS IdentifierClass / FreeformClass). */
-const CONTROL = /[\u0000-\u001f\u007f-\u009f]/u;
+/** RFC 8264 §9: code points every PRECIS class disallows (controls, format and ignorable
+ * characters, unassigned, private use, surrogates, noncharacters, line and paragraph separators,
+ * and the conjoining Hangul jamo that NFC did not compose into syllables). */
+const PRECIS_DISALLOWED =
+  /[\p{Cc}\p{Cf}\p{Cs}\p{Co}\p{Cn}\p{Zl}\p{Zp}\p{Default_Ignorable_Code_Point}\p{Noncharacter_Code_Point}\u1100-\u11ff\ua960-\ua97f\ud7b0-\ud7ff]/u;
+/** RFC 8264 §9.1 LetterDigits: the only non-ASCII code points IdentifierClass allows. */
+const LETTER_DIGIT = /^[\p{Ll}\p{Lu}\p{Lo}\p{Nd}\p{Lm}\p{Mn}\p{Mc}]$/u;
+/** RFC 7622 §3.3.1: ASCII characters a localpart must not contain beyond IdentifierClass. */
+const LOCALPART_FORBIDDEN = /["&'/:<>@]/;
+/** Printable ASCII without space: IdentifierClass's ASCII7 (RFC 8264 §9.11). */
+const ASCII_IDENTIFIER = /^[\x21-\x7e]+$/;
+/** Printable ASCII with space: the FreeformClass characters that need no Unicode work. */
+const ASCII_FREEFORM = /^[\x20-\x7e]+$/;
+/** RFC 8265 §3.3.2 width mapping: fullwidth and halfwidth forms map to their decomposition. */
+const WIDE = /[\uff01-\uffef]/gu;
+/** RFC 8265 §4.2.2: non-ASCII spaces map to U+0020 in OpaqueString. */
+const NON_ASCII_SPACE = /(?! )\p{Zs}/gu;
+/** A domain label that is an LDH label (RFC 5890 §2.3.1), the only form allowed in DNS names. */
+const LDH_LABEL = /^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$/;
 
 function byteLength(text: string): number {
   return Buffer.byteLength(text, 'utf8');
@@ -23,41 +46,91 @@ function malformed(reason: string): StanzaError {
   return new StanzaError('jid-malformed', reason);
 }
 
-/** §3.3: UsernameCaseMapped approximated by NFKC width mapping + case fold, then checks. */
+function checkLength(prepared: string, part: string): void {
+  if (prepared.length === 0) throw malformed(`empty ${part}`);
+  if (byteLength(prepared) > MAX_PART_BYTES) throw malformed(`${part} longer than 1023 bytes`);
+}
+
+/**
+ * §3.3: the UsernameCaseMapped profile (RFC 8265 §3.3): width mapping, lowercase, NFC; then
+ * IdentifierClass: ASCII printable characters, or non-ASCII letters and digits that have no
+ * compatibility decomposition (so 'ﬁ' is refused rather than silently becoming 'fi').
+ */
 export function prepareLocalpart(local: string): string {
-  const prepared = local.normalize('NFKC').toLowerCase().normalize('NFC');
-  if (prepared.length === 0) throw malformed('empty localpart');
-  if (byteLength(prepared) > MAX_PART_BYTES) throw malformed('localpart longer than 1023 bytes');
+  let prepared: string;
+  if (ASCII_IDENTIFIER.test(local)) {
+    prepared = local.toLowerCase();
+  } else {
+    prepared = local.replace(WIDE, (c) => c.normalize('NFKC')).toLowerCase().normalize('NFC');
+    for (const ch of prepared) {
+      if (ch.charCodeAt(0) < 0x80) {
+        if (ch < '\x21' || ch > '\x7e') throw malformed('localpart contains a space or control character');
+      } else if (!LETTER_DIGIT.test(ch) || PRECIS_DISALLOWED.test(ch) || ch.normalize('NFKC') !== ch) {
+        throw malformed(`localpart contains a disallowed character U+${ch.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`);
+      }
+    }
+  }
+  checkLength(prepared, 'localpart');
   if (LOCALPART_FORBIDDEN.test(prepared)) throw malformed('localpart contains a forbidden character');
   return prepared;
 }
 
-/** §3.2: a domainpart is an IDN or IP literal; compared lowercase, without a trailing dot. */
+/**
+ * §3.2: a domainpart is an IP literal, an IPv4 address or a DNS name whose labels are LDH labels
+ * or U-labels (IDNA2008). Prepared: lowercase, without the final dot (§3.2.1), A-labels turned
+ * into U-labels (§3.2.2) so that 'xn--bcher-kva.example' and 'bücher.example' are one domain.
+ */
 export function prepareDomainpart(domain: string): string {
-  let prepared = domain.normalize('NFKC').toLowerCase();
-  if (prepared.endsWith('.')) prepared = prepared.slice(0, -1);
-  if (prepared.length === 0) throw malformed('empty domainpart');
-  if (byteLength(prepared) > MAX_PART_BYTES) throw malformed('domainpart longer than 1023 bytes');
-  if (prepared.startsWith('[')) {
-    if (!/^\[[0-9a-f:.]+\]$/.test(prepared)) throw malformed('malformed IPv6 literal');
-    return prepared;
+  if (domain.startsWith('[')) {
+    // §3.2.1: an IPv6 address in brackets, as in URIs (RFC 3986 §3.2.2).
+    const inner = domain.endsWith(']') ? domain.slice(1, -1) : '';
+    if (!isIPv6(inner)) throw malformed('malformed IPv6 literal');
+    return `[${inner.toLowerCase()}]`;
   }
-  for (const label of prepared.split('.')) {
-    if (label.length === 0) throw malformed('empty label in domainpart');
-    if (byteLength(label) > 63) throw malformed('domain label longer than 63 bytes');
-    if (/[\s/@:<>'"&\\]/u.test(label) || CONTROL.test(label)) {
-      throw malformed('domainpart contains a forbidden character');
+  let ascii: string;
+  if (ASCII_IDENTIFIER.test(domain)) {
+    ascii = domain.toLowerCase();
+  } else {
+    // UTS #46 mapping (width, case, ideographic full stops) and IDNA conversion to A-labels.
+    ascii = domainToASCII(domain);
+    if (ascii === '') throw malformed('domainpart is not a valid internationalized domain name');
+  }
+  if (ascii.endsWith('.')) ascii = ascii.slice(0, -1);
+  if (ascii.length === 0) throw malformed('empty domainpart');
+  if (!isIPv4(ascii)) {
+    for (const label of ascii.split('.')) {
+      if (label.length === 0) throw malformed('empty label in domainpart');
+      if (label.length > 63) throw malformed('domain label longer than 63 octets');
+      if (!LDH_LABEL.test(label)) throw malformed('domainpart contains a character not allowed in host names');
     }
   }
+  let prepared = ascii;
+  if (/(?:^|\.)xn--/.test(ascii)) {
+    prepared = domainToUnicode(ascii);
+    // An A-label that does not decode to a valid U-label (bad Punycode) does not round-trip.
+    if (prepared === '' || domainToASCII(prepared) !== ascii) throw malformed('invalid A-label in domainpart');
+    // IDNA2008 (RFC 5892) admits letters, digits and marks only; UTS #46 alone would pass emoji.
+    for (const ch of prepared) {
+      if (ch.charCodeAt(0) >= 0x80 && (!LETTER_DIGIT.test(ch) || PRECIS_DISALLOWED.test(ch))) {
+        throw malformed('domainpart contains a character IDNA2008 does not allow');
+      }
+    }
+  }
+  checkLength(prepared, 'domainpart');
   return prepared;
 }
 
-/** §3.4: OpaqueString — NFC, no controls, case preserved. */
+/**
+ * §3.4: the OpaqueString profile (RFC 8265 §4.2): non-ASCII spaces become U+0020, NFC, case
+ * kept; FreeformClass allows symbols, punctuation and spaces but no controls or ignorables.
+ */
 export function prepareResourcepart(resource: string): string {
-  const prepared = resource.normalize('NFC');
-  if (prepared.length === 0) throw malformed('empty resourcepart');
-  if (byteLength(prepared) > MAX_PART_BYTES) throw malformed('resourcepart longer than 1023 bytes');
-  if (CONTROL.test(prepared)) throw malformed('resourcepart contains a control character');
+  let prepared = resource;
+  if (!ASCII_FREEFORM.test(resource)) {
+    prepared = resource.replace(NON_ASCII_SPACE, ' ').normalize('NFC');
+    if (PRECIS_DISALLOWED.test(prepared)) throw malformed('resourcepart contains a disallowed character');
+  }
+  checkLength(prepared, 'resourcepart');
   return prepared;
 }
 
@@ -78,10 +151,11 @@ export class Jid {
 
   /** Parse and prepare; throws StanzaError('jid-malformed') naming what is wrong. */
   static parse(text: string): Jid {
+    // §3.1: split at the first '/', then at the first '@' before it.
     const slash = text.indexOf('/');
     const head = slash === -1 ? text : text.slice(0, slash);
     const resource = slash === -1 ? null : text.slice(slash + 1);
-    const at = head.lastIndexOf('@');
+    const at = head.indexOf('@');
     const local = at === -1 ? null : head.slice(0, at);
     const domain = at === -1 ? head : head.slice(at + 1);
     return Jid.of(local, domain, resource);
@@ -96,6 +170,7 @@ export class Jid {
     }
   }
 
+  /** Build from parts (each prepared; '' is malformed, null is absent). */
   static of(local: string | null, domain: string, resource: string | null = null): Jid {
     return new Jid(
       local === null ? null : prepareLocalpart(local),
