@@ -116,12 +116,14 @@ export class HermodRouter implements Router, RouterContext {
   // ------------------------------------------------------------------ Router contract
 
   bind(session: ClientSession, requested: string | null): Jid {
-    const { state, replaced } = this.sessions.bind(session, requested);
+    const { jid, replaced } = this.sessions.prepare(session, requested);
     if (replaced) {
-      // RFC 6120 §7.7.2.2: the new session wins; the old one is told why and closed.
+      // RFC 6120 §7.7.2.2: the new session wins; the old one's presence is withdrawn and it is
+      // told why and closed.
       this.forget(replaced);
       replaced.session.close(conflictError());
     }
+    const state = this.sessions.add(session, jid);
     this.hooks.fire('session/bound', { ctx: this, session: state });
     return state.jid;
   }

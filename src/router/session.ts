@@ -85,11 +85,11 @@ export class SessionRegistry {
   }
 
   /**
-   * RFC 6120 §7.6–7.7: choose the resource and register the session. Returns the state and the
-   * session it replaced (resource conflict: the newer session wins, §7.7.2.2 option 2), which the
-   * caller must unbind and close.
+   * RFC 6120 §7.6–7.7: choose the resource. Returns the full JID and the session it would
+   * replace (resource conflict: the newer session wins, §7.7.2.2 option 2); the caller retires
+   * that one, then calls add().
    */
-  bind(session: ClientSession, requested: string | null): { state: SessionState; replaced: SessionState | null } {
+  prepare(session: ClientSession, requested: string | null): { jid: Jid; replaced: SessionState | null } {
     if (this.byId.has(session.id)) throw new StanzaError('not-allowed', 'resource already bound');
     const account = session.account;
     let jid: Jid;
@@ -110,14 +110,17 @@ export class SessionRegistry {
     if (others >= this.options.maxResources) {
       throw new StanzaError('resource-constraint', `at most ${this.options.maxResources} resources per account`);
     }
-    if (replaced) this.remove(replaced);
+    return { jid, replaced };
+  }
+
+  add(session: ClientSession, jid: Jid): SessionState {
     const state = new SessionState(session, jid);
     this.byId.set(session.id, state);
     this.byFull.set(jid.full, state);
     const list = this.byBare.get(jid.bare);
     if (list) list.push(state);
     else this.byBare.set(jid.bare, [state]);
-    return { state, replaced };
+    return state;
   }
 
   /** Forget a session; false when it was not registered. */

@@ -9,6 +9,7 @@
  *   alice connects                 session 'alice' bound as alice@localhost/res
  *   alice/phone connects           session 'alice/phone' bound as alice@localhost/phone
  *   alice/x connects without resource     the server generates the resource
+ *   alice/new connects as phone    session 'alice/new' binds resource 'phone'
  *   alice/y connects and is refused: resource-constraint
  *   alice is available             connects (if needed), sends <presence/>, takes its own echo
  *   alice requests roster          sends a roster get and takes the result
@@ -165,11 +166,11 @@ export class Scenario {
     return c;
   }
 
-  private connect(alias: string, generated: boolean): void {
+  private connect(alias: string, generated: boolean, resource?: string): void {
     if (this.clients.has(alias)) throw new Error(`'${alias}' is already connected`);
     const [name, res] = alias.split('/') as [string, string | undefined];
     const session = new FakeSession(Jid.parse(this.bareOf(name)));
-    session.jid = this.r.bind(session, generated ? null : (res ?? 'res'));
+    session.jid = this.r.bind(session, generated ? null : (resource ?? res ?? 'res'));
     const client: Client = { session, feeder: null };
     client.feeder = this.options.feeder((view) => this.r.route(session, view));
     this.clients.set(alias, client);
@@ -212,6 +213,7 @@ export class Scenario {
     if ((m = /^account\s+(\S+)$/.exec(text))) return this.storage.users.create(this.bareOf(m[1]!), 'secret');
     if ((m = /^(\S+) has contact (\S+)(.*)$/.exec(text))) return this.seedContact(m[1]!, m[2]!, m[3]!);
     if ((m = /^(\S+) connects( without resource)?$/.exec(text))) return this.connect(m[1]!, !!m[2]);
+    if ((m = /^(\S+) connects as (\S+)$/.exec(text))) return this.connect(m[1]!, false, m[2]!);
     if ((m = /^(\S+) connects and is refused: (\S+)$/.exec(text))) {
       try {
         this.connect(m[1]!, false);
