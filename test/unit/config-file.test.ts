@@ -388,3 +388,13 @@ describe('the annotated example (docs/hermod.example.yml)', () => {
     for (const p of allYamlPaths()) expect(p.split('.').reduce((o, k) => o?.[k], written), p).not.toBeUndefined();
   });
 });
+
+describe('docs/configuration.md', () => {
+  it('documents every option and every serve flag', async () => {
+    const { readFileSync } = await import('node:fs');
+    const { SERVE_FLAGS } = await import('../../src/config/flags.js');
+    const doc = readFileSync(resolve('docs/configuration.md'), 'utf8');
+    for (const p of allYamlPaths()) expect(doc, p).toContain(`| \`${p}\` |`);
+    for (const flag of Object.keys(SERVE_FLAGS)) expect(doc, flag).toContain(`\`${flag}`);
+  });
+});
