@@ -161,6 +161,9 @@ function viewOf(el: Element, streamNs: string): StanzaView {
     else if ((type === StanzaType.Get || type === StanzaType.Set) && children.length !== 1) status = StanzaStatus.IqGetSetChildCount;
   }
   const first = children[0];
+  // The span of ` from="…"` in the re-serialised start tag, for the router's splicer.
+  const startTag = xml.slice(0, xml.indexOf('>'));
+  const fromMatch = / from="[^"]*"/.exec(startTag);
   const attr = (name: string) => (el.attrs[name] as string | undefined) ?? null;
   return {
     kind,
@@ -170,8 +173,8 @@ function viewOf(el: Element, streamNs: string): StanzaView {
     start: 0,
     end: buffer.length,
     nameEnd: 1 + el.name.length,
-    fromAttrStart: -1,
-    fromAttrEnd: -1,
+    fromAttrStart: fromMatch ? fromMatch.index : -1,
+    fromAttrEnd: fromMatch ? fromMatch.index + fromMatch[0].length : -1,
     childCount: children.length,
     name: () => el.name,
     namespace: () => (el.attrs['xmlns'] as string | undefined) ?? streamNs,

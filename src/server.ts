@@ -1,0 +1,235 @@
+/**
+ * `hermod serve`: storage, the WASM core, the router and the listeners wired into one process.
+ *
+ * Start order is chosen so that every refusal happens before a port is taken: configuration,
+ * data directory and database, certificate, core; only then the listeners. Shutdown runs the
+ * other way: stop accepting, end every stream with <system-shutdown/>, let the sockets flush,
+ * close the database.
+ */
+import type { Socket } from 'node:net';
+import { ConfigError, StreamError } from './errors.js';
+import type { HermodConfig } from './config/schema.js';
+import { parseServeArgs, serveUsage, UsageError } from './config/flags.js';
+import { createRouter } from './router/index.js';
+import type { Router } from './router/types.js';
+import { openStorage, type Storage } from './storage/index.js';
+import { SaslProvider as SaslMechanisms } from './stream/sasl/index.js';
+import { C2SStream, type C2SDeps, type C2SOptions, type ParserFactory, type SaslProvider } from './stream/c2s.js';
+import { ListenError, listenDirectTls, listenTcp, type Listener } from './transport/listen.js';
+import { loadCertificate, secureContextOf, type Certificate } from './transport/tls.js';
+import type { SocketTransport } from './transport/socket.js';
+
+export const EX_USAGE = 64;
+export const EX_CONFIG = 78;
+
+export interface HermodServer {
+  readonly config: HermodConfig;
+  readonly c2s: Listener;
+  readonly directTls: Listener | null;
+  readonly certificate: Certificate;
+  readonly storage: Storage;
+  readonly router: Router;
+  /** Streams currently open, negotiated or not. */
+  readonly streams: ReadonlySet<C2SStream>;
+  /** One line saying where the server listens. */
+  describe(): string;
+  /** Stop accepting, end every stream with <system-shutdown/>, flush, close storage. Idempotent. */
+  shutdown(): Promise<void>;
+}
+
+export interface StartOptions {
+  /** Replace parts of the wiring (tests use in-memory storage). */
+  storage?: Storage;
+  core?: ParserFactory;
+  /** Extension points for XEP-0198, XEP-0352 and other top-level elements. */
+  elementHandlers?: C2SDeps['elementHandlers'];
+  extraFeatures?: C2SDeps['extraFeatures'];
+}
+
+/** The WASM core, loaded on first use (once per thread). */
+async function loadWasmCore(): Promise<ParserFactory> {
+  // TODO(core landing): a static import of ./core/parser.js once that module is committed.
+  const path = './core/parser.js';
+  const mod = (await import(path)) as { loadCore(): Promise<ParserFactory> };
+  return mod.loadCore();
+}
+
+/** How long shutdown waits for clients to read their <system-shutdown/> before cutting them. */
+const SHUTDOWN_GRACE_MS = 3000;
+
+export async function startServer(config: HermodConfig, options: StartOptions = {}): Promise<HermodServer> {
+  // Storage first: an unusable data directory is the most common start failure, and it must
+  // be reported before any port is taken.
+  const storage = options.storage ?? openStorage({ dataDir: config.dataDir, offlineLimit: config.offline.maxPerUser });
+  try {
+    const certificate = await loadCertificate({
+      certFile: config.tls.cert,
+      keyFile: config.tls.key,
+      dataDir: config.dataDir,
+      domain: config.domain,
+    });
+    const secureContext = secureContextOf(certificate);
+    const core: ParserFactory = options.core ?? (await loadWasmCore());
+    const router = createRouter({ domain: config.domain, storage, registration: config.registration });
+    const sasl: SaslProvider = new SaslMechanisms({ users: storage.users, domain: config.domain });
+
+    const streams = new Set<C2SStream>();
+    const sockets = new Set<Socket>();
+    const streamOptions: C2SOptions = {
+      domain: config.domain,
+      tls: config.tls.policy,
+      registration: config.registration,
+      preAuthMaxStanzaBytes: config.limits.preauthMaxStanzaBytes,
+      maxStanzaBytes: config.limits.maxStanzaBytes,
+      saslMaxAttempts: config.limits.authAttempts,
+      maxDepth: config.limits.maxDepth,
+      maxAttributes: config.limits.maxAttributes,
+    };
+    const deps: C2SDeps = {
+      core,
+      router,
+      sasl,
+      elementHandlers: options.elementHandlers,
+      extraFeatures: options.extraFeatures,
+      onClosed: (stream) => streams.delete(stream),
+    };
+    let stopping = false;
+    const accept = (transport: SocketTransport) => {
+      if (stopping) {
+        transport.destroy();
+        return;
+      }
+      const stream = new C2SStream(transport, streamOptions, deps);
+      streams.add(stream);
+      transport.attach(stream);
+    };
+
+    const c2s = await listenTcp(config.listen.c2s, secureContext, accept);
+    let directTls: Listener | null = null;
+    if (config.listen.directTls.enabled) {
+      try {
+        directTls = await listenDirectTls(
+          { ...config.listen.directTls, backlog: config.listen.c2s.backlog },
+          secureContext,
+          accept,
+        );
+      } catch (err) {
+        await c2s.close();
+        throw err;
+      }
+    }
+    for (const listener of [c2s, directTls]) {
+      listener?.server.on('connection', (socket: Socket) => {
+        sockets.add(socket);
+        socket.once('close', () => sockets.delete(socket));
+      });
+    }
+
+    let stopped: Promise<void> | null = null;
+    const server: HermodServer = {
+      config,
+      c2s,
+      directTls,
+      certificate,
+      storage,
+      router,
+      streams,
+      describe() {
+        const where = [`${c2s.host}:${c2s.port} (c2s, STARTTLS${config.tls.policy === 'required' ? ' required' : ' optional'})`];
+        if (directTls) where.push(`${directTls.host}:${directTls.port} (direct TLS)`);
+        return `hermod listening on ${where.join(', ')}, domain ${config.domain}, data ${config.dataDir}`;
+      },
+      shutdown() {
+        stopped ??= (async () => {
+          stopping = true;
+          const closing = [c2s.close(), directTls?.close()];
+          // RFC 6120 §4.9.3.17: tell every client why the stream ends.
+          for (const stream of [...streams]) stream.close(new StreamError('system-shutdown'));
+          let timer: NodeJS.Timeout | undefined;
+          await Promise.race([
+            Promise.all(closing),
+            new Promise<void>((done) => {
+              timer = setTimeout(done, SHUTDOWN_GRACE_MS);
+            }),
+          ]);
+          clearTimeout(timer);
+          for (const socket of sockets) socket.destroy();
+          await Promise.all(closing);
+          storage.close();
+        })();
+        return stopped;
+      },
+    };
+    return server;
+  } catch (err) {
+    if (!options.storage) storage.close();
+    throw err;
+  }
+}
+
+function print(stream: NodeJS.WriteStream, line: string): void {
+  stream.write(`${line}\n`);
+}
+
+/** The `serve` command: parse flags, start, print where we listen, run until a signal. */
+export async function runServe(argv: string[]): Promise<number> {
+  let config: HermodConfig;
+  try {
+    const args = parseServeArgs(argv);
+    if (args.help || !args.loaded) {
+      print(process.stdout, serveUsage());
+      return 0;
+    }
+    for (const warning of args.loaded.warnings) print(process.stderr, `hermod: warning: ${warning}`);
+    config = args.loaded.config;
+  } catch (err) {
+    if (err instanceof UsageError) {
+      print(process.stderr, `hermod serve: ${err.message}\n\n${serveUsage()}`);
+      return EX_USAGE;
+    }
+    if (err instanceof ConfigError) {
+      print(process.stderr, `hermod serve: bad configuration: ${err.message}`);
+      return EX_CONFIG;
+    }
+    throw err;
+  }
+
+  let server: HermodServer;
+  try {
+    server = await startServer(config);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      print(process.stderr, `hermod serve: ${err.message}`);
+      return EX_CONFIG;
+    }
+    if (err instanceof ListenError) {
+      print(process.stderr, `hermod serve: ${err.message}`);
+      return 1;
+    }
+    throw err;
+  }
+  if (config.workers > 0) {
+    print(process.stderr, `hermod: warning: workers is ${config.workers}, but shards are not available yet; running on the main thread`);
+  }
+  if (server.certificate.source === 'generated') {
+    print(process.stdout, `hermod: generated a self-signed certificate for ${config.domain} in ${server.certificate.certFile}`);
+  }
+  print(process.stdout, server.describe());
+
+  return new Promise<number>((resolve) => {
+    const stop = (signal: NodeJS.Signals) => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      print(process.stdout, `hermod: ${signal}: closing ${server.streams.size} stream(s)`);
+      server.shutdown().then(
+        () => resolve(0),
+        (err: unknown) => {
+          print(process.stderr, `hermod: shutdown failed: ${(err as Error).message}`);
+          resolve(1);
+        },
+      );
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+}

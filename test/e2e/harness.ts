@@ -1,0 +1,181 @@
+/**
+ * End-to-end harness: a real Hermod server in this process, on ephemeral loopback ports, with a
+ * fresh data directory and a few accounts; and a raw XMPP socket client for byte-level checks.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import { parseServeArgs } from '../../src/config/flags.js';
+import { startServer, type HermodServer, type StartOptions } from '../../src/server.js';
+
+export interface TestServer {
+  server: HermodServer;
+  port: number;
+  tlsPort: number;
+  dataDir: string;
+  stop(): Promise<void>;
+}
+
+export const PASSWORDS: Record<string, string> = {
+  alice: 'alice-secret-1',
+  bob: 'bob-secret-2',
+  carol: 'carol-secret-3',
+};
+
+/** Start Hermod with `flags` (e.g. ['--tls', 'optional']) and the accounts of PASSWORDS. */
+export async function startTestServer(flags: string[] = [], options: StartOptions = {}): Promise<TestServer> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'hermod-e2e-'));
+  const args = parseServeArgs(['--port', '0', '--tls-port', '0', '--data', dataDir, '--domain', 'localhost', ...flags], {});
+  const server = await startServer(args.loaded!.config, options);
+  for (const [user, password] of Object.entries(PASSWORDS)) server.storage.users.create(`${user}@localhost`, password);
+  return {
+    server,
+    port: server.c2s.port,
+    tlsPort: server.directTls?.port ?? 0,
+    dataDir,
+    async stop() {
+      await server.shutdown();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export const STREAM_HEADER =
+  "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>";
+
+/** A byte-level client: write strings, wait for patterns in what the server sent. */
+export class RawClient {
+  received = '';
+  closed = false;
+  private waiters: { test: (text: string) => boolean; resolve: () => void; reject: (e: Error) => void }[] = [];
+
+  private constructor(public socket: Socket | TLSSocket) {
+    this.listen(socket);
+  }
+
+  static async connect(port: number): Promise<RawClient> {
+    const socket = connect({ host: '127.0.0.1', port });
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', resolve);
+      socket.once('error', reject);
+    });
+    return new RawClient(socket);
+  }
+
+  private listen(socket: Socket | TLSSocket): void {
+    socket.setEncoding('utf8');
+    socket.on('data', (text: string) => {
+      this.received += text;
+      this.check();
+    });
+    socket.on('close', () => {
+      this.closed = true;
+      this.check();
+    });
+    socket.on('error', () => {});
+  }
+
+  private check(): void {
+    for (const w of [...this.waiters]) {
+      if (w.test(this.received)) {
+        this.waiters.splice(this.waiters.indexOf(w), 1);
+        w.resolve();
+      } else if (this.closed) {
+        this.waiters.splice(this.waiters.indexOf(w), 1);
+        w.reject(new Error(`connection closed; received: ${this.received}`));
+      }
+    }
+  }
+
+  send(text: string): void {
+    this.socket.write(text);
+  }
+
+  /** Resolve with everything received once `pattern` matches it; reject after `ms`. */
+  async waitFor(pattern: RegExp | string, ms = 5000): Promise<string> {
+    const test = (text: string) => (typeof pattern === 'string' ? text.includes(pattern) : pattern.test(text));
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`timed out waiting for ${pattern}; received: ${this.received}`)), ms);
+      this.waiters.push({
+        test,
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      });
+      this.check();
+    });
+    return this.received;
+  }
+
+  /** Forget what was received so far (so the next waitFor sees only new data). */
+  take(): string {
+    const text = this.received;
+    this.received = '';
+    return text;
+  }
+
+  async waitClosed(ms = 5000): Promise<void> {
+    if (this.closed) return;
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('connection not closed')), ms);
+      this.socket.once('close', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  /** STARTTLS (RFC 6120 §5.4): after <proceed/>, wrap the socket and start over. */
+  async startTls(): Promise<void> {
+    this.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+    await this.waitFor('<proceed');
+    this.take();
+    const plain = this.socket as Socket;
+    plain.removeAllListeners('data');
+    plain.removeAllListeners('close');
+    const secure = tlsConnect({ socket: plain, servername: 'localhost', rejectUnauthorized: false });
+    await new Promise<void>((resolve, reject) => {
+      secure.once('secureConnect', resolve);
+      secure.once('error', reject);
+    });
+    this.socket = secure;
+    this.listen(secure);
+  }
+
+  /** Header, (STARTTLS,) SASL PLAIN, restart, bind: returns the bound full JID. */
+  async login(user: string, options: { tls: boolean; resource?: string }): Promise<string> {
+    this.send(STREAM_HEADER);
+    await this.waitFor('</stream:features>');
+    if (options.tls) {
+      this.take();
+      await this.startTls();
+      this.send(STREAM_HEADER);
+      await this.waitFor('</stream:features>');
+    }
+    this.take();
+    const payload = Buffer.from(`\0${user}\0${PASSWORDS[user]}`).toString('base64');
+    this.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${payload}</auth>`);
+    await this.waitFor(/<success|<failure/);
+    if (!this.received.includes('<success')) throw new Error(`login failed: ${this.received}`);
+    this.take();
+    this.send(STREAM_HEADER);
+    await this.waitFor('</stream:features>');
+    this.take();
+    const resource = options.resource ? `<resource>${options.resource}</resource>` : '';
+    this.send(`<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>${resource}</bind></iq>`);
+    const text = await this.waitFor(/<\/jid>/);
+    this.take();
+    return /<jid>([^<]+)<\/jid>/.exec(text)![1]!;
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}
