@@ -196,6 +196,18 @@ function observe(cells: Float64Array, base: number, bounds: readonly number[], v
   cells[base + bounds.length + 2]!++;
 }
 
+/**
+ * This thread's block, for code that counts without having a HotStats handed to it:
+ * `import { stats } from '…/observability/metrics.js'; stats.stanzaIn(kind)`. It counts into a
+ * private block until the process adopts it into a Metrics registry (startObservability does);
+ * a shard worker switches it to its shared block with useStats(HotStats.attach(buffer)).
+ */
+export let stats: HotStats = HotStats.create();
+
+export function useStats(block: HotStats): void {
+  stats = block;
+}
+
 // ---- the registry side (scrape time only) --------------------------------------------------
 
 type Value = { value: number; labels: Record<string, string | number>; metricName?: string };
@@ -277,9 +289,13 @@ export class Metrics {
 
   /** A new block for shard `blocks.length` (shared = on a SharedArrayBuffer, for a worker). */
   createShard(shared = false): HotStats {
-    const stats = HotStats.create(shared);
-    this.blocks.push(stats);
-    return stats;
+    return this.adopt(HotStats.create(shared));
+  }
+
+  /** Read an existing block (this thread's `stats`, or one received from a worker) as the next shard. */
+  adopt(block: HotStats): HotStats {
+    if (!this.blocks.includes(block)) this.blocks.push(block);
+    return block;
   }
 
   /** Number of shard blocks read at scrape time. */

@@ -219,3 +219,40 @@ describe('metrics endpoint (real socket, port 0)', () => {
     server = undefined;
   });
 });
+
+describe('startObservability (config → logger, metrics, endpoint)', () => {
+  it('serves this thread’s stats on the configured endpoint and logs where', async () => {
+    const { startObservability } = await import('../../src/observability/index.js');
+    const { stats } = await import('../../src/observability/metrics.js');
+    const lines: string[] = [];
+    const obs = await startObservability(
+      { log: { level: 'info', format: 'json' }, metrics: { enabled: true, host: '127.0.0.1', port: 0 } },
+      { logDestination: { write: (s: string) => void lines.push(s) }, processMetrics: false },
+    );
+    try {
+      expect(obs.stats).toBe(stats);
+      stats.authFailed('PLAIN');
+      const body = await fetch(obs.endpoint!.url).then((r) => r.text());
+      expect(sample(body, 'hermod_auth_total', { result: 'failure', mechanism: 'PLAIN' })).toBeGreaterThanOrEqual(1);
+      expect(JSON.parse(lines[0]!)).toMatchObject({ msg: 'metrics endpoint listening', url: obs.endpoint!.url });
+    } finally {
+      await obs.close();
+    }
+  });
+
+  it('starts no endpoint when metrics are disabled, and names the option when the port is taken', async () => {
+    const { startObservability, MetricsListenError } = await import('../../src/observability/index.js');
+    const quiet = { logDestination: { write: () => undefined }, processMetrics: false };
+    const off = await startObservability({ log: { level: 'info', format: 'json' }, metrics: { enabled: false, host: '127.0.0.1', port: 0 } }, quiet);
+    expect(off.endpoint).toBeNull();
+    await off.close();
+
+    const blocker = createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+    const port = (blocker.address() as { port: number }).port;
+    const failing = startObservability({ log: { level: 'info', format: 'json' }, metrics: { enabled: true, host: '127.0.0.1', port } }, quiet);
+    await expect(failing).rejects.toBeInstanceOf(MetricsListenError);
+    await expect(failing).rejects.toThrow(`metrics.port: cannot listen on 127.0.0.1:${port} (address already in use)`);
+    await new Promise((r) => blocker.close(r));
+  });
+});
