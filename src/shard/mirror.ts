@@ -231,21 +231,17 @@ export class ShardMesh {
     const old = this.mirrors[peer]!.get(remoteId);
     if (old) this.inner.sessions.remove(old);
     const proxy = new MirrorSession(peer, remoteId, jid, this);
-    let bound: { state: SessionState; replaced: SessionState | null };
+    let prepared: { jid: Jid; replaced: SessionState | null };
     try {
-      bound = this.inner.sessions.bind(proxy, jid.resource);
+      prepared = this.inner.sessions.prepare(proxy, jid.resource);
     } catch (err) {
       // resource-constraint on a race with a local bind: the owner's limit check already passed.
       this.log(`shard ${this.shard}: cannot mirror ${full}`, err);
       return;
     }
-    const { state, replaced } = bound;
-    state.filters.push((bytes, kind) => {
-      this.forward(peer, remoteId, bytes, kind);
-      return true;
-    });
-    this.mirrors[peer]!.set(remoteId, state);
+    const { replaced } = prepared;
     if (replaced) {
+      this.inner.sessions.remove(replaced);
       if (replaced.session instanceof MirrorSession) {
         this.mirrors[replaced.session.peer]!.delete(replaced.session.remoteId);
       } else {
@@ -253,6 +249,12 @@ export class ShardMesh {
         replaced.session.close(new StreamError('conflict', 'replaced by a new session with the same resource'));
       }
     }
+    const state = this.inner.sessions.add(proxy, prepared.jid);
+    state.filters.push((bytes, kind) => {
+      this.forward(peer, remoteId, bytes, kind);
+      return true;
+    });
+    this.mirrors[peer]!.set(remoteId, state);
   }
 
   private announceState(session: ClientSession): void {

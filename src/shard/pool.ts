@@ -1,0 +1,374 @@
+/**
+ * The main thread's side of sharding: piscina owns the shard threads (start, replace after a
+ * crash, destroy); this pool owns the shared memory between them, spreads connections over the
+ * shards, and moves bytes between sockets and rings once per event-loop turn.
+ *
+ * Topology for N shards: main → shard k and shard k → main (one ring each), shard i → shard j
+ * for every i ≠ j (direct, so cross-shard deliveries cost the main thread nothing), one doorbell
+ * per shard and one for the main thread.
+ */
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import { Piscina } from 'piscina';
+import type { HermodConfig } from '../config/schema.js';
+import { STREAMS_NS, StreamError } from '../errors.js';
+import type { SocketTransport } from '../transport/socket.js';
+import { HEADER_BYTES, Op, OPEN_CAN_STARTTLS, OPEN_SECURE, readHeader, type RecordHeader, RingSender } from './protocol.js';
+import { createRing, Doorbell, RingReader, RingWriter } from './ring.js';
+import type { PeerLink, ShardControl, ShardInit, ShardResult } from './worker.js';
+
+/**
+ * The worker entry as compiled JavaScript. Under vitest this module runs from src/*.ts, which a
+ * worker thread cannot load: use the build in dist/ (`npm install` / `npm run build` makes it).
+ */
+export function shardWorkerFile(): string {
+  const here = fileURLToPath(import.meta.url);
+  const file = here.endsWith('.ts') ? resolve(dirname(here), '../../dist/src/shard/worker.js') : join(dirname(here), 'worker.js');
+  if (!existsSync(file)) throw new Error(`shard worker not built: ${file} is missing (run npm run build)`);
+  return file;
+}
+
+export interface ShardPoolOptions {
+  shards: number;
+  config: HermodConfig;
+  /** Data bytes per ring (power of two); default 4 MiB. */
+  ringBytes?: number;
+  /** Spin before parking in the shard threads, µs; default 20 (bench/core/shard-wake.ts). */
+  spinMicros?: number;
+  /** Told about shard crashes and restarts (the server logs them). */
+  onEvent?: (event: ShardEvent) => void;
+}
+
+export type ShardEvent =
+  | { type: 'crashed'; shard: number; error: unknown; connections: number }
+  | { type: 'started'; shard: number; generation: number };
+
+interface Connection {
+  readonly id: number;
+  readonly shard: number;
+  readonly transport: SocketTransport;
+  /** Whether the shard wrote anything (then our stream header went out). */
+  wrote: boolean;
+}
+
+interface Shard {
+  readonly index: number;
+  generation: number;
+  input: SharedArrayBuffer;
+  output: SharedArrayBuffer;
+  bell: Doorbell;
+  sender: RingSender;
+  reader: RingReader;
+  port: MessagePort;
+  /** The worker's end of the control channel, transferred with the task. */
+  remotePort: MessagePort;
+  task: Promise<ShardResult> | null;
+  ready: Promise<void>;
+  up: boolean;
+  connections: Set<Connection>;
+}
+
+export class ShardPool {
+  readonly shards: number;
+  private readonly piscina: Piscina;
+  private readonly config: HermodConfig;
+  private readonly ringBytes: number;
+  private readonly spinMicros: number;
+  private readonly onEvent: (event: ShardEvent) => void;
+  private readonly mainBell = new Doorbell();
+  private readonly list: Shard[] = [];
+  /** links[i][j]: shard i → shard j. */
+  private readonly links: (SharedArrayBuffer | null)[][] = [];
+  private readonly conns = new Map<number, Connection>();
+  private nextConnId = 1;
+  private nextShard = 0;
+  private stopping = false;
+  private draining: Promise<void> | null = null;
+  private readonly header: RecordHeader = { op: Op.Open, arg: 0, id: 0 };
+  private readonly pendingWrites = new Map<Connection, Uint8Array[]>();
+
+  constructor(options: ShardPoolOptions) {
+    if (!Number.isInteger(options.shards) || options.shards < 1) throw new RangeError('a shard pool needs at least one shard');
+    this.shards = options.shards;
+    this.config = options.config;
+    this.ringBytes = options.ringBytes ?? 1 << 22;
+    this.spinMicros = options.spinMicros ?? 20;
+    this.onEvent = options.onEvent ?? (() => {});
+    this.piscina = new Piscina({
+      filename: shardWorkerFile(),
+      minThreads: this.shards,
+      maxThreads: this.shards,
+      // One never-ending task per thread: no queueing behind a busy shard, no idle reaping.
+      concurrentTasksPerWorker: 1,
+      idleTimeout: 2 ** 31 - 1,
+      atomics: 'disabled',
+    });
+    for (let i = 0; i < this.shards; i++) this.links.push(new Array<SharedArrayBuffer | null>(this.shards).fill(null));
+  }
+
+  /** Start every shard; resolves when all of them have loaded their core and storage. */
+  async start(): Promise<void> {
+    for (let k = 0; k < this.shards; k++) this.list.push(this.createShard(k));
+    for (const shard of this.list) this.run(shard);
+    this.draining = this.drainLoop();
+    await Promise.all(this.list.map((s) => s.ready));
+  }
+
+  get connectionCount(): number {
+    return this.conns.size;
+  }
+
+  /** Connections per shard, for tests and statistics. */
+  connectionsPerShard(): number[] {
+    return this.list.map((s) => s.connections.size);
+  }
+
+  /** Hand an accepted connection to the shard with the fewest connections. */
+  accept(transport: SocketTransport, preferShard?: number): number {
+    const shard = this.pick(preferShard);
+    const conn: Connection = { id: this.nextConnId++, shard: shard.index, transport, wrote: false };
+    if (this.nextConnId > 0xffffffff) this.nextConnId = 1;
+    this.conns.set(conn.id, conn);
+    shard.connections.add(conn);
+    const flags = (transport.secure ? OPEN_SECURE : 0) | (transport.canStartTls ? OPEN_CAN_STARTTLS : 0);
+    shard.sender.send(Op.Open, conn.id, undefined, flags);
+    transport.attach({
+      feed: (chunk) => {
+        if (this.conns.get(conn.id) === conn) this.list[conn.shard]!.sender.send(Op.Data, conn.id, chunk);
+      },
+      transportClosed: () => {
+        if (this.conns.get(conn.id) !== conn) return;
+        this.forget(conn);
+        this.list[conn.shard]!.sender.send(Op.Closed, conn.id);
+      },
+    });
+    return conn.id;
+  }
+
+  /** Fault injection for tests: make shard k's thread throw from a callback. */
+  crash(k: number): void {
+    this.list[k]?.port.postMessage({ type: 'crash' } satisfies ShardControl);
+  }
+
+  /** Wait until shard k is up again (after a crash). */
+  async whenUp(k: number): Promise<void> {
+    for (;;) {
+      const shard = this.list[k]!;
+      await shard.ready;
+      if (this.list[k] === shard && shard.up) return;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+
+  /**
+   * Stop: every shard closes its streams with <system-shutdown/> (RFC 6120 §4.9.3.17) and
+   * returns; the bytes reach the sockets; then the threads are destroyed.
+   */
+  async close(graceMs = 3000): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    for (const shard of this.list) shard.port.postMessage({ type: 'shutdown' } satisfies ShardControl);
+    const tasks = this.list.map((s) => s.task?.catch(() => undefined));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(tasks), new Promise((r) => (timer = setTimeout(r, graceMs)))]);
+    clearTimeout(timer);
+    // Last records (the shutdown errors) are in the output rings: deliver them.
+    this.drainOutputs();
+    for (const conn of [...this.conns.values()]) conn.transport.end();
+    this.mainBell.ring();
+    await this.piscina.destroy();
+    await this.draining;
+  }
+
+  private pick(prefer?: number): Shard {
+    if (prefer !== undefined && this.list[prefer]?.up) return this.list[prefer]!;
+    let best: Shard | null = null;
+    for (let i = 0; i < this.list.length; i++) {
+      const s = this.list[(this.nextShard + i) % this.list.length]!;
+      if (!s.up) continue;
+      if (!best || s.connections.size < best.connections.size) best = s;
+    }
+    this.nextShard = (this.nextShard + 1) % this.list.length;
+    // Every shard down at once (all restarting): queue on the first; its ring keeps the records.
+    return best ?? this.list[0]!;
+  }
+
+  private createShard(k: number, generation = 0): Shard {
+    const { port1, port2 } = new MessageChannel();
+    const input = createRing(this.ringBytes);
+    const output = createRing(this.ringBytes);
+    const bell = new Doorbell();
+    let markReady!: () => void;
+    const ready = new Promise<void>((r) => (markReady = r));
+    port1.on('message', (msg: { type: string }) => {
+      if (msg.type === 'ready') {
+        shard.up = true;
+        markReady();
+      }
+    });
+    // The control port must not keep the process alive on its own.
+    port1.unref();
+    const shard: Shard = {
+      index: k,
+      generation,
+      input,
+      output,
+      bell,
+      sender: new RingSender(new RingWriter(input, { doorbell: bell })),
+      reader: new RingReader(output),
+      port: port1,
+      remotePort: port2,
+      task: null,
+      ready,
+      up: false,
+      connections: new Set(),
+    };
+    // Fresh rings between k and every peer (a restarted shard's old rings hold garbage).
+    for (let j = 0; j < this.shards; j++) {
+      if (j === k) continue;
+      this.links[k]![j] = createRing(this.ringBytes);
+      this.links[j]![k] = createRing(this.ringBytes);
+    }
+    return shard;
+  }
+
+  private linkFor(from: number, to: number): PeerLink {
+    return { toPeer: this.links[from]![to]!, fromPeer: this.links[to]![from]!, peerBell: this.list[to]!.bell.sab };
+  }
+
+  private run(shard: Shard): void {
+    const k = shard.index;
+    const port = shard.remotePort;
+    const peers: (PeerLink | null)[] = [];
+    for (let j = 0; j < this.shards; j++) peers.push(j === k || !this.list[j] ? null : this.linkFor(k, j));
+    const init: ShardInit = {
+      shard: k,
+      shards: this.shards,
+      config: this.config,
+      input: shard.input,
+      output: shard.output,
+      bell: shard.bell.sab,
+      mainBell: this.mainBell.sab,
+      peers,
+      port,
+      spinMicros: this.spinMicros,
+    };
+    shard.task = this.piscina.run(init, { transferList: [port] }) as Promise<ShardResult>;
+    shard.task.then(
+      () => {
+        if (!this.stopping) this.onCrash(shard, new Error(`shard ${k} returned unexpectedly`));
+      },
+      (err: unknown) => {
+        if (!this.stopping) this.onCrash(shard, err);
+      },
+    );
+    void shard.ready.then(() => this.onEvent({ type: 'started', shard: k, generation: shard.generation }));
+  }
+
+  /**
+   * A shard thread died. Its clients get <internal-server-error/> (RFC 6120 §4.9.3.8) and are
+   * disconnected; the other shards forget its sessions (one of them announces them unavailable);
+   * a new thread takes its place with fresh rings.
+   */
+  private onCrash(shard: Shard, error: unknown): void {
+    if (this.list[shard.index] !== shard) return;
+    shard.up = false;
+    shard.sender.close();
+    const k = shard.index;
+    // What the dead shard had already published still belongs to its clients.
+    this.drainShard(shard);
+    this.flushWrites();
+    const victims = [...shard.connections];
+    for (const conn of victims) {
+      this.forget(conn);
+      const err = new StreamError('internal-server-error', 'the shard serving this stream failed');
+      const head = conn.wrote
+        ? ''
+        : `<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='${STREAMS_NS}' from='${this.config.domain}' version='1.0'>`;
+      conn.transport.write([`${head}${err.toXml()}</stream:stream>`]);
+      conn.transport.end();
+    }
+    this.onEvent({ type: 'crashed', shard: k, error, connections: victims.length });
+    const survivors = this.list.filter((s) => s !== shard && s.up);
+    survivors.forEach((s, i) => s.port.postMessage({ type: 'peer-down', peer: k, announce: i === 0 } satisfies ShardControl));
+    shard.port.close();
+    const next = this.createShard(k, shard.generation + 1);
+    this.list[k] = next;
+    for (const s of this.list) {
+      if (s === next) continue;
+      s.port.postMessage({ type: 'peer-up', peer: k, link: this.linkFor(s.index, k) } satisfies ShardControl);
+    }
+    this.run(next);
+  }
+
+  private forget(conn: Connection): void {
+    this.conns.delete(conn.id);
+    this.list[conn.shard]?.connections.delete(conn);
+  }
+
+  private readonly onOutput = (record: Uint8Array): void => {
+    const h = readHeader(record, this.header);
+    const conn = this.conns.get(h.id);
+    if (!conn) return;
+    switch (h.op) {
+      case Op.Write: {
+        conn.wrote = true;
+        // Shared memory is reused as soon as the drain ends: the socket gets its own copy.
+        const bytes = Buffer.from(record.subarray(HEADER_BYTES));
+        const list = this.pendingWrites.get(conn);
+        if (list) list.push(bytes);
+        else this.pendingWrites.set(conn, [bytes]);
+        return;
+      }
+      case Op.StartTls:
+        this.flushWrite(conn);
+        conn.transport.startTls();
+        return;
+      case Op.End:
+        this.flushWrite(conn);
+        this.forget(conn);
+        conn.transport.end();
+        return;
+    }
+  };
+
+  private flushWrite(conn: Connection): void {
+    const list = this.pendingWrites.get(conn);
+    if (!list) return;
+    this.pendingWrites.delete(conn);
+    conn.transport.write(list);
+  }
+
+  private flushWrites(): void {
+    for (const [conn, list] of this.pendingWrites) conn.transport.write(list);
+    this.pendingWrites.clear();
+  }
+
+  private drainShard(shard: Shard): void {
+    shard.reader.drain(this.onOutput);
+  }
+
+  private drainOutputs(): void {
+    for (const shard of this.list) this.drainShard(shard);
+    this.flushWrites();
+  }
+
+  private readonly hasOutput = (): boolean => {
+    for (const s of this.list) if (s.reader.hasData()) return true;
+    return this.stopping;
+  };
+
+  /**
+   * The main thread never spins (its sockets need it): it sleeps in Atomics.waitAsync on its
+   * doorbell, then moves every shard's output to the sockets, gathered per connection.
+   */
+  private async drainLoop(): Promise<void> {
+    while (!this.stopping) {
+      await this.mainBell.park(this.hasOutput, 0);
+      this.drainOutputs();
+    }
+  }
+}
+

@@ -1,0 +1,116 @@
+/**
+ * `hermod serve --workers N` (N > 0): the main thread keeps the listeners, the sockets and TLS;
+ * N shard threads (src/shard/worker.ts) run the XMPP side of the connections spread over them.
+ * With `--workers 0` src/server.ts runs everything on the main thread instead.
+ */
+import type { Socket } from 'node:net';
+import type { HermodConfig } from '../config/schema.js';
+import { openStorage } from '../storage/index.js';
+import { listenDirectTls, listenTcp, type Listener } from '../transport/listen.js';
+import type { SocketTransport } from '../transport/socket.js';
+import { loadCertificate, secureContextOf, type Certificate } from '../transport/tls.js';
+import { ShardPool, type ShardEvent } from './pool.js';
+
+export interface ShardedServer {
+  readonly config: HermodConfig;
+  readonly c2s: Listener;
+  readonly directTls: Listener | null;
+  readonly certificate: Certificate;
+  readonly pool: ShardPool;
+  /** Open client connections, over all shards. */
+  readonly streams: { readonly size: number };
+  describe(): string;
+  shutdown(): Promise<void>;
+}
+
+export interface ShardedOptions {
+  onEvent?: (event: ShardEvent) => void;
+  spinMicros?: number;
+}
+
+/** How long shutdown waits for the shards to say <system-shutdown/> before cutting sockets. */
+const SHUTDOWN_GRACE_MS = 3000;
+
+export async function startShardedServer(config: HermodConfig, options: ShardedOptions = {}): Promise<ShardedServer> {
+  // Open (creating or migrating) the database once here, before any shard does and before a
+  // port is taken: an unusable data directory is reported like in single-thread mode, and the
+  // shards never race to create the schema.
+  openStorage({ dataDir: config.dataDir, offlineLimit: config.offline.maxPerUser }).close();
+  const certificate = await loadCertificate({
+    certFile: config.tls.cert,
+    keyFile: config.tls.key,
+    dataDir: config.dataDir,
+    domain: config.domain,
+  });
+  const secureContext = secureContextOf(certificate);
+  const onEvent =
+    options.onEvent ??
+    ((e: ShardEvent) => {
+      if (e.type === 'crashed') {
+        process.stderr.write(`hermod: shard ${e.shard} failed (${(e.error as Error)?.message ?? String(e.error)}); closed its ${e.connections} connection(s), restarting it\n`);
+      }
+    });
+  const pool = new ShardPool({ shards: config.workers, config, onEvent, spinMicros: options.spinMicros });
+  try {
+    await pool.start();
+  } catch (err) {
+    await pool.close(0);
+    throw err;
+  }
+
+  let stopping = false;
+  const sockets = new Set<Socket>();
+  const accept = (transport: SocketTransport): void => {
+    if (stopping) transport.destroy();
+    else pool.accept(transport);
+  };
+  let c2s: Listener;
+  let directTls: Listener | null = null;
+  try {
+    c2s = await listenTcp(config.listen.c2s, secureContext, accept);
+    if (config.listen.directTls.enabled) {
+      try {
+        directTls = await listenDirectTls({ ...config.listen.directTls, backlog: config.listen.c2s.backlog }, secureContext, accept);
+      } catch (err) {
+        await c2s.close();
+        throw err;
+      }
+    }
+  } catch (err) {
+    await pool.close(0);
+    throw err;
+  }
+  for (const listener of [c2s, directTls]) {
+    listener?.server.on('connection', (socket: Socket) => {
+      sockets.add(socket);
+      socket.once('close', () => sockets.delete(socket));
+    });
+  }
+
+  let stopped: Promise<void> | null = null;
+  return {
+    config,
+    c2s,
+    directTls,
+    certificate,
+    pool,
+    get streams() {
+      return { size: pool.connectionCount };
+    },
+    describe() {
+      const where = [`${c2s.host}:${c2s.port} (c2s, STARTTLS${config.tls.policy === 'required' ? ' required' : ' optional'})`];
+      if (directTls) where.push(`${directTls.host}:${directTls.port} (direct TLS)`);
+      return `hermod listening on ${where.join(', ')}, domain ${config.domain}, data ${config.dataDir}, ${config.workers} shard thread(s)`;
+    },
+    shutdown() {
+      stopped ??= (async () => {
+        stopping = true;
+        const closing = [c2s.close(), directTls?.close()];
+        await pool.close(SHUTDOWN_GRACE_MS);
+        for (const socket of sockets) socket.destroy();
+        await Promise.all(closing);
+      })();
+      return stopped;
+    },
+  };
+}

@@ -1,0 +1,242 @@
+/**
+ * A shard: one piscina worker thread running the XMPP side of its connections — its own WASM
+ * core instance, C2S streams, router and SQLite connection — while the main thread owns the
+ * sockets (Node 20 cannot move an accepted socket into a worker thread).
+ *
+ * piscina starts, replaces and destroys the thread; the shard itself is ONE long-lived task
+ * (runShard below) that consumes its rings until shutdown, instead of a task per chunk (a
+ * piscina task costs ~150 µs here, a batch through the ring about 1 µs per record).
+ *
+ * Loop: park on the doorbell (spin briefly, then Atomics.waitAsync, so timers and the control
+ * port still run), drain the main thread's ring and every peer's ring, let the streams' per-turn
+ * flushes run, commit the outgoing rings once. Rare control (peer restarted, peer died,
+ * shutdown) comes over a MessagePort.
+ */
+import type { MessagePort } from 'node:worker_threads';
+import type { HermodConfig } from '../config/schema.js';
+import { StreamError } from '../errors.js';
+import { createRouter } from '../router/index.js';
+import { openStorage } from '../storage/index.js';
+import { SaslProvider as SaslMechanisms } from '../stream/sasl/index.js';
+import { C2SStream, type C2SDeps, type C2SOptions, type StreamTransport } from '../stream/c2s.js';
+import { type MeshRouter, ShardMesh } from './mirror.js';
+import { HEADER_BYTES, Op, OPEN_CAN_STARTTLS, OPEN_SECURE, readHeader, type RecordHeader, RingSender } from './protocol.js';
+import { Doorbell, RingReader, RingWriter } from './ring.js';
+
+/** The shared memory of one direction between this shard and a peer shard. */
+export interface PeerLink {
+  /** This shard writes, the peer reads. */
+  toPeer: SharedArrayBuffer;
+  /** The peer writes, this shard reads. */
+  fromPeer: SharedArrayBuffer;
+  /** The peer's doorbell (rung after publishing to it). */
+  peerBell: SharedArrayBuffer;
+}
+
+export interface ShardInit {
+  shard: number;
+  shards: number;
+  config: HermodConfig;
+  /** main → shard records (Open, Data, Closed). */
+  input: SharedArrayBuffer;
+  /** shard → main records (Write, StartTls, End). */
+  output: SharedArrayBuffer;
+  /** This shard's doorbell: rung by the main thread and by every peer. */
+  bell: SharedArrayBuffer;
+  /** The main thread's doorbell. */
+  mainBell: SharedArrayBuffer;
+  /** Indexed by shard; null for this shard and for shards that are down. */
+  peers: (PeerLink | null)[];
+  /** Control channel (transferred with the task). */
+  port: MessagePort;
+  /** How long to spin before parking, in µs (see bench/core/shard-wake.ts). */
+  spinMicros: number;
+}
+
+export type ShardControl =
+  | { type: 'peer-up'; peer: number; link: PeerLink }
+  | { type: 'peer-down'; peer: number; announce: boolean }
+  | { type: 'shutdown' }
+  /** Fault injection for the crash tests: throw from a callback, as a bug would. */
+  | { type: 'crash' };
+
+export interface ShardResult {
+  shard: number;
+  connections: number;
+}
+
+/** The main thread's socket, seen from the shard. */
+class RingTransport implements StreamTransport {
+  private secure_: boolean;
+  private canStartTls_: boolean;
+  private ended = false;
+
+  constructor(
+    private readonly id: number,
+    private readonly out: RingSender,
+    flags: number,
+  ) {
+    this.secure_ = (flags & OPEN_SECURE) !== 0;
+    this.canStartTls_ = (flags & OPEN_CAN_STARTTLS) !== 0;
+  }
+
+  get secure(): boolean {
+    return this.secure_;
+  }
+
+  get canStartTls(): boolean {
+    return !this.secure_ && this.canStartTls_;
+  }
+
+  write(chunks: (string | Uint8Array)[]): void {
+    if (this.ended) return;
+    const body = chunks.length === 1 ? toBytes(chunks[0]!) : Buffer.concat(chunks.map(toBytes));
+    this.out.send(Op.Write, this.id, body);
+  }
+
+  startTls(): void {
+    if (this.ended || !this.canStartTls) return;
+    // Same contract as SocketTransport: secure from now on; the main thread wraps the socket.
+    this.secure_ = true;
+    this.out.send(Op.StartTls, this.id);
+  }
+
+  end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.out.send(Op.End, this.id);
+  }
+}
+
+function toBytes(chunk: string | Uint8Array): Uint8Array {
+  return typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+}
+
+function log(msg: string, err?: unknown): void {
+  process.stderr.write(`hermod: ${msg}${err ? `: ${(err as Error).message ?? String(err)}` : ''}\n`);
+}
+
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/** The piscina task: run shard `init.shard` until told to shut down. */
+export default async function runShard(init: ShardInit): Promise<ShardResult> {
+  const { config } = init;
+  const storage = openStorage({ dataDir: config.dataDir, offlineLimit: config.offline.maxPerUser });
+  const core = await (await import('../core/parser.js')).loadCore();
+  const router: MeshRouter = createRouter({ domain: config.domain, storage, registration: config.registration });
+  const sasl = new SaslMechanisms({ users: storage.users, domain: config.domain });
+
+  const mainBell = new Doorbell(init.mainBell);
+  const out = new RingSender(new RingWriter(init.output, { doorbell: mainBell }));
+  const input = new RingReader(init.input);
+  const bell = new Doorbell(init.bell);
+
+  const peerSenders: (RingSender | null)[] = [];
+  const peerReaders: (RingReader | null)[] = [];
+  const attach = (k: number, link: PeerLink | null): void => {
+    peerSenders[k] = link ? new RingSender(new RingWriter(link.toPeer, { doorbell: new Doorbell(link.peerBell) })) : null;
+    peerReaders[k] = link ? new RingReader(link.fromPeer) : null;
+  };
+  for (let k = 0; k < init.shards; k++) attach(k, init.peers[k] ?? null);
+  const mesh = new ShardMesh(init.shard, router, peerSenders, log);
+
+  const streamOptions: C2SOptions = {
+    domain: config.domain,
+    tls: config.tls.policy,
+    registration: config.registration,
+    preAuthMaxStanzaBytes: config.limits.preauthMaxStanzaBytes,
+    maxStanzaBytes: config.limits.maxStanzaBytes,
+    saslMaxAttempts: config.limits.authAttempts,
+    maxDepth: config.limits.maxDepth,
+    maxAttributes: config.limits.maxAttributes,
+  };
+  const streams = new Map<number, C2SStream>();
+  const deps: C2SDeps = { core, router: mesh.router(), sasl };
+
+  const header: RecordHeader = { op: Op.Open, arg: 0, id: 0 };
+  const onMainRecord = (record: Uint8Array): void => {
+    const h = readHeader(record, header);
+    switch (h.op) {
+      case Op.Open: {
+        const id = h.id;
+        const stream = new C2SStream(new RingTransport(id, out, h.arg), streamOptions, {
+          ...deps,
+          onClosed: () => streams.delete(id),
+        });
+        streams.set(id, stream);
+        return;
+      }
+      case Op.Data:
+        // The core copies the chunk into WASM memory during feed(): the shared view suffices.
+        streams.get(h.id)?.feed(record.subarray(HEADER_BYTES));
+        return;
+      case Op.Closed:
+        streams.get(h.id)?.transportClosed();
+        streams.delete(h.id);
+        return;
+      default:
+        log(`shard ${init.shard}: unknown record op ${h.op} from the main thread`);
+    }
+  };
+  const peerHandlers = peerReaders.map((_, k) => (record: Uint8Array) => mesh.onPeerRecord(k, record));
+
+  let stopping = false;
+  init.port.on('message', (msg: ShardControl) => {
+    switch (msg.type) {
+      case 'peer-up':
+        attach(msg.peer, msg.link);
+        mesh.peerUp(msg.peer, peerSenders[msg.peer]!);
+        break;
+      case 'peer-down':
+        peerReaders[msg.peer] = null;
+        mesh.peerDown(msg.peer, msg.announce);
+        peerSenders[msg.peer] = null;
+        break;
+      case 'shutdown':
+        stopping = true;
+        break;
+      case 'crash':
+        setImmediate(() => {
+          throw new Error(`shard ${init.shard}: injected crash`);
+        });
+        return;
+    }
+    // Wake the loop if it is parked.
+    bell.ring();
+  });
+
+  const hasWork = (): boolean => {
+    if (stopping || input.hasData()) return true;
+    for (let k = 0; k < peerReaders.length; k++) if (peerReaders[k]?.hasData()) return true;
+    return false;
+  };
+  const commitAll = (): void => {
+    out.commit();
+    for (const p of peerSenders) p?.commit();
+  };
+
+  mesh.requestSync();
+  commitAll();
+  init.port.postMessage({ type: 'ready', shard: init.shard });
+
+  try {
+    while (!stopping) {
+      await bell.park(hasWork, init.spinMicros);
+      input.drain(onMainRecord);
+      for (let k = 0; k < peerReaders.length; k++) peerReaders[k]?.drain(peerHandlers[k]!);
+      // The streams flush their queues with setImmediate: let this turn's flushes run, then
+      // publish everything they wrote with one commit per ring.
+      await nextTurn();
+      commitAll();
+    }
+    // RFC 6120 §4.9.3.17: tell every client why its stream ends.
+    const connections = streams.size;
+    for (const stream of [...streams.values()]) stream.close(new StreamError('system-shutdown'));
+    await nextTurn();
+    commitAll();
+    return { shard: init.shard, connections };
+  } finally {
+    init.port.close();
+    storage.close();
+  }
+}

@@ -1,0 +1,69 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { defaultConfig } from '../../src/config/schema.js';
+import { startShardedServer, type ShardedServer } from '../../src/shard/serve.js';
+import type { ShardEvent } from '../../src/shard/pool.js';
+import { openStorage } from '../../src/storage/index.js';
+import { connect, take, type TestClient, until } from './shard-helpers.js';
+
+describe('sharded server: a shard thread that crashes', () => {
+  let dir: string;
+  let server: ShardedServer;
+  const events: ShardEvent[] = [];
+  const clients: TestClient[] = [];
+
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'hermod-shard-'));
+    const storage = openStorage({ dataDir: dir, offlineLimit: 100 });
+    for (const u of ['alice', 'bob', 'carol']) storage.users.create(`${u}@localhost`, 'secret');
+    storage.close();
+    const config = defaultConfig();
+    config.dataDir = dir;
+    config.workers = 2;
+    config.tls.policy = 'optional';
+    config.listen.c2s.port = 0;
+    config.listen.directTls.enabled = false;
+    server = await startShardedServer(config, { onEvent: (e) => events.push(e) });
+  });
+
+  afterEach(async () => {
+    for (const c of clients) c.client.close();
+    await server.shutdown();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const login = async (user: string): Promise<TestClient> => {
+    const c = connect(server.c2s.port, user, 'secret');
+    clients.push(c);
+    await c.ready;
+    return c;
+  };
+
+  it('closes its streams with internal-server-error, is replaced, and the other shard carries on', async () => {
+    const alice = await login('alice');
+    const bob = await login('bob');
+    // One connection per shard: the pool gives each new connection to the emptiest shard.
+    expect(server.pool.connectionsPerShard()).toEqual([1, 1]);
+
+    server.pool.crash(0);
+    // RFC 6120 §4.9.3.8: the stream ends with <internal-server-error/>.
+    await until('alice to be disconnected', () => alice.closed !== undefined);
+    expect(alice.closed).toBe('stream error: internal-server-error');
+    await until('the crash event', () => events.find((e) => e.type === 'crashed'));
+    expect(events.find((e) => e.type === 'crashed')).toMatchObject({ shard: 0, connections: 1 });
+
+    await server.pool.whenUp(0);
+    expect(events.filter((e) => e.type === 'started' && e.shard === 0).map((e) => (e as { generation: number }).generation)).toContain(1);
+    // bob's session on shard 1 survived, and a newcomer on the replacement shard reaches him.
+    expect(bob.closed).toBeUndefined();
+    const carol = await login('carol');
+    expect(server.pool.connectionsPerShard()).toEqual([1, 1]);
+    carol.client.send("<message to='bob@localhost/e2e' type='chat' id='c1'><body>still there?</body></message>");
+    const atBob = await until('carol → bob', () => take(bob, /still there\?/));
+    expect(atBob).toContain("from='carol@localhost/e2e'");
+    bob.client.send("<message to='carol@localhost/e2e' type='chat' id='b1'><body>yes</body></message>");
+    await until('bob → carol', () => take(carol, /<body>yes<\/body>/));
+  });
+});

@@ -1,0 +1,60 @@
+/**
+ * Clients for the shard end-to-end tests: bench/load's lean c2s client (real TCP, SASL, bind),
+ * with every stanza and the close reason recorded, and a wait that polls for a condition.
+ */
+import { LoadClient } from '../../bench/load/client.js';
+
+export interface TestClient {
+  client: LoadClient;
+  stanzas: string[];
+  closed: string | null | undefined;
+  /** Resolves when the session is bound, rejects if it closes first. */
+  ready: Promise<void>;
+}
+
+export function connect(port: number, user: string, password: string, resource = 'e2e'): TestClient {
+  let resolveReady!: () => void;
+  let rejectReady!: (err: Error) => void;
+  const t: TestClient = {
+    client: undefined as unknown as LoadClient,
+    stanzas: [],
+    closed: undefined,
+    ready: new Promise<void>((res, rej) => {
+      resolveReady = res;
+      rejectReady = rej;
+    }),
+  };
+  t.client = new LoadClient(
+    { host: '127.0.0.1', port, domain: 'localhost', password, resource, sasl: 'plain', starttls: false, timeoutMs: 20_000 },
+    {
+      ready: () => resolveReady(),
+      message: (_c, xml) => t.stanzas.push(xml),
+      presence: (_c, xml) => t.stanzas.push(xml),
+      closed: (_c, reason) => {
+        t.closed = reason;
+        rejectReady(new Error(`${user}: closed before ready: ${reason}`));
+      },
+    },
+    0,
+    user,
+  );
+  t.client.start();
+  return t;
+}
+
+/** Poll until `check` returns a value (not undefined/false), or fail after `timeoutMs`. */
+export async function until<T>(what: string, check: () => T | undefined | false, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = check();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** The first recorded stanza matching `re`, removed from the record. */
+export function take(t: TestClient, re: RegExp): string | undefined {
+  const i = t.stanzas.findIndex((s) => re.test(s));
+  return i < 0 ? undefined : t.stanzas.splice(i, 1)[0];
+}
