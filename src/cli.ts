@@ -14,6 +14,22 @@ const commands: Record<string, Command> = {
     summary: 'validate the configuration and print it (exit 78 when invalid)',
     run: async (argv) => (await import('./config/check.js')).runCheckConfig(argv),
   },
+  adduser: {
+    summary: 'create an account: adduser USER@DOMAIN [PASSWORD] (asks when not given)',
+    run: async (argv) => (await import('./admin/users.js')).runAddUser(argv),
+  },
+  deluser: {
+    summary: 'delete an account with its roster and offline messages',
+    run: async (argv) => (await import('./admin/users.js')).runDelUser(argv),
+  },
+  passwd: {
+    summary: "change an account's password: passwd USER@DOMAIN [PASSWORD]",
+    run: async (argv) => (await import('./admin/users.js')).runPasswd(argv),
+  },
+  users: {
+    summary: 'list accounts [--domain D]',
+    run: async (argv) => (await import('./admin/users.js')).runUsers(argv),
+  },
   bench: {
     summary: 'load-test any XMPP server on loopback (login, messages, presence, idle)',
     run: (argv) => import('../bench/load/cli.js').then((m) => m.main(argv)),

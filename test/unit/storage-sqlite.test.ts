@@ -4,17 +4,15 @@
  * WAL mode with the chosen durability.
  */
 import { spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, relative } from 'node:path';
 import Database from 'better-sqlite3';
-import ts from 'typescript';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/errors.js';
 import { DATABASE_FILE, openSqliteStorage } from '../../src/storage/sqlite.js';
+import { removeTranspiled, transpile } from './storage-transpile.js';
 
-const root = fileURLToPath(new URL('../..', import.meta.url));
 const dirs: string[] = [];
 function tempDir(): string {
   const dir = mkdtempSync(join(tmpdir(), 'hermod-sqlite-'));
@@ -117,27 +115,11 @@ describe('sqlite storage persistence', () => {
   });
 });
 
-/**
- * A child process runs the real storage code: transpile the few source files it needs (no type
- * check, no build of the rest of the tree) next to node_modules so 'better-sqlite3' resolves.
- */
 let childDir = '';
 beforeAll(() => {
-  childDir = mkdtempSync(join(root, 'node_modules', '.cache-hermod-storage-'));
-  const sources = ['src/errors.ts', 'src/jid.ts', ...readdirSync(join(root, 'src/storage')).map((f) => `src/storage/${f}`)];
-  for (const file of sources.filter((f) => f.endsWith('.ts'))) {
-    const out = join(childDir, file.replace(/\.ts$/, '.js'));
-    mkdirSync(dirname(out), { recursive: true });
-    const { outputText } = ts.transpileModule(readFileSync(join(root, file), 'utf8'), {
-      compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, esModuleInterop: true },
-    });
-    writeFileSync(out, outputText);
-  }
-  writeFileSync(join(childDir, 'package.json'), '{"type":"module"}');
+  childDir = transpile(['src/errors.ts', 'src/jid.ts', 'src/storage']);
 });
-afterAll(() => {
-  if (childDir) rmSync(childDir, { recursive: true, force: true });
-});
+afterAll(() => removeTranspiled(childDir));
 
 describe('sqlite storage durability', () => {
   it('keeps an accepted offline message after the server is killed with SIGKILL right after accepting it', async () => {
