@@ -6,7 +6,6 @@
  * other way: stop accepting, end every stream with <system-shutdown/>, let the sockets flush,
  * close the database.
  */
-import type { Socket } from 'node:net';
 import { ConfigError, StreamError } from './errors.js';
 import type { HermodConfig } from './config/schema.js';
 import { parseServeArgs, serveUsage, UsageError } from './config/flags.js';
@@ -15,7 +14,7 @@ import type { Router } from './router/types.js';
 import { openStorage, type Storage } from './storage/index.js';
 import { SaslProvider as SaslMechanisms } from './stream/sasl/index.js';
 import { C2SStream, type C2SDeps, type C2SOptions, type ParserFactory, type SaslProvider } from './stream/c2s.js';
-import { ListenError, listenDirectTls, listenTcp, type Listener } from './transport/listen.js';
+import { ListenError, listenClients, type Listener } from './transport/listen.js';
 import { loadCertificate, secureContextOf, type Certificate } from './transport/tls.js';
 import type { SocketTransport } from './transport/socket.js';
 
@@ -46,6 +45,20 @@ export interface StartOptions {
   extraFeatures?: C2SDeps['extraFeatures'];
 }
 
+/** The stream layer's settings from the configuration (shared with the shard workers). */
+export function streamOptionsOf(config: HermodConfig): C2SOptions {
+  return {
+    domain: config.domain,
+    tls: config.tls.policy,
+    registration: config.registration,
+    preAuthMaxStanzaBytes: config.limits.preauthMaxStanzaBytes,
+    maxStanzaBytes: config.limits.maxStanzaBytes,
+    saslMaxAttempts: config.limits.authAttempts,
+    maxDepth: config.limits.maxDepth,
+    maxAttributes: config.limits.maxAttributes,
+  };
+}
+
 /** The WASM core, loaded on first use (once per thread). */
 async function loadWasmCore(): Promise<ParserFactory> {
   // TODO(core landing): a static import of ./core/parser.js once that module is committed.
@@ -74,17 +87,7 @@ export async function startServer(config: HermodConfig, options: StartOptions = 
     const sasl: SaslProvider = new SaslMechanisms({ users: storage.users, domain: config.domain });
 
     const streams = new Set<C2SStream>();
-    const sockets = new Set<Socket>();
-    const streamOptions: C2SOptions = {
-      domain: config.domain,
-      tls: config.tls.policy,
-      registration: config.registration,
-      preAuthMaxStanzaBytes: config.limits.preauthMaxStanzaBytes,
-      maxStanzaBytes: config.limits.maxStanzaBytes,
-      saslMaxAttempts: config.limits.authAttempts,
-      maxDepth: config.limits.maxDepth,
-      maxAttributes: config.limits.maxAttributes,
-    };
+    const streamOptions = streamOptionsOf(config);
     const deps: C2SDeps = {
       core,
       router,
@@ -104,26 +107,8 @@ export async function startServer(config: HermodConfig, options: StartOptions = 
       transport.attach(stream);
     };
 
-    const c2s = await listenTcp(config.listen.c2s, secureContext, accept);
-    let directTls: Listener | null = null;
-    if (config.listen.directTls.enabled) {
-      try {
-        directTls = await listenDirectTls(
-          { ...config.listen.directTls, backlog: config.listen.c2s.backlog },
-          secureContext,
-          accept,
-        );
-      } catch (err) {
-        await c2s.close();
-        throw err;
-      }
-    }
-    for (const listener of [c2s, directTls]) {
-      listener?.server.on('connection', (socket: Socket) => {
-        sockets.add(socket);
-        socket.once('close', () => sockets.delete(socket));
-      });
-    }
+    const listeners = await listenClients(config.listen, secureContext, accept);
+    const { c2s, directTls, sockets } = listeners;
 
     let stopped: Promise<void> | null = null;
     const server: HermodServer = {
@@ -142,19 +127,19 @@ export async function startServer(config: HermodConfig, options: StartOptions = 
       shutdown() {
         stopped ??= (async () => {
           stopping = true;
-          const closing = [c2s.close(), directTls?.close()];
+          const closing = listeners.close();
           // RFC 6120 §4.9.3.17: tell every client why the stream ends.
           for (const stream of [...streams]) stream.close(new StreamError('system-shutdown'));
           let timer: NodeJS.Timeout | undefined;
           await Promise.race([
-            Promise.all(closing),
+            closing,
             new Promise<void>((done) => {
               timer = setTimeout(done, SHUTDOWN_GRACE_MS);
             }),
           ]);
           clearTimeout(timer);
           for (const socket of sockets) socket.destroy();
-          await Promise.all(closing);
+          await closing;
           storage.close();
         })();
         return stopped;

@@ -85,3 +85,49 @@ export function listenDirectTls(
   server.on('tlsClientError', () => {});
   return start(server, options);
 }
+
+export interface ClientListeners {
+  c2s: Listener;
+  /** null when Direct TLS is disabled. */
+  directTls: Listener | null;
+  /** Every accepted socket still open (to cut the stragglers at shutdown). */
+  sockets: Set<Socket>;
+  /** Stop accepting on both; open connections are left alone. */
+  close(): Promise<void>;
+}
+
+/**
+ * The client listeners of a configuration: c2s (STARTTLS) and, when enabled, Direct TLS on the
+ * same backlog. If the second cannot start, the first is closed again before the error is thrown.
+ */
+export async function listenClients(
+  listen: { c2s: ListenOptions; directTls: { enabled: boolean; host: string; port: number } },
+  secureContext: SecureContext,
+  onConnection: (transport: SocketTransport) => void,
+): Promise<ClientListeners> {
+  const c2s = await listenTcp(listen.c2s, secureContext, onConnection);
+  let directTls: Listener | null = null;
+  if (listen.directTls.enabled) {
+    try {
+      directTls = await listenDirectTls({ ...listen.directTls, backlog: listen.c2s.backlog }, secureContext, onConnection);
+    } catch (err) {
+      await c2s.close();
+      throw err;
+    }
+  }
+  const sockets = new Set<Socket>();
+  for (const listener of [c2s, directTls]) {
+    listener?.server.on('connection', (socket: Socket) => {
+      sockets.add(socket);
+      socket.once('close', () => sockets.delete(socket));
+    });
+  }
+  return {
+    c2s,
+    directTls,
+    sockets,
+    close: async () => {
+      await Promise.all([c2s.close(), directTls?.close()]);
+    },
+  };
+}
