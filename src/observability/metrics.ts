@@ -7,7 +7,9 @@
  * increment; the prom-client registry reads the blocks only when /metrics is scraped. A block
  * can sit on a SharedArrayBuffer, so a shard worker writes its own block and the main thread
  * reads all of them at scrape time (one writer per block: no locks; a scrape may see a count one
- * increment old, which Prometheus tolerates by design).
+ * increment old, which Prometheus tolerates by design). Measured (bench/core/metrics.ts, this
+ * 2-core VM under load): ~2 ns per HotStats increment and 12-45 ns per histogram observation,
+ * against 110-250 ns for prom-client's labelled inc() and 170-300 ns for its observe().
  *
  * What is exposed (names follow the Prometheus naming guide):
  *   hermod_connections{transport}            open sockets by listener
@@ -112,21 +114,25 @@ const MECH_INDEX = indexOf(MECHANISMS);
 export class HotStats {
   private constructor(readonly cells: Float64Array) {}
 
-  static create(shared = false): HotStats {
-    const bytes = BLOCK_SLOTS * Float64Array.BYTES_PER_ELEMENT;
-    return new HotStats(new Float64Array(shared ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes)));
+  /**
+   * Always on a SharedArrayBuffer: any block can then be handed to a worker, and the hot methods
+   * only ever see one kind of backing store (mixing ArrayBuffer- and SharedArrayBuffer-backed
+   * arrays made them polymorphic: 6-30 ns per increment instead of 2, bench/core/metrics.ts).
+   */
+  static create(): HotStats {
+    return new HotStats(new Float64Array(new SharedArrayBuffer(BLOCK_SLOTS * Float64Array.BYTES_PER_ELEMENT)));
   }
 
   /** Wrap a block created elsewhere (a SharedArrayBuffer received through workerData). */
-  static attach(buffer: SharedArrayBuffer | ArrayBuffer): HotStats {
+  static attach(buffer: SharedArrayBuffer): HotStats {
     if (buffer.byteLength !== BLOCK_SLOTS * Float64Array.BYTES_PER_ELEMENT) {
       throw new RangeError(`metrics block of ${buffer.byteLength} bytes, expected ${BLOCK_SLOTS * 8}`);
     }
     return new HotStats(new Float64Array(buffer));
   }
 
-  get buffer(): SharedArrayBuffer | ArrayBuffer {
-    return this.cells.buffer;
+  get buffer(): SharedArrayBuffer {
+    return this.cells.buffer as SharedArrayBuffer;
   }
 
   connectionOpened(transport: number): void {
@@ -287,9 +293,9 @@ export class Metrics {
     for (const m of all) this.registry.registerMetric(m);
   }
 
-  /** A new block for shard `blocks.length` (shared = on a SharedArrayBuffer, for a worker). */
-  createShard(shared = false): HotStats {
-    return this.adopt(HotStats.create(shared));
+  /** A new block for shard `blocks.length`; pass its `buffer` to the worker that owns the shard. */
+  createShard(): HotStats {
+    return this.adopt(HotStats.create());
   }
 
   /** Read an existing block (this thread's `stats`, or one received from a worker) as the next shard. */

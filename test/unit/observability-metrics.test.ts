@@ -53,7 +53,7 @@ describe('metrics registry', () => {
   it('sums shards for totals and labels per-shard load', async () => {
     const m = new Metrics({ processMetrics: false });
     const a = m.createShard();
-    const b = m.createShard(true);
+    const b = m.createShard();
     a.stanzaIn(StanzaKind.Message);
     b.stanzaIn(StanzaKind.Message);
     b.stanzaIn(StanzaKind.Presence);
@@ -70,7 +70,7 @@ describe('metrics registry', () => {
 
   it('a shared block attached elsewhere (a worker) writes into the registry’s view', async () => {
     const m = new Metrics({ processMetrics: false });
-    const own = m.createShard(true);
+    const own = m.createShard();
     expect(own.buffer).toBeInstanceOf(SharedArrayBuffer);
     const inWorker = HotStats.attach(own.buffer);
     inWorker.stanzaIn(StanzaKind.Iq);
