@@ -9,7 +9,11 @@
  *   the fsync per commit, i.e. the last transactions before a power loss or kernel crash; that
  *   costs a disk flush per stanza stored, which operators who want it enable with
  *   `synchronous: 'FULL'`.
- * - Every statement is prepared once at open; multi-statement changes run in transactions.
+ * - Every statement is prepared once at open; multi-statement changes run in transactions begun
+ *   IMMEDIATE: several connections share the file (shard threads, the CLI), and a deferred
+ *   transaction that reads then writes can fail with SQLITE_BUSY_SNAPSHOT when another connection
+ *   committed in between, a failure the busy timeout does not retry. Taking the write lock at
+ *   BEGIN makes a check-then-write (offline limit, user exists) atomic across connections.
  */
 import Database from 'better-sqlite3';
 import { accessSync, constants, existsSync, mkdirSync, statSync } from 'node:fs';
@@ -142,7 +146,6 @@ export function openSqliteStorage(options: SqliteStorageOptions): SqliteStorage 
     db = new Database(file, { timeout: 5000 });
     db.pragma('journal_mode = WAL');
     db.pragma(`synchronous = ${options.synchronous === 'FULL' ? 'FULL' : 'NORMAL'}`);
-    db.pragma('foreign_keys = ON');
     const version = db.pragma('user_version', { simple: true }) as number;
     if (version > SCHEMA_VERSION) {
       db.close();
@@ -233,10 +236,10 @@ export function openSqliteStorage(options: SqliteStorageOptions): SqliteStorage 
     create(account, password) {
       const { bare, domain, local } = parseAccount(account);
       // Derive before the transaction: PBKDF2 must not hold the write lock.
-      createTx(bare, domain, local, toStoredPassword(password, iterations));
+      createTx.immediate(bare, domain, local, toStoredPassword(password, iterations));
     },
-    delete: (account) => deleteTx(account),
-    setPassword: (account, password) => setPasswordTx(account, toStoredPassword(password, iterations)),
+    delete: (account) => deleteTx.immediate(account),
+    setPassword: (account, password) => setPasswordTx.immediate(account, toStoredPassword(password, iterations)),
     exists: (account) => q.userExists.get(account) !== undefined,
     list(opts = {}) {
       const limit = opts.limit ?? DEFAULT_LIST_LIMIT;
@@ -274,8 +277,8 @@ export function openSqliteStorage(options: SqliteStorageOptions): SqliteStorage 
       const row = q.rosterGet.get(owner, contact) as RosterRow | undefined;
       return row ? rowToItem(row) : null;
     },
-    set: (owner, item) => setTx(owner, item),
-    remove: (owner, contact) => removeTx(owner, contact),
+    set: (owner, item) => setTx.immediate(owner, item),
+    remove: (owner, contact) => removeTx.immediate(owner, contact),
     list: (owner) => (q.rosterList.all(owner) as RosterRow[]).map(rowToItem),
     version: (owner) => (q.versionGet.get(owner) as number | undefined) ?? 0,
     addPending(owner, from, stanza) {
@@ -301,8 +304,8 @@ export function openSqliteStorage(options: SqliteStorageOptions): SqliteStorage 
   });
 
   const offline: OfflineStore = {
-    push: (account, stanza, stamp = new Date()) => pushTx(account, stanza, stamp.getTime()),
-    takeAll: (account) => takeAllTx(account),
+    push: (account, stanza, stamp = new Date()) => pushTx.immediate(account, stanza, stamp.getTime()),
+    takeAll: (account) => takeAllTx.immediate(account),
     count: (account) => q.offlineCount.get(account) as number,
   };
 

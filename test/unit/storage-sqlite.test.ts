@@ -59,6 +59,27 @@ describe('sqlite storage persistence', () => {
     }
   });
 
+  it('shares one store between connections (shard threads, the CLI): counters, limits and accounts stay consistent', () => {
+    const dataDir = tempDir();
+    const a = openSqliteStorage({ dataDir, iterations: 16, offlineLimit: 3 });
+    const b = openSqliteStorage({ dataDir, iterations: 16, offlineLimit: 3 });
+    try {
+      const item = { jid: 'x@example.org', name: null, groups: [], subscription: 'none' as const, ask: null, approved: false };
+      const versions = [a.rosters.set('alice@example.org', item), b.rosters.set('bob@example.org', item), a.rosters.set('bob@example.org', item)];
+      expect(new Set(versions).size).toBe(3);
+      expect(b.rosters.version('bob@example.org')).toBe(versions[2]);
+      expect([a.offline.push('carol@example.org', '1'), b.offline.push('carol@example.org', '2'), a.offline.push('carol@example.org', '3')]).toEqual([true, true, true]);
+      expect(b.offline.push('carol@example.org', '4')).toBe(false);
+      a.users.create('dave@example.org', 'pw');
+      expect(() => b.users.create('dave@example.org', 'pw')).toThrow(/already exists/);
+      expect(b.offline.takeAll('carol@example.org').map((m) => m.stanza)).toEqual(['1', '2', '3']);
+      expect(a.offline.count('carol@example.org')).toBe(0);
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
+
   it('opens the file in WAL mode with synchronous=NORMAL by default and FULL on request', () => {
     const dataDir = tempDir();
     const normal = openSqliteStorage({ dataDir });
