@@ -1,5 +1,19 @@
-// Placeholder entry so the build pipeline is exercised from the first commit;
-// the stanza core replaces it (issue #2).
+/**
+ * Exports of the Hermod stanza core. The boundary is numeric and narrow (docs/architecture.md,
+ * "WASM boundary"): JS creates a state per connection, asks `prepare` where to copy each chunk,
+ * then calls `run` until it returns Ev.NeedMore, reading descriptors from the state block.
+ */
+import { ATTRS, freeState, newState, prepare, resetState, run } from './tokenizer';
+import { heapTop } from './alloc';
+
+export { newState, freeState, resetState, prepare, run, heapTop };
+
+/** Address of the attribute table (valid after Ev.StreamOpen). */
+export function attrTable(): usize {
+  return ATTRS;
+}
+
+/** Bumped when the boundary (assembly/layout.ts) changes incompatibly. */
 export function coreVersion(): i32 {
-  return 0;
+  return 1;
 }

@@ -1,0 +1,1549 @@
+/**
+ * Resumable XML tokenizer and stanza framer for one XMPP stream (RFC 6120 §4), run over a window
+ * of bytes in linear memory. One call of `run(state)` advances until it has one event to report
+ * (stream header, complete top-level element, stream end, fatal error) or the window is used up.
+ *
+ * Resumability: every scanning state keeps its position; offsets recorded inside an element are
+ * relative to the element's first byte (`sStart`), so the unfinished element can be moved into
+ * the connection's retained block and the next chunk appended after it without rescanning.
+ * Only bounded look-aheads are re-read after a chunk boundary: a split UTF-8 sequence (≤3 bytes),
+ * an entity/character reference (≤40 bytes), `<!`, `<![CDATA[`, `]]>`, the XML declaration
+ * prefix. A stanza arriving one byte at a time therefore costs linear time.
+ *
+ * While running, the state lives in module globals (WASM globals); `load`/`save` move it between
+ * the connection's state block and the globals, and the per-element tables (open-element stack,
+ * in-stanza namespace bindings, attributes of the current tag) live in static scratch tables that
+ * are spilled to a small block only when a chunk ends inside an element.
+ */
+import { A, Err, Ev, F, Fl, Kind, Phase, Type } from './layout';
+import { alloc, free, capacity } from './alloc';
+import { C, Ch, cls, isNameCp, isNameStartCp, isXmlChar, XML_NS, XML_NS_LEN } from './chars';
+import { decodeType, typeForKind, kindOf, semanticStatus, eqBytes, eqAscii, checkXmlDecl } from './rules';
+
+// ---- static scratch tables (one set per instance; spilled per connection when needed) ----
+export const DEPTH_CAP: i32 = 256;
+export const ATTR_CAP: i32 = 256;
+export const NS_CAP: i32 = 512;
+/** per open element: name offset (rel), name length */
+export const ELEM: usize = memory.data(DEPTH_CAP * 8, 16);
+/** per binding: prefix off (rel), prefix len, uri off (rel), uri len, level, amp */
+export const NS_SIZE: i32 = 24;
+export const NSS: usize = memory.data(NS_CAP * NS_SIZE, 16);
+/** attributes of the tag being read, A.Size i32 each */
+export const ATTRS: usize = memory.data(ATTR_CAP * A.Size * 4, 16);
+
+/** Tokenizer states. */
+export const enum Tok {
+  PrologStart = 0,
+  Top = 1,
+  Lt = 2,
+  StartName = 3,
+  InTag = 4,
+  AttrName = 5,
+  AttrEq = 6,
+  AttrQuote = 7,
+  AttrVal = 8,
+  TagSlash = 9,
+  DeclQ = 10,
+  EndName = 11,
+  EndWs = 12,
+  Text = 13,
+  Cdata = 14,
+}
+
+export const enum TagKind {
+  Element = 0,
+  XmlDecl = 1,
+}
+
+/** Aux bits */
+export const enum Aux {
+  PendingClose = 1,
+  HadXmlDecl = 2,
+}
+
+/** Control signals from a state function to the run loop. */
+const enum Sig {
+  Go = 0,
+  More = 1,
+  Event = 2,
+}
+
+// ---- running state (globals) ----
+export let st: usize = 0;
+export let tok: i32 = 0;
+export let phase: i32 = 0;
+export let depth: i32 = 0;
+export let nsCount: i32 = 0;
+export let attrCount: i32 = 0;
+/** absolute address of the current element's '<' (0 = none retained) */
+export let sStart: usize = 0;
+export let nameStart: usize = 0;
+export let elemNameLen: i32 = 0;
+export let elemColon: i32 = -1;
+export let tagKind: i32 = 0;
+let wsSeen: i32 = 0;
+let preWs: usize = 0;
+let attrNameStart: usize = 0;
+let attrNameLen: i32 = 0;
+let attrColon: i32 = -1;
+let quote: i32 = 0;
+let valStart: usize = 0;
+let valAmp: i32 = 0;
+export let aux: i32 = 0;
+export let maxBytes: i32 = 0;
+export let maxDepth: i32 = 0;
+export let maxAttrs: i32 = 0;
+let winEnd: usize = 0;
+let sig: i32 = 0;
+let event: i32 = 0;
+/** scratch: colon index of the name being scanned (-1 none, -2 several) */
+let curColon: i32 = -1;
+/** length of the last decoded UTF-8 sequence */
+let u8n: i32 = 0;
+let u8err: i32 = 0;
+
+let scratch: usize = 0;
+let scratchOwner: usize = 0;
+
+@inline export function S(f: i32): i32 {
+  return load<i32>(st + (<usize>f << 2));
+}
+@inline export function W(f: i32, v: i32): void {
+  store<i32>(st + (<usize>f << 2), v);
+}
+@inline function SO(o: usize, f: i32): i32 {
+  return load<i32>(o + (<usize>f << 2));
+}
+@inline function WO(o: usize, f: i32, v: i32): void {
+  store<i32>(o + (<usize>f << 2), v);
+}
+@inline function rel(a: usize): i32 {
+  return <i32>(a - sStart);
+}
+
+// ---- events ----
+export function emit(ev: i32): void {
+  event = ev;
+  sig = Sig.Event;
+}
+
+export function fail(code: i32, at: usize): void {
+  W(F.ErrCode, code);
+  W(F.ErrAddr, <i32>at);
+  phase = Phase.Failed;
+  emit(Ev.Error);
+}
+
+// ---- state block lifecycle ----
+export function newState(): usize {
+  const s = alloc(<usize>F.Size << 2);
+  memory.fill(s, 0, <usize>F.Size << 2);
+  initState(s);
+  return s;
+}
+
+function initState(s: usize): void {
+  WO(s, F.Phase, Phase.Start);
+  WO(s, F.Tok, Tok.PrologStart);
+  WO(s, F.Depth, 0);
+  WO(s, F.NsCount, 0);
+  WO(s, F.Base, 0);
+  WO(s, F.Len, 0);
+  WO(s, F.PosRel, 0);
+  WO(s, F.SStartRel, -1);
+  WO(s, F.Aux, 0);
+  WO(s, F.ErrCode, 0);
+}
+
+/** Forget the stream (RFC 6120 §5.4.3.3, §6.4.6: restart after STARTTLS / SASL); keep limits. */
+export function resetState(s: usize): void {
+  free(<usize>SO(s, F.Pend));
+  free(<usize>SO(s, F.Tables));
+  free(<usize>SO(s, F.StreamBlock));
+  WO(s, F.Pend, 0);
+  WO(s, F.PendCap, 0);
+  WO(s, F.Tables, 0);
+  WO(s, F.StreamBlock, 0);
+  if (scratchOwner == s) scratchOwner = 0;
+  initState(s);
+}
+
+export function freeState(s: usize): void {
+  resetState(s);
+  free(s);
+}
+
+/**
+ * Move the bytes from `keep` to the end of `o`'s window into its retained block, so that the
+ * next chunk can be appended after them. Offsets inside the element are relative to its start
+ * and survive the move.
+ */
+function retain(o: usize, keep: usize): void {
+  const base = <usize>SO(o, F.Base);
+  const n = <i32>(base + <usize>SO(o, F.Len) - keep);
+  const shift = <i32>(keep - base);
+  let pend = <usize>SO(o, F.Pend);
+  if (pend != 0 && base == pend) {
+    if (shift > 0) memory.copy(pend, keep, n);
+  } else {
+    if (pend == 0 || SO(o, F.PendCap) < n) {
+      free(pend);
+      pend = alloc(<usize>(n < 120 ? 120 : n));
+      WO(o, F.Pend, <i32>pend);
+      WO(o, F.PendCap, capacity(pend));
+    }
+    memory.copy(pend, keep, n);
+    if (scratchOwner == o) scratchOwner = 0;
+  }
+  WO(o, F.Base, <i32>pend);
+  WO(o, F.Len, n);
+  WO(o, F.PosRel, SO(o, F.PosRel) - shift);
+  const ss = SO(o, F.SStartRel);
+  WO(o, F.SStartRel, ss >= 0 ? ss - shift : -1);
+}
+
+/** Give up the scratch window: keep what `o` has not consumed yet in its own block. */
+function evacuate(o: usize): void {
+  const base = <usize>SO(o, F.Base);
+  const len = SO(o, F.Len);
+  const ss = SO(o, F.SStartRel);
+  const keep = base + <usize>(ss >= 0 ? ss : SO(o, F.PosRel));
+  if (keep < base + <usize>len) retain(o, keep);
+  else {
+    WO(o, F.Len, 0);
+    WO(o, F.PosRel, 0);
+    WO(o, F.SStartRel, -1);
+  }
+  scratchOwner = 0;
+}
+
+/**
+ * Make room for `n` new bytes of state `s`'s stream and return where JS must copy them.
+ * Idle connections use the shared scratch window; a connection with a retained partial element
+ * appends to its own block (grown by doubling, so a byte-at-a-time sender stays linear).
+ */
+export function prepare(s: usize, n: i32): usize {
+  const len = SO(s, F.Len);
+  if (len > 0) {
+    const need = len + n;
+    let pend = <usize>SO(s, F.Pend);
+    if (need > SO(s, F.PendCap)) {
+      const grown = alloc(<usize>(need < 2 * len ? 2 * len : need));
+      memory.copy(grown, <usize>SO(s, F.Base), len);
+      free(pend);
+      pend = grown;
+      WO(s, F.Pend, <i32>pend);
+      WO(s, F.PendCap, capacity(pend));
+    }
+    WO(s, F.Base, <i32>pend);
+    WO(s, F.Len, need);
+    return pend + <usize>len;
+  }
+  if (scratchOwner != 0 && scratchOwner != s) evacuate(scratchOwner);
+  if (scratch == 0 || capacity(scratch) < n) {
+    free(scratch);
+    scratch = alloc(<usize>(n < 65536 - 8 ? 65536 - 8 : n));
+  }
+  scratchOwner = s;
+  WO(s, F.Base, <i32>scratch);
+  WO(s, F.Len, n);
+  WO(s, F.PosRel, 0);
+  WO(s, F.SStartRel, -1);
+  return scratch;
+}
+
+// ---- load / save ----
+function load_(s: usize): usize {
+  st = s;
+  tok = S(F.Tok);
+  phase = S(F.Phase);
+  depth = S(F.Depth);
+  nsCount = S(F.NsCount);
+  aux = S(F.Aux);
+  maxBytes = S(F.MaxBytes);
+  maxDepth = S(F.MaxDepth);
+  maxAttrs = S(F.MaxAttrs);
+  const base = <usize>S(F.Base);
+  winEnd = base + <usize>S(F.Len);
+  W(F.WinEnd, <i32>winEnd);
+  const ss = S(F.SStartRel);
+  sStart = ss >= 0 ? base + <usize>ss : 0;
+  nameStart = sStart + <usize>S(F.NameStart);
+  elemNameLen = S(F.ElemNameLen);
+  elemColon = S(F.ElemColon);
+  tagKind = S(F.TagKind);
+  wsSeen = S(F.WsSeen);
+  preWs = sStart + <usize>S(F.PreWs);
+  attrNameStart = sStart + <usize>S(F.AttrNameStart);
+  attrNameLen = S(F.AttrNameLen);
+  attrColon = S(F.AttrColon);
+  quote = S(F.Quote);
+  valStart = sStart + <usize>S(F.ValStart);
+  valAmp = S(F.ValFlags);
+  attrCount = 0;
+  const t = <usize>S(F.Tables);
+  if (t != 0) {
+    attrCount = load<i32>(t);
+    let q = t + 4;
+    const e = <usize>depth << 3;
+    memory.copy(ELEM, q, e);
+    q += e;
+    const ns = <usize>nsCount * NS_SIZE;
+    memory.copy(NSS, q, ns);
+    q += ns;
+    memory.copy(ATTRS, q, <usize>attrCount * (A.Size << 2));
+    free(t);
+    W(F.Tables, 0);
+  }
+  return base + <usize>S(F.PosRel);
+}
+
+function save(p: usize): void {
+  const base = <usize>S(F.Base);
+  W(F.Tok, tok);
+  W(F.Phase, phase);
+  W(F.Depth, depth);
+  W(F.NsCount, nsCount);
+  W(F.Aux, aux);
+  W(F.PosRel, <i32>(p - base));
+  W(F.SStartRel, sStart != 0 ? <i32>(sStart - base) : -1);
+  if (sStart != 0) {
+    W(F.NameStart, rel(nameStart));
+    W(F.ElemNameLen, elemNameLen);
+    W(F.ElemColon, elemColon);
+    W(F.TagKind, tagKind);
+    W(F.WsSeen, wsSeen);
+    W(F.PreWs, rel(preWs));
+    W(F.AttrNameStart, rel(attrNameStart));
+    W(F.AttrNameLen, attrNameLen);
+    W(F.AttrColon, attrColon);
+    W(F.Quote, quote);
+    W(F.ValStart, rel(valStart));
+    W(F.ValFlags, valAmp);
+  }
+}
+
+function spillTables(): void {
+  if (depth == 0 && nsCount == 0 && attrCount == 0) return;
+  const e = <usize>depth << 3;
+  const ns = <usize>nsCount * NS_SIZE;
+  const at = <usize>attrCount * (A.Size << 2);
+  const t = alloc(4 + e + ns + at);
+  store<i32>(t, attrCount);
+  let q = t + 4;
+  memory.copy(q, ELEM, e);
+  q += e;
+  memory.copy(q, NSS, ns);
+  q += ns;
+  memory.copy(q, ATTRS, at);
+  W(F.Tables, <i32>t);
+}
+
+// ---- UTF-8 (RFC 3629 §4: no overlongs, no surrogates, nothing above U+10FFFF) ----
+/**
+ * Decode the sequence whose lead byte (≥0x80) is at p. Returns the code point and sets u8n;
+ * -1 when the window ends inside a sequence that is valid so far; -2 on invalid bytes (u8err).
+ */
+function utf8(p: usize, end: usize): i32 {
+  const c = <u32>load<u8>(p);
+  let n: i32;
+  let cp: u32;
+  let lo: u32 = 0x80;
+  let hi: u32 = 0xbf;
+  if (c < 0xc2) {
+    u8err = c >= 0xc0 ? Err.Utf8Overlong : Err.Utf8BadByte;
+    return -2;
+  } else if (c < 0xe0) {
+    n = 2;
+    cp = c & 0x1f;
+  } else if (c < 0xf0) {
+    n = 3;
+    cp = c & 0x0f;
+    if (c == 0xe0) lo = 0xa0;
+    else if (c == 0xed) hi = 0x9f;
+  } else if (c < 0xf5) {
+    n = 4;
+    cp = c & 0x07;
+    if (c == 0xf0) lo = 0x90;
+    else if (c == 0xf4) hi = 0x8f;
+  } else {
+    u8err = Err.Utf8TooLarge;
+    return -2;
+  }
+  for (let i = 1; i < n; i++) {
+    if (p + <usize>i >= end) return -1;
+    const b = <u32>load<u8>(p + <usize>i);
+    if ((b & 0xc0) != 0x80) {
+      u8err = Err.Utf8BadByte;
+      return -2;
+    }
+    if (i == 1 && (b < lo || b > hi)) {
+      u8err = b < lo ? Err.Utf8Overlong : c == 0xed ? Err.Utf8Surrogate : Err.Utf8TooLarge;
+      return -2;
+    }
+    cp = (cp << 6) | (b & 0x3f);
+  }
+  u8n = n;
+  return <i32>cp;
+}
+
+/** Decode a non-ASCII character of text or an attribute value; returns false on sig set. */
+function textChar(p: usize, end: usize): bool {
+  const cp = utf8(p, end);
+  if (cp >= 0) {
+    if (cp == 0xfffe || cp == 0xffff) {
+      fail(Err.IllegalChar, p);
+      return false;
+    }
+    return true;
+  }
+  if (cp == -1) sig = Sig.More;
+  else fail(u8err, p);
+  return false;
+}
+
+/** Length of a NameStartChar at p; 0 when it is not one; -1 need more; -2 after fail(). */
+function nameStartAt(p: usize, end: usize): i32 {
+  const c = <u32>load<u8>(p);
+  if (c < 0x80) return (cls(c) & C.NameStart) != 0 ? 1 : 0;
+  const cp = utf8(p, end);
+  if (cp == -1) return -1;
+  if (cp == -2) {
+    fail(u8err, p);
+    return -2;
+  }
+  return isNameStartCp(<u32>cp) ? u8n : 0;
+}
+
+/** Scan name characters from p, counting colons into curColon relative to `start`. */
+function scanName(p: usize, end: usize, start: usize): usize {
+  while (p < end) {
+    const c = <u32>load<u8>(p);
+    if ((cls(c) & C.Name) != 0) {
+      if (c == Ch.Colon) curColon = curColon == -1 ? <i32>(p - start) : -2;
+      p++;
+      continue;
+    }
+    if (c < 0x80) return p;
+    const cp = utf8(p, end);
+    if (cp == -1) break;
+    if (cp == -2) {
+      fail(u8err, p);
+      return p;
+    }
+    if (!isNameCp(<u32>cp)) {
+      fail(Err.BadNameChar, p);
+      return p;
+    }
+    p += <usize>u8n;
+  }
+  sig = Sig.More;
+  return p;
+}
+
+/** Namespaces in XML §4: a QName is NCName or NCName ':' NCName. */
+function qnameOk(start: usize, len: i32, colon: i32): bool {
+  if (colon == -1) return true;
+  if (colon < 1 || colon >= len - 1) return false;
+  const q = start + <usize>colon + 1;
+  const c = <u32>load<u8>(q);
+  if (c < 0x80) return (cls(c) & C.NameStart) != 0;
+  const cp = utf8(q, start + <usize>len);
+  return cp >= 0 && isNameStartCp(<u32>cp);
+}
+
+/**
+ * A reference at p ('&'). Returns the position after ';', or 0 with sig set (More/Event).
+ * RFC 6120 §11.1: only the five predefined entities and character references are allowed.
+ */
+function reference(p: usize, end: usize): usize {
+  let q = p + 1;
+  const limit = p + 40;
+  if (q >= end) {
+    sig = Sig.More;
+    return 0;
+  }
+  if (load<u8>(q) == Ch.Hash) {
+    q++;
+    let hex = false;
+    if (q < end && load<u8>(q) == Ch.LowerX) {
+      hex = true;
+      q++;
+    }
+    let v: u32 = 0;
+    let digits = 0;
+    while (true) {
+      if (q >= limit) {
+        fail(Err.ReferenceTooLong, p);
+        return 0;
+      }
+      if (q >= end) {
+        sig = Sig.More;
+        return 0;
+      }
+      const c = <i32>load<u8>(q);
+      if (c == Ch.Semi) break;
+      let d: i32;
+      if (c >= Ch.D0 && c <= Ch.D9) d = c - Ch.D0;
+      else if (hex && c >= Ch.LowerA && c <= Ch.LowerF) d = c - Ch.LowerA + 10;
+      else if (hex && c >= Ch.UpperA && c <= Ch.UpperF) d = c - Ch.UpperA + 10;
+      else {
+        fail(Err.BadReference, p);
+        return 0;
+      }
+      v = v * (hex ? 16 : 10) + <u32>d;
+      if (v > 0x10ffff) v = 0x110000;
+      digits++;
+      q++;
+    }
+    if (digits == 0) {
+      fail(Err.BadReference, p);
+      return 0;
+    }
+    if (!isXmlChar(v)) {
+      fail(Err.BadCharRef, p);
+      return 0;
+    }
+    return q + 1;
+  }
+  // named reference
+  const first = <u32>load<u8>(q);
+  if (first < 0x80 && (cls(first) & C.NameStart) == 0) {
+    fail(Err.BadReference, p);
+    return 0;
+  }
+  while (true) {
+    if (q >= limit) {
+      fail(Err.ReferenceTooLong, p);
+      return 0;
+    }
+    if (q >= end) {
+      sig = Sig.More;
+      return 0;
+    }
+    const c = <u32>load<u8>(q);
+    if (c == Ch.Semi) break;
+    if (c < 0x80 && (cls(c) & C.Name) == 0) {
+      fail(Err.BadReference, p);
+      return 0;
+    }
+    q++;
+  }
+  const n = <i32>(q - p - 1);
+  const a = p + 1;
+  const c0 = load<u8>(a);
+  let ok = false;
+  if (n == 2) ok = load<u8>(a + 1) == 0x74 && (c0 == 0x6c || c0 == 0x67); // lt gt
+  else if (n == 3) ok = c0 == 0x61 && load<u8>(a + 1) == 0x6d && load<u8>(a + 2) == 0x70; // amp
+  else if (n == 4) {
+    const w = load<u32>(a);
+    ok = w == 0x736f7061 || w == 0x746f7571; // apos quot
+  }
+  if (!ok) {
+    fail(Err.UndefinedEntity, p);
+    return 0;
+  }
+  return q + 1;
+}
+
+@inline function skipWs(p: usize, end: usize): usize {
+  while (p < end && (cls(<u32>load<u8>(p)) & C.Ws) != 0) p++;
+  return p;
+}
+
+// ---- state functions: each returns the new position and may set sig ----
+
+/** Stream byte 0: an optional UTF-8 BOM, then an optional XML declaration (XML 1.0 §2.8). */
+function doPrologStart(p: usize, end: usize): usize {
+  if (p >= end) {
+    sig = Sig.More;
+    return p;
+  }
+  sStart = p;
+  if (phase == Phase.Start && load<u8>(p) == 0xef) {
+    if (end - p < 3) {
+      sig = Sig.More;
+      return p;
+    }
+    if (load<u8>(p + 1) == 0xbb && load<u8>(p + 2) == 0xbf) {
+      phase = Phase.Prolog;
+      sStart = p + 3;
+      return p + 3;
+    }
+  }
+  phase = Phase.Prolog;
+  // "<?xml" followed by whitespace
+  const avail = <i32>(end - p);
+  const n = avail < 6 ? avail : 6;
+  let match = true;
+  for (let i = 0; i < n && match; i++) {
+    const c = <u32>load<u8>(p + <usize>i);
+    if (i == 5) match = (cls(c) & C.Ws) != 0;
+    else match = c == <u32>load<u8>(changetype<usize>("<?xml") + (<usize>i << 1));
+  }
+  if (match && n < 6) {
+    sig = Sig.More;
+    return p;
+  }
+  if (match) {
+    aux |= Aux.HadXmlDecl;
+    tok = Tok.InTag;
+    tagKind = TagKind.XmlDecl;
+    attrCount = 0;
+    wsSeen = 1;
+    preWs = p + 5;
+    return p + 6;
+  }
+  tok = Tok.Top;
+  sStart = 0;
+  return p;
+}
+
+/** Between top-level elements (and before the header): whitespace only (RFC 6120 §4.6.1). */
+function doTop(p: usize, end: usize): usize {
+  while (p < end) {
+    const c = <u32>load<u8>(p);
+    if (c == Ch.Lt) {
+      sStart = p;
+      tok = Tok.Lt;
+      return p + 1;
+    }
+    if ((cls(c) & C.Ws) == 0) {
+      fail(Err.TextAtTopLevel, p);
+      return p;
+    }
+    p++;
+  }
+  sig = Sig.More;
+  return p;
+}
+
+function doLt(p: usize, end: usize): usize {
+  if (p >= end) {
+    sig = Sig.More;
+    return p;
+  }
+  const c = <u32>load<u8>(p);
+  if (c == Ch.Slash) {
+    tok = Tok.EndName;
+    nameStart = p + 1;
+    curColon = -1;
+    return p + 1;
+  }
+  if (c == Ch.Bang) {
+    if (p + 1 >= end) {
+      sig = Sig.More;
+      return p;
+    }
+    const c2 = load<u8>(p + 1);
+    // RFC 6120 §11.1: comments and DTDs are not allowed on an XML stream
+    if (c2 == Ch.Minus) fail(Err.Comment, p - 1);
+    else if (c2 == Ch.UpperD) fail(Err.Doctype, p - 1);
+    else if (c2 == Ch.LBracket) {
+      if (p + 8 > end) {
+        sig = Sig.More;
+        return p;
+      }
+      // "[CDATA[" — allowed by XML and not excluded by RFC 6120 §11.1
+      const ok = load<u32>(p + 2) == 0x54414443 && load<u8>(p + 6) == 0x41;
+      if (!ok || load<u8>(p + 7) != Ch.LBracket) fail(Err.BadMarkupDecl, p - 1);
+      else if (depth == 0) fail(Err.TextAtTopLevel, p - 1);
+      else {
+        tok = Tok.Cdata;
+        return p + 8;
+      }
+    } else fail(Err.BadMarkupDecl, p - 1);
+    return p;
+  }
+  if (c == Ch.Question) {
+    // RFC 6120 §11.1: no processing instructions (the XML declaration is only legal at byte 0)
+    fail(Err.ProcessingInstruction, p - 1);
+    return p;
+  }
+  const n = nameStartAt(p, end);
+  if (n == -1) {
+    sig = Sig.More;
+    return p;
+  }
+  if (n == -2) return p;
+  if (n == 0) {
+    fail(Err.BadTagStart, p);
+    return p;
+  }
+  nameStart = p;
+  elemColon = -1;
+  attrCount = 0;
+  tagKind = TagKind.Element;
+  tok = Tok.StartName;
+  return p + <usize>n;
+}
+
+function doStartName(p: usize, end: usize): usize {
+  curColon = elemColon;
+  p = scanName(p, end, nameStart);
+  elemColon = curColon;
+  if (sig != Sig.Go) return p;
+  elemNameLen = <i32>(p - nameStart);
+  if (!qnameOk(nameStart, elemNameLen, elemColon)) {
+    fail(Err.BadQName, nameStart);
+    return p;
+  }
+  tok = Tok.InTag;
+  wsSeen = 0;
+  return p;
+}
+
+function doInTag(p: usize, end: usize): usize {
+  while (p < end) {
+    const c = <u32>load<u8>(p);
+    if ((cls(c) & C.Ws) == 0) break;
+    if (wsSeen == 0) {
+      wsSeen = 1;
+      preWs = p;
+    }
+    p++;
+  }
+  if (p >= end) {
+    sig = Sig.More;
+    return p;
+  }
+  const c = <u32>load<u8>(p);
+  if (c == Ch.Gt) {
+    if (tagKind == TagKind.XmlDecl) {
+      fail(Err.BadXmlDecl, p);
+      return p;
+    }
+    p++;
+    finishStartTag(p, false);
+    return p;
+  }
+  if (c == Ch.Slash) {
+    if (tagKind == TagKind.XmlDecl) {
+      fail(Err.BadXmlDecl, p);
+      return p;
+    }
+    tok = Tok.TagSlash;
+    return p + 1;
+  }
+  if (c == Ch.Question && tagKind == TagKind.XmlDecl) {
+    tok = Tok.DeclQ;
+    return p + 1;
+  }
+  const n = nameStartAt(p, end);
+  if (n == -1) {
+    sig = Sig.More;
+    return p;
+  }
+  if (n == -2) return p;
+  if (n == 0) {
+    fail(Err.BadNameChar, p);
+    return p;
+  }
+  // XML 1.0 §3.1: attributes are separated from the name and each other by whitespace
+  if (wsSeen == 0) {
+    fail(Err.AttrNoSpace, p);
+    return p;
+  }
+  attrNameStart = p;
+  attrColon = -1;
+  tok = Tok.AttrName;
+  return p + <usize>n;
+}
+
+function doAttrName(p: usize, end: usize): usize {
+  curColon = attrColon;
+  p = scanName(p, end, attrNameStart);
+  attrColon = curColon;
+  if (sig != Sig.Go) return p;
+  attrNameLen = <i32>(p - attrNameStart);
+  if (!qnameOk(attrNameStart, attrNameLen, attrColon)) {
+    fail(Err.BadQName, attrNameStart);
+    return p;
+  }
+  tok = Tok.AttrEq;
+  return p;
+}
+
+function doAttrEq(p: usize, end: usize): usize {
+  p = skipWs(p, end);
+  if (p >= end) {
+    sig = Sig.More;
+    return p;
+  }
+  if (load<u8>(p) != Ch.Eq) {
+    fail(Err.AttrNoEq, p);
+    return p;
+  }
+  tok = Tok.AttrQuote;
+  return p + 1;
+}
+
+function doAttrQuote(p: usize, end: usize): usize {
+  p = skipWs(p, end);
+  if (p >= end) {
+    sig = Sig.More;
+    return p;
+  }
+  const c = <i32>load<u8>(p);
+  if (c != Ch.DQuote && c != Ch.SQuote) {
+    fail(Err.AttrNoQuote, p);
+    return p;
+  }
+  quote = c;
+  valStart = p + 1;
+  valAmp = 0;
+  tok = Tok.AttrVal;
+  return p + 1;
+}
+
+function doAttrVal(p: usize, end: usize): usize {
+  while (true) {
+    while (p < end && (cls(<u32>load<u8>(p)) & C.Attr) == 0) p++;
+    if (p >= end) {
+      sig = Sig.More;
+      return p;
+    }
+    const c = <i32>load<u8>(p);
+    if (c == quote) break;
+    if (c == Ch.DQuote || c == Ch.SQuote) {
+      p++;
+      continue;
+    }
+    if (c == Ch.Amp) {
+      valAmp = 1;
+      const r = reference(p, end);
+      if (r == 0) return p;
+      p = r;
+      continue;
+    }
+    if (c == Ch.Lt) {
+      fail(Err.LtInAttrValue, p);
+      return p;
+    }
+    if (c >= 0x80) {
+      if (!textChar(p, end)) return p;
+      p += <usize>u8n;
+      continue;
+    }
+    fail(Err.IllegalChar, p);
+    return p;
+  }
+  // the closing quote: record the attribute
+  if (attrCount >= maxAttrs) {
+    fail(Err.TooManyAttrs, attrNameStart);
+    return p;
+  }
+  const nlen = attrNameLen;
+  for (let i = 0; i < attrCount; i++) {
+    const e = ATTRS + (<usize>(i * A.Size) << 2);
+    if (load<i32>(e + (A.NameLen << 2)) != nlen) continue;
+    const o = sStart + <usize>load<i32>(e + (A.NameOff << 2));
+    if (memory.compare(o, attrNameStart, nlen) == 0) {
+      // XML 1.0 §3.1 WFC: Unique Att Spec
+      fail(Err.DuplicateAttr, attrNameStart);
+      return p;
+    }
+  }
+  const e = ATTRS + (<usize>(attrCount * A.Size) << 2);
+  store<i32>(e + (A.NameOff << 2), rel(attrNameStart));
+  store<i32>(e + (A.NameLen << 2), nlen);
+  store<i32>(e + (A.Colon << 2), attrColon);
+  store<i32>(e + (A.ValOff << 2), rel(valStart));
+  store<i32>(e + (A.ValLen << 2), <i32>(p - valStart));
+  store<i32>(e + (A.Amp << 2), valAmp);
+  store<i32>(e + (A.PreWs << 2), rel(preWs));
+  store<i32>(e + (A.Spare << 2), 0);
+  attrCount++;
+  tok = Tok.InTag;
+  wsSeen = 0;
+  return p + 1;
+}
+
+function doTagSlash(p: usize, end: usize): usize {
+  if (p >= end) {
+    sig = Sig.More;
+    return p;
+  }
+  if (load<u8>(p) != Ch.Gt) {
+    fail(Err.BadEmptyTag, p);
+    return p;
+  }
+  p++;
+  finishStartTag(p, true);
+  return p;
+}
+
+function doDeclQ(p: usize, end: usize): usize {
+  if (p >= end) {
+    sig = Sig.More;
+    return p;
+  }
+  if (load<u8>(p) != Ch.Gt) {
+    fail(Err.BadXmlDecl, p);
+    return p;
+  }
+  p++;
+  finishStartTag(p, false);
+  return p;
+}
+
+function doEndName(p: usize, end: usize): usize {
+  if (p >= end) {
+    sig = Sig.More;
+    return p;
+  }
+  if (p == nameStart) {
+    const n = nameStartAt(p, end);
+    if (n == -1) {
+      sig = Sig.More;
+      return p;
+    }
+    if (n == -2) return p;
+    if (n == 0) {
+      fail(Err.BadEndTag, p);
+      return p;
+    }
+    p += <usize>n;
+  }
+  curColon = 0;
+  p = scanName(p, end, nameStart);
+  if (sig != Sig.Go) return p;
+  elemNameLen = <i32>(p - nameStart);
+  tok = Tok.EndWs;
+  return p;
+}
+
+function doEndWs(p: usize, end: usize): usize {
+  p = skipWs(p, end);
+  if (p >= end) {
+    sig = Sig.More;
+    return p;
+  }
+  if (load<u8>(p) != Ch.Gt) {
+    fail(Err.BadEndTag, p);
+    return p;
+  }
+  p++;
+  finishEndTag(p);
+  return p;
+}
+
+/** Character data inside a stanza: the hot loop. */
+function doText(p: usize, end: usize): usize {
+  while (true) {
+    while (p < end && (cls(<u32>load<u8>(p)) & C.Text) == 0) p++;
+    if (p >= end) {
+      sig = Sig.More;
+      return p;
+    }
+    const c = <u32>load<u8>(p);
+    if (c == Ch.Lt) {
+      tok = Tok.Lt;
+      return p + 1;
+    }
+    if (c == Ch.Amp) {
+      const r = reference(p, end);
+      if (r == 0) return p;
+      p = r;
+      continue;
+    }
+    if (c == Ch.RBracket) {
+      // XML 1.0 §2.4: "]]>" may not appear in character data
+      if (p + 2 >= end) {
+        if (p + 1 < end && load<u8>(p + 1) != Ch.RBracket) {
+          p++;
+          continue;
+        }
+        sig = Sig.More;
+        return p;
+      }
+      if (load<u8>(p + 1) == Ch.RBracket && load<u8>(p + 2) == Ch.Gt) {
+        fail(Err.CdataEndInText, p);
+        return p;
+      }
+      p++;
+      continue;
+    }
+    if (c >= 0x80) {
+      if (!textChar(p, end)) return p;
+      p += <usize>u8n;
+      continue;
+    }
+    fail(Err.IllegalChar, p);
+    return p;
+  }
+  return p;
+}
+
+/** Inside <![CDATA[ … ]]>: any Char until "]]>". */
+function doCdata(p: usize, end: usize): usize {
+  while (true) {
+    while (p < end && (cls(<u32>load<u8>(p)) & C.Text) == 0) p++;
+    if (p >= end) {
+      sig = Sig.More;
+      return p;
+    }
+    const c = <u32>load<u8>(p);
+    if (c == Ch.Lt || c == Ch.Amp) {
+      p++;
+      continue;
+    }
+    if (c == Ch.RBracket) {
+      if (p + 2 >= end) {
+        if (p + 1 < end && load<u8>(p + 1) != Ch.RBracket) {
+          p++;
+          continue;
+        }
+        sig = Sig.More;
+        return p;
+      }
+      if (load<u8>(p + 1) == Ch.RBracket && load<u8>(p + 2) == Ch.Gt) {
+        tok = Tok.Text;
+        return p + 3;
+      }
+      p++;
+      continue;
+    }
+    if (c >= 0x80) {
+      if (!textChar(p, end)) return p;
+      p += <usize>u8n;
+      continue;
+    }
+    fail(Err.IllegalChar, p);
+    return p;
+  }
+  return p;
+}
+
+/** Advance state `s` over its window until one event; see Ev. */
+export function run(s: usize): i32 {
+  if (SO(s, F.Phase) >= Phase.Closed) {
+    const a = SO(s, F.Aux);
+    WO(s, F.Len, 0);
+    WO(s, F.PosRel, 0);
+    WO(s, F.SStartRel, -1);
+    if ((a & Aux.PendingClose) != 0) {
+      WO(s, F.Aux, a & ~Aux.PendingClose);
+      return Ev.StreamClose;
+    }
+    return Ev.NeedMore;
+  }
+  let p = load_(s);
+  const end = winEnd;
+  sig = Sig.Go;
+  while (sig == Sig.Go) {
+    switch (tok) {
+      case Tok.Text:
+        p = doText(p, end);
+        break;
+      case Tok.Lt:
+        p = doLt(p, end);
+        break;
+      case Tok.StartName:
+        p = doStartName(p, end);
+        break;
+      case Tok.InTag:
+        p = doInTag(p, end);
+        break;
+      case Tok.AttrName:
+        p = doAttrName(p, end);
+        break;
+      case Tok.AttrEq:
+        p = doAttrEq(p, end);
+        break;
+      case Tok.AttrQuote:
+        p = doAttrQuote(p, end);
+        break;
+      case Tok.AttrVal:
+        p = doAttrVal(p, end);
+        break;
+      case Tok.TagSlash:
+        p = doTagSlash(p, end);
+        break;
+      case Tok.EndName:
+        p = doEndName(p, end);
+        break;
+      case Tok.EndWs:
+        p = doEndWs(p, end);
+        break;
+      case Tok.Top:
+        p = doTop(p, end);
+        break;
+      case Tok.Cdata:
+        p = doCdata(p, end);
+        break;
+      case Tok.DeclQ:
+        p = doDeclQ(p, end);
+        break;
+      case Tok.PrologStart:
+        p = doPrologStart(p, end);
+        break;
+      default:
+        unreachable();
+    }
+  }
+  if (sig == Sig.Event) {
+    save(p);
+    if (event == Ev.Error) {
+      WO(s, F.Len, 0);
+      WO(s, F.PosRel, 0);
+      WO(s, F.SStartRel, -1);
+    }
+    return event;
+  }
+  // window used up
+  if (sStart != 0 && checkLimitsAtNeedMore(end)) {
+    save(p);
+    return Ev.Error;
+  }
+  save(p);
+  if (sStart == 0) {
+    W(F.Len, 0);
+    W(F.PosRel, 0);
+    const pend = <usize>S(F.Pend);
+    if (pend != 0) {
+      free(pend);
+      W(F.Pend, 0);
+      W(F.PendCap, 0);
+    }
+    if (scratchOwner == s) scratchOwner = 0;
+  } else {
+    retain(s, sStart);
+    spillTables();
+  }
+  return Ev.NeedMore;
+}
+
+export function setSig(v: i32): void {
+  sig = v;
+}
+
+// ---- framing: what a complete start or end tag means (RFC 6120 §4, Namespaces in XML) ----
+
+let resOff: usize = 0;
+let resLen: i32 = 0;
+let resInStanza: bool = false;
+let resAmp: i32 = 0;
+
+const STREAMS_NS = 'http://etherx.jabber.org/streams';
+
+/** Resolve a prefix (length 0: the default namespace). False when the prefix is unbound. */
+function resolve(pfx: usize, plen: i32): bool {
+  for (let i = nsCount - 1; i >= 0; i--) {
+    const e = NSS + <usize>(i * NS_SIZE);
+    if (load<i32>(e + 4) != plen) continue;
+    if (plen != 0 && !eqBytes(sStart + <usize>load<i32>(e), pfx, plen)) continue;
+    resOff = sStart + <usize>load<i32>(e + 8);
+    resLen = load<i32>(e + 12);
+    resAmp = load<i32>(e + 20);
+    resInStanza = true;
+    return true;
+  }
+  // bindings declared on the stream header apply to every stanza (RFC 6120 §4.8)
+  const sb = <usize>S(F.StreamBlock);
+  if (sb != 0) {
+    const n = load<i32>(sb + 8);
+    for (let i = n - 1; i >= 0; i--) {
+      const e = sb + 12 + <usize>(i * 20);
+      if (load<i32>(e + 4) != plen) continue;
+      if (plen != 0 && !eqBytes(<usize>load<i32>(e), pfx, plen)) continue;
+      resOff = <usize>load<i32>(e + 8);
+      resLen = load<i32>(e + 12);
+      resAmp = load<i32>(e + 16);
+      resInStanza = false;
+      return true;
+    }
+  }
+  resInStanza = false;
+  resAmp = 0;
+  if (plen == 0) {
+    resOff = 0;
+    resLen = 0;
+    return true;
+  }
+  if (plen == 3 && eqAscii(pfx, 3, 'xml')) {
+    resOff = XML_NS;
+    resLen = XML_NS_LEN;
+    return true;
+  }
+  return false;
+}
+
+@inline function attrEntry(i: i32): usize {
+  return ATTRS + (<usize>(i * A.Size) << 2);
+}
+@inline function af(e: usize, f: i32): i32 {
+  return load<i32>(e + (<usize>f << 2));
+}
+
+/** Copy the header's qualified name and namespace bindings into the connection's stream block. */
+function buildStreamBlock(ns0: i32): bool {
+  const count = nsCount - ns0;
+  let bytes = elemNameLen;
+  for (let i = ns0; i < nsCount; i++) {
+    const e = NSS + <usize>(i * NS_SIZE);
+    bytes += load<i32>(e + 4) + load<i32>(e + 12);
+  }
+  free(<usize>S(F.StreamBlock));
+  const blk = alloc(<usize>(12 + count * 20 + bytes));
+  let q = blk + 12 + <usize>(count * 20);
+  memory.copy(q, nameStart, elemNameLen);
+  store<i32>(blk, <i32>q);
+  store<i32>(blk + 4, elemNameLen);
+  store<i32>(blk + 8, count);
+  q += <usize>elemNameLen;
+  for (let i = 0; i < count; i++) {
+    const e = NSS + <usize>((ns0 + i) * NS_SIZE);
+    const d = blk + 12 + <usize>(i * 20);
+    const pl = load<i32>(e + 4);
+    const ul = load<i32>(e + 12);
+    memory.copy(q, sStart + <usize>load<i32>(e), pl);
+    store<i32>(d, <i32>q);
+    store<i32>(d + 4, pl);
+    q += <usize>pl;
+    memory.copy(q, sStart + <usize>load<i32>(e + 8), ul);
+    store<i32>(d + 8, <i32>q);
+    store<i32>(d + 12, ul);
+    store<i32>(d + 16, load<i32>(e + 20));
+    q += <usize>ul;
+  }
+  W(F.StreamBlock, <i32>blk);
+  return true;
+}
+
+/** The header start tag is complete (RFC 6120 §4.7, §4.8). */
+function streamHeader(p: usize, selfClose: bool, ns0: i32, nsOff: usize, nsLen: i32): void {
+  const local = elemColon < 0 ? nameStart : nameStart + <usize>elemColon + 1;
+  const llen = elemColon < 0 ? elemNameLen : elemNameLen - elemColon - 1;
+  // RFC 6120 §4.9.3.10: the stream element must be in http://etherx.jabber.org/streams
+  if (!eqAscii(local, llen, 'stream') || !eqAscii(nsOff, nsLen, STREAMS_NS)) {
+    fail(Err.HeaderNotStream, nameStart);
+    return;
+  }
+  buildStreamBlock(ns0);
+  nsCount = ns0;
+  W(F.Start, <i32>sStart);
+  W(F.End, <i32>p);
+  W(F.NameEnd, <i32>(nameStart + <usize>elemNameLen));
+  W(F.NsOff, <i32>nsOff);
+  W(F.NsLen, nsLen);
+  W(F.AttrCount, attrCount);
+  W(F.Flags, (aux & Aux.HadXmlDecl) != 0 ? Fl.HadXmlDecl : 0);
+  attrCount = 0;
+  sStart = 0;
+  tok = Tok.Top;
+  phase = Phase.Stream;
+  if (selfClose) {
+    aux |= Aux.PendingClose;
+    phase = Phase.Closed;
+  }
+  emit(Ev.StreamOpen);
+}
+
+/** Descriptor fields of a stanza's start tag (stored relative to sStart until it completes). */
+function captureStanza(nsOff: usize, nsLen: i32, nsIn: bool, nsAmp: i32): void {
+  const local = elemColon < 0 ? nameStart : nameStart + <usize>elemColon + 1;
+  const llen = elemColon < 0 ? elemNameLen : elemNameLen - elemColon - 1;
+  const kind = kindOf(local, llen);
+  let flags = 0;
+  W(F.Kind, kind);
+  W(F.NameEnd, rel(nameStart) + elemNameLen);
+  W(F.ToOff, -1);
+  W(F.ToLen, 0);
+  W(F.FromOff, -1);
+  W(F.FromLen, 0);
+  W(F.IdOff, -1);
+  W(F.IdLen, 0);
+  W(F.TypeOff, -1);
+  W(F.TypeLen, 0);
+  W(F.FromAttrStart, -1);
+  W(F.FromAttrEnd, -1);
+  let type = Type.None;
+  for (let i = 0; i < attrCount; i++) {
+    const e = attrEntry(i);
+    if (af(e, A.Colon) >= 0) continue;
+    const nl = af(e, A.NameLen);
+    if (nl != 2 && nl != 4) continue;
+    const n = sStart + <usize>af(e, A.NameOff);
+    const vo = af(e, A.ValOff);
+    const vl = af(e, A.ValLen);
+    const amp = af(e, A.Amp);
+    if (nl == 2) {
+      const w = load<u16>(n);
+      if (w == 0x6f74) {
+        // "to"
+        W(F.ToOff, vo);
+        W(F.ToLen, vl);
+        if (amp) flags |= Fl.ToAmp;
+      } else if (w == 0x6469) {
+        // "id"
+        W(F.IdOff, vo);
+        W(F.IdLen, vl);
+        if (amp) flags |= Fl.IdAmp;
+      }
+    } else {
+      const w = load<u32>(n);
+      if (w == 0x6d6f7266) {
+        // "from"
+        W(F.FromOff, vo);
+        W(F.FromLen, vl);
+        W(F.FromAttrStart, af(e, A.PreWs));
+        W(F.FromAttrEnd, vo + vl + 1);
+        if (amp) flags |= Fl.FromAmp;
+      } else if (w == 0x65707974) {
+        // "type"
+        W(F.TypeOff, vo);
+        W(F.TypeLen, vl);
+        if (amp) flags |= Fl.TypeAmp;
+        type = typeForKind(kind, decodeType(sStart + <usize>vo, vl, amp != 0));
+      }
+    }
+  }
+  W(F.Type, type);
+  if (nsIn) W(F.NsOff, rel(nsOff));
+  else {
+    W(F.NsOff, <i32>nsOff);
+    flags |= Fl.NsAbs;
+  }
+  W(F.NsLen, nsLen);
+  if (nsAmp) flags |= Fl.NsAmp;
+  W(F.ChildCount, 0);
+  W(F.ChildNameOff, -1);
+  W(F.ChildNameLen, 0);
+  W(F.ChildNsOff, -1);
+  W(F.ChildNsLen, 0);
+  W(F.Flags, flags);
+}
+
+/** A direct child of the stanza: count it, describe the first one, note <error/>. */
+function captureChild(nsOff: usize, nsLen: i32, nsIn: bool, nsAmp: i32): void {
+  const local = elemColon < 0 ? nameStart : nameStart + <usize>elemColon + 1;
+  const llen = elemColon < 0 ? elemNameLen : elemNameLen - elemColon - 1;
+  const cc = S(F.ChildCount) + 1;
+  let flags = S(F.Flags);
+  W(F.ChildCount, cc);
+  if (llen == 5 && eqAscii(local, 5, 'error')) flags |= Fl.HasErrorChild;
+  if (cc == 1) {
+    W(F.ChildNameOff, rel(local));
+    W(F.ChildNameLen, llen);
+    if (nsIn) W(F.ChildNsOff, rel(nsOff));
+    else {
+      W(F.ChildNsOff, <i32>nsOff);
+      flags |= Fl.ChildNsAbs;
+    }
+    W(F.ChildNsLen, nsLen);
+    if (nsAmp) flags |= Fl.ChildNsAmp;
+  }
+  W(F.Flags, flags);
+}
+
+/** A top-level element is complete: semantic verdict, absolute offsets, Ev.Stanza. */
+function finishStanza(p: usize): void {
+  if (<i32>(p - sStart) > maxBytes) {
+    fail(Err.StanzaTooLarge, sStart);
+    return;
+  }
+  const flags = S(F.Flags);
+  W(
+    F.Status,
+    semanticStatus(S(F.Kind), S(F.Type), S(F.IdOff) >= 0, S(F.ChildCount), (flags & Fl.HasErrorChild) != 0),
+  );
+  const b = <i32>sStart;
+  W(F.Start, b);
+  W(F.End, <i32>p);
+  W(F.NameEnd, S(F.NameEnd) + b);
+  for (let f = F.ToOff; f <= F.TypeOff; f += 2) {
+    const v = S(f);
+    if (v >= 0) W(f, v + b);
+  }
+  if (S(F.FromAttrStart) >= 0) {
+    W(F.FromAttrStart, S(F.FromAttrStart) + b);
+    W(F.FromAttrEnd, S(F.FromAttrEnd) + b);
+  }
+  if ((flags & Fl.NsAbs) == 0) W(F.NsOff, S(F.NsOff) + b);
+  if (S(F.ChildCount) > 0) {
+    W(F.ChildNameOff, S(F.ChildNameOff) + b);
+    if ((flags & Fl.ChildNsAbs) == 0) W(F.ChildNsOff, S(F.ChildNsOff) + b);
+  }
+  sStart = 0;
+  tok = Tok.Top;
+  emit(Ev.Stanza);
+}
+
+function finishStartTag(p: usize, selfClose: bool): void {
+  if (tagKind == TagKind.XmlDecl) {
+    const e = checkXmlDecl(ATTRS, attrCount, sStart);
+    if (e != Err.None) {
+      fail(e, sStart);
+      return;
+    }
+    attrCount = 0;
+    sStart = 0;
+    tok = Tok.Top;
+    return;
+  }
+  if (<i32>(p - sStart) > maxBytes) {
+    fail(Err.StanzaTooLarge, sStart);
+    return;
+  }
+  const level = depth + 1;
+  if (level > maxDepth) {
+    fail(Err.TooDeep, nameStart);
+    return;
+  }
+  const ns0 = nsCount;
+  // 1. namespace declarations on this element (Namespaces in XML 1.0 §3)
+  let prefixed = 0;
+  for (let i = 0; i < attrCount; i++) {
+    const e = attrEntry(i);
+    const n = sStart + <usize>af(e, A.NameOff);
+    const nl = af(e, A.NameLen);
+    const colon = af(e, A.Colon);
+    let pfx: usize = 0;
+    let plen = 0;
+    if (colon == -1) {
+      if (nl != 5 || !eqAscii(n, 5, 'xmlns')) continue;
+    } else if (colon == 5 && eqAscii(n, 5, 'xmlns')) {
+      pfx = n + 6;
+      plen = nl - 6;
+    } else {
+      prefixed++;
+      continue;
+    }
+    store<i32>(e + (A.Spare << 2), 1);
+    const v = sStart + <usize>af(e, A.ValOff);
+    const vl = af(e, A.ValLen);
+    const isXmlUri = vl == XML_NS_LEN && eqBytes(v, XML_NS, vl);
+    if (plen > 0) {
+      // §3: prefixes cannot be undeclared; xmlns is never declared; xml only to its own name
+      const isXmlPfx = plen == 3 && eqAscii(pfx, 3, 'xml');
+      if (vl == 0 || (plen == 5 && eqAscii(pfx, 5, 'xmlns')) || isXmlPfx != isXmlUri) {
+        fail(Err.BadNsDecl, n);
+        return;
+      }
+    } else if (isXmlUri) {
+      fail(Err.BadNsDecl, n);
+      return;
+    }
+    if (nsCount >= NS_CAP) {
+      fail(Err.TooManyNsDecls, n);
+      return;
+    }
+    const d = NSS + <usize>(nsCount * NS_SIZE);
+    store<i32>(d, plen > 0 ? rel(pfx) : 0);
+    store<i32>(d + 4, plen);
+    store<i32>(d + 8, rel(v));
+    store<i32>(d + 12, vl);
+    store<i32>(d + 16, level);
+    store<i32>(d + 20, af(e, A.Amp));
+    nsCount++;
+  }
+  // 2. the element's own namespace
+  if (!resolve(nameStart, elemColon < 0 ? 0 : elemColon)) {
+    fail(Err.UnboundPrefix, nameStart);
+    return;
+  }
+  const nsOff = resOff;
+  const nsLen = resLen;
+  const nsIn = resInStanza;
+  const nsAmp = resAmp;
+  // 3. prefixed attributes: bound, and unique after expansion (Namespaces in XML §6.3)
+  if (prefixed > 0) {
+    for (let i = 0; i < attrCount; i++) {
+      const e = attrEntry(i);
+      const colon = af(e, A.Colon);
+      if (colon < 0 || af(e, A.Spare) != 0) continue;
+      const n = sStart + <usize>af(e, A.NameOff);
+      if (!resolve(n, colon)) {
+        fail(Err.UnboundPrefix, n);
+        return;
+      }
+    }
+    if (prefixed > 1) {
+      for (let i = 0; i < attrCount; i++) {
+        const e = attrEntry(i);
+        const ci = af(e, A.Colon);
+        if (ci < 0 || af(e, A.Spare) != 0) continue;
+        const ni = sStart + <usize>af(e, A.NameOff);
+        const li = af(e, A.NameLen) - ci - 1;
+        for (let j = i + 1; j < attrCount; j++) {
+          const f = attrEntry(j);
+          const cj = af(f, A.Colon);
+          if (cj < 0 || af(f, A.Spare) != 0) continue;
+          const nj = sStart + <usize>af(f, A.NameOff);
+          if (af(f, A.NameLen) - cj - 1 != li) continue;
+          if (!eqBytes(ni + <usize>ci + 1, nj + <usize>cj + 1, li)) continue;
+          resolve(ni, ci);
+          const uo = resOff;
+          const ul = resLen;
+          resolve(nj, cj);
+          if (ul == resLen && eqBytes(uo, resOff, ul)) {
+            fail(Err.DuplicateAttrNs, nj);
+            return;
+          }
+        }
+      }
+    }
+  }
+  if (phase == Phase.Prolog) {
+    streamHeader(p, selfClose, ns0, nsOff, nsLen);
+    return;
+  }
+  if (depth == 0) captureStanza(nsOff, nsLen, nsIn, nsAmp);
+  else if (depth == 1) captureChild(nsOff, nsLen, nsIn, nsAmp);
+  attrCount = 0;
+  if (selfClose) {
+    nsCount = ns0;
+    if (depth == 0) {
+      W(F.Flags, S(F.Flags) | Fl.SelfClosing);
+      finishStanza(p);
+    } else tok = Tok.Text;
+    return;
+  }
+  const slot = ELEM + (<usize>depth << 3);
+  store<i32>(slot, rel(nameStart));
+  store<i32>(slot + 4, elemNameLen);
+  depth = level;
+  tok = Tok.Text;
+}
+
+function finishEndTag(p: usize): void {
+  const nl = elemNameLen;
+  if (depth == 0) {
+    if (phase != Phase.Stream) {
+      fail(Err.NoStreamHeader, sStart);
+      return;
+    }
+    // RFC 6120 §4.4: the closing tag of the stream
+    const sb = <usize>S(F.StreamBlock);
+    if (load<i32>(sb + 4) != nl || !eqBytes(<usize>load<i32>(sb), nameStart, nl)) {
+      fail(Err.EndTagMismatch, nameStart);
+      return;
+    }
+    phase = Phase.Closed;
+    sStart = 0;
+    tok = Tok.Top;
+    emit(Ev.StreamClose);
+    return;
+  }
+  // XML 1.0 §3 WFC: Element Type Match
+  const e = ELEM + (<usize>(depth - 1) << 3);
+  if (load<i32>(e + 4) != nl || !eqBytes(sStart + <usize>load<i32>(e), nameStart, nl)) {
+    fail(Err.EndTagMismatch, nameStart);
+    return;
+  }
+  depth--;
+  while (nsCount > 0 && load<i32>(NSS + <usize>((nsCount - 1) * NS_SIZE) + 16) > depth) nsCount--;
+  if (depth == 0) finishStanza(p);
+  else tok = Tok.Text;
+}
+
+/** The window ended inside an element: refuse to retain more than the limit allows. */
+function checkLimitsAtNeedMore(end: usize): bool {
+  if (<i32>(end - sStart) > maxBytes) {
+    fail(Err.StanzaTooLarge, sStart);
+    return true;
+  }
+  return false;
+}
