@@ -57,6 +57,18 @@ describe('hermod check-config', () => {
     expect(r2.err).toContain('log.level: must be one of');
   });
 
+  it('accepts the flags of hermod serve, with the same meaning and errors', async () => {
+    const r = await run(['--config', good, '--port', '6000', '--tls-port', 'off', '--domain', 'other.org']);
+    expect(r.code).toBe(EX_OK);
+    const printed = parseYaml(r.out);
+    expect(printed.listen.c2s.port).toBe(6000);
+    expect(printed.listen.direct_tls.enabled).toBe(false);
+    expect(printed.domain).toBe('other.org');
+    const bad = await run(['--port', 'abc']);
+    expect(bad.code).toBe(EX_CONFIG);
+    expect(bad.err).toContain('--port: must be an integer 0-65535');
+  });
+
   it('reads $HERMOD_CONFIG when --config is absent', async () => {
     const r = await run([], { HERMOD_CONFIG: bad });
     expect(r.code).toBe(EX_CONFIG);
