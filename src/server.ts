@@ -17,6 +17,7 @@ import { C2SStream, type C2SDeps, type C2SOptions, type ParserFactory, type Sasl
 import { ListenError, listenClients, type Listener } from './transport/listen.js';
 import { loadCertificate, secureContextOf, type Certificate } from './transport/tls.js';
 import type { SocketTransport } from './transport/socket.js';
+import type { ShardedServer } from './shard/serve.js';
 
 export const EX_USAGE = 64;
 export const EX_CONFIG = 78;
@@ -179,9 +180,11 @@ export async function runServe(argv: string[]): Promise<number> {
     throw err;
   }
 
-  let server: HermodServer;
+  let server: HermodServer | ShardedServer;
   try {
-    server = await startServer(config);
+    // Sharding (src/shard): with --workers N > 0 the sockets stay here and N shard threads run
+    // the streams and the router; loaded on demand so single-thread mode never loads piscina.
+    server = config.workers > 0 ? await (await import('./shard/serve.js')).startShardedServer(config) : await startServer(config);
   } catch (err) {
     if (err instanceof ConfigError) {
       print(process.stderr, `hermod serve: ${err.message}`);
@@ -192,9 +195,6 @@ export async function runServe(argv: string[]): Promise<number> {
       return 1;
     }
     throw err;
-  }
-  if (config.workers > 0) {
-    print(process.stderr, `hermod: warning: workers is ${config.workers}, but shards are not available yet; running on the main thread`);
   }
   if (server.certificate.source === 'generated') {
     print(process.stdout, `hermod: generated a self-signed certificate for ${config.domain} in ${server.certificate.certFile}`);

@@ -18,7 +18,8 @@ import { StreamError } from '../errors.js';
 import { createRouter } from '../router/index.js';
 import { openStorage } from '../storage/index.js';
 import { SaslProvider as SaslMechanisms } from '../stream/sasl/index.js';
-import { C2SStream, type C2SDeps, type C2SOptions, type StreamTransport } from '../stream/c2s.js';
+import { streamOptionsOf } from '../server.js';
+import { C2SStream, type C2SDeps, type StreamTransport } from '../stream/c2s.js';
 import { type MeshRouter, ShardMesh } from './mirror.js';
 import { HEADER_BYTES, Op, OPEN_CAN_STARTTLS, OPEN_SECURE, readHeader, type RecordHeader, RingSender } from './protocol.js';
 import { Doorbell, RingReader, RingWriter } from './ring.js';
@@ -140,16 +141,8 @@ export default async function runShard(init: ShardInit): Promise<ShardResult> {
   for (let k = 0; k < init.shards; k++) attach(k, init.peers[k] ?? null);
   const mesh = new ShardMesh(init.shard, router, peerSenders, log);
 
-  const streamOptions: C2SOptions = {
-    domain: config.domain,
-    tls: config.tls.policy,
-    registration: config.registration,
-    preAuthMaxStanzaBytes: config.limits.preauthMaxStanzaBytes,
-    maxStanzaBytes: config.limits.maxStanzaBytes,
-    saslMaxAttempts: config.limits.authAttempts,
-    maxDepth: config.limits.maxDepth,
-    maxAttributes: config.limits.maxAttributes,
-  };
+  const streamOptions = streamOptionsOf(config);
+
   const streams = new Map<number, C2SStream>();
   const deps: C2SDeps = { core, router: mesh.router(), sasl };
 
