@@ -89,6 +89,9 @@ function set(ctx: RouterContext, ev: IqEvent): boolean {
 export const roster: Module = {
   name: 'roster',
   install(ctx) {
+    // RFC 6121 §2.6.1 roster versioning and §3.4.1 subscription pre-approval are stream features.
+    ctx.addStreamFeature("<ver xmlns='urn:xmpp:features:rosterver'/>");
+    ctx.addStreamFeature("<sub xmlns='urn:xmpp:features:pre-approval'/>");
     // Roster IQs are addressed to the account (no 'to', or the own bare JID: §2.1.3).
     ctx.hooks.on(`iq-get/self/${ROSTER_NS}`, (ev: IqEvent) => get(ctx, ev));
     ctx.hooks.on(`iq-set/self/${ROSTER_NS}`, (ev: IqEvent) => set(ctx, ev));

@@ -28,6 +28,8 @@ export interface RouterContext {
   readonly log: Logger | null;
   /** Server software version (XEP-0092), from package.json. */
   readonly version: string;
+  /** Offer a stream feature after authentication (Router.streamFeatures). */
+  addStreamFeature(xml: string): void;
   /** Current time; replaceable so that tests can pin XEP-0203 stamps. */
   now(): Date;
 

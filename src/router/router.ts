@@ -96,6 +96,7 @@ export class HermodRouter implements Router, RouterContext {
   private readonly presence: PresenceEngine;
   /** Prepared JIDs by their wire text: preparation (NFKC, case folding) is not free. */
   private readonly jidCache = new Map<string, Jid>();
+  private readonly streamFeatureList: string[] = [];
 
   constructor(options: RouterOptions, modules: Module[]) {
     this.domain = Jid.parse(options.domain).domain;
@@ -173,6 +174,15 @@ export class HermodRouter implements Router, RouterContext {
       reply(errorReply(addr, this.asStanzaError(err)));
       return true;
     }
+  }
+
+  streamFeatures(): string {
+    return this.streamFeatureList.join('');
+  }
+
+  /** Modules add stream features here (see Router.streamFeatures). */
+  addStreamFeature(xml: string): void {
+    if (!this.streamFeatureList.includes(xml)) this.streamFeatureList.push(xml);
   }
 
   // ------------------------------------------------------------------ RouterContext

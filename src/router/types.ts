@@ -51,4 +51,11 @@ export interface Router {
    * presence when it was available (RFC 6121 §4.5.2), forget it. Idempotent.
    */
   unbind(session: ClientSession): void;
+
+  /**
+   * Stream features the router's modules support, to add to the features offered after SASL
+   * (RFC 6121 §2.6.1 roster versioning <ver/>, §3.4.1 pre-approval <sub/>), as serialised XML.
+   * Optional: added after the first version of this contract.
+   */
+  streamFeatures?(): string;
 }
