@@ -16,7 +16,7 @@
  *   BEGIN makes a check-then-write (offline limit, user exists) atomic across connections.
  */
 import Database from 'better-sqlite3';
-import { accessSync, constants, existsSync, mkdirSync, statSync } from 'node:fs';
+import { accessSync, chmodSync, constants, existsSync, mkdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ConfigError } from '../errors.js';
 import { cleanRosterItem, DEFAULT_LIST_LIMIT, parseAccount, resolveOptions } from './common.js';
@@ -98,7 +98,8 @@ function prepareDataDir(dataDir: string): string {
     throw new ConfigError(`data directory ${dir} exists but is not a directory`, 'data');
   }
   try {
-    mkdirSync(dir, { recursive: true });
+    // The file holds SCRAM ServerKeys (enough to impersonate the server): private by default.
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
   } catch (err) {
     throw new ConfigError(`cannot create data directory ${dir}: ${(err as Error).message}`, 'data');
   }
@@ -141,9 +142,12 @@ export function openSqliteStorage(options: SqliteStorageOptions): SqliteStorage 
   const { iterations, offlineLimit } = resolveOptions(options);
   const dir = prepareDataDir(options.dataDir);
   const file = join(dir, DATABASE_FILE);
+  const created = !existsSync(file);
   let db: Database.Database;
   try {
     db = new Database(file, { timeout: 5000 });
+    // SQLite gives the -wal and -shm files the mode of the database file.
+    if (created) chmodSync(file, 0o600);
     db.pragma('journal_mode = WAL');
     db.pragma(`synchronous = ${options.synchronous === 'FULL' ? 'FULL' : 'NORMAL'}`);
     const version = db.pragma('user_version', { simple: true }) as number;

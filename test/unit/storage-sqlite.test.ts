@@ -4,7 +4,7 @@
  * WAL mode with the chosen durability.
  */
 import { spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import Database from 'better-sqlite3';
@@ -97,8 +97,14 @@ describe('sqlite storage persistence', () => {
 
   it('creates a missing data directory with its parents', () => {
     const dataDir = join(tempDir(), 'a', 'b', 'data');
-    openSqliteStorage({ dataDir }).close();
+    const s = openSqliteStorage({ dataDir });
+    s.offline.push('a@example.org', '<message/>');
     expect(existsSync(join(dataDir, DATABASE_FILE))).toBe(true);
+    // Private: the file holds keys that would let someone impersonate the server to clients.
+    expect(statSync(dataDir).mode & 0o777).toBe(0o700);
+    expect(statSync(join(dataDir, DATABASE_FILE)).mode & 0o777).toBe(0o600);
+    expect(statSync(join(dataDir, `${DATABASE_FILE}-wal`)).mode & 0o777).toBe(0o600);
+    s.close();
   });
 
   it('refuses a data directory that cannot be created, with a ConfigError naming it', () => {
