@@ -72,13 +72,22 @@ export function listenTcp(
   return start(server, options);
 }
 
+/** The PEM pair a TLS listener serves. */
+export interface TlsCredentials {
+  key: string;
+  cert: string;
+}
+
 /** XEP-0368 Direct TLS: the stream starts only after the TLS handshake. */
 export function listenDirectTls(
   options: ListenOptions,
-  secureContext: SecureContext,
+  credentials: TlsCredentials,
   onConnection: (transport: SocketTransport) => void,
 ): Promise<Listener> {
-  const server = createTlsServer({ secureContext, minVersion: 'TLSv1.2' }, (socket: TLSSocket) => {
+  // tls.Server builds its context from key/cert (it ignores a ready `secureContext`).
+  // XEP-0368 §3: clients announce ALPN 'xmpp-client'; clients without ALPN are accepted too.
+  const options_ = { key: credentials.key, cert: credentials.cert, minVersion: 'TLSv1.2' as const, ALPNProtocols: ['xmpp-client'] };
+  const server = createTlsServer(options_, (socket: TLSSocket) => {
     onConnection(new SocketTransport(socket, null, true));
   });
   // A failed handshake concerns one client only; it never reaches a stream.
@@ -102,6 +111,7 @@ export interface ClientListeners {
  */
 export async function listenClients(
   listen: { c2s: ListenOptions; directTls: { enabled: boolean; host: string; port: number } },
+  credentials: TlsCredentials,
   secureContext: SecureContext,
   onConnection: (transport: SocketTransport) => void,
 ): Promise<ClientListeners> {
@@ -109,7 +119,7 @@ export async function listenClients(
   let directTls: Listener | null = null;
   if (listen.directTls.enabled) {
     try {
-      directTls = await listenDirectTls({ ...listen.directTls, backlog: listen.c2s.backlog }, secureContext, onConnection);
+      directTls = await listenDirectTls({ ...listen.directTls, backlog: listen.c2s.backlog }, credentials, onConnection);
     } catch (err) {
       await c2s.close();
       throw err;
