@@ -351,6 +351,8 @@ export class C2SStream implements ClientSession, ParserHandler {
       // §7.4 resource binding; RFC 3921 §3 session kept optional for old clients (RFC 6121 App. E).
       body =
         `<bind xmlns='${BIND_NS}'/><session xmlns='${SESSION_NS}'><optional/></session>` +
+        // RFC 6121 §2.6.1 roster versioning, §3.4.1 pre-approval: the router knows what it does.
+        (this.deps.router.streamFeatures?.() ?? '') +
         (this.deps.extraFeatures?.() ?? '');
     } else {
       const tlsRequired = this.options.tls === 'required';

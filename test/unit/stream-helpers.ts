@@ -93,6 +93,7 @@ export function recordingRouter(options: { acceptRegistration?: boolean } = {}):
     unbind(session) {
       log.unbound.push(session);
     },
+    streamFeatures: () => "<ver xmlns='urn:xmpp:features:rosterver'/>",
   };
 }
 

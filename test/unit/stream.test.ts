@@ -148,13 +148,14 @@ describe.each(cores)('c2s stream state machine (%s)', (_name, core) => {
       expect(await open({ registration: 'closed' }, { secure: true }).feed(HEADER)).not.toContain('iq-register');
     });
 
-    it('offers bind and an optional session after authentication (§7.4, RFC 3921 §3)', async () => {
+    it("offers bind, an optional session and the router's features after authentication (§7.4, RFC 3921 §3)", async () => {
       const s = open({}, { secure: true });
       await s.feed(HEADER);
       await s.feed(AUTH_OK);
       const out = await s.feed(HEADER);
       expect(out).toContain(
-        "<stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/><session xmlns='urn:ietf:params:xml:ns:xmpp-session'><optional/></session></stream:features>",
+        "<stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/><session xmlns='urn:ietf:params:xml:ns:xmpp-session'><optional/></session>" +
+          "<ver xmlns='urn:xmpp:features:rosterver'/></stream:features>",
       );
     });
   });
