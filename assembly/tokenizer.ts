@@ -183,6 +183,7 @@ function retain(o: usize, keep: usize): void {
   const base = <usize>SO(o, F.Base);
   const n = <i32>(base + <usize>SO(o, F.Len) - keep);
   const shift = <i32>(keep - base);
+  assert(n >= 0 && shift >= 0, 'retain outside the window');
   let pend = <usize>SO(o, F.Pend);
   if (pend != 0 && base == pend) {
     if (shift > 0) memory.copy(pend, keep, n);
@@ -368,14 +369,15 @@ function utf8(p: usize, end: usize): i32 {
     if (c == 0xf0) lo = 0x90;
     else if (c == 0xf4) hi = 0x8f;
   } else {
-    u8err = Err.Utf8TooLarge;
+    // F5..F7 would start sequences above U+10FFFF; F8..FF never occur in UTF-8
+    u8err = c < 0xf8 ? Err.Utf8TooLarge : Err.Utf8BadByte;
     return -2;
   }
   for (let i = 1; i < n; i++) {
     if (p + <usize>i >= end) return -1;
     const b = <u32>load<u8>(p + <usize>i);
     if ((b & 0xc0) != 0x80) {
-      u8err = Err.Utf8BadByte;
+      u8err = Err.Utf8Truncated;
       return -2;
     }
     if (i == 1 && (b < lo || b > hi)) {
@@ -657,8 +659,16 @@ function doLt(p: usize, end: usize): usize {
     return p;
   }
   if (c == Ch.Question) {
-    // RFC 6120 §11.1: no processing instructions (the XML declaration is only legal at byte 0)
-    fail(Err.ProcessingInstruction, p - 1);
+    // "<?xml" + whitespace/'?' anywhere but at byte 0 is a misplaced XML declaration (XML 1.0
+    // §2.8); any other "<?" is a processing instruction, which RFC 6120 §11.1 forbids.
+    if (p + 4 >= end) {
+      sig = Sig.More;
+      return p;
+    }
+    const w = load<u32>(p);
+    const c4 = <u32>load<u8>(p + 4);
+    if ((w | 0x20202000) == 0x6c6d783f && ((cls(c4) & C.Ws) != 0 || c4 == Ch.Question)) fail(Err.XmlDeclNotAtStart, p - 1);
+    else fail(Err.ProcessingInstruction, p - 1);
     return p;
   }
   const n = nameStartAt(p, end);
@@ -1031,6 +1041,7 @@ export function run(s: usize): i32 {
   }
   let p = load_(s);
   const end = winEnd;
+  assert(p <= end && (sStart == 0 || sStart <= p), 'resume position outside the window');
   sig = Sig.Go;
   while (sig == Sig.Go) {
     switch (tok) {

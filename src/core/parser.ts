@@ -371,7 +371,8 @@ class Parser implements StreamParser {
     const code = i32[s + F.ErrCode];
     const at = i32[s + F.ErrAddr];
     let e = at;
-    const limit = Math.min(buf.length, at + 48);
+    // the offending token, as far as the core has received it
+    const limit = Math.min(i32[s + F.WinEnd], at + 48);
     while (e < limit && (e === at || !TOKEN_END.has(buf[e]))) e++;
     const token = buf.toString('utf8', at, e);
     const { condition, message } = describeCode(code, token);
