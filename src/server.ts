@@ -7,6 +7,7 @@
  * close the database.
  */
 import { ConfigError, StreamError } from './errors.js';
+import { loadCore } from './core/parser.js';
 import type { HermodConfig } from './config/schema.js';
 import { parseServeArgs, serveUsage, UsageError } from './config/flags.js';
 import { createRouter } from './router/index.js';
@@ -60,14 +61,6 @@ export function streamOptionsOf(config: HermodConfig): C2SOptions {
   };
 }
 
-/** The WASM core, loaded on first use (once per thread). */
-async function loadWasmCore(): Promise<ParserFactory> {
-  // TODO(core landing): a static import of ./core/parser.js once that module is committed.
-  const path = './core/parser.js';
-  const mod = (await import(path)) as { loadCore(): Promise<ParserFactory> };
-  return mod.loadCore();
-}
-
 /** How long shutdown waits for clients to read their <system-shutdown/> before cutting them. */
 const SHUTDOWN_GRACE_MS = 3000;
 
@@ -83,7 +76,7 @@ export async function startServer(config: HermodConfig, options: StartOptions = 
       domain: config.domain,
     });
     const secureContext = secureContextOf(certificate);
-    const core: ParserFactory = options.core ?? (await loadWasmCore());
+    const core: ParserFactory = options.core ?? loadCore();
     const router = createRouter({ domain: config.domain, storage, registration: config.registration });
     const sasl: SaslProvider = new SaslMechanisms({ users: storage.users, domain: config.domain });
 

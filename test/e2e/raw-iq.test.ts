@@ -4,14 +4,13 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RawClient, startTestServer, type TestServer } from './harness.js';
-import { referenceCore } from '../unit/stream-helpers.js';
 
 let t: TestServer;
 let alice: RawClient;
 let bob: RawClient;
 
 beforeAll(async () => {
-  t = await startTestServer(['--tls', 'optional'], { core: referenceCore });
+  t = await startTestServer(['--tls', 'optional']);
   alice = await RawClient.connect(t.port);
   bob = await RawClient.connect(t.port);
   await alice.login('alice', { tls: false, resource: 'raw' });

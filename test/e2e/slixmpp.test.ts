@@ -8,7 +8,6 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PASSWORDS, startTestServer, type TestServer } from './harness.js';
-import { referenceCore } from '../unit/stream-helpers.js';
 
 const PYTHON = '/usr/bin/python3';
 const SCRIPT = fileURLToPath(new URL('./slixmpp_pair.py', import.meta.url));
@@ -18,7 +17,7 @@ let outcome: Record<string, unknown>;
 
 beforeAll(async () => {
   if (!existsSync(PYTHON)) throw new Error(`${PYTHON} missing: run bash test/setup-system.sh`);
-  t = await startTestServer([], { core: referenceCore });
+  t = await startTestServer([]);
   const stdout = await new Promise<string>((resolve, reject) => {
     execFile(
       PYTHON,

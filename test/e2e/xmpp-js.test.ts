@@ -7,7 +7,6 @@ import { client, xml, type Client } from '@xmpp/client';
 import type { Element } from '@xmpp/xml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PASSWORDS, startTestServer, type TestServer } from './harness.js';
-import { referenceCore } from '../unit/stream-helpers.js';
 
 // The server's certificate is self-signed; xmpp.js's STARTTLS has no option to trust it.
 process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0';
@@ -74,7 +73,7 @@ let alice: Peer;
 let bob: Peer;
 
 beforeAll(async () => {
-  t = await startTestServer([], { core: referenceCore });
+  t = await startTestServer([]);
   alice = await login(t.port, 'alice', 'laptop');
   bob = await login(t.port, 'bob', 'phone');
 });

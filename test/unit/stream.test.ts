@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { setImmediate as settle } from 'node:timers/promises';
 import { StanzaKind } from '../../src/core/api.js';
+import { loadCore } from '../../src/core/parser.js';
 import { StreamError } from '../../src/errors.js';
 import { C2SStream, StreamPhase, type C2SOptions, type ParserFactory } from '../../src/stream/c2s.js';
 import {
@@ -26,7 +27,12 @@ const SASL = "xmlns='urn:ietf:params:xml:ns:xmpp-sasl'";
 const AUTH_OK = `<auth ${SASL} mechanism='PLAIN'>${plainAuth('alice', 'secret')}</auth>`;
 const BIND = "<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>phone</resource></bind></iq>";
 
-const cores: [string, ParserFactory][] = [['reference parser', referenceCore]];
+// The state machine is driven by the WASM core (what production runs) and by a reference parser
+// on ltx (so a core regression and a state-machine regression fail differently).
+const cores: [string, ParserFactory][] = [
+  ['WASM core', loadCore()],
+  ['reference parser', referenceCore],
+];
 
 describe.each(cores)('c2s stream state machine (%s)', (_name, core) => {
   function open(options: Partial<C2SOptions> = {}, transportOptions: { secure?: boolean; canStartTls?: boolean } = {}) {
