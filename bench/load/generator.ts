@@ -29,7 +29,7 @@ export interface GenConfig {
 
 export type GenCommand =
   | { cmd: 'register'; concurrency: number }
-  | { cmd: 'connect'; rate: number; presence: boolean }
+  | { cmd: 'connect'; rate: number; presence: boolean; roster: boolean }
   | { cmd: 'subscribe'; contacts: number; rate: number; timeoutMs: number }
   | { cmd: 'messages'; t0: number; durationMs: number; mode: 'closed' | 'open'; window: number; rate: number; size: number; to: 'full' | 'bare' }
   | { cmd: 'presence'; t0: number; durationMs: number; rate: number }
@@ -105,7 +105,7 @@ export class Generator {
       case 'register':
         return this.register(c.concurrency);
       case 'connect':
-        return this.connect(c.rate, c.presence);
+        return this.connect(c.rate, c.presence, c.roster);
       case 'subscribe':
         return this.subscribe(c.contacts, c.rate, c.timeoutMs);
       case 'messages':
@@ -172,7 +172,7 @@ export class Generator {
   }
 
   /** Log every account in at `rate` per second (0: all at once, the reconnect storm). */
-  private connect(rate: number, presence: boolean): Promise<{ ok: number; failed: number; firstUs: number; lastUs: number }> {
+  private connect(rate: number, presence: boolean, roster: boolean): Promise<{ ok: number; failed: number; firstUs: number; lastUs: number }> {
     const n = this.cfg.hi - this.cfg.lo;
     const firstUs = nowUs();
     let lastUs = firstUs;
@@ -182,6 +182,9 @@ export class Generator {
         this.logins.record(c.loginUs);
         this.readyClients.push(c);
         lastUs = nowUs();
+        // RFC 6121 §2.1.3: a roster get makes this an "interested resource", the only kind that
+        // receives roster pushes and, per §3.1.5, the contact's 'subscribed' answer.
+        if (roster) c.send(`<iq type='get' id='roster1'><query xmlns='jabber:iq:roster'/></iq>`);
         // RFC 6121 §4.2: initial presence makes the session available for bare-JID delivery
         // and presence broadcast.
         if (presence) c.send('<presence/>');
@@ -393,7 +396,8 @@ export class Generator {
       const tick = setInterval(() => {
         const now = nowUs();
         if (send && total > 0 && this.readyClients.length > 0) {
-          const due = Math.floor(((Math.min(now, end) - start) / 1e6) * total);
+          // Stanza k is due at start + k/total (k from 0), so k < due once that instant passed.
+          const due = now >= end ? Math.ceil((durationMs / 1000) * total) : Math.floor(((now - start) / 1e6) * total) + 1;
           while (k < due) {
             const intended = start + Math.floor((k * 1e6) / total);
             if (cursor >= this.readyClients.length) cursor = 0;
@@ -406,7 +410,7 @@ export class Generator {
           this.running = false;
           resolve(this.stats());
         }
-      }, 5);
+      }, 1); // 1 ms: the tick's own lag is charged to latency, keep it small
     });
   }
 

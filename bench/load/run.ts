@@ -284,11 +284,16 @@ async function drive(opts: BenchOptions, gens: Handle[], procs: number): Promise
       cmd: 'connect',
       rate: opts.rate / P,
       presence,
+      roster: opts.scenario === 'presence',
     });
     const first = Math.min(...conns.map((c) => c.firstUs));
     const last = Math.max(...conns.map((c) => c.lastUs));
     const ok = conns.reduce((a, c) => a + c.ok, 0);
     const loginSeconds = (last - first) / 1e6;
+    if (ok === 0) {
+      const why = Object.entries((await all<GenReport>({ cmd: 'report' })).reduce((a, r) => Object.assign(a, r.errors), {} as Record<string, number>));
+      throw new Error(`no client logged in (${why.map(([k, v]) => `${v} × ${k}`).join('; ') || 'no error reported'})`);
+    }
     let cpu1 = { at: nowUs(), tool: (await stats()).cpuUs + (procs > 0 ? selfCpu() : 0), server: pid ? cpuMicros(pid) : NaN };
     let ops = ok;
     say(`logged in: ${ok}/${opts.clients} in ${loginSeconds.toFixed(2)} s`, true);

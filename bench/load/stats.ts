@@ -66,10 +66,10 @@ export class Histogram {
     if (o.max > this.max) this.max = o.max;
   }
 
-  /** Samples in buckets that lie wholly at or above v. */
+  /** Samples ≥ v, to the histogram's resolution: v's own bucket counts in full. */
   countAtLeast(v: number): number {
     let n = 0;
-    for (let b = bucketOf(v); b < BUCKETS; b++) if (bucketLow(b) >= v) n += this.counts[b];
+    for (let b = bucketOf(v); b < BUCKETS; b++) n += this.counts[b];
     return n;
   }
 

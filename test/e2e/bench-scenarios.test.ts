@@ -1,0 +1,79 @@
+/**
+ * The load tool against real servers: a short `messages` and `presence` run each on Prosody
+ * (when installed) and on Hermod (when built and able to start), through the same code path
+ * `hermod bench` and `npm run bench:compare` use. Small sizes, a few seconds each.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULTS, runBench, type BenchOptions } from '../../bench/load/run.js';
+import { freePort, hermod, prosody, type RunningServer, type ServerKind } from '../../bench/load/servers.js';
+
+function small(scenario: BenchOptions['scenario'], server: RunningServer, extra: Partial<BenchOptions> = {}): BenchOptions {
+  return {
+    ...DEFAULTS,
+    scenario,
+    port: server.port,
+    serverPid: server.pid,
+    clients: 24,
+    procs: 0, // inline: vitest runs the TypeScript sources, there is no worker.js beside them
+    register: true,
+    rate: 200,
+    durationS: 2,
+    drainS: 3,
+    setupTimeoutS: 10,
+    loginTimeoutS: 10,
+    ...extra,
+  };
+}
+
+for (const kind of [prosody, hermod] as ServerKind[]) {
+  describe(`hermod bench against ${kind.name}`, () => {
+    let server: RunningServer | null = null;
+    let skipReason = kind.unavailable();
+
+    beforeAll(async () => {
+      if (skipReason) return;
+      try {
+        server = await kind.start(await freePort());
+      } catch (e) {
+        // Until a server can start here, its column is skipped, visibly, not failed.
+        skipReason = `${kind.name} did not start: ${(e as Error).message.split('\n')[0]}`;
+      }
+    });
+
+    afterAll(async () => {
+      await server?.stop();
+    });
+
+    it('delivers every 1:1 message of a closed-loop run and times each one', async (ctx) => {
+      if (!server) return ctx.skip(skipReason ?? 'no server');
+      const r = await runBench(small('messages', server, { prefix: 'e2em', window: 2 }));
+      expect(r.login.ok).toBe(24);
+      expect(r.registration!.failed).toBe(0);
+      expect(r.run!.sent).toBeGreaterThan(48);
+      expect(r.run!.lost).toBe(0);
+      expect(r.run!.delivered).toBe(r.run!.sent);
+      expect(r.run!.latency.n).toBe(r.run!.delivered);
+      expect(r.run!.latency.p50).toBeGreaterThan(0);
+      expect(r.drops).toBe(0);
+      expect(r.cpu.serverUs).toBeGreaterThan(0);
+    });
+
+    it('builds mutual rosters through subscribe/subscribed and receives every presence broadcast', async (ctx) => {
+      if (!server) return ctx.skip(skipReason ?? 'no server');
+      const r = await runBench(small('presence', server, { prefix: 'e2ep', contacts: 4, presenceRate: 2 }));
+      expect(r.setup!.complete).toBe(24);
+      expect(r.setup!.confirmed).toBe(24 * 4);
+      expect(r.run!.sent).toBeGreaterThan(0);
+      expect(r.run!.expected).toBe(r.run!.sent * 4);
+      expect(r.run!.completeness).toBe(1);
+    });
+
+    it('opens a storm of sessions at once and holds them idle, reporting memory per session', async (ctx) => {
+      if (!server) return ctx.skip(skipReason ?? 'no server');
+      const r = await runBench(small('idle', server, { prefix: 'e2ei', clients: 100, rate: 0, holdS: 1 }));
+      expect(r.login.ok).toBe(100);
+      expect(r.login.failed).toBe(0);
+      expect(Number.isFinite(r.memory!.perSessionBytes)).toBe(true);
+    });
+  });
+}
