@@ -8,7 +8,8 @@
 import { StanzaError, StreamError } from '../errors.js';
 import { Jid } from '../jid.js';
 import type { IqEvent, Module, RouterContext } from '../router/context.js';
-import { AccountError } from '../storage/types.js';
+import { deriveStoredPassword } from '../storage/password.js';
+import { AccountError, type StoredPassword } from '../storage/types.js';
 import { escapeText } from '../xml/escape.js';
 
 export const REGISTER_NS = 'jabber:iq:register';
@@ -18,14 +19,37 @@ function field(ev: IqEvent, name: string): string | null {
   return el ? el.getText() : null;
 }
 
-function accountError(err: unknown): never {
+/** XEP-0077 §3.1: taken → conflict; a name or password we cannot accept → jid-malformed / not-acceptable. */
+function stanzaErrorOf(ctx: RouterContext, err: unknown): StanzaError {
+  if (err instanceof StanzaError) return err;
   if (err instanceof AccountError) {
-    // XEP-0077 §3.1: taken → conflict; a missing or unacceptable field → not-acceptable.
-    if (err.reason === 'exists') throw new StanzaError('conflict', 'username already taken');
-    if (err.reason === 'invalid-jid') throw new StanzaError('jid-malformed', 'username not allowed');
-    throw new StanzaError('not-acceptable', err.message);
+    if (err.reason === 'exists') return new StanzaError('conflict', 'username already taken');
+    if (err.reason === 'invalid-jid') return new StanzaError('jid-malformed', 'username not allowed');
+    if (err.reason === 'not-found') return new StanzaError('item-not-found', 'no such account');
+    return new StanzaError('not-acceptable', err.message);
   }
-  throw err;
+  ctx.log?.error({ err }, 'in-band registration failed');
+  return new StanzaError('internal-server-error');
+}
+
+/**
+ * Derive the SCRAM credentials off the event loop (PBKDF2 with thousands of iterations would
+ * otherwise stall every connection of the thread: an open registration must not be a way to
+ * freeze the server), then store and answer.
+ */
+function withCredentials(ctx: RouterContext, ev: IqEvent, password: string, store: (stored: StoredPassword) => void): boolean {
+  deriveStoredPassword(password, ctx.passwordIterations).then(
+    (stored) => {
+      try {
+        store(stored);
+      } catch (err) {
+        return ev.error(stanzaErrorOf(ctx, err));
+      }
+      ev.reply();
+    },
+    (err: unknown) => ev.error(stanzaErrorOf(ctx, err)),
+  );
+  return true;
 }
 
 function create(ctx: RouterContext, ev: IqEvent): boolean {
@@ -39,14 +63,12 @@ function create(ctx: RouterContext, ev: IqEvent): boolean {
   } catch {
     throw new StanzaError('jid-malformed', 'username not allowed');
   }
-  try {
-    ctx.storage.users.create(account.bare, password);
-  } catch (err) {
-    accountError(err);
-  }
-  ctx.log?.info({ account: account.bare }, 'account registered in-band');
-  ev.reply();
-  return true;
+  // Checked now so that a taken name is refused at once; create() checks again after the wait.
+  if (ctx.storage.users.exists(account.bare)) throw new StanzaError('conflict', 'username already taken');
+  return withCredentials(ctx, ev, password, (stored) => {
+    ctx.storage.users.create(account.bare, stored);
+    ctx.log?.info({ account: account.bare }, 'account registered in-band');
+  });
 }
 
 function change(ctx: RouterContext, ev: IqEvent): boolean {
@@ -73,13 +95,9 @@ function change(ctx: RouterContext, ev: IqEvent): boolean {
     throw new StanzaError('not-allowed', 'cannot change the password of another account');
   }
   if (!password) throw new StanzaError('not-acceptable', 'password is required');
-  try {
-    ctx.storage.users.setPassword(account.bare, password);
-  } catch (err) {
-    accountError(err);
-  }
-  ev.reply();
-  return true;
+  return withCredentials(ctx, ev, password, (stored) => {
+    if (!ctx.storage.users.setPassword(account.bare, stored)) throw new AccountError('not-found', 'account gone');
+  });
 }
 
 export const register: Module = {

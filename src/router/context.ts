@@ -26,6 +26,8 @@ export interface RouterContext {
   readonly sessions: SessionRegistry;
   readonly registration: 'open' | 'closed';
   readonly log: Logger | null;
+  /** PBKDF2 iterations for passwords set in-band (XEP-0077), RFC 5802 §5.1 'i'. */
+  readonly passwordIterations: number;
   /** Server software version (XEP-0092), from package.json. */
   readonly version: string;
   /** Offer a stream feature after authentication (Router.streamFeatures). */

@@ -9,7 +9,7 @@
 import { StanzaKind, StanzaStatus, StanzaType, type StanzaView } from '../core/api.js';
 import { StanzaError, StreamError } from '../errors.js';
 import { Jid } from '../jid.js';
-import type { RosterItem, Storage } from '../storage/types.js';
+import { DEFAULT_ITERATIONS, type RosterItem, type Storage } from '../storage/types.js';
 import { errorReply, firstChildElement, iqResult, parseElement } from '../xml/element.js';
 import { spliceFrom } from '../xml/splice.js';
 import type {
@@ -42,6 +42,8 @@ export interface RouterOptions {
   modules?: Module[];
   log?: Logger;
   now?: () => Date;
+  /** PBKDF2 iterations for passwords set by in-band registration (default 4096). */
+  passwordIterations?: number;
   /** Software version reported by XEP-0092 (default: package.json's). */
   version?: string;
 }
@@ -92,6 +94,7 @@ export class HermodRouter implements Router, RouterContext {
   readonly registration: 'open' | 'closed';
   readonly log: Logger | null;
   readonly version: string;
+  readonly passwordIterations: number;
   private readonly clock: () => Date;
   private readonly presence: PresenceEngine;
   /** Prepared JIDs by their wire text: preparation (NFKC, case folding) is not free. */
@@ -105,6 +108,7 @@ export class HermodRouter implements Router, RouterContext {
     this.log = options.log ?? null;
     this.clock = options.now ?? (() => new Date());
     this.version = options.version ?? '0.0.0';
+    this.passwordIterations = options.passwordIterations ?? DEFAULT_ITERATIONS;
     this.sessions = new SessionRegistry({ maxResources: options.maxResources ?? 10 });
     this.presence = new PresenceEngine(this);
     for (const m of modules) m.install(this);

@@ -26,17 +26,17 @@ describe('scenario runner', () => {
     ]);
   });
 
-  it('fails a scenario whose expectation is wrong', () => {
+  it('fails a scenario whose expectation is wrong', async () => {
     const s = new Scenario({ feeder: jsFeederFactory });
-    expect(() =>
+    await expect(
       s.run(`account alice\nalice connects\nalice sends: <iq type='get' id='1' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>\nalice receives: <iq type='error' id='1'/>`),
-    ).toThrow(/line 4/);
+    ).rejects.toThrow(/line 4/);
   });
 
-  it('fails a scenario that leaves stanzas unconsumed', () => {
+  it('fails a scenario that leaves stanzas unconsumed', async () => {
     const s = new Scenario({ feeder: jsFeederFactory });
-    expect(() =>
+    await expect(
       s.run(`account alice\nalice connects\nalice sends: <iq type='get' id='1' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>`),
-    ).toThrow(/unconsumed/);
+    ).rejects.toThrow(/unconsumed/);
   });
 });

@@ -152,6 +152,7 @@ export class Scenario {
       maxResources: this.maxResources,
       now: () => this.options.now ?? new Date('2026-01-01T00:00:00.000Z'),
       version: '1.2.3',
+      passwordIterations: 1,
     });
     return this.router;
   }
@@ -186,9 +187,13 @@ export class Scenario {
     return this.clients.get(alias)?.session.inbox ?? this.guests.get(alias) ?? [];
   }
 
-  run(script: string): void {
+  async run(script: string): Promise<void> {
     for (const step of parseSteps(script)) {
       try {
+        // Some answers come after the event loop turns (XEP-0077 derives credentials off-loop):
+        // an expectation waits for its stanza to arrive before comparing.
+        const m = /^(\S+) receives: /.exec(step.text);
+        if (m) await this.arrival(m[1]!);
         this.step(step.text);
       } catch (err) {
         const e = err as Error;
@@ -202,6 +207,10 @@ export class Scenario {
         'unconsumed stanzas at the end:\n' + left.map((a) => `  ${a}: ${this.pending(a).join('\n      ')}`).join('\n'),
       );
     }
+  }
+
+  private async arrival(alias: string): Promise<void> {
+    for (let i = 0; i < 400 && this.pending(alias).length === 0; i++) await new Promise((r) => setTimeout(r, 5));
   }
 
   private step(text: string): void {

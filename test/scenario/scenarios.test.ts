@@ -13,8 +13,8 @@ const feeder = core ?? jsFeederFactory;
 describe(`scenarios (${core ? 'WASM core' : 'JavaScript view: core not built'})`, () => {
   for (const file of files) {
     const script = readFileSync(new URL(file, dir), 'utf8');
-    it(`${scenarioTitle(script, file)} [${file}]`, () => {
-      new Scenario({ feeder }).run(script);
+    it(`${scenarioTitle(script, file)} [${file}]`, async () => {
+      await new Scenario({ feeder }).run(script);
     });
   }
 });
