@@ -84,8 +84,9 @@ export function prepareDomainpart(domain: string): string {
   if (domain.startsWith('[')) {
     // §3.2.1: an IPv6 address in brackets, as in URIs (RFC 3986 §3.2.2).
     const inner = domain.endsWith(']') ? domain.slice(1, -1) : '';
-    if (!isIPv6(inner)) throw malformed('malformed IPv6 literal');
-    return `[${inner.toLowerCase()}]`;
+    if (!isIPv6(inner) || inner.includes('%')) throw malformed('malformed IPv6 literal');
+    // One spelling per address (RFC 5952 form), so '[0:0::1]' and '[::1]' are one domain.
+    return new URL(`http://[${inner}]/`).hostname;
   }
   let ascii: string;
   if (ASCII_IDENTIFIER.test(domain)) {

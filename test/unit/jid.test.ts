@@ -118,7 +118,8 @@ describe('domainpart (RFC 7622 §3.2)', () => {
     expect(prepareDomainpart('127.0.0.1')).toBe('127.0.0.1');
     expect(prepareDomainpart('[::1]')).toBe('[::1]');
     expect(Jid.parse('juliet@[2001:DB8::1]/x').domain).toBe('[2001:db8::1]');
-    for (const bad of ['[::g]', '[::1', '[]', '[example.com]']) malformed(() => prepareDomainpart(bad));
+    expect(prepareDomainpart('[0:0:0::1]')).toBe('[::1]');
+    for (const bad of ['[::g]', '[::1', '[]', '[example.com]', '[fe80::1%eth0]']) malformed(() => prepareDomainpart(bad));
   });
 
   it('refuses labels that are not host-name labels', () => {
