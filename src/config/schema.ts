@@ -358,7 +358,7 @@ export const SCHEMA: Schema<HermodConfig> = {
     c2s: {
       host: host('127.0.0.1', 'address of the client listener (STARTTLS, RFC 6120)'),
       port: port(5222, 'client port'),
-      backlog: int(511, 1, 65535, 'listen(2) backlog of pending connections'),
+      backlog: int(4096, 1, 65535, 'listen(2) backlog of pending connections'),
     },
     directTls: {
       enabled: bool(true, 'Direct TLS listener (XEP-0368)'),

@@ -290,7 +290,7 @@ describe('layers: defaults < file < command line', () => {
     const { config, sources } = load(text, overrides);
     expect(config.domain).toBe('file.org');
     expect(config.workers).toBe(1);
-    expect(config.listen.c2s).toEqual({ host: '0.0.0.0', port: 6222, backlog: 511 });
+    expect(config.listen.c2s).toEqual({ host: '0.0.0.0', port: 6222, backlog: 4096 });
     expect(sources.get('domain')).toBe('file');
     expect(sources.get('workers')).toBe('command line');
     expect(sources.get('listen.c2s.backlog')).toBe('default');
@@ -352,7 +352,7 @@ describe('printing the effective configuration', () => {
     const text = renderConfig(config, sources);
     expect(text).toContain('workers: 2 # from file');
     expect(text).toContain('domain: y.org # from command line');
-    expect(text).toMatch(/backlog: 511\n/);
+    expect(text).toMatch(/backlog: 4096\n/);
   });
 
   it('names every option exactly once', () => {
