@@ -103,7 +103,9 @@ export function loggerOptions(level: LogLevel): LoggerOptions {
  * the destination receives human-readable lines instead of JSON.
  */
 export function createLogger(options: LogOptions, destination?: DestinationStream): Logger {
-  const out: DestinationStream = destination ?? pino.destination({ fd: 1, sync: false });
+  // Synchronous writes: Hermod logs events (connections, logins, errors), not stanzas, so the
+  // cost is small, and the last lines before a crash or process.exit() are never lost in a buffer.
+  const out: DestinationStream = destination ?? pino.destination({ fd: 1, sync: true });
   const stream = options.format === 'text' ? textStream(out) : out;
   return pino(loggerOptions(options.level), stream);
 }
