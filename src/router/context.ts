@@ -44,6 +44,12 @@ export interface RouterContext {
   subscription(owner: Jid, contact: Jid, type: SubscriptionType, stanza?: Element): void;
   /** Deliver bytes to every available resource of a local account (presence-style fan-out). */
   deliverToAvailable(bare: string, bytes: Uint8Array | string, kind: 'message' | 'presence'): number;
+  /**
+   * Whether presence from account `from` must not reach account `to` (bare JIDs): true when a
+   * 'presence/blocked' handler says so (XEP-0191 blocking plugs in here; stanzas a client sends
+   * are covered by 'stanza/pre-route'). False, at the cost of one map lookup, when nobody listens.
+   */
+  blocked(from: string, to: string): boolean;
   /** Forget an account's sessions: close each with `error` (XEP-0077 account removal). */
   closeAccount(bare: string, error: import('../errors.js').StreamError): void;
 }
@@ -107,6 +113,13 @@ export interface PreRouteEvent {
   readonly session: SessionState;
   readonly view: import('../core/api.js').StanzaView;
   readonly to: Jid | null;
+}
+
+/** Event 'presence/blocked': return true to keep `from`'s presence away from `to`. */
+export interface PresenceBlockedEvent {
+  readonly ctx: RouterContext;
+  readonly from: string;
+  readonly to: string;
 }
 
 export interface Module {

@@ -91,6 +91,7 @@ export class PresenceEngine {
       // subscribed to (to/both), then of our own other resources.
       for (const item of roster) {
         if (!receivesPresence(item.subscription)) continue;
+        if (this.ctx.blocked(item.jid, st.bare)) continue;
         for (const c of this.available(item.jid)) if (c.presence) st.deliver(c.presence, 'presence');
       }
       for (const other of this.available(st.bare)) {
@@ -106,7 +107,9 @@ export class PresenceEngine {
   /** Deliver bytes to contacts with from/both and to the account's own available resources. */
   private fanOut(bare: string, roster: RosterItem[], bytes: Uint8Array, except?: SessionState): void {
     for (const item of roster) {
-      if (sendsPresence(item.subscription)) this.ctx.deliverToAvailable(item.jid, bytes, 'presence');
+      if (sendsPresence(item.subscription) && !this.ctx.blocked(bare, item.jid)) {
+        this.ctx.deliverToAvailable(item.jid, bytes, 'presence');
+      }
     }
     for (const own of this.available(bare)) if (own !== except) own.deliver(bytes, 'presence');
   }
@@ -121,7 +124,7 @@ export class PresenceEngine {
     const subscribers = new Set(roster.filter((i) => sendsPresence(i.subscription)).map((i) => i.jid));
     for (const jid of st.directed) {
       const target = Jid.tryParse(jid);
-      if (target && !subscribers.has(target.bare)) this.deliverDirected(target, bytes);
+      if (target && !subscribers.has(target.bare)) this.deliverDirected(st.bare, target, bytes);
     }
     st.directed.clear();
   }
@@ -134,7 +137,7 @@ export class PresenceEngine {
     else {
       for (const jid of st.directed) {
         const target = Jid.tryParse(jid);
-        if (target) this.deliverDirected(target, bytes);
+        if (target) this.deliverDirected(st.bare, target, bytes);
       }
       st.directed.clear();
     }
@@ -159,13 +162,14 @@ export class PresenceEngine {
       const item = target.local === null ? null : this.rosters.get(st.bare, target.bare);
       if (!item || !sendsPresence(item.subscription)) st.directed.add(target.full);
     }
-    this.deliverDirected(target, bytes);
+    this.deliverDirected(st.bare, target, bytes);
   }
 
   /** §8.5.2.1.2 / §8.5.3: presence to a bare JID goes to all available resources; to a full
    * JID only to that resource; otherwise it is silently dropped (§8.5.2.2.2, §8.5.3.2.2). */
-  private deliverDirected(target: Jid, bytes: Uint8Array): void {
+  private deliverDirected(from: string, target: Jid, bytes: Uint8Array): void {
     if (target.domain !== this.ctx.domain || target.local === null) return;
+    if (this.ctx.blocked(from, target.bare)) return;
     if (target.resource !== null) {
       const s = this.ctx.sessions.full(target.full);
       if (s) s.deliver(bytes, 'presence');
@@ -178,7 +182,7 @@ export class PresenceEngine {
   probe(st: SessionState, target: Jid): void {
     if (target.local === null) return;
     const item = this.rosters.get(st.bare, target.bare);
-    if (!item || !receivesPresence(item.subscription)) return;
+    if (!item || !receivesPresence(item.subscription) || this.ctx.blocked(target.bare, st.bare)) return;
     for (const c of this.available(target.bare)) {
       if (c.presence && (target.resource === null || c.jid.resource === target.resource)) st.deliver(c.presence, 'presence');
     }
@@ -250,6 +254,7 @@ export class PresenceEngine {
 
   /** The current presence of every available resource of `owner`, to `contact`'s resources. */
   private sendCurrent(owner: string, contact: string): void {
+    if (this.ctx.blocked(owner, contact)) return;
     for (const s of this.available(owner)) if (s.presence) this.ctx.deliverToAvailable(contact, s.presence, 'presence');
   }
 

@@ -19,6 +19,7 @@ import type {
   MessageEvent,
   Module,
   PreRouteEvent,
+  PresenceBlockedEvent,
   RoutedMessageEvent,
   RouterContext,
 } from './context.js';
@@ -211,6 +212,12 @@ export class HermodRouter implements Router, RouterContext {
 
   subscription(owner: Jid, contact: Jid, type: SubscriptionType, stanza?: Element): void {
     this.presence.subscription(owner, contact, type, stanza);
+  }
+
+  blocked(from: string, to: string): boolean {
+    if (!this.hooks.has('presence/blocked')) return false;
+    const ev: PresenceBlockedEvent = { ctx: this, from, to };
+    return this.hooks.fire('presence/blocked', ev);
   }
 
   closeAccount(bare: string, error: StreamError): void {

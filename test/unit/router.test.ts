@@ -223,3 +223,20 @@ describe('stream features', () => {
     );
   });
 });
+
+describe("'presence/blocked' hook (for XEP-0191)", () => {
+  it('keeps broadcasts, probe answers and directed presence away when a handler says so', () => {
+    for (const [a, b] of [['alice', 'bob'], ['bob', 'alice']]) {
+      storage.rosters.set(`${a}@localhost`, { jid: `${b}@localhost`, name: null, groups: [], subscription: 'both', ask: null, approved: false });
+    }
+    router.hooks.on('presence/blocked', (ev: { from: string; to: string }) => ev.from === 'alice@localhost' && ev.to === 'bob@localhost');
+    const bob = connect('bob@localhost');
+    router.route(bob, jsView('<presence/>'));
+    const alice = connect('alice@localhost');
+    router.route(alice, jsView('<presence/>'));
+    router.route(alice, jsView("<presence to='bob@localhost/r'><show>dnd</show></presence>"));
+    // bob hears only himself; alice hears herself and bob (the block is one-way).
+    expect(bob.sent.map((_, i) => bob.text(i))).toEqual(["<presence from='bob@localhost/r'/>"]);
+    expect(alice.sent.map((_, i) => alice.text(i))).toEqual(["<presence from='alice@localhost/r'/>", "<presence from='bob@localhost/r'/>"]);
+  });
+});
