@@ -101,7 +101,7 @@ export async function startServer(config: HermodConfig, options: StartOptions = 
       transport.attach(stream);
     };
 
-    const listeners = await listenClients(config.listen, certificate, secureContext, accept);
+    const listeners = await listenClients(config.listen, secureContext, accept);
     const { c2s, directTls, sockets } = listeners;
 
     let stopped: Promise<void> | null = null;

@@ -3,7 +3,7 @@
  * (XEP-0368). Both hand each accepted connection over as a SocketTransport.
  */
 import { createServer, type Server, type Socket } from 'node:net';
-import { createServer as createTlsServer, type SecureContext, type TLSSocket } from 'node:tls';
+import { TLSSocket, type SecureContext } from 'node:tls';
 import { SocketTransport } from './socket.js';
 
 export interface ListenOptions {
@@ -72,26 +72,35 @@ export function listenTcp(
   return start(server, options);
 }
 
-/** The PEM pair a TLS listener serves. */
-export interface TlsCredentials {
-  key: string;
-  cert: string;
-}
+/** How long a Direct TLS client may take to finish its handshake. */
+const HANDSHAKE_TIMEOUT_MS = 30_000;
 
-/** XEP-0368 Direct TLS: the stream starts only after the TLS handshake. */
+/**
+ * XEP-0368 Direct TLS: the stream starts only after the TLS handshake. Built on a plain TCP
+ * server whose sockets are wrapped here, so it serves the same SecureContext as STARTTLS (and
+ * follows it when the certificate is replaced) instead of a second copy of the key.
+ */
 export function listenDirectTls(
   options: ListenOptions,
-  credentials: TlsCredentials,
+  secureContext: SecureContext,
   onConnection: (transport: SocketTransport) => void,
 ): Promise<Listener> {
-  // tls.Server builds its context from key/cert (it ignores a ready `secureContext`).
-  // XEP-0368 §3: clients announce ALPN 'xmpp-client'; clients without ALPN are accepted too.
-  const options_ = { key: credentials.key, cert: credentials.cert, minVersion: 'TLSv1.2' as const, ALPNProtocols: ['xmpp-client'] };
-  const server = createTlsServer(options_, (socket: TLSSocket) => {
-    onConnection(new SocketTransport(socket, null, true));
+  const server = createServer({ noDelay: true }, (socket: Socket) => {
+    // XEP-0368 §3: clients announce ALPN 'xmpp-client'; clients without ALPN are accepted too.
+    const secured = new TLSSocket(socket, { isServer: true, secureContext, ALPNProtocols: ['xmpp-client'] });
+    const timer = setTimeout(() => secured.destroy(), HANDSHAKE_TIMEOUT_MS);
+    // A failed handshake concerns this client only; it never reaches a stream.
+    const onError = () => {
+      clearTimeout(timer);
+      secured.destroy();
+    };
+    secured.once('error', onError);
+    secured.once('secure', () => {
+      clearTimeout(timer);
+      secured.off('error', onError);
+      onConnection(new SocketTransport(secured, null, true));
+    });
   });
-  // A failed handshake concerns one client only; it never reaches a stream.
-  server.on('tlsClientError', () => {});
   return start(server, options);
 }
 
@@ -111,7 +120,6 @@ export interface ClientListeners {
  */
 export async function listenClients(
   listen: { c2s: ListenOptions; directTls: { enabled: boolean; host: string; port: number } },
-  credentials: TlsCredentials,
   secureContext: SecureContext,
   onConnection: (transport: SocketTransport) => void,
 ): Promise<ClientListeners> {
@@ -119,7 +127,7 @@ export async function listenClients(
   let directTls: Listener | null = null;
   if (listen.directTls.enabled) {
     try {
-      directTls = await listenDirectTls({ ...listen.directTls, backlog: listen.c2s.backlog }, credentials, onConnection);
+      directTls = await listenDirectTls({ ...listen.directTls, backlog: listen.c2s.backlog }, secureContext, onConnection);
     } catch (err) {
       await c2s.close();
       throw err;
