@@ -450,6 +450,43 @@ describe.each(cores)('c2s stream state machine (%s)', (_name, core) => {
     });
   });
 
+  describe('input split anywhere', () => {
+    // One client session as the client's turns; each turn waits for the server's answer.
+    const TURNS = [
+      HEADER,
+      AUTH_OK,
+      HEADER,
+      BIND,
+      "<message to='bob@localhost' type='chat'><body>h\u00e9llo \u2603 \ud83d\ude00</body></message> \n<presence><status>\u00fcber</status></presence>",
+      '</stream:stream>',
+    ];
+
+    async function run(chunkSize: number) {
+      const s = open({}, { secure: true });
+      for (const turn of TURNS) {
+        const bytes = Buffer.from(turn);
+        for (let i = 0; i < bytes.length; i += chunkSize) s.stream.feed(bytes.subarray(i, i + chunkSize));
+        await settle();
+      }
+      s.stream.flush();
+      return {
+        out: s.transport.text().replace(/id='[0-9a-f]{32}'/g, "id='X'"),
+        routed: s.router.log.routed.map((r) => r.xml),
+        ended: s.transport.ended,
+      };
+    }
+
+    it('gives the same answers and routes the same stanzas for every chunk size, UTF-8 split included', async () => {
+      const whole = await run(1 << 20);
+      expect(whole.routed).toHaveLength(2);
+      expect(whole.routed[0]).toContain('h\u00e9llo \u2603 \ud83d\ude00');
+      expect(whole.ended).toBe(true);
+      for (const size of [1, 2, 3, 5, 7, 13, 64]) {
+        expect(await run(size), `chunks of ${size} bytes`).toEqual(whole);
+      }
+    });
+  });
+
   describe('output queue', () => {
     it('gathers everything sent in one turn into one write', async () => {
       const s = await bound();
