@@ -311,6 +311,10 @@ function crossCheck(c: HermodConfig, problem: (path: string, message: string) =>
       }
     }
   }
+  if (checkFiles) {
+    const why = dataDirProblem(c.dataDir);
+    if (why) problem('data_dir', why);
+  }
   if (c.limits.preauthMaxStanzaBytes > c.limits.maxStanzaBytes) {
     problem('limits.preauth_max_stanza_bytes', `must not exceed limits.max_stanza_bytes (${c.limits.maxStanzaBytes})`);
   }
@@ -337,6 +341,30 @@ function crossCheck(c: HermodConfig, problem: (path: string, message: string) =>
       const [b, hostB, portB] = listeners[i]!;
       const overlap = hostA === hostB || ANY_ADDRESS.has(hostA) || ANY_ADDRESS.has(hostB);
       if (portA !== 0 && portA === portB && overlap) problem(`${b}.port`, `${portB} is already used by ${a}.port`);
+    }
+  }
+}
+
+/**
+ * Whether the server could use (or create) the data directory, checked without creating
+ * anything: check-config must not leave folders behind.
+ */
+function dataDirProblem(dir: string): string | null {
+  let probe = dir;
+  for (;;) {
+    try {
+      const st = statSync(probe);
+      if (!st.isDirectory()) return probe === dir ? `${JSON.stringify(dir)} exists but is not a directory` : `cannot be created: ${JSON.stringify(probe)} is not a directory`;
+      accessSync(probe, constants.W_OK | constants.X_OK);
+      return null;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if ((code === 'ENOENT' || code === 'ENOTDIR') && dirname(probe) !== probe) {
+        probe = dirname(probe); // not there yet: the server creates it if the parent allows
+        continue;
+      }
+      if (code === 'EACCES') return probe === dir ? `${JSON.stringify(dir)} is not writable` : `cannot be created: ${JSON.stringify(probe)} is not writable`;
+      return `${JSON.stringify(probe)}: ${(err as Error).message}`;
     }
   }
 }

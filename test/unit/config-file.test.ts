@@ -1,4 +1,4 @@
-import { chmodSync, mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -233,6 +233,19 @@ describe('paths', () => {
     if (process.getuid?.() !== 0) {
       chmodSync(join(dir, 'k.pem'), 0);
       expect(problems('tls:\n  cert: k.pem\n  key: k.pem\n')[0]).toContain('permission denied');
+    }
+  });
+
+  it('checks that the data directory is a directory the server can use or create, creating nothing', () => {
+    writeFileSync(join(dir, 'plainfile'), 'x');
+    expect(problems('data_dir: plainfile\n')).toEqual([`1:11: data_dir: ${JSON.stringify(join(dir, 'plainfile'))} exists but is not a directory`]);
+    expect(problems('data_dir: plainfile/sub\n')[0]).toContain(`data_dir: cannot be created: ${JSON.stringify(join(dir, 'plainfile'))} is not a directory`);
+    const { config } = load('data_dir: not/yet/there\n');
+    expect(config.dataDir).toBe(join(dir, 'not/yet/there'));
+    expect(() => statSync(join(dir, 'not'))).toThrow();
+    if (process.getuid?.() !== 0) {
+      mkdirSync(join(dir, 'ro'), { mode: 0o500 });
+      expect(problems('data_dir: ro/data\n')[0]).toContain('is not writable');
     }
   });
 
