@@ -69,12 +69,11 @@ export class PresenceEngine {
   broadcast(st: SessionState, view: StanzaView): void {
     if (view.type === StanzaType.Unavailable) {
       if (!st.available) return; // nothing was announced, nothing to withdraw
-      this.goUnavailable(st, spliceFrom(view, st.fromStamp));
+      this.goUnavailable(st, this.stamped(st, view));
       return;
     }
-    const text = view.toString();
-    const priority = readPriority(text);
-    const bytes = spliceFrom(view, st.fromStamp);
+    const priority = readPriority(view.toString());
+    const bytes = this.stamped(st, view);
     const initial = !st.available;
     const wasNegative = st.priority < 0;
     st.available = true;
@@ -102,6 +101,19 @@ export class PresenceEngine {
     }
     // XEP-0160: offline messages go to the first resource with non-negative priority.
     if (priority >= 0 && (initial || wasNegative)) this.flushOffline(st);
+  }
+
+  /**
+   * Presence addressed to the account's own bare JID is a broadcast (§4.2.1); its 'to' would
+   * mislead every contact it reaches, so this rare form is re-serialised without it.
+   */
+  private stamped(st: SessionState, view: StanzaView): Buffer {
+    if (view.to() === null) return spliceFrom(view, st.fromStamp);
+    const el = parseElement(view.toString());
+    delete el.attrs.to;
+    delete el.attrs.from;
+    const rest = el.toString().slice(el.name.length + 1);
+    return Buffer.concat([Buffer.from(`<${el.name}`), st.fromStamp, Buffer.from(rest)]);
   }
 
   /** Deliver bytes to contacts with from/both and to the account's own available resources. */

@@ -130,7 +130,12 @@ export class HermodRouter implements Router, RouterContext {
       replaced.session.close(conflictError());
     }
     const state = this.sessions.add(session, jid);
-    this.hooks.fire('session/bound', { ctx: this, session: state });
+    try {
+      this.hooks.fire('session/bound', { ctx: this, session: state });
+    } catch (err) {
+      // A module's bookkeeping must not cost the client its session.
+      this.log?.error({ err, jid: jid.full }, "a 'session/bound' handler failed");
+    }
     return state.jid;
   }
 
