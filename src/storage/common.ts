@@ -1,6 +1,14 @@
 /** Validation shared by every backend, so that all of them accept and refuse the same input. */
 import { Jid } from '../jid.js';
-import { AccountError, DEFAULT_ITERATIONS, DEFAULT_OFFLINE_LIMIT, type RosterItem, type StorageOptions } from './types.js';
+import {
+  AccountError,
+  DEFAULT_ITERATIONS,
+  DEFAULT_OFFLINE_LIMIT,
+  type RosterChange,
+  type RosterChanges,
+  type RosterItem,
+  type StorageOptions,
+} from './types.js';
 
 /** A name typed by a person → the prepared bare JID, its localpart and domain. */
 export function parseAccount(account: string): { bare: string; local: string; domain: string } {
@@ -32,3 +40,21 @@ export function resolveOptions(options: StorageOptions = {}): Required<StorageOp
 }
 
 export const DEFAULT_LIST_LIMIT = 100;
+
+/**
+ * RFC 6121 §2.6.3 roster diff, the same in every backend. `state` is the roster's current version
+ * and floor (its first version since the account was created), null for a roster never written.
+ * A cached version is answerable when it is the current one, or lies between floor and current.
+ */
+export function diffRoster(
+  state: { version: number; floor: number } | null,
+  since: number,
+  changedItems: () => RosterChange[],
+  removals: () => RosterChange[],
+): RosterChanges | null {
+  const current = state?.version ?? 0;
+  if (since === current) return { version: current, changes: [] };
+  if (state === null || since > current || since < state.floor || !Number.isInteger(since)) return null;
+  const changes = [...changedItems(), ...removals()].sort((a, b) => a.version - b.version);
+  return { version: current, changes };
+}

@@ -2,7 +2,7 @@
  * In-memory storage, for unit tests only: nothing survives the process. It follows the same
  * conformance suite as the SQLite backend (test/unit/storage.test.ts).
  */
-import { cleanRosterItem, DEFAULT_LIST_LIMIT, parseAccount, resolveOptions } from './common.js';
+import { cleanRosterItem, DEFAULT_LIST_LIMIT, diffRoster, parseAccount, resolveOptions } from './common.js';
 import { toStoredPassword } from './password.js';
 import {
   AccountError,
@@ -32,8 +32,11 @@ function copyCredentials(c: ScramCredentials): ScramCredentials {
 export function createMemoryStorage(options?: StorageOptions): Storage {
   const { iterations, offlineLimit } = resolveOptions(options);
   const accounts = new Map<string, Account>();
-  const rosters = new Map<string, Map<string, RosterItem>>();
-  const versions = new Map<string, number>();
+  const rosters = new Map<string, Map<string, { item: RosterItem; version: number }>>();
+  /** Current version and floor (first version since the account was created) per roster. */
+  const versions = new Map<string, { version: number; floor: number }>();
+  /** Removed contacts and the version that removed them, per roster (RFC 6121 §2.6.3 diffs). */
+  const removed = new Map<string, Map<string, number>>();
   const pending = new Map<string, Map<string, PendingSubscription>>();
   const offline = new Map<string, OfflineMessage[]>();
   let rosterSeq = 0;
@@ -45,7 +48,7 @@ export function createMemoryStorage(options?: StorageOptions): Storage {
 
   const bump = (owner: string): number => {
     rosterSeq += 1;
-    versions.set(owner, rosterSeq);
+    versions.set(owner, { version: rosterSeq, floor: versions.get(owner)?.floor ?? rosterSeq });
     return rosterSeq;
   };
 
@@ -62,6 +65,7 @@ export function createMemoryStorage(options?: StorageOptions): Storage {
       if (!accounts.delete(account)) return false;
       rosters.delete(account);
       versions.delete(account);
+      removed.delete(account);
       pending.delete(account);
       offline.delete(account);
       return true;
@@ -109,32 +113,50 @@ export function createMemoryStorage(options?: StorageOptions): Storage {
   const rosterStore: RosterStore = {
     get(owner, contact) {
       open();
-      const item = rosters.get(owner)?.get(contact);
-      return item ? cleanRosterItem(item) : null;
+      const entry = rosters.get(owner)?.get(contact);
+      return entry ? cleanRosterItem(entry.item) : null;
     },
     set(owner, item) {
       open();
       let roster = rosters.get(owner);
       if (!roster) rosters.set(owner, (roster = new Map()));
-      roster.set(item.jid, cleanRosterItem(item));
-      return bump(owner);
+      const version = bump(owner);
+      roster.set(item.jid, { item: cleanRosterItem(item), version });
+      removed.get(owner)?.delete(item.jid);
+      return version;
     },
     remove(owner, contact) {
       open();
       if (!rosters.get(owner)?.delete(contact)) return null;
-      return bump(owner);
+      const version = bump(owner);
+      let gone = removed.get(owner);
+      if (!gone) removed.set(owner, (gone = new Map()));
+      gone.set(contact, version);
+      return version;
     },
     list(owner) {
       open();
       const roster = rosters.get(owner);
       if (!roster) return [];
       return [...roster.values()]
-        .sort((a, b) => Buffer.compare(Buffer.from(a.jid), Buffer.from(b.jid)))
-        .map(cleanRosterItem);
+        .map((e) => cleanRosterItem(e.item))
+        .sort((a, b) => Buffer.compare(Buffer.from(a.jid), Buffer.from(b.jid)));
     },
     version(owner) {
       open();
-      return versions.get(owner) ?? 0;
+      return versions.get(owner)?.version ?? 0;
+    },
+    changesSince(owner, since) {
+      open();
+      return diffRoster(
+        versions.get(owner) ?? null,
+        since,
+        () =>
+          [...(rosters.get(owner)?.values() ?? [])]
+            .filter((e) => e.version > since)
+            .map((e) => ({ version: e.version, item: cleanRosterItem(e.item) })),
+        () => [...(removed.get(owner) ?? [])].filter(([, v]) => v > since).map(([jid, version]) => ({ version, removed: jid })),
+      );
     },
     addPending(owner, from, stanza) {
       open();

@@ -19,12 +19,13 @@ import Database from 'better-sqlite3';
 import { accessSync, chmodSync, constants, existsSync, mkdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ConfigError } from '../errors.js';
-import { cleanRosterItem, DEFAULT_LIST_LIMIT, parseAccount, resolveOptions } from './common.js';
+import { cleanRosterItem, DEFAULT_LIST_LIMIT, diffRoster, parseAccount, resolveOptions } from './common.js';
 import { toStoredPassword } from './password.js';
 import {
   AccountError,
   SCRAM_HASHES,
   type OfflineStore,
+  type RosterChanges,
   type RosterItem,
   type RosterStore,
   type ScramHash,
@@ -35,7 +36,7 @@ import {
 } from './types.js';
 
 export const DATABASE_FILE = 'hermod.sqlite';
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
 
 export interface SqliteStorageOptions extends StorageOptions {
   /** Directory holding hermod.sqlite; created (with parents) when missing. */
@@ -71,9 +72,20 @@ CREATE TABLE IF NOT EXISTS roster (
   subscription TEXT NOT NULL CHECK (subscription IN ('none', 'to', 'from', 'both')),
   ask TEXT CHECK (ask IS NULL OR ask = 'subscribe'),
   approved INTEGER NOT NULL,
+  version INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (owner, contact)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS roster_version (owner TEXT PRIMARY KEY, version INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS roster_version (
+  owner TEXT PRIMARY KEY,
+  version INTEGER NOT NULL,
+  floor INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS roster_removed (
+  owner TEXT NOT NULL,
+  contact TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  PRIMARY KEY (owner, contact)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS pending (
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
   owner TEXT NOT NULL,
@@ -90,6 +102,18 @@ CREATE TABLE IF NOT EXISTS offline (
 );
 CREATE INDEX IF NOT EXISTS offline_by_account ON offline (account, seq);
 `;
+
+/**
+ * Schema upgrades, by the version they start from. `floor` of a migrated roster is its current
+ * version: changes before it were not recorded, so older cached versions get the whole roster.
+ */
+const MIGRATIONS: Record<number, string> = {
+  1: `
+ALTER TABLE roster ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE roster_version ADD COLUMN floor INTEGER NOT NULL DEFAULT 0;
+UPDATE roster_version SET floor = version;
+`,
+};
 
 /** Make sure the data directory exists and is writable, or say clearly why not. */
 function prepareDataDir(dataDir: string): string {
@@ -155,8 +179,11 @@ export function openSqliteStorage(options: SqliteStorageOptions): SqliteStorage 
       db.close();
       throw new ConfigError(`${file} was written by a newer Hermod (schema ${version} > ${SCHEMA_VERSION})`, 'data');
     }
-    db.exec(SCHEMA);
-    db.pragma(`user_version = ${SCHEMA_VERSION}`);
+    db.transaction(() => {
+      for (let v = version; v > 0 && v < SCHEMA_VERSION; v++) db.exec(MIGRATIONS[v]!);
+      db.exec(SCHEMA);
+      db.pragma(`user_version = ${SCHEMA_VERSION}`);
+    }).immediate();
   } catch (err) {
     if (err instanceof ConfigError) throw err;
     throw new ConfigError(`cannot open ${file}: ${(err as Error).message}`, 'data');
@@ -181,14 +208,23 @@ export function openSqliteStorage(options: SqliteStorageOptions): SqliteStorage 
     scramDelete: db.prepare('DELETE FROM scram WHERE account = ?'),
     rosterGet: db.prepare('SELECT * FROM roster WHERE owner = ? AND contact = ?'),
     rosterUpsert: db.prepare(
-      'INSERT OR REPLACE INTO roster (owner, contact, name, groups, subscription, ask, approved) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      'INSERT OR REPLACE INTO roster (owner, contact, name, groups, subscription, ask, approved, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
     ),
+    rosterSince: db.prepare('SELECT * FROM roster WHERE owner = ? AND version > ?'),
+    removedAdd: db.prepare('INSERT OR REPLACE INTO roster_removed (owner, contact, version) VALUES (?, ?, ?)'),
+    removedForget: db.prepare('DELETE FROM roster_removed WHERE owner = ? AND contact = ?'),
+    removedSince: db.prepare('SELECT contact, version FROM roster_removed WHERE owner = ? AND version > ?'),
+    removedDeleteAll: db.prepare('DELETE FROM roster_removed WHERE owner = ?'),
     rosterRemove: db.prepare('DELETE FROM roster WHERE owner = ? AND contact = ?'),
     rosterList: db.prepare('SELECT * FROM roster WHERE owner = ? ORDER BY contact'),
     rosterDeleteAll: db.prepare('DELETE FROM roster WHERE owner = ?'),
     seqNext: db.prepare("UPDATE meta SET value = value + 1 WHERE key = 'roster_seq' RETURNING value").pluck(),
-    versionSet: db.prepare('INSERT OR REPLACE INTO roster_version (owner, version) VALUES (?, ?)'),
+    // The first change of a roster (since the account was created) sets its floor.
+    versionSet: db.prepare(
+      'INSERT INTO roster_version (owner, version, floor) VALUES (?, ?, ?) ON CONFLICT (owner) DO UPDATE SET version = excluded.version',
+    ),
     versionGet: db.prepare('SELECT version FROM roster_version WHERE owner = ?').pluck(),
+    versionRow: db.prepare('SELECT version, floor FROM roster_version WHERE owner = ?'),
     versionDelete: db.prepare('DELETE FROM roster_version WHERE owner = ?'),
     pendingUpsert: db.prepare('INSERT OR REPLACE INTO pending (owner, contact, stanza, stamp) VALUES (?, ?, ?, ?)'),
     pendingRemove: db.prepare('DELETE FROM pending WHERE owner = ? AND contact = ?'),
@@ -210,7 +246,7 @@ export function openSqliteStorage(options: SqliteStorageOptions): SqliteStorage 
 
   const bump = (owner: string): number => {
     const v = q.seqNext.get() as number;
-    q.versionSet.run(owner, v);
+    q.versionSet.run(owner, v, v);
     return v;
   };
 
@@ -225,6 +261,7 @@ export function openSqliteStorage(options: SqliteStorageOptions): SqliteStorage 
     q.scramDelete.run(account);
     q.rosterDeleteAll.run(account);
     q.versionDelete.run(account);
+    q.removedDeleteAll.run(account);
     q.pendingDeleteAll.run(account);
     q.offlineDeleteAll.run(account);
     return true;
@@ -263,12 +300,26 @@ export function openSqliteStorage(options: SqliteStorageOptions): SqliteStorage 
 
   const setTx = db.transaction((owner: string, item: RosterItem): number => {
     const c = cleanRosterItem(item);
-    q.rosterUpsert.run(owner, c.jid, c.name, JSON.stringify(c.groups), c.subscription, c.ask, c.approved ? 1 : 0);
-    return bump(owner);
+    const v = bump(owner);
+    q.rosterUpsert.run(owner, c.jid, c.name, JSON.stringify(c.groups), c.subscription, c.ask, c.approved ? 1 : 0, v);
+    q.removedForget.run(owner, c.jid);
+    return v;
   });
-  const removeTx = db.transaction((owner: string, contact: string): number | null =>
-    q.rosterRemove.run(owner, contact).changes === 0 ? null : bump(owner),
-  );
+  const removeTx = db.transaction((owner: string, contact: string): number | null => {
+    if (q.rosterRemove.run(owner, contact).changes === 0) return null;
+    const v = bump(owner);
+    q.removedAdd.run(owner, contact, v);
+    return v;
+  });
+  const changesTx = db.transaction((owner: string, since: number): RosterChanges | null => {
+    const row = q.versionRow.get(owner) as { version: number; floor: number } | undefined;
+    return diffRoster(
+      row ?? null,
+      since,
+      () => (q.rosterSince.all(owner, since) as (RosterRow & { version: number })[]).map((r) => ({ version: r.version, item: rowToItem(r) })),
+      () => (q.removedSince.all(owner, since) as { contact: string; version: number }[]).map((r) => ({ version: r.version, removed: r.contact })),
+    );
+  });
 
   const pendingRow = (row: { contact: string; stanza: string; stamp: number }) => ({
     from: row.contact,
@@ -285,6 +336,7 @@ export function openSqliteStorage(options: SqliteStorageOptions): SqliteStorage 
     remove: (owner, contact) => removeTx.immediate(owner, contact),
     list: (owner) => (q.rosterList.all(owner) as RosterRow[]).map(rowToItem),
     version: (owner) => (q.versionGet.get(owner) as number | undefined) ?? 0,
+    changesSince: (owner, since) => changesTx(owner, since),
     addPending(owner, from, stanza) {
       q.pendingUpsert.run(owner, from, stanza, Date.now());
     },

@@ -105,6 +105,19 @@ export interface RosterItem {
   approved: boolean;
 }
 
+/**
+ * One change to send as a roster push (RFC 6121 §2.6.3), with the version it produced: the item
+ * as it is now (added or modified), or the contact it removed (a push with subscription='remove').
+ */
+export type RosterChange = { version: number; item: RosterItem } | { version: number; removed: string };
+
+export interface RosterChanges {
+  /** The roster's current version. */
+  version: number;
+  /** Oldest first; each contact appears at most once, in its latest state. */
+  changes: RosterChange[];
+}
+
 /** RFC 6121 §3.1.3: an inbound subscription request the user has not answered yet. */
 export interface PendingSubscription {
   /** Requester's prepared bare JID. */
@@ -128,6 +141,12 @@ export interface RosterStore {
    * client may have cached for the old roster.
    */
   version(owner: string): number;
+  /**
+   * RFC 6121 §2.6.3: what changed after the version a client cached, to send as roster pushes
+   * instead of the whole roster. Null when the store cannot tell (a version it never issued for
+   * this roster, or one from before the account was last re-created): send the whole roster.
+   */
+  changesSince(owner: string, version: number): RosterChanges | null;
 
   /** Remember an inbound request; a newer one from the same contact replaces the older. */
   addPending(owner: string, from: string, stanza: string): void;

@@ -133,6 +133,39 @@ describe('sqlite storage persistence', () => {
     expect(() => openSqliteStorage({ dataDir })).toThrow(ConfigError);
   });
 
+  it('upgrades a schema-1 database in place, keeping rosters and answering diffs only from the upgrade on', () => {
+    const dataDir = tempDir();
+    const db = new Database(join(dataDir, DATABASE_FILE));
+    // The two tables schema 2 changed, as schema 1 created them.
+    db.exec(`
+      CREATE TABLE roster (owner TEXT NOT NULL, contact TEXT NOT NULL, name TEXT, groups TEXT NOT NULL,
+        subscription TEXT NOT NULL, ask TEXT, approved INTEGER NOT NULL, PRIMARY KEY (owner, contact)) WITHOUT ROWID;
+      CREATE TABLE roster_version (owner TEXT PRIMARY KEY, version INTEGER NOT NULL) WITHOUT ROWID;
+      CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+      INSERT INTO meta VALUES ('roster_seq', 5);
+      INSERT INTO roster VALUES ('alice@example.org', 'bob@example.org', 'Bob', '["F"]', 'both', NULL, 0);
+      INSERT INTO roster_version VALUES ('alice@example.org', 5);
+    `);
+    db.pragma('user_version = 1');
+    db.close();
+    const s = openSqliteStorage({ dataDir });
+    try {
+      expect(s.rosters.list('alice@example.org')).toEqual([
+        { jid: 'bob@example.org', name: 'Bob', groups: ['F'], subscription: 'both', ask: null, approved: false },
+      ]);
+      expect(s.rosters.version('alice@example.org')).toBe(5);
+      expect(s.rosters.changesSince('alice@example.org', 5)).toEqual({ version: 5, changes: [] });
+      expect(s.rosters.changesSince('alice@example.org', 4)).toBeNull();
+      const v = s.rosters.remove('alice@example.org', 'bob@example.org')!;
+      expect(s.rosters.changesSince('alice@example.org', 5)).toEqual({ version: v, changes: [{ version: v, removed: 'bob@example.org' }] });
+    } finally {
+      s.close();
+    }
+    const check = new Database(join(dataDir, DATABASE_FILE), { readonly: true });
+    expect(check.pragma('user_version', { simple: true })).toBe(2);
+    check.close();
+  });
+
   it('refuses a database written by a newer schema instead of corrupting it', () => {
     const dataDir = tempDir();
     const db = new Database(join(dataDir, DATABASE_FILE));

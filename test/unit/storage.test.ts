@@ -238,6 +238,52 @@ describe.each(backends)('%s storage conformance', (_name, open) => {
       expect(s.rosters.set(owner, item('carol@example.org'))).toBeGreaterThan(old);
     });
 
+    it('tells what changed since a cached version, oldest first, latest state per contact (RFC 6121 §2.6.3)', () => {
+      const v1 = s.rosters.set(owner, item('bob@example.org'));
+      const v2 = s.rosters.set(owner, item('carol@example.org'));
+      const v3 = s.rosters.set(owner, item('dave@example.org'));
+      s.rosters.set('other@example.org', item('zed@example.org'));
+      const v4 = s.rosters.set(owner, item('bob@example.org', { subscription: 'both' }));
+      const v5 = s.rosters.remove(owner, 'carol@example.org')!;
+      expect(s.rosters.changesSince(owner, v5)).toEqual({ version: v5, changes: [] });
+      expect(s.rosters.changesSince(owner, v3)).toEqual({
+        version: v5,
+        changes: [
+          { version: v4, item: item('bob@example.org', { subscription: 'both' }) },
+          { version: v5, removed: 'carol@example.org' },
+        ],
+      });
+      expect(s.rosters.changesSince(owner, v1)!.changes.map((c) => c.version)).toEqual([v3, v4, v5]);
+      // Re-adding a removed contact replaces its removal.
+      const v6 = s.rosters.set(owner, item('carol@example.org', { name: 'C' }));
+      expect(s.rosters.changesSince(owner, v3)!.changes).toEqual([
+        { version: v4, item: item('bob@example.org', { subscription: 'both' }) },
+        { version: v6, item: item('carol@example.org', { name: 'C' }) },
+      ]);
+      expect(v2).toBeLessThan(v3);
+    });
+
+    it('cannot diff from versions it never issued for the roster: the client gets the whole roster', () => {
+      expect(s.rosters.changesSince(owner, 0)).toEqual({ version: 0, changes: [] });
+      expect(s.rosters.changesSince(owner, 7)).toBeNull();
+      const first = s.rosters.set(owner, item('bob@example.org'));
+      // The empty roster before the first change predates what was recorded.
+      expect(s.rosters.changesSince(owner, 0)).toBeNull();
+      expect(s.rosters.changesSince(owner, first + 1)).toBeNull();
+      expect(s.rosters.changesSince(owner, Number.NaN)).toBeNull();
+    });
+
+    it('forgets history with the account, so a cached version of a deleted account gets the whole roster', () => {
+      s.users.create(owner, 'pw');
+      s.rosters.set(owner, item('bob@example.org'));
+      const old = s.rosters.set(owner, item('carol@example.org'));
+      s.users.delete(owner);
+      s.users.create(owner, 'pw');
+      s.rosters.set(owner, item('dave@example.org'));
+      expect(s.rosters.changesSince(owner, old)).toBeNull();
+      expect(s.rosters.list(owner).map((i) => i.jid)).toEqual(['dave@example.org']);
+    });
+
     it('keeps inbound subscription requests with the original stanza, oldest first (RFC 6121 §3.1.3)', () => {
       const fromBob = "<presence from='bob@example.org' to='alice@example.org' type='subscribe'><status>hi</status></presence>";
       s.rosters.addPending(owner, 'bob@example.org', fromBob);
