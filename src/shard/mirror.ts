@@ -22,7 +22,10 @@
 import { StreamError, type StreamErrorCondition } from '../errors.js';
 import { Jid } from '../jid.js';
 import type { DeliveryKind, SessionRegistry, SessionState } from '../router/session.js';
+import { receivesPresence, sendsPresence } from '../router/subscription.js';
 import type { ClientSession, Router } from '../router/types.js';
+import { StanzaKind, StanzaType } from '../core/api.js';
+import type { Storage } from '../storage/types.js';
 import {
   DELIVERY_KINDS,
   HEADER_BYTES,
@@ -62,6 +65,17 @@ export class MirrorSession implements ClientSession {
   }
 }
 
+interface LocalEntry {
+  session: ClientSession;
+  /** What the peers were last told. */
+  last: Snapshot;
+  /** Per peer: the number of the record that announced this session available (Infinity: not). */
+  availableAt: number[];
+}
+
+/** State body: i8 priority, u32 ack (records consumed from the receiver), then the presence. */
+const STATE_FIXED = 5;
+
 interface Snapshot {
   available: boolean;
   priority: number;
@@ -72,6 +86,7 @@ interface Snapshot {
 /** The router surface the mesh needs: the Router contract plus its session registry. */
 export interface MeshRouter extends Router {
   readonly sessions: SessionRegistry;
+  readonly storage: Storage;
 }
 
 /**
@@ -80,8 +95,11 @@ export interface MeshRouter extends Router {
  * changes of local sessions are announced.
  */
 export class ShardMesh {
-  private readonly local = new Map<number, { session: ClientSession; last: Snapshot }>();
+  private readonly local = new Map<number, LocalEntry>();
   private readonly mirrors: Map<number, SessionState>[] = [];
+  /** Records sent to / consumed from each peer since its ring was created (causal acks). */
+  private readonly sent: number[] = [];
+  private readonly consumed: number[] = [];
   private readonly header: RecordHeader = { op: Op.Open, arg: 0, id: 0 };
 
   constructor(
@@ -90,7 +108,11 @@ export class ShardMesh {
     private readonly peers: (RingSender | null)[],
     private readonly log: (msg: string, err?: unknown) => void = () => {},
   ) {
-    for (let k = 0; k < peers.length; k++) this.mirrors.push(new Map());
+    for (let k = 0; k < peers.length; k++) {
+      this.mirrors.push(new Map());
+      this.sent.push(0);
+      this.consumed.push(0);
+    }
   }
 
   get mirrorCount(): number {
@@ -105,12 +127,18 @@ export class ShardMesh {
     return {
       bind: (session, requested) => {
         const jid = inner.bind(session, requested);
-        this.local.set(session.id, { session, last: { available: false, priority: 0, interested: false, presence: null } });
+        this.local.set(session.id, {
+          session,
+          last: { available: false, priority: 0, interested: false, presence: null },
+          availableAt: this.peers.map(() => Infinity),
+        });
         this.broadcast(Op.Bind, session.id, jid.full);
         return jid;
       },
       route: (session, stanza) => {
+        const contact = stanza.kind === StanzaKind.Presence && stanza.type === StanzaType.Subscribe ? this.offlineLookingContact(stanza.to()) : null;
         inner.route(session, stanza);
+        if (contact && session.jid) this.checkPending(contact, session.jid.bare);
         this.announceState(session);
       },
       routeUnauthenticated: (stanza, reply) => inner.routeUnauthenticated(stanza, reply),
@@ -129,6 +157,13 @@ export class ShardMesh {
   /** A peer's ring was (re)created: future records to it go through `sender`. */
   peerUp(peer: number, sender: RingSender): void {
     this.peers[peer] = sender;
+    this.resetCounters(peer);
+  }
+
+  private resetCounters(peer: number): void {
+    this.sent[peer] = 0;
+    this.consumed[peer] = 0;
+    for (const entry of this.local.values()) entry.availableAt[peer] = Infinity;
   }
 
   /**
@@ -139,6 +174,7 @@ export class ShardMesh {
   peerDown(peer: number, announce: boolean): void {
     this.peers[peer]?.close();
     this.peers[peer] = null;
+    this.resetCounters(peer);
     const gone = [...this.mirrors[peer]!.values()];
     this.mirrors[peer]!.clear();
     for (const st of gone) {
@@ -149,12 +185,12 @@ export class ShardMesh {
 
   /** Forward bytes for a session that lives on `peer`. */
   forward(peer: number, remoteId: number, data: Uint8Array | string, kind: DeliveryKind): void {
-    this.peers[peer]?.send(Op.Deliver, remoteId, data, DELIVERY_KINDS.indexOf(kind));
+    this.sendTo(peer, Op.Deliver, remoteId, data, DELIVERY_KINDS.indexOf(kind));
   }
 
   closeRemote(peer: number, remoteId: number, error?: StreamError): void {
     const body = error ? `${error.condition}\n${error.text ?? ''}` : '';
-    this.peers[peer]?.send(Op.Close, remoteId, body);
+    this.sendTo(peer, Op.Close, remoteId, body);
     // The owner will announce the unbind; until then nothing more should reach the mirror.
     const st = this.mirrors[peer]!.get(remoteId);
     if (st) {
@@ -167,6 +203,7 @@ export class ShardMesh {
   onPeerRecord(peer: number, record: Uint8Array): void {
     const h = readHeader(record, this.header);
     const body = record.subarray(HEADER_BYTES);
+    this.consumed[peer]!++;
     switch (h.op) {
       case Op.Bind:
         this.addMirror(peer, h.id, decoder.decode(body));
@@ -174,10 +211,13 @@ export class ShardMesh {
       case Op.State: {
         const st = this.mirrors[peer]!.get(h.id);
         if (!st) return;
+        const was = st.available;
         st.available = (h.arg & STATE_AVAILABLE) !== 0;
         st.interested = (h.arg & STATE_INTERESTED) !== 0;
         st.priority = (body[0]! << 24) >> 24;
-        st.presence = body.length > 1 ? Buffer.from(body.subarray(1)) : null;
+        const ack = (body[1]! | (body[2]! << 8) | (body[3]! << 16) | (body[4]! << 24)) >>> 0;
+        st.presence = body.length > STATE_FIXED ? Buffer.from(body.subarray(STATE_FIXED)) : null;
+        if (!was && st.available) this.crossProbe(peer, st, ack);
         return;
       }
       case Op.Unbind: {
@@ -210,11 +250,18 @@ export class ShardMesh {
         for (const { session } of this.local.values()) {
           const jid = session.jid;
           if (!jid) continue;
-          this.peers[peer]?.send(Op.Bind, session.id, jid.full);
+          this.sendTo(peer, Op.Bind, session.id, jid.full);
           const st = this.inner.sessions.get(session);
-          if (st) this.sendState(this.peers[peer] ?? null, session.id, snapshotOf(st));
+          const entry = this.local.get(session.id);
+          if (st && entry) this.sendState(peer, entry, snapshotOf(st));
         }
         return;
+      case Op.PendingCheck: {
+        const [contact, requester] = decoder.decode(body).split('\n');
+        const pending = contact && requester ? this.inner.storage.rosters.getPending(contact, requester) : null;
+        if (pending) for (const s of this.localAvailable(contact!)) s.deliver(pending.stanza, 'presence');
+        return;
+      }
       default:
         this.log(`shard ${this.shard}: unknown record op ${h.op} from shard ${peer}`);
     }
@@ -257,6 +304,55 @@ export class ShardMesh {
     this.mirrors[peer]!.set(remoteId, state);
   }
 
+  /** Sessions of an account on this shard (not mirrors) that have sent available presence. */
+  private localAvailable(bare: string): SessionState[] {
+    return this.inner.sessions.bare(bare).filter((s) => s.available && !(s.session instanceof MirrorSession));
+  }
+
+  /**
+   * The contact of a subscription request, when it has sessions only on other shards and none
+   * of them looks available here. The router will store the request (RFC 6121 §3.1.3) and
+   * deliver it at the contact's next initial presence — which may already have happened on its
+   * shard while the news had not reached this one.
+   */
+  private offlineLookingContact(to: string | null): string | null {
+    const jid = to === null ? null : Jid.tryParse(to);
+    if (!jid) return null;
+    const sessions = this.inner.sessions.bare(jid.bare);
+    if (sessions.length === 0 || sessions.some((s) => s.available || !(s.session instanceof MirrorSession))) return null;
+    return jid.bare;
+  }
+
+  /** Ask the shards holding `contact`'s sessions to deliver a stored request if it is online. */
+  private checkPending(contact: string, requester: string): void {
+    const owners = new Set<number>();
+    for (const s of this.inner.sessions.bare(contact)) if (s.session instanceof MirrorSession) owners.add(s.session.peer);
+    for (const k of owners) this.sendTo(k, Op.PendingCheck, 0, `${contact}\n${requester}`);
+  }
+
+  /**
+   * A session on another shard just became available (RFC 6121 §4.2). Its shard broadcast its
+   * presence and answered its probes with what it knew of this shard's sessions; `ack` says how
+   * many of our records it had consumed by then. A local session whose availability we announced
+   * after that point was invisible to it: exchange presence between the two here, from fresh
+   * state. Without this, two contacts logging in at once on different shards miss each other.
+   */
+  private crossProbe(peer: number, remote: SessionState, ack: number): void {
+    const unseen = (local: SessionState): boolean => (this.local.get(local.session.id)?.availableAt[peer] ?? 0) > ack;
+    const exchange = (local: SessionState, toRemote: boolean, toLocal: boolean): void => {
+      if (!unseen(local)) return;
+      if (toRemote && local.presence) remote.deliver(local.presence, 'presence');
+      if (toLocal && remote.presence) local.deliver(remote.presence, 'presence');
+    };
+    for (const item of this.inner.storage.rosters.list(remote.bare)) {
+      const receives = receivesPresence(item.subscription);
+      const sends = sendsPresence(item.subscription);
+      if (!receives && !sends) continue;
+      for (const local of this.localAvailable(item.jid)) exchange(local, receives, sends);
+    }
+    for (const own of this.localAvailable(remote.bare)) exchange(own, true, true);
+  }
+
   private announceState(session: ClientSession): void {
     const entry = this.local.get(session.id);
     if (!entry) return;
@@ -267,20 +363,34 @@ export class ShardMesh {
       return;
     }
     entry.last = snapshotOf(st);
-    for (const peer of this.peers) this.sendState(peer, session.id, entry.last);
+    for (let k = 0; k < this.peers.length; k++) this.sendState(k, entry, entry.last);
   }
 
-  private sendState(peer: RingSender | null, id: number, s: Snapshot): void {
-    if (!peer) return;
+  private sendState(peer: number, entry: LocalEntry, s: Snapshot): void {
+    if (!this.peers[peer]) return;
     const presence = s.presence ?? EMPTY;
-    const body = new Uint8Array(1 + presence.length);
+    const body = new Uint8Array(STATE_FIXED + presence.length);
     body[0] = s.priority & 0xff;
-    body.set(presence, 1);
-    peer.send(Op.State, id, body, (s.available ? STATE_AVAILABLE : 0) | (s.interested ? STATE_INTERESTED : 0));
+    const ack = this.consumed[peer]!;
+    body[1] = ack & 0xff;
+    body[2] = (ack >>> 8) & 0xff;
+    body[3] = (ack >>> 16) & 0xff;
+    body[4] = (ack >>> 24) & 0xff;
+    body.set(presence, STATE_FIXED);
+    // Remember which record told this peer we are available (see crossProbe).
+    entry.availableAt[peer] = s.available ? Math.min(entry.availableAt[peer]!, this.sent[peer]! + 1) : Infinity;
+    this.sendTo(peer, Op.State, entry.session.id, body, (s.available ? STATE_AVAILABLE : 0) | (s.interested ? STATE_INTERESTED : 0));
+  }
+
+  private sendTo(peer: number, op: Op, id: number, body?: Uint8Array | string, arg?: number): void {
+    const sender = this.peers[peer];
+    if (!sender) return;
+    this.sent[peer]!++;
+    sender.send(op, id, body, arg);
   }
 
   private broadcast(op: Op, id: number, body?: string): void {
-    for (const peer of this.peers) peer?.send(op, id, body);
+    for (let k = 0; k < this.peers.length; k++) this.sendTo(k, op, id, body);
   }
 }
 

@@ -33,7 +33,8 @@ export enum Op {
   /** A session was bound; body: its full JID (UTF-8). */
   Bind = 32,
   /** Presence-relevant state changed; arg bit 0: available, bit 1: interested (roster pushes);
-   *  body: i8 priority, then the last available presence as delivered (may be empty). */
+   *  body: i8 priority, u32 count of records the sender had consumed from the receiver (a
+   *  causal acknowledgement, see ShardMesh.crossProbe), then the last available presence. */
   State = 33,
   /** The session is gone. */
   Unbind = 34,
@@ -43,6 +44,9 @@ export enum Op {
   Close = 36,
   /** Send me Bind + State for every session you own (a shard that just started). */
   SyncRequest = 37,
+  /** A subscription request was stored while the contact looked offline here; id unused;
+   *  body: contact bare JID, '\n', requester bare JID (RFC 6121 §3.1.3). */
+  PendingCheck = 38,
 }
 
 export const OPEN_SECURE = 1;

@@ -3,10 +3,9 @@
  * N shard threads (src/shard/worker.ts) run the XMPP side of the connections spread over them.
  * With `--workers 0` src/server.ts runs everything on the main thread instead.
  */
-import type { Socket } from 'node:net';
 import type { HermodConfig } from '../config/schema.js';
 import { openStorage } from '../storage/index.js';
-import { listenDirectTls, listenTcp, type Listener } from '../transport/listen.js';
+import { listenClients, type ClientListeners, type Listener } from '../transport/listen.js';
 import type { SocketTransport } from '../transport/socket.js';
 import { loadCertificate, secureContextOf, type Certificate } from '../transport/tls.js';
 import { ShardPool, type ShardEvent } from './pool.js';
@@ -59,33 +58,18 @@ export async function startShardedServer(config: HermodConfig, options: ShardedO
   }
 
   let stopping = false;
-  const sockets = new Set<Socket>();
   const accept = (transport: SocketTransport): void => {
     if (stopping) transport.destroy();
     else pool.accept(transport);
   };
-  let c2s: Listener;
-  let directTls: Listener | null = null;
+  let listeners: ClientListeners;
   try {
-    c2s = await listenTcp(config.listen.c2s, secureContext, accept);
-    if (config.listen.directTls.enabled) {
-      try {
-        directTls = await listenDirectTls({ ...config.listen.directTls, backlog: config.listen.c2s.backlog }, secureContext, accept);
-      } catch (err) {
-        await c2s.close();
-        throw err;
-      }
-    }
+    listeners = await listenClients(config.listen, secureContext, accept);
   } catch (err) {
     await pool.close(0);
     throw err;
   }
-  for (const listener of [c2s, directTls]) {
-    listener?.server.on('connection', (socket: Socket) => {
-      sockets.add(socket);
-      socket.once('close', () => sockets.delete(socket));
-    });
-  }
+  const { c2s, directTls, sockets } = listeners;
 
   let stopped: Promise<void> | null = null;
   return {
@@ -105,10 +89,10 @@ export async function startShardedServer(config: HermodConfig, options: ShardedO
     shutdown() {
       stopped ??= (async () => {
         stopping = true;
-        const closing = [c2s.close(), directTls?.close()];
+        const closing = listeners.close();
         await pool.close(SHUTDOWN_GRACE_MS);
         for (const socket of sockets) socket.destroy();
-        await Promise.all(closing);
+        await closing;
       })();
       return stopped;
     },

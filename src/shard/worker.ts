@@ -15,7 +15,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import type { HermodConfig } from '../config/schema.js';
 import { StreamError } from '../errors.js';
-import { createRouter } from '../router/index.js';
+import { createRouter, type Logger } from '../router/index.js';
 import { openStorage } from '../storage/index.js';
 import { SaslProvider as SaslMechanisms } from '../stream/sasl/index.js';
 import { streamOptionsOf } from '../server.js';
@@ -117,6 +117,16 @@ function log(msg: string, err?: unknown): void {
   process.stderr.write(`hermod: ${msg}${err ? `: ${(err as Error).message ?? String(err)}` : ''}\n`);
 }
 
+/** Errors the router reports (it never throws); everything below warn is dropped. */
+function stderrLog(shard: number): Logger {
+  const write = (level: string) => (obj: object, msg?: string): void => {
+    const err = (obj as { err?: unknown }).err;
+    log(`shard ${shard}: ${level}: ${msg ?? ''}${err instanceof Error ? `: ${err.stack ?? err.message}` : ''}`);
+  };
+  const quiet = (): void => {};
+  return { debug: quiet, info: quiet, warn: write('warn'), error: write('error') };
+}
+
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /** The piscina task: run shard `init.shard` until told to shut down. */
@@ -124,7 +134,7 @@ export default async function runShard(init: ShardInit): Promise<ShardResult> {
   const { config } = init;
   const storage = openStorage({ dataDir: config.dataDir, offlineLimit: config.offline.maxPerUser });
   const core = await (await import('../core/parser.js')).loadCore();
-  const router: MeshRouter = createRouter({ domain: config.domain, storage, registration: config.registration });
+  const router: MeshRouter = createRouter({ domain: config.domain, storage, registration: config.registration, log: stderrLog(init.shard) });
   const sasl = new SaslMechanisms({ users: storage.users, domain: config.domain });
 
   const mainBell = new Doorbell(init.mainBell);

@@ -1,0 +1,123 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { defaultConfig } from '../../src/config/schema.js';
+import { startShardedServer, type ShardedServer } from '../../src/shard/serve.js';
+import { openStorage } from '../../src/storage/index.js';
+import { connect, take, type TestClient, until } from './shard-helpers.js';
+
+const ANY_QUOTE = `["']`;
+const from = (jid: string): RegExp => new RegExp(`from=${ANY_QUOTE}${jid.replace(/[/.]/g, '\\$&')}${ANY_QUOTE}`);
+
+function makeDataDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'hermod-shard-e2e-'));
+  const storage = openStorage({ dataDir: dir, offlineLimit: 100 });
+  for (const u of ['alice', 'bob']) storage.users.create(`${u}@localhost`, `${u}-pw`);
+  storage.close();
+  return dir;
+}
+
+/**
+ * Two accounts, each on its own shard, become contacts through the real subscription protocol
+ * (RFC 6121 §3.1), then exchange presence (§4) and messages (§5) in both directions.
+ */
+async function contactsAcrossShards(port: number, clients: TestClient[], afterLogin?: () => void): Promise<void> {
+  const alice = connect(port, 'alice', 'alice-pw', 'laptop');
+  clients.push(alice);
+  await alice.ready;
+  const bob = connect(port, 'bob', 'bob-pw', 'phone');
+  clients.push(bob);
+  await bob.ready;
+  afterLogin?.();
+  for (const c of [alice, bob]) {
+    c.client.send("<iq type='get' id='roster1'><query xmlns='jabber:iq:roster'/></iq>");
+    c.client.send('<presence/>');
+  }
+  alice.client.send("<presence to='bob@localhost' type='subscribe'/>");
+  await until('bob gets the subscription request', () => take(bob, /type=["']subscribe["']/));
+  bob.client.send("<presence to='alice@localhost' type='subscribed'/>");
+  bob.client.send("<presence to='alice@localhost' type='subscribe'/>");
+  await until('alice gets subscribed', () => take(alice, /type=["']subscribed["']/));
+  // §3.1.5: once approved, the contact's available resources' presence goes to the user.
+  await until("alice gets bob's presence", () => take(alice, from('bob@localhost/phone')));
+  await until('alice gets the subscription request', () => take(alice, /type=["']subscribe["']/));
+  alice.client.send("<presence to='bob@localhost' type='subscribed'/>");
+  await until("bob gets alice's presence", () => take(bob, from('alice@localhost/laptop')));
+
+  // §4.4: a presence update reaches the contact on the other shard.
+  bob.client.send('<presence><show>away</show><status>crossing shards</status></presence>');
+  const away = await until("alice gets bob's away", () => take(alice, /<show>away<\/show>/));
+  expect(away).toMatch(from('bob@localhost/phone'));
+
+  alice.client.send("<message to='bob@localhost' type='chat' id='a1'><body>ping from shard 0</body></message>");
+  const atBob = await until('bob gets the message', () => take(bob, /ping from shard 0/));
+  expect(atBob).toMatch(from('alice@localhost/laptop'));
+  bob.client.send("<message to='alice@localhost/laptop' type='chat' id='b1'><body>pong from shard 1</body></message>");
+  const atAlice = await until('alice gets the reply', () => take(alice, /pong from shard 1/));
+  expect(atAlice).toMatch(from('bob@localhost/phone'));
+
+  // §4.5: bob leaves; alice hears it.
+  bob.client.send("<presence type='unavailable'/>");
+  await until("alice gets bob's unavailable", () => take(alice, /type=["']unavailable["']/));
+  expect(alice.closed).toBeUndefined();
+  expect(bob.closed).toBeUndefined();
+}
+
+describe('sharded server: contacts on different shards', () => {
+  it('exchange presence and messages (in-process, two shards)', async () => {
+    const dir = makeDataDir();
+    const config = defaultConfig();
+    config.dataDir = dir;
+    config.workers = 2;
+    config.tls.policy = 'optional';
+    config.listen.c2s.port = 0;
+    config.listen.directTls.enabled = false;
+    const server: ShardedServer = await startShardedServer(config);
+    const clients: TestClient[] = [];
+    try {
+      await contactsAcrossShards(server.c2s.port, clients, () => expect(server.pool.connectionsPerShard()).toEqual([1, 1]));
+    } finally {
+      for (const c of clients) c.client.close();
+      await server.shutdown();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  describe('through `hermod serve --workers 2`', () => {
+    let dir: string;
+    let proc: ChildProcess;
+    let port: number;
+    let output = '';
+
+    beforeAll(async () => {
+      dir = makeDataDir();
+      const cli = resolve(import.meta.dirname, '../../dist/src/cli.js');
+      proc = spawn(process.execPath, [cli, 'serve', '--workers', '2', '--port', '0', '--tls-port', '0', '--data', dir, '--tls', 'optional'], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      proc.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+      proc.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+      port = Number(await until('the listening line', () => /listening on 127\.0\.0\.1:(\d+) \(c2s/.exec(output)?.[1], 20_000));
+      expect(output).toContain('2 shard thread(s)');
+    });
+
+    afterAll(async () => {
+      const exited = new Promise((r) => proc.once('exit', r));
+      proc.kill('SIGTERM');
+      await exited;
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('exchange presence and messages', async () => {
+      const clients: TestClient[] = [];
+      try {
+        await contactsAcrossShards(port, clients);
+      } finally {
+        for (const c of clients) c.client.close();
+      }
+      expect(output).not.toMatch(/shard \d+ failed/);
+    });
+  });
+});
