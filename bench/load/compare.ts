@@ -1,0 +1,244 @@
+/**
+ * `npm run bench:compare`: the same scenarios, one server at a time, against private loopback
+ * instances of ejabberd, Prosody and Hermod started with equal settings (servers.ts), then one
+ * side-by-side table with ratios against ejabberd. Installs nothing: a server that is not
+ * installed (or, for Hermod, not built or not starting) gets a column saying why.
+ */
+import { writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { progressPrinter } from './cli.js';
+import { fmtBytes, fmtNum, fmtUs, htmlReport } from './report.js';
+import { DEFAULTS, runBench, type BenchOptions, type BenchResult } from './run.js';
+import { freePort, SERVERS, type RunningServer } from './servers.js';
+
+type CaseName = 'login' | 'idle' | 'messages' | 'messages-open' | 'presence';
+const ALL_CASES: CaseName[] = ['login', 'idle', 'messages', 'messages-open', 'presence'];
+
+interface Sizes {
+  clients: number;
+  idleClients: number;
+  durationS: number;
+  loginRate: number;
+  window: number;
+  msgRate: number;
+  contacts: number;
+  presenceRate: number;
+  procs: number;
+}
+
+function caseOptions(c: CaseName, z: Sizes): Partial<BenchOptions> {
+  switch (c) {
+    case 'login':
+      return { scenario: 'login', clients: z.clients, rate: z.loginRate };
+    case 'idle':
+      return { scenario: 'idle', clients: z.idleClients, rate: z.loginRate, holdS: 5 };
+    case 'messages':
+      return { scenario: 'messages', clients: z.clients, mode: 'closed', window: z.window, durationS: z.durationS };
+    case 'messages-open':
+      return { scenario: 'messages', clients: z.clients, mode: 'open', msgRate: z.msgRate, durationS: z.durationS };
+    case 'presence':
+      return { scenario: 'presence', clients: z.clients, contacts: z.contacts, presenceRate: z.presenceRate, durationS: z.durationS };
+  }
+}
+
+/** One comparison row: how to read it from a result, how to print it, which way is better. */
+interface Metric {
+  c: CaseName;
+  label: string;
+  get: (r: BenchResult) => number;
+  fmt: (v: number) => string;
+  higherIsBetter: boolean;
+}
+
+const num0 = (v: number): string => fmtNum(v);
+const METRICS: Metric[] = [
+  { c: 'login', label: 'logins/s', get: (r) => r.login.perSec, fmt: num0, higherIsBetter: true },
+  { c: 'login', label: 'login time p99', get: (r) => r.login.latency.p99, fmt: fmtUs, higherIsBetter: false },
+  { c: 'login', label: 'server CPU per login', get: (r) => r.cpu.serverUsPerOp, fmt: fmtUs, higherIsBetter: false },
+  { c: 'idle', label: 'server RSS per idle session', get: (r) => r.memory?.perSessionBytes ?? NaN, fmt: fmtBytes, higherIsBetter: false },
+  { c: 'messages', label: 'messages/s (closed loop)', get: (r) => r.run?.perSec ?? NaN, fmt: num0, higherIsBetter: true },
+  { c: 'messages', label: 'latency p50', get: (r) => r.run?.latency.p50 ?? NaN, fmt: fmtUs, higherIsBetter: false },
+  { c: 'messages', label: 'latency p99', get: (r) => r.run?.latency.p99 ?? NaN, fmt: fmtUs, higherIsBetter: false },
+  { c: 'messages', label: 'server CPU per message', get: (r) => r.cpu.serverUsPerOp, fmt: fmtUs, higherIsBetter: false },
+  { c: 'messages', label: 'lost', get: (r) => r.run?.lost ?? NaN, fmt: num0, higherIsBetter: false },
+  { c: 'messages-open', label: 'messages/s (open loop)', get: (r) => r.run?.perSec ?? NaN, fmt: num0, higherIsBetter: true },
+  { c: 'messages-open', label: 'latency p50', get: (r) => r.run?.latency.p50 ?? NaN, fmt: fmtUs, higherIsBetter: false },
+  { c: 'messages-open', label: 'latency p99', get: (r) => r.run?.latency.p99 ?? NaN, fmt: fmtUs, higherIsBetter: false },
+  { c: 'messages-open', label: 'latency p99.9', get: (r) => r.run?.latency.p999 ?? NaN, fmt: fmtUs, higherIsBetter: false },
+  { c: 'messages-open', label: 'server CPU per message', get: (r) => r.cpu.serverUsPerOp, fmt: fmtUs, higherIsBetter: false },
+  { c: 'presence', label: 'roster setup', get: (r) => r.setup?.seconds ?? NaN, fmt: (v) => `${v.toFixed(1)} s`, higherIsBetter: false },
+  { c: 'presence', label: 'deliveries/s', get: (r) => r.run?.perSec ?? NaN, fmt: num0, higherIsBetter: true },
+  { c: 'presence', label: 'latency p99', get: (r) => r.run?.latency.p99 ?? NaN, fmt: fmtUs, higherIsBetter: false },
+  { c: 'presence', label: 'completeness', get: (r) => r.run?.completeness ?? NaN, fmt: (v) => `${(v * 100).toFixed(2)} %`, higherIsBetter: true },
+  { c: 'presence', label: 'server CPU per delivery', get: (r) => r.cpu.serverUsPerOp, fmt: fmtUs, higherIsBetter: false },
+];
+
+type Outcome = { result: BenchResult } | { error: string };
+type ServerOutcome = { name: string; skipped?: string; cases: Partial<Record<CaseName, Outcome>> };
+
+export function sideBySide(outcomes: ServerOutcome[], cases: CaseName[]): string {
+  const names = outcomes.map((o) => o.name);
+  const base = outcomes.find((o) => o.name === 'ejabberd' && !o.skipped);
+  const rows: string[][] = [['', ...names]];
+  for (const o of outcomes) if (o.skipped) rows.push([`(${o.name} skipped)`, ...names.map((n) => (n === o.name ? o.skipped! : ''))]);
+  for (const c of cases) {
+    rows.push([`[${c}]`, ...names.map(() => '')]);
+    for (const m of METRICS.filter((x) => x.c === c)) {
+      const cells = outcomes.map((o) => {
+        const out = o.cases[c];
+        if (!out) return '–';
+        if ('error' in out) return 'failed';
+        const v = m.get(out.result);
+        let cell = Number.isFinite(v) ? m.fmt(v) : '–';
+        const b = base?.cases[c];
+        if (base && o !== base && b && 'result' in b && Number.isFinite(v)) {
+          const bv = m.get(b.result);
+          // Ratio in the "better" direction: 5.0× means five times better than ejabberd.
+          const ratio = m.higherIsBetter ? v / bv : bv / v;
+          if (Number.isFinite(ratio) && ratio > 0) cell += ` (${ratio.toFixed(ratio < 10 ? 2 : 0)}×)`;
+        }
+        return cell;
+      });
+      rows.push([`  ${m.label}${m.higherIsBetter ? ' ↑' : ' ↓'}`, ...cells]);
+    }
+  }
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('  ')).join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      servers: { type: 'string' },
+      scenarios: { type: 'string' },
+      clients: { type: 'string' },
+      'idle-clients': { type: 'string' },
+      duration: { type: 'string' },
+      'login-rate': { type: 'string' },
+      window: { type: 'string' },
+      'msg-rate': { type: 'string' },
+      contacts: { type: 'string' },
+      'presence-rate': { type: 'string' },
+      procs: { type: 'string' },
+      json: { type: 'boolean' },
+      html: { type: 'string' },
+      quiet: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(`Usage: npm run bench:compare -- [options]
+  --servers a,b       among ejabberd,prosody,hermod (default: all; missing ones are skipped)
+  --scenarios a,b     among ${ALL_CASES.join(',')} (default: all)
+  --clients N         sessions per scenario (default 2000); --idle-clients N (default = clients)
+  --duration S        seconds per messages/presence run (default 20)
+  --login-rate R      logins/s (default 1000); --window W closed-loop window (default 1)
+  --msg-rate R        open-loop messages per client per second (default 2)
+  --contacts K        presence roster size (default 10); --presence-rate R per client/s (default 1)
+  --procs P           generator processes (default: 1 per 18000 clients)
+  --json | --html FILE | --quiet
+`);
+    return 0;
+  }
+  const n = (v: string | undefined, d: number): number => (v === undefined ? d : Number(v));
+  const clients = n(values.clients, 2000);
+  const z: Sizes = {
+    clients,
+    idleClients: n(values['idle-clients'], clients),
+    durationS: n(values.duration, 20),
+    loginRate: n(values['login-rate'], 1000),
+    window: n(values.window, 1),
+    msgRate: n(values['msg-rate'], 2),
+    contacts: n(values.contacts, 10),
+    presenceRate: n(values['presence-rate'], 1),
+    procs: n(values.procs, -1),
+  };
+  const wanted = (values.servers ?? 'ejabberd,prosody,hermod').split(',');
+  const cases = (values.scenarios ?? ALL_CASES.join(',')).split(',') as CaseName[];
+  for (const c of cases) if (!ALL_CASES.includes(c)) throw new Error(`unknown scenario '${c}'`);
+  const say = values.quiet ? undefined : progressPrinter();
+  const log = (s: string): void => say?.(s, true);
+
+  const outcomes: ServerOutcome[] = [];
+  for (const kind of SERVERS.filter((k) => wanted.includes(k.name))) {
+    const o: ServerOutcome = { name: kind.name, cases: {} };
+    outcomes.push(o);
+    const why = kind.unavailable();
+    if (why) {
+      o.skipped = why;
+      log(`${kind.name}: skipped — ${why}`);
+      continue;
+    }
+    let server: RunningServer;
+    try {
+      server = await kind.start(await freePort());
+    } catch (e) {
+      o.skipped = `did not start: ${(e as Error).message.split('\n')[0]}`;
+      log(`${kind.name}: skipped — ${o.skipped}`);
+      continue;
+    }
+    log(`${kind.name}: listening on 127.0.0.1:${server.port} (pid ${server.pid})`);
+    try {
+      let registered = false;
+      for (const c of cases) {
+        const co = caseOptions(c, z);
+        const opts: BenchOptions = {
+          ...DEFAULTS,
+          scenario: 'login',
+          ...co,
+          port: server.port,
+          serverPid: server.pid,
+          procs: z.procs,
+          // Accounts are created once per server, by in-band registration, for the largest run.
+          register: !registered,
+          clients: registered ? co.clients! : Math.max(z.clients, z.idleClients),
+          progress: say ? (line, final) => say(`${kind.name} ${c}: ${line}`, final) : undefined,
+        };
+        if (!registered && co.clients! < opts.clients) {
+          // Register everyone with a bare login run first, so this case keeps its own size.
+          await runBench({ ...opts, scenario: 'login', rate: z.loginRate });
+          opts.register = false;
+          opts.clients = co.clients!;
+        }
+        registered = true;
+        try {
+          o.cases[c] = { result: await runBench(opts) };
+        } catch (e) {
+          o.cases[c] = { error: (e as Error).message };
+          log(`${kind.name} ${c}: failed — ${(e as Error).message}`);
+        }
+        // Let the server settle (closing sessions, TIME_WAIT) before the next case.
+        await new Promise((r) => setTimeout(r, 2000));
+      }
+    } finally {
+      await server.stop();
+    }
+  }
+
+  const table = sideBySide(outcomes, cases);
+  if (values.json) process.stdout.write(JSON.stringify({ sizes: z, outcomes }, null, 2) + '\n');
+  else process.stdout.write(`\n${table}\n\n↑ higher is better, ↓ lower is better; (n×) = how many times better than ejabberd\n`);
+  if (values.html) {
+    const sections = outcomes.flatMap((o) =>
+      Object.entries(o.cases).flatMap(([c, out]) => (out && 'result' in out ? [{ label: `${o.name} · ${c}`, result: out.result }] : [])),
+    );
+    writeFileSync(values.html, htmlReport(sections, `npm run bench:compare -- ${argv.join(' ')}`).replace('<h1>hermod bench</h1>', `<h1>hermod bench:compare</h1><pre>${escapeHtml(table)}</pre>`));
+  }
+  return 0;
+}
+
+function escapeHtml(s: string): string {
+  return s.replace(/[&<>]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;' })[c] as string);
+}
+
+// Run when executed directly (node dist/bench/load/compare.js), not when imported.
+if (process.argv[1] && import.meta.url.endsWith(process.argv[1].replace(/^.*\//, '/'))) {
+  main(process.argv.slice(2)).then(
+    (code) => (process.exitCode = code),
+    (e: Error) => {
+      process.stderr.write(`bench:compare: ${e.message}\n`);
+      process.exitCode = 1;
+    },
+  );
+}
