@@ -233,14 +233,28 @@ export function applyOverride(overrides: Overrides, yamlPath: string, text: stri
     const near = closest(yamlPath, allYamlPaths());
     throw new ConfigError(`unknown option${near ? `; did you mean "${near}"?` : ''}`, yamlPath);
   }
+  // The text is read as a YAML scalar (so `true`, `5222`, `null` get their types), but a shell
+  // argument is not a YAML document: `::` would read as a map and `#x` as a comment. When the
+  // typed reading is refused, the plain string gets a chance, and its error is the one shown
+  // unless the typed reading was a genuine scalar.
   const doc = parseDocument(text);
-  const raw = doc.errors.length > 0 ? text : doc.toJS();
-  try {
-    setIn(overrides as Record<string, unknown>, entry.props, entry.leaf.parse(raw));
-  } catch (err) {
-    if (err instanceof BadValue) throw new ConfigError(err.message, yamlPath);
-    throw err;
+  const typed: unknown = doc.errors.length > 0 ? text : doc.toJS();
+  const genuine = typed !== null ? typeof typed !== 'object' : /^(null|Null|NULL|~)?$/.test(text.trim());
+  const attempt = (value: unknown): { value: unknown } | { error: BadValue } => {
+    try {
+      return { value: entry.leaf.parse(value) };
+    } catch (err) {
+      if (err instanceof BadValue) return { error: err };
+      throw err;
+    }
+  };
+  let outcome = attempt(typed);
+  if ('error' in outcome && typed !== text) {
+    const asString = attempt(text);
+    if ('value' in asString || !genuine) outcome = asString;
   }
+  if ('error' in outcome) throw new ConfigError(outcome.error.message, yamlPath);
+  setIn(overrides as Record<string, unknown>, entry.props, outcome.value);
 }
 
 // ---- merging and cross-checks --------------------------------------------------------------

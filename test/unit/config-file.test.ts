@@ -332,6 +332,15 @@ describe('layers: defaults < file < command line', () => {
     expect(loadConfig({ overrides: o }).config.limits.maxStanzaBytes).toBe(65536);
   });
 
+  it('applyOverride reads shell text that YAML would misread (`::`, `#…`, digits) as a string', () => {
+    const o: Overrides = {};
+    applyOverride(o, 'listen.c2s.host', '::');
+    applyOverride(o, 'domain', '123');
+    expect(o).toEqual({ listen: { c2s: { host: '::' } }, domain: '123' });
+    expect(() => applyOverride({}, 'domain', '#x')).toThrow(/^domain: must be a valid XMPP domain \(.+\), got "#x"$/);
+    expect(() => applyOverride({}, 'listen.c2s.port', '5222x')).toThrow('got "5222x"');
+  });
+
   it('applyOverride names the option and suggests one for a typo', () => {
     expect(() => applyOverride({}, 'listen.c2s.prot', '1')).toThrow('listen.c2s.prot: unknown option; did you mean "listen.c2s.port"?');
     expect(() => applyOverride({}, 'listen.c2s.port', 'x')).toThrow(ConfigError);
