@@ -1,12 +1,8 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { defaultConfig } from '../../src/config/schema.js';
 import { startShardedServer, type ShardedServer } from '../../src/shard/serve.js';
 import type { ShardEvent } from '../../src/shard/pool.js';
-import { openStorage } from '../../src/storage/index.js';
-import { connect, take, type TestClient, until } from './shard-helpers.js';
+import { connect, makeDataDir, shardedConfig, take, type TestClient, until } from './shard-helpers.js';
 
 describe('sharded server: a shard thread that crashes', () => {
   let dir: string;
@@ -15,16 +11,8 @@ describe('sharded server: a shard thread that crashes', () => {
   const clients: TestClient[] = [];
 
   beforeEach(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'hermod-shard-'));
-    const storage = openStorage({ dataDir: dir, offlineLimit: 100 });
-    for (const u of ['alice', 'bob', 'carol']) storage.users.create(`${u}@localhost`, 'secret');
-    storage.close();
-    const config = defaultConfig();
-    config.dataDir = dir;
-    config.workers = 2;
-    config.tls.policy = 'optional';
-    config.listen.c2s.port = 0;
-    config.listen.directTls.enabled = false;
+    dir = makeDataDir(['alice', 'bob', 'carol']);
+    const config = shardedConfig(dir);
     server = await startShardedServer(config, { onEvent: (e) => events.push(e) });
   });
 
@@ -35,7 +23,7 @@ describe('sharded server: a shard thread that crashes', () => {
   });
 
   const login = async (user: string): Promise<TestClient> => {
-    const c = connect(server.c2s.port, user, 'secret');
+    const c = connect(server.c2s.port, user, `${user}-pw`);
     clients.push(c);
     await c.ready;
     return c;

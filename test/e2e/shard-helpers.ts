@@ -2,7 +2,32 @@
  * Clients for the shard end-to-end tests: bench/load's lean c2s client (real TCP, SASL, bind),
  * with every stanza and the close reason recorded, and a wait that polls for a condition.
  */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { LoadClient } from '../../bench/load/client.js';
+import { defaultConfig, type HermodConfig } from '../../src/config/schema.js';
+import { openStorage } from '../../src/storage/index.js';
+
+/** A fresh data directory whose database holds `users` (password: `${user}-pw`). */
+export function makeDataDir(users: string[]): string {
+  const dir = mkdtempSync(join(tmpdir(), 'hermod-shard-e2e-'));
+  const storage = openStorage({ dataDir: dir, offlineLimit: 100 });
+  for (const u of users) storage.users.create(`${u}@localhost`, `${u}-pw`);
+  storage.close();
+  return dir;
+}
+
+/** Two shards on an ephemeral loopback port, plain TCP allowed, no Direct TLS listener. */
+export function shardedConfig(dataDir: string, workers = 2): HermodConfig {
+  const config = defaultConfig();
+  config.dataDir = dataDir;
+  config.workers = workers;
+  config.tls.policy = 'optional';
+  config.listen.c2s.port = 0;
+  config.listen.directTls.enabled = false;
+  return config;
+}
 
 export interface TestClient {
   client: LoadClient;

@@ -1,23 +1,12 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { rmSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { defaultConfig } from '../../src/config/schema.js';
 import { startShardedServer, type ShardedServer } from '../../src/shard/serve.js';
-import { openStorage } from '../../src/storage/index.js';
-import { connect, take, type TestClient, until } from './shard-helpers.js';
+import { connect, makeDataDir, shardedConfig, take, type TestClient, until } from './shard-helpers.js';
 
 const ANY_QUOTE = `["']`;
 const from = (jid: string): RegExp => new RegExp(`from=${ANY_QUOTE}${jid.replace(/[/.]/g, '\\$&')}${ANY_QUOTE}`);
-
-function makeDataDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'hermod-shard-e2e-'));
-  const storage = openStorage({ dataDir: dir, offlineLimit: 100 });
-  for (const u of ['alice', 'bob']) storage.users.create(`${u}@localhost`, `${u}-pw`);
-  storage.close();
-  return dir;
-}
 
 /**
  * Two accounts, each on its own shard, become contacts through the real subscription protocol
@@ -67,13 +56,8 @@ async function contactsAcrossShards(port: number, clients: TestClient[], afterLo
 
 describe('sharded server: contacts on different shards', () => {
   it('exchange presence and messages (in-process, two shards)', async () => {
-    const dir = makeDataDir();
-    const config = defaultConfig();
-    config.dataDir = dir;
-    config.workers = 2;
-    config.tls.policy = 'optional';
-    config.listen.c2s.port = 0;
-    config.listen.directTls.enabled = false;
+    const dir = makeDataDir(['alice', 'bob']);
+    const config = shardedConfig(dir);
     const server: ShardedServer = await startShardedServer(config);
     const clients: TestClient[] = [];
     try {
@@ -92,7 +76,7 @@ describe('sharded server: contacts on different shards', () => {
     let output = '';
 
     beforeAll(async () => {
-      dir = makeDataDir();
+      dir = makeDataDir(['alice', 'bob']);
       const cli = resolve(import.meta.dirname, '../../dist/src/cli.js');
       proc = spawn(process.execPath, [cli, 'serve', '--workers', '2', '--port', '0', '--tls-port', '0', '--data', dir, '--tls', 'optional'], {
         stdio: ['ignore', 'pipe', 'pipe'],
