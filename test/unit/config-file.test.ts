@@ -156,6 +156,7 @@ describe('types and ranges', () => {
       'listen.c2s.host: must be an IP address or host name to listen on, got "not a host!"',
     );
     expect(load('listen:\n  c2s:\n    host: "::"\n').config.listen.c2s.host).toBe('::');
+    expect(problems('listen:\n  c2s:\n    host: ::\n')[0]).toMatch(/^3:11: YAML syntax error: /);
   });
 
   it('checks the domain as an XMPP domainpart and normalises it (RFC 7622 §3.2)', () => {
