@@ -1,5 +1,6 @@
 /** The feature modules shipped with Hermod, in installation order. */
 import type { Module } from '../router/context.js';
+import { carbons } from './carbons.js';
 import { disco } from './disco.js';
 import { offline } from './offline.js';
 import { ping } from './ping.js';
@@ -11,5 +12,5 @@ import { version } from './version.js';
 export { packageVersion } from './version.js';
 
 export function defaultModules(): Module[] {
-  return [disco, roster, ping, version, register, vcard, offline];
+  return [disco, roster, ping, version, register, vcard, offline, carbons];
 }

@@ -1,0 +1,107 @@
+/**
+ * XEP-0280 Message Carbons: every resource that enabled carbons sees the conversations its
+ * account's other resources have — copies of what they send (<sent/>) and of what reaches the
+ * account but not this resource (<received/>).
+ *
+ * Runs on the router's 'message/routed' event, after normal delivery, so the RFC 6121 rules
+ * decide first and carbons only add copies. The copy wraps the already stamped bytes; nothing is
+ * re-serialised.
+ */
+import { StanzaError } from '../errors.js';
+import type { IqEvent, Module, RouterContext, RoutedMessageEvent } from '../router/context.js';
+import type { SessionState } from '../router/session.js';
+import { attr } from '../xml/escape.js';
+
+export const CARBONS_NS = 'urn:xmpp:carbons:2';
+const FORWARD_NS = 'urn:xmpp:forward:0';
+const KEY = 'carbons';
+
+/** XEP-0280 §6.1: payloads that make a message of type normal an IM message worth copying. */
+const IM_PAYLOAD = /<body[\s>/]|http:\/\/jabber\.org\/protocol\/chatstates|urn:xmpp:receipts|urn:xmpp:chat-markers:0/;
+/** XEP-0280 §7 (<private/>) and XEP-0334 (<no-copy/>): the sender asked for no copies. */
+const OPT_OUT = /<private\s+xmlns=['"]urn:xmpp:carbons:2['"]|<no-copy\s+xmlns=['"]urn:xmpp:hints['"]/;
+
+function enabled(s: SessionState): boolean {
+  return s.data.get(KEY) === true;
+}
+
+/**
+ * The forwarded copy must carry its namespace (XEP-0297 §4: the forwarded stanza is in
+ * jabber:client); a client stanza relies on the stream's default namespace, so it is added to
+ * the start tag unless the client wrote one.
+ */
+function forwardedXml(bytes: Buffer): string {
+  const text = bytes.toString('utf8');
+  const tagEnd = text.indexOf('>');
+  if (/\sxmlns\s*=/.test(text.slice(0, tagEnd))) return text;
+  return `<message xmlns='jabber:client'${text.slice('<message'.length)}`;
+}
+
+function wrap(kind: 'sent' | 'received', owner: string, to: SessionState, inner: string): string {
+  return (
+    `<message${attr('from', owner)}${attr('to', to.jid.full)} type='chat'>` +
+    `<${kind} xmlns='${CARBONS_NS}'><forwarded xmlns='${FORWARD_NS}'>${inner}</forwarded></${kind}></message>`
+  );
+}
+
+function copy(ctx: RouterContext, ev: RoutedMessageEvent, perAccount: Map<string, number>): void {
+  const senderBare = ev.sender.bare;
+  const recipientBare = ev.to.bare;
+  const senderCopies = perAccount.has(senderBare);
+  const recipientCopies = ev.to.local !== null && ev.to.domain === ctx.domain && perAccount.has(recipientBare);
+  if (!senderCopies && !recipientCopies) return;
+  // §6.1: chat, or normal with IM payloads; never groupchat, headline or errors here.
+  if (ev.type !== 'chat' && ev.type !== 'normal') return;
+  const text = ev.bytes.toString('utf8');
+  if (ev.type === 'normal' && !IM_PAYLOAD.test(text)) return;
+  if (OPT_OUT.test(text)) return;
+  let inner: string | null = null;
+  const forwarded = () => (inner ??= forwardedXml(ev.bytes));
+
+  // §6.2 received: the recipient account's other carbons-enabled resources that did not get it
+  // (none when the message went to offline storage: it will be delivered from there).
+  if (recipientCopies && ev.delivered.length > 0) {
+    for (const s of ctx.sessions.bare(recipientBare)) {
+      if (!enabled(s) || ev.delivered.includes(s) || s === ev.sender) continue;
+      s.deliver(wrap('received', recipientBare, s, forwarded()), 'message');
+    }
+  }
+  // §6.3 sent: the sender's other carbons-enabled resources (not those that received it anyway).
+  if (senderCopies) {
+    for (const s of ctx.sessions.bare(senderBare)) {
+      if (!enabled(s) || s === ev.sender || ev.delivered.includes(s)) continue;
+      if (recipientBare === senderBare) continue; // already covered as 'received'
+      s.deliver(wrap('sent', senderBare, s, forwarded()), 'message');
+    }
+  }
+}
+
+export const carbons: Module = {
+  name: 'carbons',
+  install(ctx) {
+    ctx.features.add(CARBONS_NS);
+    /** Accounts with at least one enabled resource: the common case (none) costs one lookup. */
+    const perAccount = new Map<string, number>();
+    const set = (s: SessionState, on: boolean) => {
+      if (enabled(s) === on) return;
+      s.data.set(KEY, on);
+      const n = (perAccount.get(s.bare) ?? 0) + (on ? 1 : -1);
+      if (n > 0) perAccount.set(s.bare, n);
+      else perAccount.delete(s.bare);
+    };
+    // §4: enable/disable are IQ sets addressed to the account (normally without 'to').
+    ctx.hooks.on(`iq-set/self/${CARBONS_NS}`, (ev: IqEvent) => {
+      const name = ev.payload.getName();
+      if (name !== 'enable' && name !== 'disable') throw new StanzaError('bad-request', 'expected <enable/> or <disable/>');
+      set(ev.session!, name === 'enable');
+      ev.reply();
+      return true;
+    });
+    ctx.hooks.on('session/unbound', (ev: { session: SessionState }) => {
+      set(ev.session, false);
+    });
+    ctx.hooks.on('message/routed', (ev: RoutedMessageEvent) => {
+      copy(ctx, ev, perAccount);
+    });
+  },
+};
