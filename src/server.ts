@@ -14,6 +14,7 @@ import { createRouter } from './router/index.js';
 import type { Router } from './router/types.js';
 import { openStorage, type Storage } from './storage/index.js';
 import { SaslProvider as SaslMechanisms } from './stream/sasl/index.js';
+import { AuthFailureTracker, ConnectionCounter } from './stream/limits.js';
 import { C2SStream, type C2SDeps, type C2SOptions, type ParserFactory, type SaslProvider } from './stream/c2s.js';
 import { ListenError, listenClients, type Listener } from './transport/listen.js';
 import { loadCertificate, secureContextOf, type Certificate } from './transport/tls.js';
@@ -58,6 +59,9 @@ export function streamOptionsOf(config: HermodConfig): C2SOptions {
     saslMaxAttempts: config.limits.authAttempts,
     maxDepth: config.limits.maxDepth,
     maxAttributes: config.limits.maxAttributes,
+    preauthTimeoutMs: config.limits.preauthTimeout,
+    idleTimeoutMs: config.limits.idleTimeout,
+    maxOutputBytes: config.limits.outputQueueBytes,
   };
 }
 
@@ -82,13 +86,14 @@ export async function startServer(config: HermodConfig, options: StartOptions = 
 
     const streams = new Set<C2SStream>();
     const streamOptions = streamOptionsOf(config);
-    const deps: C2SDeps = {
+    const connections = new ConnectionCounter(config.limits.maxConnections, config.limits.connectionsPerIp);
+    const authFailures = new AuthFailureTracker(config.limits.authFailureDelay, config.limits.authFailureDelayMax);
+    const baseDeps: C2SDeps = {
       core,
       router,
       sasl,
       elementHandlers: options.elementHandlers,
       extraFeatures: options.extraFeatures,
-      onClosed: (stream) => streams.delete(stream),
     };
     let stopping = false;
     const accept = (transport: SocketTransport) => {
@@ -96,10 +101,28 @@ export async function startServer(config: HermodConfig, options: StartOptions = 
         transport.destroy();
         return;
       }
-      const stream = new C2SStream(transport, streamOptions, deps);
+      const address = transport.remoteAddress ?? '';
+      const refused = connections.admit(address);
+      const stream = new C2SStream(transport, streamOptions, {
+        ...baseDeps,
+        authThrottle: authFailures.for(address),
+        onClosed: (closed) => {
+          streams.delete(closed);
+          if (!refused) connections.release(address);
+        },
+      });
       streams.add(stream);
       transport.attach(stream);
+      // Refused with a reason the client can read (after our header, RFC 6120 §4.9.1.2).
+      if (refused) stream.close(new StreamError('policy-violation', refused));
     };
+    // One sweep a second for every stream's timeouts, rather than a timer per connection.
+    const sweeper = setInterval(() => {
+      const now = Date.now();
+      for (const stream of streams) stream.checkTimeouts(now);
+      authFailures.sweep();
+    }, 1000);
+    sweeper.unref();
 
     const listeners = await listenClients(config.listen, secureContext, accept);
     const { c2s, directTls, sockets } = listeners;
@@ -121,6 +144,7 @@ export async function startServer(config: HermodConfig, options: StartOptions = 
       shutdown() {
         stopped ??= (async () => {
           stopping = true;
+          clearInterval(sweeper);
           const closing = listeners.close();
           // RFC 6120 §4.9.3.17: tell every client why the stream ends.
           for (const stream of [...streams]) stream.close(new StreamError('system-shutdown'));

@@ -53,6 +53,18 @@ export interface StreamTransport {
   startTls(): void;
   /** Close the connection once everything written so far is flushed. */
   end(): void;
+  /** Bytes written but not yet taken by the kernel (a slow reader makes it grow). */
+  readonly pendingBytes?: number;
+}
+
+/**
+ * Authentication failure back-off for the connection's address (shared by all its streams):
+ * `failed()` records a failed attempt and returns how long to hold the <failure/> answer;
+ * `succeeded()` forgets the address's failures.
+ */
+export interface AuthThrottle {
+  failed(): number;
+  succeeded(): void;
 }
 
 /** The SASL mechanisms offered and the factory of their exchanges (src/stream/sasl). */
@@ -76,6 +88,12 @@ export interface C2SOptions {
   /** Nesting and attribute limits for the parser (defaults: the core's). */
   maxDepth?: number;
   maxAttributes?: number;
+  /** Close a stream not bound within this many ms (0 = never), RFC 6120 §4.9.3.4. */
+  preauthTimeoutMs?: number;
+  /** Close a bound stream silent (not even whitespace) for this many ms (0 = never). */
+  idleTimeoutMs?: number;
+  /** Close the stream of a reader that leaves more than this many bytes unread (0 = no bound). */
+  maxOutputBytes?: number;
 }
 
 export interface C2SDeps {
@@ -88,6 +106,10 @@ export interface C2SDeps {
   extraFeatures?: () => string;
   /** Called once when the stream is gone, for the server's bookkeeping. */
   onClosed?: (stream: C2SStream) => void;
+  /** Back-off after failed authentication, per remote address. */
+  authThrottle?: AuthThrottle;
+  /** Clock for the timeouts (tests pin it). */
+  now?: () => number;
 }
 
 /** Where the stream is in RFC 6120's negotiation (§4.3). */
@@ -136,6 +158,9 @@ export class C2SStream implements ClientSession, ParserHandler {
   private flushScheduled = false;
   private closedNotified = false;
   private feeding = false;
+  private readonly openedAt: number;
+  /** When bytes last arrived (whitespace keepalives count: RFC 6120 §4.6.1). */
+  private lastInput: number;
   private readonly flushNow = () => this.flush();
 
   constructor(
@@ -147,6 +172,7 @@ export class C2SStream implements ClientSession, ParserHandler {
     if (options.maxDepth !== undefined) limits.maxDepth = options.maxDepth;
     if (options.maxAttributes !== undefined) limits.maxAttributes = options.maxAttributes;
     this.parser = deps.core.createParser(this, limits);
+    this.openedAt = this.lastInput = (deps.now ?? Date.now)();
   }
 
   // ---- ClientSession ------------------------------------------------------------------------
@@ -185,6 +211,28 @@ export class C2SStream implements ClientSession, ParserHandler {
     const chunks = this.queue;
     this.queue = [];
     this.transport.write(chunks);
+    const limit = this.options.maxOutputBytes ?? 0;
+    if (limit > 0 && (this.transport.pendingBytes ?? 0) > limit && this.phase !== StreamPhase.Closed) {
+      // A reader this slow would make the server buffer without bound; cut it loose instead.
+      this.close(new StreamError('resource-constraint', 'output queue limit exceeded: the client reads too slowly'));
+    }
+  }
+
+  /**
+   * Called periodically by the server (one sweep for all streams, not a timer each): close a
+   * stream that negotiates too long or, once bound, stays silent too long.
+   */
+  checkTimeouts(now: number): void {
+    if (this.phase === StreamPhase.Closed) return;
+    const preauth = this.options.preauthTimeoutMs ?? 0;
+    const idle = this.options.idleTimeoutMs ?? 0;
+    if (this.phase !== StreamPhase.Bound) {
+      if (preauth > 0 && now - this.openedAt > preauth) {
+        this.close(new StreamError('connection-timeout', 'stream negotiation took too long'));
+      }
+    } else if (idle > 0 && now - this.lastInput > idle) {
+      this.close(new StreamError('connection-timeout', 'no traffic from the client'));
+    }
   }
 
   /**
@@ -222,6 +270,7 @@ export class C2SStream implements ClientSession, ParserHandler {
 
   feed(chunk: Uint8Array): void {
     if (this.phase === StreamPhase.Closed) return;
+    this.lastInput = (this.deps.now ?? Date.now)();
     if (this.saslPending) {
       // RFC 6120 §6.4: the client waits for our answer; whatever it sends meanwhile is parsed
       // after it (and after the restart, on success). Copied: the caller may reuse its buffer.
@@ -472,7 +521,15 @@ export class C2SStream implements ClientSession, ParserHandler {
     }
     step.then(
       (result) => this.afterSaslStep(() => this.onSaslStep(exchange, result)),
-      (err: unknown) => this.afterSaslStep(() => this.onSaslFailure(err)),
+      (err: unknown) => {
+        const answer = () => this.afterSaslStep(() => this.onSaslFailure(err));
+        // Wrong credentials slow the address down (input stays held meanwhile), so that
+        // guessing passwords costs time; other failures are answered at once.
+        const delay =
+          err instanceof SaslFailure && err.condition === 'not-authorized' ? (this.deps.authThrottle?.failed() ?? 0) : 0;
+        if (delay > 0) setTimeout(answer, delay);
+        else answer();
+      },
     );
   }
 
@@ -507,6 +564,7 @@ export class C2SStream implements ClientSession, ParserHandler {
       return this.onSaslFailure(new SaslFailure('not-authorized'));
     }
     this.account_ = account;
+    this.deps.authThrottle?.succeeded();
     // §6.4.6: <success/>, with the mechanism's additional data (SCRAM's server signature).
     this.queue.push(`<success xmlns='${SASL_NS}'>${encodeSaslPayload(result.additionalData)}</success>`);
     this.flush();

@@ -24,6 +24,8 @@ export class RecordingTransport implements StreamTransport {
   secure: boolean;
   canStartTls: boolean;
   writes: (string | Uint8Array)[][] = [];
+  /** What the kernel has not taken yet; tests raise it to play a slow reader. */
+  pendingBytes = 0;
   ended = false;
   tlsStarted = 0;
 

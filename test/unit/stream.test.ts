@@ -1,9 +1,9 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { setImmediate as settle } from 'node:timers/promises';
 import { StanzaKind } from '../../src/core/api.js';
 import { loadCore } from '../../src/core/parser.js';
 import { StreamError } from '../../src/errors.js';
-import { C2SStream, StreamPhase, type C2SOptions, type ParserFactory } from '../../src/stream/c2s.js';
+import { C2SStream, StreamPhase, type C2SDeps, type C2SOptions, type ParserFactory } from '../../src/stream/c2s.js';
 import {
   HEADER,
   RecordingTransport,
@@ -35,7 +35,11 @@ const cores: [string, ParserFactory][] = [
 ];
 
 describe.each(cores)('c2s stream state machine (%s)', (_name, core) => {
-  function open(options: Partial<C2SOptions> = {}, transportOptions: { secure?: boolean; canStartTls?: boolean } = {}) {
+  function open(
+    options: Partial<C2SOptions> = {},
+    transportOptions: { secure?: boolean; canStartTls?: boolean } = {},
+    extra: Partial<C2SDeps> = {},
+  ) {
     const transport = new RecordingTransport(transportOptions);
     const router = recordingRouter({ acceptRegistration: true });
     const closed: C2SStream[] = [];
@@ -44,6 +48,7 @@ describe.each(cores)('c2s stream state machine (%s)', (_name, core) => {
       router,
       sasl: plainSasl,
       onClosed: (s) => closed.push(s),
+      ...extra,
     });
     /** Feed, let pending SASL steps settle, and return what was written in answer. */
     const feed = async (text: string) => {
@@ -484,6 +489,80 @@ describe.each(cores)('c2s stream state machine (%s)', (_name, core) => {
       for (const size of [1, 2, 3, 5, 7, 13, 64]) {
         expect(await run(size), `chunks of ${size} bytes`).toEqual(whole);
       }
+    });
+  });
+
+  describe('limits', () => {
+    afterEach(() => {
+      vi.useRealTimers();
+    });
+
+    it('closes a stream still negotiating after the pre-auth timeout with connection-timeout (§4.9.3.4)', async () => {
+      let now = 1000;
+      const s = open({ preauthTimeoutMs: 60_000 }, { secure: true }, { now: () => now });
+      await s.feed(HEADER);
+      s.stream.checkTimeouts(now + 60_000);
+      expect(s.transport.ended).toBe(false);
+      now += 60_001;
+      s.stream.checkTimeouts(now);
+      expect(streamErrorOf(s.transport.take())).toBe('connection-timeout');
+      expect(s.transport.ended).toBe(true);
+    });
+
+    it('closes a bound stream silent past the idle timeout; whitespace keeps it alive (§4.6.1)', async () => {
+      let now = 0;
+      const s = open({ idleTimeoutMs: 1000, preauthTimeoutMs: 10 }, { secure: true }, { now: () => now });
+      await s.feed(HEADER);
+      await s.feed(AUTH_OK);
+      await s.feed(HEADER);
+      await s.feed(BIND);
+      now = 900;
+      await s.feed(' ');
+      now = 1800;
+      s.stream.checkTimeouts(now);
+      expect(s.transport.ended).toBe(false);
+      now = 1901;
+      s.stream.checkTimeouts(now);
+      expect(streamErrorOf(s.transport.take())).toBe('connection-timeout');
+    });
+
+    it('closes the stream of a reader that lets the output queue grow past the bound', async () => {
+      const s = await bound();
+      s.transport.pendingBytes = 10_000;
+      s.stream.send('<message/>');
+      s.stream.flush();
+      expect(s.transport.ended).toBe(false);
+      const limited = open({ maxOutputBytes: 4096 }, { secure: true });
+      await limited.feed(HEADER);
+      limited.transport.pendingBytes = 4097;
+      limited.stream.send('<message/>');
+      limited.stream.flush();
+      expect(streamErrorOf(limited.transport.take())).toBe('resource-constraint');
+      expect(limited.transport.ended).toBe(true);
+    });
+
+    it('holds the answer to wrong credentials for the back-off delay, input included', async () => {
+      vi.useFakeTimers({ toFake: ['setTimeout'] });
+      const failures: number[] = [];
+      const throttle = { failed: () => (failures.push(1), 5000), succeeded: () => void failures.splice(0) };
+      const s = open({}, { secure: true }, { authThrottle: throttle });
+      await s.feed(HEADER);
+      expect(await s.feed(`<auth ${SASL} mechanism='PLAIN'>${plainAuth('alice', 'wrong')}</auth>`)).toBe('');
+      s.stream.feed(Buffer.from(AUTH_OK));
+      await settle();
+      expect(s.transport.take()).toBe('');
+      vi.advanceTimersByTime(5000);
+      await settle();
+      s.stream.flush();
+      expect(s.transport.take()).toBe(`<failure ${SASL}><not-authorized/></failure><success ${SASL}></success>`);
+      expect(failures).toEqual([]);
+    });
+
+    it('answers other SASL failures without delay', async () => {
+      const throttle = { failed: () => 5000, succeeded: () => {} };
+      const s = open({}, { secure: true }, { authThrottle: throttle });
+      await s.feed(HEADER);
+      expect(await s.feed(`<auth ${SASL} mechanism='PLAIN'>not*base64!</auth>`)).toContain('<incorrect-encoding/>');
     });
   });
 
