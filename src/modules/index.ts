@@ -1,6 +1,7 @@
 /** The feature modules shipped with Hermod, in installation order. */
 import type { Module } from '../router/context.js';
 import { carbons } from './carbons.js';
+import { csi } from './csi.js';
 import { disco } from './disco.js';
 import { offline } from './offline.js';
 import { ping } from './ping.js';
@@ -12,5 +13,5 @@ import { version } from './version.js';
 export { packageVersion } from './version.js';
 
 export function defaultModules(): Module[] {
-  return [disco, roster, ping, version, register, vcard, offline, carbons];
+  return [disco, roster, ping, version, register, vcard, offline, carbons, csi];
 }

@@ -115,6 +115,15 @@ export interface PreRouteEvent {
   readonly to: Jid | null;
 }
 
+/** A non-stanza top-level element of a bound session (event 'nonza/<namespace>'). */
+export interface NonzaEvent {
+  readonly ctx: RouterContext;
+  readonly session: SessionState;
+  readonly view: import('../core/api.js').StanzaView;
+  /** Local name of the element. */
+  readonly name: string;
+}
+
 /** Event 'presence/blocked': return true to keep `from`'s presence away from `to`. */
 export interface PresenceBlockedEvent {
   readonly ctx: RouterContext;

@@ -18,6 +18,7 @@ import type {
   Logger,
   MessageEvent,
   Module,
+  NonzaEvent,
   PreRouteEvent,
   PresenceBlockedEvent,
   RoutedMessageEvent,
@@ -182,6 +183,22 @@ export class HermodRouter implements Router, RouterContext {
       return this.hooks.fire(name, event);
     } catch (err) {
       reply(errorReply(addr, this.asStanzaError(err)));
+      return true;
+    }
+  }
+
+  nonza(session: ClientSession, view: StanzaView): boolean {
+    const st = this.sessions.get(session);
+    if (!st) return false;
+    const ns = view.namespace();
+    const name = `nonza/${ns}`;
+    if (!this.hooks.has(name)) return false;
+    const qname = view.name();
+    const ev: NonzaEvent = { ctx: this, session: st, view, name: qname.slice(qname.indexOf(':') + 1) };
+    try {
+      return this.hooks.fire(name, ev);
+    } catch (err) {
+      this.log?.error({ err, jid: st.jid.full }, 'nonza handler failed');
       return true;
     }
   }

@@ -58,4 +58,11 @@ export interface Router {
    * Optional: added after the first version of this contract.
    */
   streamFeatures?(): string;
+
+  /**
+   * A top-level element of a bound session that is not a stanza (kind Other), e.g. XEP-0352
+   * <active/>/<inactive/>. Returns true when a module took it; false means the stream layer
+   * should refuse it as before (unsupported-stanza-type). Optional, added compatibly.
+   */
+  nonza?(session: ClientSession, element: StanzaView): boolean;
 }

@@ -19,7 +19,7 @@
  *   alice disconnects
  *   alice is closed: conflict
  *   guest sends unauthenticated: <iq type='get' id='r1'><query xmlns='jabber:iq:register'/></iq>
- *   guest is refused               routeUnauthenticated returned false
+ *   guest is refused               routeUnauthenticated (or, for a bound session, nonza) returned false
  *   expect roster of alice: bob subscription=both ask=none
  *   expect roster of alice: no bob
  *   expect pending of bob: alice   /   expect no pending of bob: alice
@@ -30,7 +30,7 @@
  * canonically (canonical.ts): any attribute order or quote style, `*` wildcards. At the end every
  * session must have consumed everything it received: nothing may arrive unannounced.
  */
-import { DEFAULT_LIMITS, type StanzaView } from '../../src/core/api.js';
+import { DEFAULT_LIMITS, StanzaKind, type StanzaView } from '../../src/core/api.js';
 import { StanzaError, type StreamError } from '../../src/errors.js';
 import { Jid } from '../../src/jid.js';
 import { createRouter, type HermodRouter } from '../../src/router/index.js';
@@ -173,7 +173,12 @@ export class Scenario {
     const session = new FakeSession(Jid.parse(this.bareOf(name)));
     session.jid = this.r.bind(session, generated ? null : (resource ?? res ?? 'res'));
     const client: Client = { session, feeder: null };
-    client.feeder = this.options.feeder((view) => this.r.route(session, view));
+    client.feeder = this.options.feeder((view) => {
+      // Non-stanza elements (XEP-0352 <active/>, …) go where the stream layer sends them.
+      if (view.kind === StanzaKind.Other) {
+        if (!this.r.nonza(session, view)) this.refused.add(alias);
+      } else this.r.route(session, view);
+    });
     this.clients.set(alias, client);
   }
 

@@ -217,9 +217,9 @@ describe('roster items (RFC 6121 §2.1.2)', () => {
 });
 
 describe('stream features', () => {
-  it('offers roster versioning and pre-approval after authentication (RFC 6121 §2.6.1, §3.4.1)', () => {
+  it('offers roster versioning, pre-approval and client state indication after authentication (RFC 6121 §2.6.1, §3.4.1, XEP-0352)', () => {
     expect(router.streamFeatures()).toBe(
-      "<ver xmlns='urn:xmpp:features:rosterver'/><sub xmlns='urn:xmpp:features:pre-approval'/>",
+      "<ver xmlns='urn:xmpp:features:rosterver'/><sub xmlns='urn:xmpp:features:pre-approval'/><csi xmlns='urn:xmpp:csi:0'/>",
     );
   });
 });
