@@ -62,6 +62,7 @@ export function streamOptionsOf(config: HermodConfig): C2SOptions {
     preauthTimeoutMs: config.limits.preauthTimeout,
     idleTimeoutMs: config.limits.idleTimeout,
     maxOutputBytes: config.limits.outputQueueBytes,
+    stanzaRate: config.limits.stanzaRate,
   };
 }
 
@@ -102,6 +103,7 @@ export async function startServer(config: HermodConfig, options: StartOptions = 
         return;
       }
       const address = transport.remoteAddress ?? '';
+      transport.limitBytes(config.limits.byteRate.rate, config.limits.byteRate.burst);
       const refused = connections.admit(address);
       const stream = new C2SStream(transport, streamOptions, {
         ...baseDeps,

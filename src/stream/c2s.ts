@@ -23,6 +23,7 @@ import { StanzaKind, StanzaStatus, StanzaType } from '../core/api.js';
 import { SASL_NS, STREAMS_NS, SaslFailure, StanzaError, StreamError, escapeXml } from '../errors.js';
 import { Jid, prepareDomainpart } from '../jid.js';
 import type { ClientSession, Router } from '../router/types.js';
+import { TokenBucket } from './limits.js';
 import { decodeSaslPayload, encodeSaslPayload, type SaslExchange, type SaslStep } from './sasl/index.js';
 
 export const TLS_NS = 'urn:ietf:params:xml:ns:xmpp-tls';
@@ -55,6 +56,8 @@ export interface StreamTransport {
   end(): void;
   /** Bytes written but not yet taken by the kernel (a slow reader makes it grow). */
   readonly pendingBytes?: number;
+  /** Stop reading for this long (rate limiting); bytes already read are still delivered. */
+  pauseFor?(ms: number): void;
 }
 
 /**
@@ -94,6 +97,8 @@ export interface C2SOptions {
   idleTimeoutMs?: number;
   /** Close the stream of a reader that leaves more than this many bytes unread (0 = no bound). */
   maxOutputBytes?: number;
+  /** Stanzas (top-level elements) a second, sustained and at once; reading pauses beyond. */
+  stanzaRate?: { rate: number; burst: number };
 }
 
 export interface C2SDeps {
@@ -161,6 +166,7 @@ export class C2SStream implements ClientSession, ParserHandler {
   private readonly openedAt: number;
   /** When bytes last arrived (whitespace keepalives count: RFC 6120 §4.6.1). */
   private lastInput: number;
+  private readonly stanzaBucket: TokenBucket | null;
   private readonly flushNow = () => this.flush();
 
   constructor(
@@ -173,6 +179,8 @@ export class C2SStream implements ClientSession, ParserHandler {
     if (options.maxAttributes !== undefined) limits.maxAttributes = options.maxAttributes;
     this.parser = deps.core.createParser(this, limits);
     this.openedAt = this.lastInput = (deps.now ?? Date.now)();
+    const rate = options.stanzaRate;
+    this.stanzaBucket = rate && rate.rate > 0 ? new TokenBucket(rate.rate, rate.burst, deps.now) : null;
   }
 
   // ---- ClientSession ------------------------------------------------------------------------
@@ -319,6 +327,11 @@ export class C2SStream implements ClientSession, ParserHandler {
   onStanza(view: StanzaView): void {
     if (this.phase === StreamPhase.Closed || this.discardRest) return;
     if (this.saslPending) return this.pipelinedDuringSasl();
+    if (this.stanzaBucket) {
+      // Over the rate: stop reading for a while; what was already read is still handled.
+      const wait = this.stanzaBucket.take(1);
+      if (wait > 0) this.transport.pauseFor?.(wait);
+    }
     try {
       if (view.kind === StanzaKind.Other) this.onElement(view);
       else this.onXmppStanza(view);

@@ -83,3 +83,29 @@ export class ConnectionCounter {
     return this.perAddress.get(address) ?? 0;
   }
 }
+
+/**
+ * A token bucket (ejabberd's shaper): `rate` units a second sustained, `burst` at once. take()
+ * spends units and says how long the reader should pause for the balance to recover (0 = go on).
+ */
+export class TokenBucket {
+  private tokens: number;
+  private last: number;
+
+  constructor(
+    private readonly rate: number,
+    private readonly burst: number,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.tokens = burst;
+    this.last = now();
+  }
+
+  take(units: number): number {
+    const now = this.now();
+    this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) * this.rate) / 1000);
+    this.last = now;
+    this.tokens -= units;
+    return this.tokens >= 0 ? 0 : Math.ceil((-this.tokens * 1000) / this.rate);
+  }
+}

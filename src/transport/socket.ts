@@ -8,6 +8,7 @@
 import type { Socket } from 'node:net';
 import { TLSSocket, type SecureContext } from 'node:tls';
 import type { StreamTransport } from '../stream/c2s.js';
+import { TokenBucket } from '../stream/limits.js';
 
 /** What the socket feeds: bytes in, and one notice when the connection is gone. */
 export interface ByteSink {
@@ -20,7 +21,15 @@ export class SocketTransport implements StreamTransport {
   private sink: ByteSink | null = null;
   private upgraded = false;
   private gone = false;
-  private readonly onData = (chunk: Buffer) => this.sink?.feed(chunk);
+  private byteBucket: TokenBucket | null = null;
+  private resumeTimer: NodeJS.Timeout | null = null;
+  private readonly onData = (chunk: Buffer) => {
+    this.sink?.feed(chunk);
+    if (this.byteBucket) {
+      const wait = this.byteBucket.take(chunk.length);
+      if (wait > 0) this.pauseFor(wait);
+    }
+  };
   private readonly onGone = () => {
     if (this.gone) return;
     this.gone = true;
@@ -42,6 +51,24 @@ export class SocketTransport implements StreamTransport {
   /** Start delivering bytes; separate from the constructor so the sink can hold the transport. */
   attach(sink: ByteSink): void {
     this.sink = sink;
+  }
+
+  /** Shape reading to `rate` bytes a second (bursts up to `burst`), ejabberd style. */
+  limitBytes(rate: number, burst: number): void {
+    this.byteBucket = rate > 0 ? new TokenBucket(rate, burst) : null;
+  }
+
+  /** Stop reading for `ms`: the peer's writes back up into its own socket buffer. */
+  pauseFor(ms: number): void {
+    if (this.gone) return;
+    const socket = this.socket;
+    socket.pause();
+    if (this.resumeTimer) clearTimeout(this.resumeTimer);
+    this.resumeTimer = setTimeout(() => {
+      this.resumeTimer = null;
+      if (!this.gone && this.socket === socket) socket.resume();
+    }, ms);
+    this.resumeTimer.unref();
   }
 
   get secure(): boolean {
@@ -75,6 +102,10 @@ export class SocketTransport implements StreamTransport {
   startTls(): void {
     if (!this.secureContext || this.gone) return;
     const plain = this.socket;
+    if (this.resumeTimer) {
+      clearTimeout(this.resumeTimer);
+      this.resumeTimer = null;
+    }
     // The cleartext socket stops feeding the stream; anything it still reads is discarded.
     plain.off('data', this.onData);
     const secured = new TLSSocket(plain, { isServer: true, secureContext: this.secureContext });

@@ -26,6 +26,7 @@ export class RecordingTransport implements StreamTransport {
   writes: (string | Uint8Array)[][] = [];
   /** What the kernel has not taken yet; tests raise it to play a slow reader. */
   pendingBytes = 0;
+  pauses: number[] = [];
   ended = false;
   tlsStarted = 0;
 
@@ -47,6 +48,10 @@ export class RecordingTransport implements StreamTransport {
 
   end(): void {
     this.ended = true;
+  }
+
+  pauseFor(ms: number): void {
+    this.pauses.push(ms);
   }
 
   /** Everything written so far, as one string. */

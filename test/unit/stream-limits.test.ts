@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { AuthFailureTracker, ConnectionCounter } from '../../src/stream/limits.js';
+import { createConnection, createServer, type Socket } from 'node:net';
+import { AuthFailureTracker, ConnectionCounter, TokenBucket } from '../../src/stream/limits.js';
+import { SocketTransport } from '../../src/transport/socket.js';
 
 describe('authentication back-off per address', () => {
   it('doubles the delay per consecutive failure up to the ceiling', () => {
@@ -54,5 +56,55 @@ describe('connection limits', () => {
     counter.release('a');
     expect(counter.total).toBe(1);
     expect(counter.admit('c')).toBeNull();
+  });
+});
+
+describe('token bucket shaper', () => {
+  it('lets a burst through, then asks for the time the deficit takes to refill', () => {
+    let now = 0;
+    const bucket = new TokenBucket(1000, 4000, () => now);
+    expect(bucket.take(4000)).toBe(0);
+    expect(bucket.take(500)).toBe(500);
+    now = 1000;
+    expect(bucket.take(400)).toBe(0);
+    now = 100_000;
+    expect(bucket.take(4000)).toBe(0);
+    expect(bucket.take(1)).toBe(1);
+  });
+});
+
+describe('byte-rate shaping on a socket', () => {
+  it('pauses reading once a connection exceeds its byte burst, and resumes', async () => {
+    const accepted = new Promise<Socket>((resolve) => {
+      const server = createServer((socket) => {
+        server.close();
+        resolve(socket);
+      });
+      server.listen(0, '127.0.0.1', () => {
+        const { port } = server.address() as { port: number };
+        const client = createConnection({ port, host: '127.0.0.1' }, () => {
+          client.write(Buffer.alloc(3000, 0x20));
+          client.end();
+        });
+      });
+    });
+    const socket = await accepted;
+    const transport = new SocketTransport(socket, null, false);
+    transport.limitBytes(1000, 1000);
+    let received = 0;
+    let pausedSeen = false;
+    await new Promise<void>((resolve) => {
+      transport.attach({
+        feed: (chunk) => {
+          received += chunk.length;
+          setImmediate(() => {
+            if (socket.isPaused()) pausedSeen = true;
+          });
+        },
+        transportClosed: resolve,
+      });
+    });
+    expect(received).toBe(3000);
+    expect(pausedSeen).toBe(true);
   });
 });

@@ -558,6 +558,23 @@ describe.each(cores)('c2s stream state machine (%s)', (_name, core) => {
       expect(failures).toEqual([]);
     });
 
+    it('pauses reading when stanzas come faster than the stanza rate', async () => {
+      let now = 0;
+      const s = open({ stanzaRate: { rate: 10, burst: 3 } }, { secure: true }, { now: () => now });
+      await s.feed(HEADER);
+      await s.feed(AUTH_OK);
+      await s.feed(HEADER);
+      await s.feed(BIND);
+      expect(s.transport.pauses).toEqual([]);
+      await s.feed('<presence/><presence/>');
+      // burst 3 spent by auth, bind and the first presence; the second waits 1/10 s.
+      expect(s.transport.pauses).toEqual([100]);
+      expect(s.router.log.routed).toHaveLength(2);
+      now += 1000;
+      await s.feed('<presence/>');
+      expect(s.transport.pauses).toEqual([100]);
+    });
+
     it('answers other SASL failures without delay', async () => {
       const throttle = { failed: () => 5000, succeeded: () => {} };
       const s = open({}, { secure: true }, { authThrottle: throttle });
