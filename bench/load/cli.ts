@@ -24,7 +24,8 @@ Connection and accounts:
   --clients N         sessions (default 1000)
   --rate R            logins per second (default 500)
   --storm             connect all clients at once (reconnect storm; same as --rate 0)
-  --procs P           generator processes (default: one per 18000 clients; 0 = in this process)
+  --procs P           generator processes (default: 2 from 200 clients, one per 18000
+                      clients beyond; 0 = in this process)
   --login-timeout S   per-login limit in seconds (default 60)
 
 Scenarios:

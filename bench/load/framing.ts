@@ -33,11 +33,14 @@ export class StanzaFramer {
   /** Start of the first-level element being accumulated, or -1 between elements. */
   private start = -1;
   private depth = 0;
+  private pushing = false;
+  private resetInPush = false;
 
   constructor(private readonly sink: FrameSink) {}
 
   /** Forget everything: a stream restart (RFC 6120 §4.3.3) after STARTTLS or SASL. */
   reset(): void {
+    this.resetInPush = this.pushing;
     this.buf = '';
     this.pos = 0;
     this.start = -1;
@@ -50,6 +53,26 @@ export class StanzaFramer {
   }
 
   push(chunk: string): void {
+    this.pushing = true;
+    try {
+      this.scan(chunk);
+    } finally {
+      this.pushing = false;
+    }
+  }
+
+  /**
+   * True when a sink callback reset the framer: what follows in this chunk belongs to the new
+   * stream, so scan() hands it over to a fresh pass instead of finishing with stale state.
+   */
+  private restarted(buf: string, from: number): boolean {
+    if (!this.resetInPush) return false;
+    this.resetInPush = false;
+    if (from < buf.length) this.scan(buf.slice(from));
+    return true;
+  }
+
+  private scan(chunk: string): void {
     this.buf = this.buf.length === 0 ? chunk : this.buf + chunk;
     const buf = this.buf;
     let i = this.pos;
@@ -93,11 +116,13 @@ export class StanzaFramer {
         if (this.depth === 0) {
           // Only the stream's own end tag closes at depth 0.
           this.sink.streamClose();
+          if (this.restarted(buf, i)) return;
           continue;
         }
         if (--this.depth === 0) {
           this.sink.element(buf.slice(this.start, i));
           this.start = -1;
+          if (this.restarted(buf, i)) return;
         }
         continue;
       }
@@ -105,10 +130,12 @@ export class StanzaFramer {
       if (this.depth === 0) {
         if (buf.startsWith('stream:stream', lt + 1) || buf.startsWith('stream ', lt + 1)) {
           this.sink.streamOpen(buf.slice(lt, i));
+          if (this.restarted(buf, i)) return;
           continue;
         }
         if (empty) {
           this.sink.element(buf.slice(lt, i));
+          if (this.restarted(buf, i)) return;
           continue;
         }
         this.start = lt;

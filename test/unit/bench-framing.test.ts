@@ -64,6 +64,22 @@ describe('bench stanza framer', () => {
     expect(out.filter((x) => x.startsWith('OPEN')).length).toBe(2);
     expect(out[out.length - 1]).toBe(STANZAS[2]);
   });
+
+  it('lets a callback reset it mid-chunk; the rest of the chunk starts the new stream', () => {
+    const out: string[] = [];
+    const framer: StanzaFramer = new StanzaFramer({
+      streamOpen: () => out.push('OPEN'),
+      element: (x) => {
+        out.push(x);
+        if (x.startsWith('<success')) framer.reset();
+      },
+      streamClose: () => out.push('CLOSE'),
+    });
+    // The new stream's partial element must carry over into the next chunk.
+    framer.push(HEADER + "<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>" + HEADER + STANZAS[2] + '<message><bo');
+    framer.push("dy>x</body></message>");
+    expect(out).toEqual(['OPEN', "<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>", 'OPEN', STANZAS[2], '<message><body>x</body></message>']);
+  });
 });
 
 describe('bench stanza helpers', () => {
