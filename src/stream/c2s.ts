@@ -133,6 +133,30 @@ export enum StreamPhase {
 
 let nextSessionId = 1;
 
+/**
+ * Streams with queued output, flushed together once per event-loop turn: one setImmediate for
+ * the whole process rather than one per stream (a presence fan-out dirties hundreds at once).
+ * setImmediate runs after the poll phase, so everything routed from the reads of this turn is
+ * gathered into one write per stream.
+ */
+let dirty: C2SStream[] = [];
+let flushPending = false;
+
+function scheduleFlush(stream: C2SStream): void {
+  dirty.push(stream);
+  if (!flushPending) {
+    flushPending = true;
+    setImmediate(flushDirty);
+  }
+}
+
+function flushDirty(): void {
+  flushPending = false;
+  const streams = dirty;
+  dirty = [];
+  for (const stream of streams) stream.flush();
+}
+
 function localName(qname: string): string {
   const colon = qname.indexOf(':');
   return colon === -1 ? qname : qname.slice(colon + 1);
@@ -167,7 +191,6 @@ export class C2SStream implements ClientSession, ParserHandler {
   /** When bytes last arrived (whitespace keepalives count: RFC 6120 §4.6.1). */
   private lastInput: number;
   private readonly stanzaBucket: TokenBucket | null;
-  private readonly flushNow = () => this.flush();
 
   constructor(
     private readonly transport: StreamTransport,
@@ -208,7 +231,7 @@ export class C2SStream implements ClientSession, ParserHandler {
     this.queue.push(data);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
-      setImmediate(this.flushNow);
+      scheduleFlush(this);
     }
   }
 
