@@ -1429,7 +1429,10 @@ function finishStartTag(p: usize, selfClose: bool): void {
     if (plen > 0) {
       // §3: prefixes cannot be undeclared; xmlns is never declared; xml only to its own name
       const isXmlPfx = plen == 3 && eqAscii(pfx, 3, 'xml');
-      if (vl == 0 || (plen == 5 && eqAscii(pfx, 5, 'xmlns')) || isXmlPfx != isXmlUri) {
+      // a whitespace-only name is as empty as '' (and never a URI reference, RFC 3986)
+      let blank = true;
+      for (let k = 0; k < vl && blank; k++) blank = (cls(<u32>load<u8>(v + <usize>k)) & C.Ws) != 0;
+      if (blank || (plen == 5 && eqAscii(pfx, 5, 'xmlns')) || isXmlPfx != isXmlUri) {
         fail(Err.BadNsDecl, n);
         return;
       }

@@ -121,9 +121,13 @@ class CoreImpl implements Core {
     this.attrTable = ex.attrTable();
   }
 
-  /** Call after anything that may have grown memory. */
+  /**
+   * Call after anything that may have grown memory. Growth detaches the old ArrayBuffer, which
+   * empties every view on it: checking a view's length avoids the memory.buffer getter (a call
+   * into the engine) on the hot path.
+   */
   refresh(): void {
-    if (this.buf.buffer !== this.ex.memory.buffer) {
+    if (this.i32.length === 0) {
       this.buf = Buffer.from(this.ex.memory.buffer);
       this.i32 = new Int32Array(this.ex.memory.buffer);
     }

@@ -1,0 +1,162 @@
+/**
+ * `npm run bench:core`: parse one c2s stream with the Hermod WASM core and with the JavaScript
+ * XML parsers XMPP servers and clients use, in one run on the same bytes and chunking, and print
+ * MB/s, stanzas/s and the ratio to ltx (docs/benchmarks.md, "Core").
+ *
+ *   node dist/bench/core/parse.js [--corpus FILE] [--size BYTES] [--chunk BYTES] [--time MS] [--json]
+ *
+ * Each parser gets the socket's view of the stream: Buffers of --chunk bytes. The Hermod core
+ * copies each chunk into WASM memory and the handler reads the descriptor the way the router
+ * does (kind, type, status, the `to` string). String parsers get the chunks through a
+ * StringDecoder, as a Node socket with setEncoding('utf8') would give them.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { StringDecoder } from 'node:string_decoder';
+import { SaxesParser } from 'saxes';
+import { Bench } from 'tinybench';
+import { loadCore } from '../../src/core/parser.js';
+import { generateCorpus } from './corpus.js';
+
+const require = createRequire(import.meta.url);
+
+interface SaxLike {
+  on(event: string, fn: (...args: never[]) => void): void;
+  write(data: string): void;
+}
+
+function arg(name: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+
+const json = process.argv.includes('--json');
+const corpusFile = arg('corpus');
+const corpus = corpusFile ? readFileSync(corpusFile) : generateCorpus(Number(arg('size') ?? 1 << 20));
+if (arg('write-corpus')) writeFileSync(arg('write-corpus')!, corpus);
+const chunkSize = Number(arg('chunk') ?? 4096);
+const chunks: Buffer[] = [];
+for (let i = 0; i < corpus.length; i += chunkSize) chunks.push(corpus.subarray(i, i + chunkSize));
+
+/** Each run returns the number of top-level elements (stanzas) it saw, to check all agree. */
+type Run = () => number;
+
+function hermod(): Run {
+  const core = loadCore();
+  return () => {
+    let stanzas = 0;
+    let sink = 0;
+    const p = core.createParser({
+      onStreamOpen() {},
+      onStanza(s) {
+        stanzas++;
+        sink += s.kind + s.type + s.status + (s.to()?.length ?? 0);
+      },
+      onStreamClose() {},
+      onError(e) {
+        throw new Error(`hermod: ${e.condition}: ${e.message}`);
+      },
+    });
+    for (const c of chunks) p.feed(c);
+    p.free();
+    return stanzas + (sink & 0);
+  };
+}
+
+/** A SAX-style parser: count elements closing at depth 1 (children of <stream:stream>). */
+function sax(make: () => SaxLike, start: string, end: string): Run {
+  return () => {
+    const p = make();
+    const dec = new StringDecoder('utf8');
+    let depth = 0;
+    let stanzas = 0;
+    p.on(start, () => void depth++);
+    p.on(end, () => {
+      if (--depth === 1) stanzas++;
+    });
+    p.on('error', (e: never) => {
+      throw e;
+    });
+    for (const c of chunks) p.write(dec.write(c));
+    return stanzas;
+  };
+}
+
+async function xmppXml(): Promise<Run> {
+  const modName = '@xmpp/xml';
+  const { default: xml } = (await import(modName)) as { default: { Parser: new () => SaxLike } };
+  return () => {
+    const p = new xml.Parser();
+    const dec = new StringDecoder('utf8');
+    let stanzas = 0;
+    p.on('element', () => void stanzas++);
+    p.on('error', (e: never) => {
+      throw e;
+    });
+    for (const c of chunks) p.write(dec.write(c));
+    return stanzas;
+  };
+}
+
+function expat(): Run | undefined {
+  let Expat: { Parser: new (enc: string) => SaxLike & { parse(b: Buffer, last?: boolean): boolean; getError(): string } };
+  try {
+    Expat = require('node-expat');
+  } catch {
+    return undefined;
+  }
+  return () => {
+    const p = new Expat.Parser('UTF-8');
+    let depth = 0;
+    let stanzas = 0;
+    p.on('startElement', () => void depth++);
+    p.on('endElement', () => {
+      if (--depth === 1) stanzas++;
+    });
+    for (const c of chunks) if (!p.parse(c, false)) throw new Error(`node-expat: ${p.getError()}`);
+    return stanzas;
+  };
+}
+
+const LtxSax = require('ltx/lib/parsers/ltx.js') as new () => SaxLike;
+const runs: Record<string, Run> = {
+  hermod: hermod(),
+  ltx: sax(() => new LtxSax(), 'startElement', 'endElement'),
+  '@xmpp/xml': await xmppXml(),
+  saxes: sax(() => new SaxesParser({ xmlns: true }) as unknown as SaxLike, 'opentag', 'closetag'),
+};
+const ex = expat();
+if (ex) runs['node-expat'] = ex;
+
+const counts = Object.fromEntries(Object.entries(runs).map(([n, r]) => [n, r()]));
+const expected = counts.hermod;
+for (const [n, c] of Object.entries(counts)) {
+  if (c !== expected) console.error(`warning: ${n} saw ${c} stanzas, hermod ${expected}`);
+}
+
+const bench = new Bench({ time: Number(arg('time') ?? 2000), warmupTime: 300 });
+for (const [name, run] of Object.entries(runs)) bench.add(name, run);
+await bench.run();
+
+const results: Record<string, { mbps: number; stanzasPerSec: number }> = {};
+for (const task of bench.tasks) {
+  const r = task.result;
+  if (r.state !== 'completed') throw new Error(`${task.name}: ${r.state}`);
+  const seconds = r.period / 1000;
+  results[task.name] = {
+    mbps: Math.round((corpus.length / 1e6 / seconds) * 10) / 10,
+    stanzasPerSec: Math.round(counts[task.name] / seconds),
+  };
+}
+
+if (json) {
+  console.log(JSON.stringify(results));
+} else {
+  const ltx = results.ltx.mbps;
+  console.log(`corpus: ${corpusFile ?? 'generated'} ${corpus.length} bytes, ${expected} stanzas, chunks of ${chunkSize} bytes; node ${process.version}`);
+  console.table(
+    Object.fromEntries(
+      Object.entries(results).map(([n, r]) => [n, { 'MB/s': r.mbps, 'stanzas/s': r.stanzasPerSec, 'vs ltx': `${(r.mbps / ltx).toFixed(1)}×` }]),
+    ),
+  );
+}
