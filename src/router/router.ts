@@ -164,7 +164,12 @@ export class HermodRouter implements Router, RouterContext {
     try {
       this.dispatch(st, view);
     } catch (err) {
-      this.refuse(st, view, err);
+      try {
+        this.refuse(st, view, err);
+      } catch (again) {
+        // Even the error reply failed (e.g. the session is closing): the contract is never to throw.
+        this.log?.error({ err: again, jid: st.jid.full }, 'could not send an error reply');
+      }
     }
   }
 

@@ -240,3 +240,23 @@ describe("'presence/blocked' hook (for XEP-0191)", () => {
     expect(alice.sent.map((_, i) => alice.text(i))).toEqual(["<presence from='alice@localhost/r'/>", "<presence from='bob@localhost/r'/>"]);
   });
 });
+
+describe('answers to the server', () => {
+  it("hands IQ results addressed to the server to 'iq-result/<target>' and never answers them", () => {
+    const got: (string | null)[] = [];
+    router.hooks.on('iq-result/host', (ev: { id: string | null }) => void got.push(ev.id));
+    const a = connect('alice@localhost');
+    router.route(a, jsView("<iq to='localhost' type='result' id='srv1'/>"));
+    router.route(a, jsView("<iq to='localhost' type='error' id='srv2'><error type='cancel'><gone xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"));
+    expect(got).toEqual(['srv1']);
+    expect(a.sent).toHaveLength(0);
+  });
+
+  it('never throws out of route(), even when the error reply itself cannot be written', () => {
+    const a = connect('alice@localhost');
+    a.send = () => {
+      throw new Error('socket gone');
+    };
+    expect(() => router.route(a, jsView("<iq to='localhost' type='get' id='x'><nothing xmlns='urn:x'/></iq>"))).not.toThrow();
+  });
+});
