@@ -142,6 +142,8 @@ export class ShardMesh {
         this.announceState(session);
       },
       routeUnauthenticated: (stanza, reply) => inner.routeUnauthenticated(stanza, reply),
+      // XEP-0352 and other nonzas change only the owning shard's view of the session.
+      nonza: inner.nonza ? (session, element) => inner.nonza!(session, element) : undefined,
       unbind: (session) => {
         inner.unbind(session);
         if (this.local.delete(session.id)) this.broadcast(Op.Unbind, session.id);

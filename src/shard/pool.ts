@@ -14,6 +14,7 @@ import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import type { HermodConfig } from '../config/schema.js';
 import { STREAMS_NS, StreamError } from '../errors.js';
+import { ConnectionCounter } from '../stream/limits.js';
 import type { SocketTransport } from '../transport/socket.js';
 import { HEADER_BYTES, Op, OPEN_CAN_STARTTLS, OPEN_SECURE, readHeader, type RecordHeader, RingSender } from './protocol.js';
 import { createRing, Doorbell, RingReader, RingWriter } from './ring.js';
@@ -49,8 +50,13 @@ interface Connection {
   readonly id: number;
   readonly shard: number;
   readonly transport: SocketTransport;
+  readonly address: string;
+  /** Counted by the connection limits (released when the connection goes). */
+  readonly admitted: boolean;
   /** Whether the shard wrote anything (then our stream header went out). */
   wrote: boolean;
+  /** The shard was told the client reads too slowly. */
+  overflowed: boolean;
 }
 
 interface Shard {
@@ -88,6 +94,7 @@ export class ShardPool {
   private draining: Promise<void> | null = null;
   private readonly header: RecordHeader = { op: Op.Open, arg: 0, id: 0 };
   private readonly pendingWrites = new Map<Connection, Uint8Array[]>();
+  private readonly limits: ConnectionCounter;
 
   constructor(options: ShardPoolOptions) {
     if (!Number.isInteger(options.shards) || options.shards < 1) throw new RangeError('a shard pool needs at least one shard');
@@ -96,6 +103,7 @@ export class ShardPool {
     this.ringBytes = options.ringBytes ?? 1 << 22;
     this.spinMicros = options.spinMicros ?? 20;
     this.onEvent = options.onEvent ?? (() => {});
+    this.limits = new ConnectionCounter(this.config.limits.maxConnections, this.config.limits.connectionsPerIp);
     this.piscina = new Piscina({
       filename: shardWorkerFile(),
       minThreads: this.shards,
@@ -128,12 +136,17 @@ export class ShardPool {
   /** Hand an accepted connection to the shard with the fewest connections. */
   accept(transport: SocketTransport, preferShard?: number): number {
     const shard = this.pick(preferShard);
-    const conn: Connection = { id: this.nextConnId++, shard: shard.index, transport, wrote: false };
+    const address = transport.remoteAddress ?? '';
+    const limits = this.config.limits;
+    transport.limitBytes(limits.byteRate.rate, limits.byteRate.burst);
+    // The limits are process-wide, so they are counted here; the shard says why to the client.
+    const refused = this.limits.admit(address);
+    const conn: Connection = { id: this.nextConnId++, shard: shard.index, transport, address, admitted: refused === null, wrote: false, overflowed: false };
     if (this.nextConnId > 0xffffffff) this.nextConnId = 1;
     this.conns.set(conn.id, conn);
     shard.connections.add(conn);
     const flags = (transport.secure ? OPEN_SECURE : 0) | (transport.canStartTls ? OPEN_CAN_STARTTLS : 0);
-    shard.sender.send(Op.Open, conn.id, undefined, flags);
+    shard.sender.send(Op.Open, conn.id, `${refused ?? ''}\n${address}`, flags);
     transport.attach({
       feed: (chunk) => {
         if (this.conns.get(conn.id) === conn) this.list[conn.shard]!.sender.send(Op.Data, conn.id, chunk);
@@ -304,8 +317,10 @@ export class ShardPool {
   }
 
   private forget(conn: Connection): void {
+    if (this.conns.get(conn.id) !== conn) return;
     this.conns.delete(conn.id);
     this.list[conn.shard]?.connections.delete(conn);
+    if (conn.admitted) this.limits.release(conn.address);
   }
 
   private readonly onOutput = (record: Uint8Array): void => {
@@ -331,6 +346,9 @@ export class ShardPool {
         this.forget(conn);
         conn.transport.end();
         return;
+      case Op.Pause:
+        conn.transport.pauseFor(h.arg);
+        return;
     }
   };
 
@@ -338,12 +356,22 @@ export class ShardPool {
     const list = this.pendingWrites.get(conn);
     if (!list) return;
     this.pendingWrites.delete(conn);
-    conn.transport.write(list);
+    this.write(conn, list);
   }
 
   private flushWrites(): void {
-    for (const [conn, list] of this.pendingWrites) conn.transport.write(list);
+    for (const [conn, list] of this.pendingWrites) this.write(conn, list);
     this.pendingWrites.clear();
+  }
+
+  private write(conn: Connection, chunks: Uint8Array[]): void {
+    conn.transport.write(chunks);
+    const limit = this.config.limits.outputQueueBytes;
+    // Only the main thread sees the socket's backlog: it tells the shard to end the stream.
+    if (limit > 0 && !conn.overflowed && conn.transport.pendingBytes > limit && this.conns.get(conn.id) === conn) {
+      conn.overflowed = true;
+      this.list[conn.shard]!.sender.send(Op.OutputFull, conn.id);
+    }
   }
 
   private drainShard(shard: Shard): void {

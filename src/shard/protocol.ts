@@ -14,12 +14,15 @@ export const HEADER_BYTES = 8;
 
 export enum Op {
   // main → shard, id = connection
-  /** A client connected. arg bit 0: already encrypted (Direct TLS); bit 1: STARTTLS possible. */
+  /** A client connected. arg bit 0: already encrypted (Direct TLS); bit 1: STARTTLS possible.
+   *  body: why the connection is refused ('' when admitted), '\n', the remote address. */
   Open = 1,
   /** Bytes read from the client. */
   Data = 2,
   /** The socket is gone (peer closed, reset, or the main thread destroyed it). */
   Closed = 3,
+  /** The client leaves more unread output than limits.output_queue_bytes allows. */
+  OutputFull = 4,
 
   // shard → main, id = connection
   /** Bytes for the client. */
@@ -28,6 +31,8 @@ export enum Op {
   StartTls = 17,
   /** Close the socket after flushing. */
   End = 18,
+  /** Stop reading the socket for `arg` ms (the stanza-rate shaper). */
+  Pause = 19,
 
   // shard → shard, id = the sending (or owning) shard's session id
   /** A session was bound; body: its full JID (UTF-8). */

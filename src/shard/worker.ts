@@ -20,6 +20,7 @@ import { openStorage } from '../storage/index.js';
 import { SaslProvider as SaslMechanisms } from '../stream/sasl/index.js';
 import { streamOptionsOf } from '../server.js';
 import { C2SStream, type C2SDeps, type StreamTransport } from '../stream/c2s.js';
+import { AuthFailureTracker } from '../stream/limits.js';
 import { type MeshRouter, ShardMesh } from './mirror.js';
 import { HEADER_BYTES, Op, OPEN_CAN_STARTTLS, OPEN_SECURE, readHeader, type RecordHeader, RingSender } from './protocol.js';
 import { Doorbell, RingReader, RingWriter } from './ring.js';
@@ -107,7 +108,14 @@ class RingTransport implements StreamTransport {
     this.ended = true;
     this.out.send(Op.End, this.id);
   }
+
+  /** The stanza-rate shaper: the main thread pauses the socket (at most 65 s per record). */
+  pauseFor(ms: number): void {
+    if (!this.ended && ms > 0) this.out.send(Op.Pause, this.id, undefined, Math.min(0xffff, Math.ceil(ms)));
+  }
 }
+
+const decoder = new TextDecoder();
 
 function toBytes(chunk: string | Uint8Array): Uint8Array {
   return typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
@@ -155,6 +163,14 @@ export default async function runShard(init: ShardInit): Promise<ShardResult> {
 
   const streams = new Map<number, C2SStream>();
   const deps: C2SDeps = { core, router: mesh.router(), sasl };
+  // Per shard: an address spreading its guesses over shards meets each shard's back-off.
+  const authFailures = new AuthFailureTracker(config.limits.authFailureDelay, config.limits.authFailureDelayMax);
+  // One sweep a second for every stream's timeouts, as in single-thread mode.
+  const sweeper = setInterval(() => {
+    const now = Date.now();
+    for (const stream of streams.values()) stream.checkTimeouts(now);
+    authFailures.sweep();
+  }, 1000);
 
   const header: RecordHeader = { op: Op.Open, arg: 0, id: 0 };
   const onMainRecord = (record: Uint8Array): void => {
@@ -162,13 +178,22 @@ export default async function runShard(init: ShardInit): Promise<ShardResult> {
     switch (h.op) {
       case Op.Open: {
         const id = h.id;
+        const text = decoder.decode(record.subarray(HEADER_BYTES));
+        const nl = text.indexOf('\n');
+        const refused = text.slice(0, nl);
         const stream = new C2SStream(new RingTransport(id, out, h.arg), streamOptions, {
           ...deps,
+          authThrottle: authFailures.for(text.slice(nl + 1)),
           onClosed: () => streams.delete(id),
         });
         streams.set(id, stream);
+        // Refused by the main thread's connection limits, with a reason the client can read.
+        if (refused) stream.close(new StreamError('policy-violation', refused));
         return;
       }
+      case Op.OutputFull:
+        streams.get(h.id)?.close(new StreamError('resource-constraint', 'output queue limit exceeded: the client reads too slowly'));
+        return;
       case Op.Data:
         // The core copies the chunk into WASM memory during feed(): the shared view suffices.
         streams.get(h.id)?.feed(record.subarray(HEADER_BYTES));
@@ -239,6 +264,7 @@ export default async function runShard(init: ShardInit): Promise<ShardResult> {
     commitAll();
     return { shard: init.shard, connections };
   } finally {
+    clearInterval(sweeper);
     init.port.close();
     storage.close();
   }
