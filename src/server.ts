@@ -14,6 +14,7 @@ import { createRouter } from './router/index.js';
 import type { Router } from './router/types.js';
 import { openStorage, type Storage } from './storage/index.js';
 import { SaslProvider as SaslMechanisms } from './stream/sasl/index.js';
+import { AuthBan } from './limits/auth-ban.js';
 import { AuthFailureTracker, ConnectionCounter } from './stream/limits.js';
 import { C2SStream, type C2SDeps, type C2SOptions, type ParserFactory, type SaslProvider } from './stream/c2s.js';
 import { ListenError, listenClients, type Listener } from './transport/listen.js';
@@ -89,6 +90,7 @@ export async function startServer(config: HermodConfig, options: StartOptions = 
     const streamOptions = streamOptionsOf(config);
     const connections = new ConnectionCounter(config.limits.maxConnections, config.limits.connectionsPerIp);
     const authFailures = new AuthFailureTracker(config.limits.authFailureDelay, config.limits.authFailureDelayMax);
+    const authBan = new AuthBan(config.limits.authBanFailures, config.limits.authBanTime);
     const baseDeps: C2SDeps = {
       core,
       router,
@@ -103,11 +105,23 @@ export async function startServer(config: HermodConfig, options: StartOptions = 
         return;
       }
       const address = transport.remoteAddress ?? '';
-      transport.limitBytes(config.limits.byteRate.rate, config.limits.byteRate.burst);
-      const refused = connections.admit(address);
+      // Anonymous peers read at the lower pre-authentication rate until SASL succeeds.
+      const { byteRate, preauthByteRate } = config.limits;
+      transport.limitBytes(preauthByteRate.rate, preauthByteRate.burst);
+      const throttle = authFailures.for(address);
+      const refused = authBan.bannedUntil(address) > 0 ? 'too many failed authentications from your address' : connections.admit(address);
       const stream = new C2SStream(transport, streamOptions, {
         ...baseDeps,
-        authThrottle: authFailures.for(address),
+        authThrottle: {
+          failed: () => {
+            authBan.failed(address);
+            return throttle.failed();
+          },
+          succeeded: () => {
+            throttle.succeeded();
+            transport.limitBytes(byteRate.rate, byteRate.burst);
+          },
+        },
         onClosed: (closed) => {
           streams.delete(closed);
           if (!refused) connections.release(address);
@@ -123,6 +137,7 @@ export async function startServer(config: HermodConfig, options: StartOptions = 
       const now = Date.now();
       for (const stream of streams) stream.checkTimeouts(now);
       authFailures.sweep();
+      authBan.sweep();
     }, 1000);
     sweeper.unref();
 

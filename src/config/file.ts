@@ -332,7 +332,7 @@ function crossCheck(c: HermodConfig, problem: (path: string, message: string) =>
   if (c.limits.preauthMaxStanzaBytes > c.limits.maxStanzaBytes) {
     problem('limits.preauth_max_stanza_bytes', `must not exceed limits.max_stanza_bytes (${c.limits.maxStanzaBytes})`);
   }
-  for (const name of ['byteRate', 'stanzaRate'] as const) {
+  for (const name of ['byteRate', 'preauthByteRate', 'stanzaRate'] as const) {
     const { rate, burst } = c.limits[name];
     if (rate > 0 && burst < rate) problem(`limits.${toYamlKey(name)}.burst`, `must be at least the rate (${rate}) when a rate is set`);
   }

@@ -61,6 +61,8 @@ export interface HermodConfig {
     maxAttributes: number;
     /** Per-connection inbound byte shaper (bytes per second); reading pauses when exceeded. */
     byteRate: RateLimit;
+    /** The same shaper before authentication (lower: the peer is anonymous). */
+    preauthByteRate: RateLimit;
     /** Per-connection stanza shaper (stanzas per second). */
     stanzaRate: RateLimit;
     /** Simultaneous connections from one IP address; 0 = no limit. */
@@ -73,6 +75,10 @@ export interface HermodConfig {
     authFailureDelay: number;
     /** Ceiling of that delay (ms). */
     authFailureDelayMax: number;
+    /** Failed authentications from one IP within authBanTime after which it is refused; 0 = never. */
+    authBanFailures: number;
+    /** The window those failures are counted in, and so how long a refusal lasts (ms). */
+    authBanTime: number;
     /** Authenticated stream closed after this long without inbound bytes (ms); 0 = never. */
     idleTimeout: number;
     /** Time allowed to finish TLS, SASL and bind (ms). */
@@ -394,12 +400,15 @@ export const SCHEMA: Schema<HermodConfig> = {
     maxDepth: int(DEFAULT_LIMITS.maxDepth, 2, 1024, 'deepest element nesting inside a stanza'),
     maxAttributes: int(DEFAULT_LIMITS.maxAttributes, 1, 1024, 'most attributes on one element'),
     byteRate: rate(1 * MiB, 4 * MiB, 'bytes'),
+    preauthByteRate: rate(16 * KiB, 64 * KiB, 'bytes'),
     stanzaRate: rate(1000, 2000, 'stanzas'),
     connectionsPerIp: int(0, 0, 10_000_000, 'simultaneous connections from one IP; 0 = no limit'),
     maxConnections: int(0, 0, 10_000_000, 'simultaneous connections in total; 0 = no limit'),
     authAttempts: int(3, 1, 10, 'SASL attempts per stream before it is closed (RFC 6120 §6.4.5)'),
     authFailureDelay: duration(1 * SECOND, 0, 1 * MINUTE, 'delay after a failed authentication, doubled per failure from one IP'),
     authFailureDelayMax: duration(30 * SECOND, 0, 1 * HOUR, 'ceiling of that delay'),
+    authBanFailures: int(20, 0, 1_000_000, 'failed authentications from one IP within auth_ban_time before it is refused; 0 = never'),
+    authBanTime: duration(10 * MINUTE, 1 * SECOND, 7 * 24 * HOUR, 'window of those failures: how long an address stays refused'),
     idleTimeout: duration(10 * MINUTE, 0, 7 * 24 * HOUR, 'close an authenticated stream silent this long; 0 = never'),
     preauthTimeout: duration(60 * SECOND, 1 * SECOND, 1 * HOUR, 'time allowed for TLS, SASL and bind'),
     outputQueueBytes: size(1 * MiB, 16 * KiB, 1024 * MiB, 'bytes queued for one slow reader before its stream is closed'),
