@@ -488,6 +488,8 @@ export class C2SStream implements ClientSession, ParserHandler {
       const handler = this.deps.elementHandlers?.get(`${ns} ${name}`);
       if (handler) return handler(this, view);
     }
+    // Router modules take their own nonzas (XEP-0352 <active/>, …) once a resource is bound.
+    if (this.phase === StreamPhase.Bound && this.deps.router.nonza?.(this, view)) return;
     if (!this.account_) {
       // §4.9.3.12: nothing but negotiation is allowed before authentication.
       return this.close(new StreamError('not-authorized', `<${name}/> before authentication`));

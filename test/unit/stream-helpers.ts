@@ -101,6 +101,11 @@ export function recordingRouter(options: { acceptRegistration?: boolean } = {}):
       log.unbound.push(session);
     },
     streamFeatures: () => "<ver xmlns='urn:xmpp:features:rosterver'/>",
+    nonza(session, element) {
+      if (element.namespace() !== 'urn:xmpp:csi:0') return false;
+      log.routed.push({ session, xml: element.toString(), kind: element.kind });
+      return true;
+    },
   };
 }
 

@@ -398,6 +398,14 @@ describe.each(cores)('c2s stream state machine (%s)', (_name, core) => {
       expect(streamErrorOf(await s.feed("<foo xmlns='urn:example'/>"))).toBe('unsupported-stanza-type');
     });
 
+    it("hands a bound session's nonzas to the router, and refuses those it does not take", async () => {
+      const s = await bound();
+      await s.feed("<inactive xmlns='urn:xmpp:csi:0'/>");
+      expect(s.router.log.routed.map((r) => r.kind)).toEqual([StanzaKind.Other]);
+      expect(s.transport.ended).toBe(false);
+      expect(streamErrorOf(await s.feed("<foo xmlns='urn:example'/>"))).toBe('unsupported-stanza-type');
+    });
+
     it('hands registered extension elements to their handler', async () => {
       const transport = new RecordingTransport({ secure: true });
       const seen: string[] = [];
