@@ -49,8 +49,12 @@ export type FeederFactory = (onStanza: (view: StanzaView) => void) => Feeder;
 const STREAM_HEADER =
   "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>";
 
-/** The real WASM core when it is built and loadable, else null. */
-export async function coreFeederFactory(): Promise<FeederFactory | null> {
+/**
+ * The real WASM core when it is built and loadable, else null. With `split`, every stanza is fed
+ * in pieces of 1, 2, 3, … bytes (cycling), so that stanzas straddle chunks and multi-byte
+ * characters are cut: the offsets the router splices with must survive reassembly.
+ */
+export async function coreFeederFactory(split = false): Promise<FeederFactory | null> {
   let mod: { loadCore?: () => unknown };
   try {
     mod = (await import('../../src/core/parser.js' as string)) as { loadCore?: () => unknown };
@@ -74,7 +78,16 @@ export async function coreFeederFactory(): Promise<FeederFactory | null> {
       DEFAULT_LIMITS,
     );
     parser.feed(Buffer.from(STREAM_HEADER));
-    return { feed: (xml) => parser.feed(Buffer.from(xml, 'utf8')) };
+    if (!split) return { feed: (xml) => parser.feed(Buffer.from(xml, 'utf8')) };
+    let size = 1;
+    return {
+      feed: (xml) => {
+        const bytes = Buffer.from(xml, 'utf8');
+        for (let at = 0; at < bytes.length; at += size, size = (size % 5) + 1) {
+          parser.feed(bytes.subarray(at, Math.min(bytes.length, at + size)));
+        }
+      },
+    };
   };
 }
 

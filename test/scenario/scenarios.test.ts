@@ -18,3 +18,14 @@ describe(`scenarios (${core ? 'WASM core' : 'JavaScript view: core not built'})`
     });
   }
 });
+
+// The same conversations with every stanza cut into 1..5-byte chunks (only with the real core).
+const split = core ? await coreFeederFactory(true) : null;
+describe.runIf(split !== null)('scenarios, stanzas fed in 1..5-byte chunks (WASM core)', () => {
+  for (const file of files) {
+    const script = readFileSync(new URL(file, dir), 'utf8');
+    it(`${scenarioTitle(script, file)} [${file}]`, async () => {
+      await new Scenario({ feeder: split! }).run(script);
+    });
+  }
+});
