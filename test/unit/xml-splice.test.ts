@@ -79,3 +79,36 @@ describe('escaping', () => {
     expect(attr('id', "a'b")).toBe(" id='a&apos;b'");
   });
 });
+
+describe('splice properties', () => {
+  it('keeps every attribute but from, and every byte of content, whatever the attribute order and quoting', async () => {
+    const fc = (await import('fast-check')).default;
+    const { parseElement } = await import('../../src/xml/element.js');
+    const { jsView } = await import('../scenario/js-view.js');
+    const value = fc.string({ unit: fc.constantFrom('a', 'é', '😀', '&amp;', '&lt;', ' ', '/', '@', '"', "'") });
+    const attrs = fc.uniqueArray(fc.tuple(fc.constantFrom('to', 'from', 'id', 'type', 'xml:lang', 'x'), value, fc.boolean()), {
+      selector: (a) => a[0],
+      maxLength: 5,
+    });
+    fc.assert(
+      fc.property(attrs, value, fc.string(), (list, body, stamp) => {
+        const attrText = list
+          .map(([k, v, dq]) => {
+            // A quote of the other kind is literal; the same kind must be an entity.
+            const q = dq ? '"' : "'";
+            const escaped = v.replaceAll(q, dq ? '&quot;' : '&apos;');
+            return ` ${k}=${q}${escaped}${q}`;
+          })
+          .join('');
+        const xml = `<message${attrText}><body>${body.replaceAll('"', '').replaceAll("'", '')}</body></message>`;
+        const out = spliceFrom(jsView(xml), fromAttribute(stamp)).toString();
+        const before = parseElement(xml);
+        const after = parseElement(out);
+        const expected = { ...before.attrs, from: stamp };
+        return JSON.stringify(Object.entries(after.attrs).sort()) === JSON.stringify(Object.entries(expected).sort()) &&
+          out.endsWith(xml.slice(xml.indexOf('>')));
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
