@@ -4,7 +4,7 @@
 import { StanzaError } from '../errors.js';
 import { Jid } from '../jid.js';
 import type { IqEvent, Module, RouterContext } from '../router/context.js';
-import { ROSTER_NS, rosterItemXml } from '../router/roster.js';
+import { ROSTER_NS, checkRosterRoom, rosterItemXml } from '../router/roster.js';
 import type { RosterItem } from '../storage/types.js';
 import { childElements, type Element } from '../xml/element.js';
 
@@ -70,6 +70,7 @@ function set(ctx: RouterContext, ev: IqEvent): boolean {
 
   // §2.1.2.5: subscription and ask are the server's business; a client's values are ignored.
   const existing = rosters.get(st.bare, contact.bare);
+  if (!existing) checkRosterRoom(ctx, st.bare);
   const name = (item.attrs.name as string | undefined) ?? null;
   const next: RosterItem = {
     jid: contact.bare,

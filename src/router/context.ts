@@ -28,6 +28,8 @@ export interface RouterContext {
   readonly log: Logger | null;
   /** PBKDF2 iterations for passwords set in-band (XEP-0077), RFC 5802 §5.1 'i'. */
   readonly passwordIterations: number;
+  /** RFC 6121 §2.3.3: most roster items an account may add (further additions: resource-constraint). */
+  readonly maxRosterItems: number;
   /** Server software version (XEP-0092), from package.json. */
   readonly version: string;
   /** Offer a stream feature after authentication (Router.streamFeatures). */

@@ -14,6 +14,7 @@ import { appendChild, spliceFrom } from '../xml/splice.js';
 import { attr } from '../xml/escape.js';
 import { type Element, parseElement } from '../xml/element.js';
 import type { RouterContext } from './context.js';
+import { checkRosterRoom } from './roster.js';
 import type { SessionState } from './session.js';
 import {
   type SubState,
@@ -281,6 +282,7 @@ export class PresenceEngine {
     const contact = contactJid.toBare().bare;
     if (contact === owner) return; // a relationship with oneself is implicit (RFC 6121 §3.1.1 note)
     const { item, state } = this.subState(owner, contact);
+    if (!item && type === 'subscribe') checkRosterRoom(this.ctx, owner);
     const out = outbound(state, type);
     let approved: boolean | undefined;
     if (out.preApproval === 'set') approved = true;

@@ -2,7 +2,9 @@
  * Roster item serialisation and roster pushes (RFC 6121 §2.1.2, §2.1.6), shared by the roster
  * module and the subscription logic of the router.
  */
+import { StanzaError } from '../errors.js';
 import type { RosterItem } from '../storage/types.js';
+import type { RouterContext } from './context.js';
 import { attr, escapeText } from '../xml/escape.js';
 
 export const ROSTER_NS = 'jabber:iq:roster';
@@ -29,4 +31,11 @@ export function rosterPushXml(to: string, itemXml: string, version: number | nul
     `<iq type='set'${attr('to', to)} id='push${pushCounter.toString(36)}'>` +
     `<query xmlns='${ROSTER_NS}'${version === null ? '' : attr('ver', String(version))}>${itemXml}</query></iq>`
   );
+}
+
+/** RFC 6121 §2.3.3: refuse a new item once the roster is full. */
+export function checkRosterRoom(ctx: Pick<RouterContext, 'storage' | 'maxRosterItems'>, owner: string): void {
+  if (ctx.storage.rosters.list(owner).length >= ctx.maxRosterItems) {
+    throw new StanzaError('resource-constraint', `a roster holds at most ${ctx.maxRosterItems} items`);
+  }
 }

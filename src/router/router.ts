@@ -46,6 +46,8 @@ export interface RouterOptions {
   now?: () => Date;
   /** PBKDF2 iterations for passwords set by in-band registration (default 4096). */
   passwordIterations?: number;
+  /** RFC 6121 §2.3.3: roster size limit for items a client adds (default 1000). */
+  maxRosterItems?: number;
   /** Software version reported by XEP-0092 (default: package.json's). */
   version?: string;
 }
@@ -97,6 +99,7 @@ export class HermodRouter implements Router, RouterContext {
   readonly log: Logger | null;
   readonly version: string;
   readonly passwordIterations: number;
+  readonly maxRosterItems: number;
   private readonly clock: () => Date;
   private readonly presence: PresenceEngine;
   /** Prepared JIDs by their wire text: preparation (NFKC, case folding) is not free. */
@@ -111,6 +114,7 @@ export class HermodRouter implements Router, RouterContext {
     this.clock = options.now ?? (() => new Date());
     this.version = options.version ?? '0.0.0';
     this.passwordIterations = options.passwordIterations ?? DEFAULT_ITERATIONS;
+    this.maxRosterItems = options.maxRosterItems ?? 1000;
     this.sessions = new SessionRegistry({ maxResources: options.maxResources ?? 10 });
     this.presence = new PresenceEngine(this);
     for (const m of modules) m.install(this);

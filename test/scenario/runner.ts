@@ -3,7 +3,8 @@
  * router, with in-memory storage and fake client sessions (no sockets).
  *
  *   # Title of the scenario (the first comment line names the test)
- *   @registration open            options: @domain, @registration, @max-resources, @offline-limit
+ *   @registration open            options: @domain, @registration, @max-resources, @offline-limit,
+ *                                  @max-roster-items
  *   account alice                  create alice@localhost (password 'secret')
  *   alice has contact bob subscription=both ask=subscribe name=Bob groups=Friends,Work approved
  *   alice connects                 session 'alice' bound as alice@localhost/res
@@ -144,6 +145,7 @@ export class Scenario {
   registration: 'open' | 'closed' = 'closed';
   maxResources = 10;
   offlineLimit = 100;
+  maxRosterItems = 1000;
   private store: Storage | null = null;
   private router: HermodRouter | null = null;
   private readonly clients = new Map<string, Client>();
@@ -166,6 +168,7 @@ export class Scenario {
       now: () => this.options.now ?? new Date('2026-01-01T00:00:00.000Z'),
       version: '1.2.3',
       passwordIterations: 1,
+      maxRosterItems: this.maxRosterItems,
     });
     return this.router;
   }
@@ -237,6 +240,7 @@ export class Scenario {
     if ((m = /^@registration\s+(open|closed)$/.exec(text))) return void (this.registration = m[1] as 'open' | 'closed');
     if ((m = /^@max-resources\s+(\d+)$/.exec(text))) return void (this.maxResources = Number(m[1]));
     if ((m = /^@offline-limit\s+(\d+)$/.exec(text))) return void (this.offlineLimit = Number(m[1]));
+    if ((m = /^@max-roster-items\s+(\d+)$/.exec(text))) return void (this.maxRosterItems = Number(m[1]));
     if ((m = /^account\s+(\S+)$/.exec(text))) return this.storage.users.create(this.bareOf(m[1]!), 'secret');
     if ((m = /^(\S+) has contact (\S+)(.*)$/.exec(text))) return this.seedContact(m[1]!, m[2]!, m[3]!);
     if ((m = /^(\S+) connects( without resource)?$/.exec(text))) return this.connect(m[1]!, !!m[2]);
