@@ -16,9 +16,9 @@ export const CARBONS_NS = 'urn:xmpp:carbons:2';
 const FORWARD_NS = 'urn:xmpp:forward:0';
 const KEY = 'carbons';
 
-/** XEP-0280 §6.1: payloads that make a message of type normal an IM message worth copying. */
+/** XEP-0280 'Eligible Messages': payloads that make a message of type normal an IM message worth copying. */
 const IM_PAYLOAD = /<body[\s>/]|http:\/\/jabber\.org\/protocol\/chatstates|urn:xmpp:receipts|urn:xmpp:chat-markers:0/;
-/** XEP-0280 §7 (<private/>) and XEP-0334 (<no-copy/>): the sender asked for no copies. */
+/** XEP-0280 'Avoiding Carbons for a Single Message' (<private/>) and XEP-0334 (<no-copy/>): the sender asked for no copies. */
 const OPT_OUT = /<private\s+xmlns=['"]urn:xmpp:carbons:2['"]|<no-copy\s+xmlns=['"]urn:xmpp:hints['"]/;
 
 function enabled(s: SessionState): boolean {
@@ -50,7 +50,7 @@ function copy(ctx: RouterContext, ev: RoutedMessageEvent, perAccount: Map<string
   const senderCopies = perAccount.has(senderBare);
   const recipientCopies = ev.to.local !== null && ev.to.domain === ctx.domain && perAccount.has(recipientBare);
   if (!senderCopies && !recipientCopies) return;
-  // §6.1: chat, or normal with IM payloads; never groupchat, headline or errors here.
+  // XEP-0280 'Eligible Messages': chat, or normal with IM payloads; never groupchat, headline or errors here.
   if (ev.type !== 'chat' && ev.type !== 'normal') return;
   const text = ev.bytes.toString('utf8');
   if (ev.type === 'normal' && !IM_PAYLOAD.test(text)) return;
@@ -58,7 +58,7 @@ function copy(ctx: RouterContext, ev: RoutedMessageEvent, perAccount: Map<string
   let inner: string | null = null;
   const forwarded = () => (inner ??= forwardedXml(ev.bytes));
 
-  // §6.2 received: the recipient account's other carbons-enabled resources that did not get it
+  // 'Receiving Messages': the recipient account's other carbons-enabled resources that did not get it
   // (none when the message went to offline storage: it will be delivered from there).
   if (recipientCopies && ev.delivered.length > 0) {
     for (const s of ctx.sessions.bare(recipientBare)) {
@@ -66,7 +66,7 @@ function copy(ctx: RouterContext, ev: RoutedMessageEvent, perAccount: Map<string
       s.deliver(wrap('received', recipientBare, s, forwarded()), 'message');
     }
   }
-  // §6.3 sent: the sender's other carbons-enabled resources (not those that received it anyway).
+  // 'Sending Messages': the sender's other carbons-enabled resources (not those that received it anyway).
   if (senderCopies) {
     for (const s of ctx.sessions.bare(senderBare)) {
       if (!enabled(s) || s === ev.sender || ev.delivered.includes(s)) continue;
@@ -89,7 +89,7 @@ export const carbons: Module = {
       if (n > 0) perAccount.set(s.bare, n);
       else perAccount.delete(s.bare);
     };
-    // §4: enable/disable are IQ sets addressed to the account (normally without 'to').
+    // 'Enabling Carbons' / 'Disabling Carbons': IQ sets addressed to the account (normally without 'to').
     ctx.hooks.on(`iq-set/self/${CARBONS_NS}`, (ev: IqEvent) => {
       const name = ev.payload.getName();
       if (name !== 'enable' && name !== 'disable') throw new StanzaError('bad-request', 'expected <enable/> or <disable/>');

@@ -179,7 +179,7 @@ export class PresenceEngine {
   }
 
   /** §8.5.2.1.2 / §8.5.3: presence to a bare JID goes to all available resources; to a full
-   * JID only to that resource; otherwise it is silently dropped (§8.5.2.2.2, §8.5.3.2.2). */
+   * JID only to that resource; otherwise it is silently dropped (§8.5.1, §8.5.2.2.2, §8.5.3.2.2). */
   private deliverDirected(from: string, target: Jid, bytes: Uint8Array): void {
     if (target.domain !== this.ctx.domain || target.local === null) return;
     if (this.ctx.blocked(from, target.bare)) return;

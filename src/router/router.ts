@@ -351,7 +351,7 @@ export class HermodRouter implements Router, RouterContext {
   private messageToBare(target: Jid, type: MessageType, bytes: Buffer): readonly SessionState[] {
     const all = this.sessions.bare(target.bare);
     if (all.length === 0 && !this.storage.users.exists(target.bare)) {
-      // §8.5.2.3 (no such user): error for message, except an error is never answered.
+      // §8.5.1 (no such user): service-unavailable for a message, except an error is never answered.
       if (type === 'error') return [];
       throw new StanzaError('service-unavailable');
     }
@@ -443,7 +443,7 @@ export class HermodRouter implements Router, RouterContext {
       return this.serverIq(st, view, to, 'host');
     }
     if (to.resource === null) {
-      // §8.5.2.1.3 / §8.5.2.2.3: the server answers for the account, or for no such user.
+      // §8.5.2.1.3 / §8.5.2.2.3: the server answers for the account; §8.5.1: no such user.
       if (this.sessions.bare(to.bare).length === 0 && !this.storage.users.exists(to.bare)) {
         if (request) throw new StanzaError('service-unavailable');
         return;
