@@ -80,7 +80,7 @@ function messageType(t: StanzaType): MessageType {
   }
 }
 
-const KIND_NAME: Record<StanzaKind, string> = {
+const KIND_NAME: Record<StanzaKind, 'message' | 'presence' | 'iq' | 'other'> = {
   [StanzaKind.Message]: 'message',
   [StanzaKind.Presence]: 'presence',
   [StanzaKind.Iq]: 'iq',
@@ -299,8 +299,8 @@ export class HermodRouter implements Router, RouterContext {
     if (view.type === StanzaType.Error) return;
     if (view.kind === StanzaKind.Iq && view.type === StanzaType.Result) return;
     const error = this.asStanzaError(err);
-    const name = KIND_NAME[view.kind];
-    st.deliver(errorReply({ name, id: view.id(), from: view.to(), to: st.jid.full }, error), view.kind === StanzaKind.Iq ? 'iq' : name === 'message' ? 'message' : 'presence');
+    const kind = KIND_NAME[view.kind];
+    st.deliver(errorReply({ name: kind, id: view.id(), from: view.to(), to: st.jid.full }, error), kind);
   }
 
   private asStanzaError(err: unknown): StanzaError {
