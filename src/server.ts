@@ -6,6 +6,7 @@
  * other way: stop accepting, end every stream with <system-shutdown/>, let the sockets flush,
  * close the database.
  */
+import type { Socket } from 'node:net';
 import { ConfigError, StreamError } from './errors.js';
 import { loadCore } from './core/parser.js';
 import type { HermodConfig } from './config/schema.js';
@@ -19,7 +20,8 @@ import { AuthFailureTracker, ConnectionCounter } from './stream/limits.js';
 import { C2SStream, type C2SDeps, type C2SOptions, type ParserFactory, type SaslProvider } from './stream/c2s.js';
 import { ListenError, listenClients, type Listener } from './transport/listen.js';
 import { loadCertificate, secureContextOf, type Certificate } from './transport/tls.js';
-import type { SocketTransport } from './transport/socket.js';
+import type { ClientTransport } from './transport/socket.js';
+import { listenWebSocket } from './transport/websocket.js';
 import type { ShardedServer } from './shard/serve.js';
 
 export const EX_USAGE = 64;
@@ -29,6 +31,8 @@ export interface HermodServer {
   readonly config: HermodConfig;
   readonly c2s: Listener;
   readonly directTls: Listener | null;
+  /** RFC 7395 listener, when listen.websocket.enabled. */
+  readonly websocket: Listener | null;
   readonly certificate: Certificate;
   readonly storage: Storage;
   readonly router: Router;
@@ -99,7 +103,7 @@ export async function startServer(config: HermodConfig, options: StartOptions = 
       extraFeatures: options.extraFeatures,
     };
     let stopping = false;
-    const accept = (transport: SocketTransport) => {
+    const accept = (transport: ClientTransport) => {
       if (stopping) {
         transport.destroy();
         return;
@@ -143,12 +147,26 @@ export async function startServer(config: HermodConfig, options: StartOptions = 
 
     const listeners = await listenClients(config.listen, secureContext, accept);
     const { c2s, directTls, sockets } = listeners;
+    let websocket: Listener | null = null;
+    if (config.listen.websocket.enabled) {
+      try {
+        websocket = await listenWebSocket({ ...config.listen.websocket, backlog: config.listen.c2s.backlog }, accept);
+      } catch (err) {
+        await listeners.close();
+        throw err;
+      }
+      websocket.server.on('connection', (socket: Socket) => {
+        sockets.add(socket);
+        socket.once('close', () => sockets.delete(socket));
+      });
+    }
 
     let stopped: Promise<void> | null = null;
     const server: HermodServer = {
       config,
       c2s,
       directTls,
+      websocket,
       certificate,
       storage,
       router,
@@ -156,13 +174,14 @@ export async function startServer(config: HermodConfig, options: StartOptions = 
       describe() {
         const where = [`${c2s.host}:${c2s.port} (c2s, STARTTLS${config.tls.policy === 'required' ? ' required' : ' optional'})`];
         if (directTls) where.push(`${directTls.host}:${directTls.port} (direct TLS)`);
+        if (websocket) where.push(`ws://${websocket.host}:${websocket.port}${config.listen.websocket.path} (WebSocket)`);
         return `hermod listening on ${where.join(', ')}, domain ${config.domain}, data ${config.dataDir}`;
       },
       shutdown() {
         stopped ??= (async () => {
           stopping = true;
           clearInterval(sweeper);
-          const closing = listeners.close();
+          const closing = Promise.all([listeners.close(), websocket?.close()]);
           // RFC 6120 §4.9.3.17: tell every client why the stream ends.
           for (const stream of [...streams]) stream.close(new StreamError('system-shutdown'));
           let timer: NodeJS.Timeout | undefined;

@@ -16,7 +16,15 @@ export interface ByteSink {
   transportClosed(): void;
 }
 
-export class SocketTransport implements StreamTransport {
+/** What the server needs of any client transport (TCP/TLS socket, WebSocket). */
+export interface ClientTransport extends StreamTransport {
+  readonly remoteAddress: string | undefined;
+  attach(sink: ByteSink): void;
+  limitBytes(rate: number, burst: number): void;
+  destroy(): void;
+}
+
+export class SocketTransport implements ClientTransport {
   private socket: Socket;
   private sink: ByteSink | null = null;
   private upgraded = false;

@@ -1,0 +1,223 @@
+/**
+ * XMPP over WebSocket (RFC 7395) on the same stream state machine and core as TCP.
+ *
+ * Each WebSocket message carries exactly one complete element (§3.3.3). Rather than teach the
+ * state machine a second framing, this transport translates at the edge:
+ *  - in:  <open/> becomes the equivalent <stream:stream> header, <close/> its end tag, and every
+ *         other message is fed as is (the core parses it inside the synthetic stream);
+ *  - out: our stream header becomes <open/>, </stream:stream> becomes <close/>, stream-level
+ *         elements get their stream namespace declared, and stanzas get xmlns='jabber:client'
+ *         because each message must stand alone as a document (§3.3.3).
+ * TLS belongs to the HTTP layer (wss://, usually a reverse proxy); see `secure` below.
+ */
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { Socket } from 'node:net';
+import { parse as parseXml } from 'ltx';
+import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import { STREAMS_NS, escapeXml } from '../errors.js';
+import { TokenBucket } from '../stream/limits.js';
+import { ListenError, type Listener } from './listen.js';
+import type { ByteSink, ClientTransport } from './socket.js';
+
+export const FRAMING_NS = 'urn:ietf:params:xml:ns:xmpp-framing';
+const CLIENT_NS = 'jabber:client';
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|::ffff:127\.\d+\.\d+\.\d+)$/;
+
+const STREAM_END = '</stream:stream>';
+const STANZA_START = /^<(message|presence|iq)[\s/>]/;
+
+/** Our stream header (written by C2SStream.header()) → the RFC 7395 §3.4 <open/>. */
+function openFromHeader(header: string): string {
+  const attr = (name: string) => new RegExp(`\\s${name}='([^']*)'`).exec(header.slice(header.indexOf('<stream:stream')))?.[1];
+  const parts = [`xmlns='${FRAMING_NS}'`];
+  for (const name of ['id', 'from', 'to', 'version', 'xml:lang']) {
+    const value = attr(name);
+    if (value !== undefined) parts.push(`${name}='${value}'`);
+  }
+  return `<open ${parts.join(' ')}/>`;
+}
+
+/** Insert `attribute` right after the element name of `xml` (whose start tag lacks it). */
+function withAttribute(xml: string, attribute: string): string {
+  const nameEnd = xml.search(/[\s/>]/);
+  return `${xml.slice(0, nameEnd)} ${attribute}${xml.slice(nameEnd)}`;
+}
+
+/** True when the start tag of `xml` declares a default namespace. */
+function declaresNamespace(xml: string): boolean {
+  const tagEnd = xml.indexOf('>');
+  return /\sxmlns\s*=/.test(tagEnd === -1 ? xml : xml.slice(0, tagEnd));
+}
+
+/** One outbound chunk (one element) as the WebSocket message RFC 7395 wants. */
+export function frameOutbound(chunk: string | Uint8Array): string {
+  let xml = typeof chunk === 'string' ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength).toString('utf8');
+  if (xml.startsWith('<?xml') || xml.startsWith('<stream:stream')) return openFromHeader(xml);
+  if (xml === STREAM_END) return `<close xmlns='${FRAMING_NS}'/>`;
+  if (xml.startsWith('<stream:')) return withAttribute(xml, `xmlns:stream='${STREAMS_NS}'`);
+  if (STANZA_START.test(xml) && !declaresNamespace(xml)) xml = withAttribute(xml, `xmlns='${CLIENT_NS}'`);
+  return xml;
+}
+
+/**
+ * One inbound message as text for the stream parser: <open/> (§3.4) → stream header, <close/>
+ * (§3.6) → end of stream, anything else unchanged (malformed input then fails in the core with
+ * the stream error it deserves).
+ */
+export function unframeInbound(text: string): string {
+  const trimmed = text.trim();
+  if (/^<(open|close)[\s/>]/.test(trimmed)) {
+    let el;
+    try {
+      el = parseXml(trimmed);
+    } catch {
+      return text;
+    }
+    if (el.attrs['xmlns'] !== FRAMING_NS) return trimmed;
+    if (el.name === 'close') return STREAM_END;
+    const attrs = ['to', 'from', 'version', 'xml:lang']
+      .filter((name) => typeof el.attrs[name] === 'string')
+      .map((name) => ` ${name}='${escapeXml(el.attrs[name] as string)}'`)
+      .join('');
+    return `<stream:stream xmlns='${CLIENT_NS}' xmlns:stream='${STREAMS_NS}'${attrs}>`;
+  }
+  return text;
+}
+
+export class WebSocketTransport implements ClientTransport {
+  private sink: ByteSink | null = null;
+  private gone = false;
+  private byteBucket: TokenBucket | null = null;
+  private resumeTimer: NodeJS.Timeout | null = null;
+  readonly canStartTls = false;
+
+  /**
+   * `secure`: the WebSocket came over TLS, or from the loopback address (a reverse proxy on the
+   * same host that terminated TLS, the usual deployment). Only then may SASL run under
+   * `tls.policy: required`.
+   */
+  constructor(
+    private readonly ws: WebSocket,
+    readonly secure: boolean,
+    readonly remoteAddress: string | undefined,
+  ) {
+    ws.on('message', (data: RawData, isBinary: boolean) => this.onMessage(data, isBinary));
+    ws.on('close', () => this.onGone());
+    ws.on('error', () => {});
+  }
+
+  attach(sink: ByteSink): void {
+    this.sink = sink;
+  }
+
+  limitBytes(rate: number, burst: number): void {
+    this.byteBucket = rate > 0 ? new TokenBucket(rate, burst) : null;
+  }
+
+  get pendingBytes(): number {
+    return this.ws.bufferedAmount;
+  }
+
+  write(chunks: (string | Uint8Array)[]): void {
+    if (this.gone) return;
+    // §3.3.3: one element per message; the stream queues one element per chunk.
+    for (const chunk of chunks) this.ws.send(frameOutbound(chunk));
+  }
+
+  startTls(): void {
+    // Never offered (canStartTls is false): TLS is the HTTP layer's business here.
+  }
+
+  end(): void {
+    if (this.gone) return;
+    this.ws.close(1000);
+    const ws = this.ws;
+    setTimeout(() => ws.terminate(), 5000).unref();
+  }
+
+  destroy(): void {
+    this.ws.terminate();
+  }
+
+  pauseFor(ms: number): void {
+    if (this.gone) return;
+    this.ws.pause();
+    if (this.resumeTimer) clearTimeout(this.resumeTimer);
+    this.resumeTimer = setTimeout(() => {
+      this.resumeTimer = null;
+      if (!this.gone) this.ws.resume();
+    }, ms);
+    this.resumeTimer.unref();
+  }
+
+  private onMessage(data: RawData, isBinary: boolean): void {
+    if (!this.sink) return;
+    const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
+    // §3.2: XMPP travels in text messages; binary ones are parsed the same (and fail the same).
+    this.sink.feed(isBinary ? bytes : Buffer.from(unframeInbound(bytes.toString('utf8'))));
+    if (this.byteBucket) {
+      const wait = this.byteBucket.take(bytes.length);
+      if (wait > 0) this.pauseFor(wait);
+    }
+  }
+
+  private onGone(): void {
+    if (this.gone) return;
+    this.gone = true;
+    this.sink?.transportClosed();
+  }
+}
+
+export interface WebSocketListenOptions {
+  host: string;
+  port: number;
+  path: string;
+  backlog: number;
+}
+
+/** An HTTP listener that upgrades `path` to RFC 7395 WebSockets with the 'xmpp' subprotocol. */
+export function listenWebSocket(
+  options: WebSocketListenOptions,
+  onConnection: (transport: WebSocketTransport) => void,
+): Promise<Listener> {
+  const http: Server = createServer((_req, res) => {
+    res.writeHead(426, { 'content-type': 'text/plain', upgrade: 'websocket' });
+    res.end('XMPP over WebSocket (RFC 7395): connect with the "xmpp" subprotocol\n');
+  });
+  const wss = new WebSocketServer({
+    server: http,
+    path: options.path,
+    // §3.1: only the 'xmpp' subprotocol; a client that does not offer it is refused below.
+    handleProtocols: (protocols: Set<string>) => (protocols.has('xmpp') ? 'xmpp' : false),
+    maxPayload: 16 * 1024 * 1024,
+  });
+  wss.on('connection', (ws: WebSocket, req: IncomingMessage) => {
+    if (ws.protocol !== 'xmpp') {
+      ws.close(1002, 'the xmpp subprotocol is required (RFC 7395 §3.1)');
+      return;
+    }
+    const socket = req.socket as Socket & { encrypted?: boolean };
+    const address = socket.remoteAddress;
+    const secure = socket.encrypted === true || (address !== undefined && LOOPBACK.test(address));
+    onConnection(new WebSocketTransport(ws, secure, address));
+  });
+  return new Promise((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException) => reject(new ListenError(`${options.host}:${options.port}`, err));
+    http.once('error', onError);
+    http.listen({ host: options.host, port: options.port, backlog: options.backlog }, () => {
+      http.off('error', onError);
+      const address = http.address();
+      resolve({
+        server: http,
+        host: options.host,
+        port: typeof address === 'object' && address ? address.port : options.port,
+        close: () =>
+          new Promise((done) => {
+            wss.close();
+            http.close(() => done());
+            http.closeIdleConnections?.();
+          }),
+      });
+    });
+  });
+}
