@@ -4,7 +4,7 @@
 import { StanzaError } from '../errors.js';
 import { Jid } from '../jid.js';
 import type { IqEvent, Module, RouterContext } from '../router/context.js';
-import { ROSTER_NS, checkRosterRoom, rosterItemXml } from '../router/roster.js';
+import { ROSTER_NS, checkRosterRoom, rosterItemXml, rosterPushXml } from '../router/roster.js';
 import type { RosterItem } from '../storage/types.js';
 import { childElements, type Element } from '../xml/element.js';
 
@@ -26,9 +26,20 @@ function get(ctx: RouterContext, ev: IqEvent): boolean {
   st.interested = true;
   const ver = ev.payload.attrs.ver as string | undefined;
   const current = ctx.storage.rosters.version(st.bare);
-  // §2.6.3: the client's cached version is current — an empty result, changes come as pushes.
+  // §2.6.3: the client's cached version is current — an empty result, later changes as pushes.
   if (ver !== undefined && ver !== '' && ver === String(current)) {
     ev.reply();
+    return true;
+  }
+  // §2.6.3: an older version the store can still account for — an empty result, then one push
+  // per item that changed since, oldest first; otherwise the whole roster below.
+  const cached = ver !== undefined && /^[0-9]{1,15}$/.test(ver) ? ctx.storage.rosters.changesSince(st.bare, Number(ver)) : null;
+  if (cached) {
+    ev.reply();
+    for (const change of cached.changes) {
+      const itemXml = rosterItemXml('item' in change ? change.item : { jid: change.removed, subscription: 'remove' });
+      st.deliver(rosterPushXml(st.jid.full, itemXml, change.version), 'iq');
+    }
     return true;
   }
   const items = ctx.storage.rosters.list(st.bare).map(rosterItemXml).join('');
