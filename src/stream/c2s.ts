@@ -306,6 +306,12 @@ export class C2SStream implements ClientSession, ParserHandler {
       // RFC 6120 §6.4: the client waits for our answer; whatever it sends meanwhile is parsed
       // after it (and after the restart, on success). Copied: the caller may reuse its buffer.
       this.held.push(Uint8Array.from(chunk));
+      // Bounded: a client may pipeline its next few elements, not stream megabytes into
+      // memory while a failed attempt's back-off holds the answer (docs/security.md).
+      if (this.held.reduce((n, c) => n + c.length, 0) > this.options.preAuthMaxStanzaBytes) {
+        this.held = [];
+        this.close(new StreamError('policy-violation', 'too much data sent before the SASL answer'));
+      }
       return;
     }
     this.feeding = true;

@@ -221,3 +221,32 @@ describe('the shapers slow a client down and drop nothing', () => {
     expect(ids).toEqual(Array.from({ length: 201 }, (_, i) => i));
   });
 });
+
+describe('input held while a SASL answer is pending', () => {
+  let t: TestServer;
+  beforeAll(async () => {
+    t = await startTestServer([
+      '--tls', 'optional',
+      '--set', 'limits.auth_failure_delay=2s',
+      '--set', 'limits.preauth_byte_rate.rate=0',
+    ]);
+  });
+  afterAll(async () => t?.stop());
+
+  it('is bounded by limits.preauth_max_stanza_bytes: streaming data during the back-off is a policy-violation', async () => {
+    const alice = await loggedIn(t.port, 'alice', 'a');
+    const bob = await loggedIn(t.port, 'bob', 'b');
+    const c = await connect(t.port);
+    c.send(STREAM_HEADER);
+    await c.waitFor('</stream:features>');
+    c.take();
+    c.send(`<auth ${SASL} mechanism='PLAIN'>${plain('alice', 'wrong')}</auth>`);
+    // The wrong password's answer is held back 2s; meanwhile the client keeps sending.
+    await new Promise((r) => setTimeout(r, 100));
+    c.send(' '.repeat(64 * 1024));
+    await c.waitClosed();
+    expect(c.received).toMatch(streamError('policy-violation'));
+    expect(c.received).toContain('too much data sent before the SASL answer');
+    await roundTrip(alice, bob);
+  });
+});
