@@ -15,7 +15,8 @@ import { Piscina } from 'piscina';
 import type { HermodConfig } from '../config/schema.js';
 import { STREAMS_NS, StreamError } from '../errors.js';
 import { ConnectionCounter } from '../stream/limits.js';
-import type { SocketTransport } from '../transport/socket.js';
+import { AuthBan } from '../limits/auth-ban.js';
+import type { ClientTransport } from '../transport/socket.js';
 import { HEADER_BYTES, Op, OPEN_CAN_STARTTLS, OPEN_SECURE, readHeader, type RecordHeader, RingSender } from './protocol.js';
 import { createRing, Doorbell, RingReader, RingWriter } from './ring.js';
 import type { PeerLink, ShardControl, ShardInit, ShardResult } from './worker.js';
@@ -49,7 +50,7 @@ export type ShardEvent =
 interface Connection {
   readonly id: number;
   readonly shard: number;
-  readonly transport: SocketTransport;
+  readonly transport: ClientTransport;
   readonly address: string;
   /** Counted by the connection limits (released when the connection goes). */
   readonly admitted: boolean;
@@ -95,6 +96,8 @@ export class ShardPool {
   private readonly header: RecordHeader = { op: Op.Open, arg: 0, id: 0 };
   private readonly pendingWrites = new Map<Connection, Uint8Array[]>();
   private readonly limits: ConnectionCounter;
+  private readonly authBan: AuthBan;
+  private readonly sweeper: NodeJS.Timeout;
 
   constructor(options: ShardPoolOptions) {
     if (!Number.isInteger(options.shards) || options.shards < 1) throw new RangeError('a shard pool needs at least one shard');
@@ -104,6 +107,9 @@ export class ShardPool {
     this.spinMicros = options.spinMicros ?? 20;
     this.onEvent = options.onEvent ?? (() => {});
     this.limits = new ConnectionCounter(this.config.limits.maxConnections, this.config.limits.connectionsPerIp);
+    this.authBan = new AuthBan(this.config.limits.authBanFailures, this.config.limits.authBanTime);
+    this.sweeper = setInterval(() => this.authBan.sweep(), 1000);
+    this.sweeper.unref();
     this.piscina = new Piscina({
       filename: shardWorkerFile(),
       minThreads: this.shards,
@@ -134,13 +140,14 @@ export class ShardPool {
   }
 
   /** Hand an accepted connection to the shard with the fewest connections. */
-  accept(transport: SocketTransport, preferShard?: number): number {
+  accept(transport: ClientTransport, preferShard?: number): number {
     const shard = this.pick(preferShard);
     const address = transport.remoteAddress ?? '';
     const limits = this.config.limits;
-    transport.limitBytes(limits.byteRate.rate, limits.byteRate.burst);
+    // Anonymous peers read at the lower pre-authentication rate until SASL succeeds.
+    transport.limitBytes(limits.preauthByteRate.rate, limits.preauthByteRate.burst);
     // The limits are process-wide, so they are counted here; the shard says why to the client.
-    const refused = this.limits.admit(address);
+    const refused = this.authBan.bannedUntil(address) > 0 ? 'too many failed authentications from your address' : this.limits.admit(address);
     const conn: Connection = { id: this.nextConnId++, shard: shard.index, transport, address, admitted: refused === null, wrote: false, overflowed: false };
     if (this.nextConnId > 0xffffffff) this.nextConnId = 1;
     this.conns.set(conn.id, conn);
@@ -182,6 +189,7 @@ export class ShardPool {
   async close(graceMs = 3000): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
+    clearInterval(this.sweeper);
     for (const shard of this.list) shard.port.postMessage({ type: 'shutdown' } satisfies ShardControl);
     const tasks = this.list.map((s) => s.task?.catch(() => undefined));
     let timer: NodeJS.Timeout | undefined;
@@ -347,7 +355,13 @@ export class ShardPool {
         conn.transport.end();
         return;
       case Op.Pause:
-        conn.transport.pauseFor(h.arg);
+        conn.transport.pauseFor?.(h.arg);
+        return;
+      case Op.AuthFailed:
+        this.authBan.failed(conn.address);
+        return;
+      case Op.Authenticated:
+        conn.transport.limitBytes(this.config.limits.byteRate.rate, this.config.limits.byteRate.burst);
         return;
     }
   };
@@ -368,7 +382,7 @@ export class ShardPool {
     conn.transport.write(chunks);
     const limit = this.config.limits.outputQueueBytes;
     // Only the main thread sees the socket's backlog: it tells the shard to end the stream.
-    if (limit > 0 && !conn.overflowed && conn.transport.pendingBytes > limit && this.conns.get(conn.id) === conn) {
+    if (limit > 0 && !conn.overflowed && (conn.transport.pendingBytes ?? 0) > limit && this.conns.get(conn.id) === conn) {
       conn.overflowed = true;
       this.list[conn.shard]!.sender.send(Op.OutputFull, conn.id);
     }

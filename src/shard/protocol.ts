@@ -33,6 +33,10 @@ export enum Op {
   End = 18,
   /** Stop reading the socket for `arg` ms (the stanza-rate shaper). */
   Pause = 19,
+  /** SASL failed on this connection (the process-wide ban counts the address). */
+  AuthFailed = 20,
+  /** SASL succeeded: lift the connection from the pre-authentication byte rate. */
+  Authenticated = 21,
 
   // shard → shard, id = the sending (or owning) shard's session id
   /** A session was bound; body: its full JID (UTF-8). */

@@ -6,7 +6,9 @@
 import type { HermodConfig } from '../config/schema.js';
 import { openStorage } from '../storage/index.js';
 import { listenClients, type ClientListeners, type Listener } from '../transport/listen.js';
-import type { SocketTransport } from '../transport/socket.js';
+import type { Socket } from 'node:net';
+import type { ClientTransport } from '../transport/socket.js';
+import { listenWebSocket } from '../transport/websocket.js';
 import { loadCertificate, secureContextOf, type Certificate } from '../transport/tls.js';
 import { ShardPool, type ShardEvent } from './pool.js';
 
@@ -14,6 +16,7 @@ export interface ShardedServer {
   readonly config: HermodConfig;
   readonly c2s: Listener;
   readonly directTls: Listener | null;
+  readonly websocket: Listener | null;
   readonly certificate: Certificate;
   readonly pool: ShardPool;
   /** Open client connections, over all shards. */
@@ -58,7 +61,7 @@ export async function startShardedServer(config: HermodConfig, options: ShardedO
   }
 
   let stopping = false;
-  const accept = (transport: SocketTransport): void => {
+  const accept = (transport: ClientTransport): void => {
     if (stopping) transport.destroy();
     else pool.accept(transport);
   };
@@ -70,12 +73,27 @@ export async function startShardedServer(config: HermodConfig, options: ShardedO
     throw err;
   }
   const { c2s, directTls, sockets } = listeners;
+  let websocket: Listener | null = null;
+  if (config.listen.websocket.enabled) {
+    try {
+      websocket = await listenWebSocket({ ...config.listen.websocket, backlog: config.listen.c2s.backlog }, accept);
+    } catch (err) {
+      await listeners.close();
+      await pool.close(0);
+      throw err;
+    }
+    websocket.server.on('connection', (socket: Socket) => {
+      sockets.add(socket);
+      socket.once('close', () => sockets.delete(socket));
+    });
+  }
 
   let stopped: Promise<void> | null = null;
   return {
     config,
     c2s,
     directTls,
+    websocket,
     certificate,
     pool,
     get streams() {
@@ -84,12 +102,13 @@ export async function startShardedServer(config: HermodConfig, options: ShardedO
     describe() {
       const where = [`${c2s.host}:${c2s.port} (c2s, STARTTLS${config.tls.policy === 'required' ? ' required' : ' optional'})`];
       if (directTls) where.push(`${directTls.host}:${directTls.port} (direct TLS)`);
+      if (websocket) where.push(`ws://${websocket.host}:${websocket.port}${config.listen.websocket.path} (WebSocket)`);
       return `hermod listening on ${where.join(', ')}, domain ${config.domain}, data ${config.dataDir}, ${config.workers} shard thread(s)`;
     },
     shutdown() {
       stopped ??= (async () => {
         stopping = true;
-        const closing = listeners.close();
+        const closing = Promise.all([listeners.close(), websocket?.close()]);
         await pool.close(SHUTDOWN_GRACE_MS);
         for (const socket of sockets) socket.destroy();
         await closing;

@@ -181,9 +181,19 @@ export default async function runShard(init: ShardInit): Promise<ShardResult> {
         const text = decoder.decode(record.subarray(HEADER_BYTES));
         const nl = text.indexOf('\n');
         const refused = text.slice(0, nl);
+        const throttle = authFailures.for(text.slice(nl + 1));
         const stream = new C2SStream(new RingTransport(id, out, h.arg), streamOptions, {
           ...deps,
-          authThrottle: authFailures.for(text.slice(nl + 1)),
+          authThrottle: {
+            failed: () => {
+              out.send(Op.AuthFailed, id);
+              return throttle.failed();
+            },
+            succeeded: () => {
+              throttle.succeeded();
+              out.send(Op.Authenticated, id);
+            },
+          },
           onClosed: () => streams.delete(id),
         });
         streams.set(id, stream);
