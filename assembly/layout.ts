@@ -112,6 +112,10 @@ export const enum Fl {
   SelfClosing = 512,
   /** at Ev.StreamOpen: an XML declaration preceded the header */
   HadXmlDecl = 1024,
+  /** the raw value has bytes ≥ 0x80 (decode as UTF-8; otherwise it is ASCII) */
+  ToHi = 2048,
+  FromHi = 4096,
+  IdHi = 8192,
 }
 
 /** Attribute table entry: A.Size i32 slots each; offsets absolute after Ev.StreamOpen. */
@@ -122,7 +126,7 @@ export const enum A {
   Colon = 2,
   ValOff = 3,
   ValLen = 4,
-  /** 1 when the raw value contains '&' */
+  /** bit 1: the raw value contains '&'; bit 2: it has non-ASCII bytes */
   Amp = 5,
   /** start of the whitespace before the name */
   PreWs = 6,

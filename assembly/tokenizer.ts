@@ -270,6 +270,8 @@ function load_(s: usize): usize {
   W(F.WinEnd, <i32>winEnd);
   const ss = S(F.SStartRel);
   sStart = ss >= 0 ? base + <usize>ss : 0;
+  attrCount = 0;
+  if (ss < 0) return base + <usize>S(F.PosRel);
   nameStart = sStart + <usize>S(F.NameStart);
   elemNameLen = S(F.ElemNameLen);
   elemColon = S(F.ElemColon);
@@ -282,7 +284,6 @@ function load_(s: usize): usize {
   quote = S(F.Quote);
   valStart = sStart + <usize>S(F.ValStart);
   valAmp = S(F.ValFlags);
-  attrCount = 0;
   const t = <usize>S(F.Tables);
   if (t != 0) {
     attrCount = load<i32>(t);
@@ -608,6 +609,10 @@ function doTop(p: usize, end: usize): usize {
     const c = <u32>load<u8>(p);
     if (c == Ch.Lt) {
       sStart = p;
+      if (phase == Phase.Stream) {
+        const q = fastTag(p, end);
+        if (q != 0) return q;
+      }
       tok = Tok.Lt;
       return p + 1;
     }
@@ -809,6 +814,7 @@ function doAttrQuote(p: usize, end: usize): usize {
 
 function doAttrVal(p: usize, end: usize): usize {
   while (true) {
+    p = skipAttrPlain(p, end, quote);
     while (p < end && (cls(<u32>load<u8>(p)) & C.Attr) == 0) p++;
     if (p >= end) {
       sig = Sig.More;
@@ -821,7 +827,7 @@ function doAttrVal(p: usize, end: usize): usize {
       continue;
     }
     if (c == Ch.Amp) {
-      valAmp = 1;
+      valAmp |= 1;
       const r = reference(p, end);
       if (r == 0) return p;
       p = r;
@@ -832,6 +838,7 @@ function doAttrVal(p: usize, end: usize): usize {
       return p;
     }
     if (c >= 0x80) {
+      valAmp |= 2;
       if (!textChar(p, end)) return p;
       p += <usize>u8n;
       continue;
@@ -939,9 +946,172 @@ function doEndWs(p: usize, end: usize): usize {
   return p;
 }
 
+// ---- SIMD skips (16 bytes per step) over runs of ordinary characters ----
+
+/** First position in [p, end-15) whose byte may end an attribute value quoted by q. */
+@inline function skipAttrPlain(p: usize, end: usize, q: i32): usize {
+  const vq = i8x16.splat(<i8>q);
+  const vlt = i8x16.splat(<i8>Ch.Lt);
+  const vamp = i8x16.splat(<i8>Ch.Amp);
+  const vsp = i8x16.splat(<i8>Ch.Space);
+  while (p + 16 <= end) {
+    const v = v128.load(p);
+    // signed < 0x20 catches both controls and every byte ≥ 0x80
+    const m = v128.or(v128.or(i8x16.eq(v, vq), i8x16.eq(v, vlt)), v128.or(i8x16.eq(v, vamp), i8x16.lt_s(v, vsp)));
+    const bits = i8x16.bitmask(m);
+    if (bits != 0) return p + <usize>ctz(bits);
+    p += 16;
+  }
+  return p;
+}
+
+/** First position in [p, end-15) whose byte may end a run of character data. */
+@inline function skipTextPlain(p: usize, end: usize): usize {
+  const vlt = i8x16.splat(<i8>Ch.Lt);
+  const vamp = i8x16.splat(<i8>Ch.Amp);
+  const vrb = i8x16.splat(<i8>Ch.RBracket);
+  const vsp = i8x16.splat(<i8>Ch.Space);
+  while (p + 16 <= end) {
+    const v = v128.load(p);
+    const m = v128.or(v128.or(i8x16.eq(v, vlt), i8x16.eq(v, vamp)), v128.or(i8x16.eq(v, vrb), i8x16.lt_s(v, vsp)));
+    const bits = i8x16.bitmask(m);
+    if (bits != 0) return p + <usize>ctz(bits);
+    p += 16;
+  }
+  return p;
+}
+
+/**
+ * Fast path for the common tag: ASCII names, attribute values without references or non-ASCII,
+ * the whole tag inside the window. Anything else (window end, references, non-ASCII, any error)
+ * returns 0 and the resumable state machine reads the same tag again from its '<' — so a byte
+ * is scanned at most twice, and errors are always reported by the one slow path.
+ */
+function fastTag(lt: usize, end: usize): usize {
+  let p = lt + 1;
+  if (p >= end) return 0;
+  let c = <u32>load<u8>(p);
+  if (c == Ch.Slash) {
+    const ns = p + 1;
+    if (ns >= end || (cls(<u32>load<u8>(ns)) & C.NameStart) == 0) return 0;
+    p = ns + 1;
+    while (p < end && (cls(<u32>load<u8>(p)) & C.Name) != 0) p++;
+    if (p >= end || load<u8>(p) != Ch.Gt) return 0;
+    nameStart = ns;
+    elemNameLen = <i32>(p - ns);
+    finishEndTag(p + 1);
+    return p + 1;
+  }
+  if ((cls(c) & C.NameStart) == 0) return 0;
+  const ns = p;
+  let colon = -1;
+  p++;
+  while (true) {
+    if (p >= end) return 0;
+    c = <u32>load<u8>(p);
+    if ((cls(c) & C.Name) == 0) break;
+    if (c == Ch.Colon) {
+      if (colon != -1) return 0;
+      colon = <i32>(p - ns);
+    }
+    p++;
+  }
+  const nlen = <i32>(p - ns);
+  if (colon >= 0 && !qnameOk(ns, nlen, colon)) return 0;
+  const base = sStart;
+  const maxN = maxAttrs;
+  let n = 0;
+  let self = false;
+  while (true) {
+    // p < end here
+    const ws = p;
+    while ((cls(c) & C.Ws) != 0) {
+      if (++p >= end) return 0;
+      c = <u32>load<u8>(p);
+    }
+    if (c == Ch.Gt) {
+      p++;
+      break;
+    }
+    if (c == Ch.Slash) {
+      if (p + 1 >= end || load<u8>(p + 1) != Ch.Gt) return 0;
+      self = true;
+      p += 2;
+      break;
+    }
+    if (ws == p || (cls(c) & C.NameStart) == 0) return 0;
+    const an = p;
+    let acolon = -1;
+    p++;
+    while (true) {
+      if (p >= end) return 0;
+      c = <u32>load<u8>(p);
+      if ((cls(c) & C.Name) == 0) break;
+      if (c == Ch.Colon) {
+        if (acolon != -1) return 0;
+        acolon = <i32>(p - an);
+      }
+      p++;
+    }
+    const alen = <i32>(p - an);
+    if (acolon >= 0 && !qnameOk(an, alen, acolon)) return 0;
+    while ((cls(c) & C.Ws) != 0) {
+      if (++p >= end) return 0;
+      c = <u32>load<u8>(p);
+    }
+    if (c != Ch.Eq) return 0;
+    do {
+      if (++p >= end) return 0;
+      c = <u32>load<u8>(p);
+    } while ((cls(c) & C.Ws) != 0);
+    if (c != Ch.DQuote && c != Ch.SQuote) return 0;
+    const q = c;
+    const vs = ++p;
+    while (true) {
+      p = skipAttrPlain(p, end, <i32>q);
+      if (p >= end) return 0;
+      c = <u32>load<u8>(p);
+      if ((cls(c) & C.Attr) == 0) {
+        p++;
+        continue;
+      }
+      if (c == q) break;
+      if (c != Ch.DQuote && c != Ch.SQuote) return 0;
+      p++;
+    }
+    if (n >= maxN) return 0;
+    for (let i = 0; i < n; i++) {
+      const e = ATTRS + (<usize>(i * A.Size) << 2);
+      if (load<i32>(e + (A.NameLen << 2)) != alen) continue;
+      const o = base + <usize>load<i32>(e);
+      if (load<u8>(o) == load<u8>(an) && eqBytes(o, an, alen)) return 0;
+    }
+    const e = ATTRS + (<usize>(n * A.Size) << 2);
+    store<i32>(e + (A.NameOff << 2), <i32>(an - base));
+    store<i32>(e + (A.NameLen << 2), alen);
+    store<i32>(e + (A.Colon << 2), acolon);
+    store<i32>(e + (A.ValOff << 2), <i32>(vs - base));
+    store<i32>(e + (A.ValLen << 2), <i32>(p - vs));
+    store<i32>(e + (A.Amp << 2), 0);
+    store<i32>(e + (A.PreWs << 2), <i32>(ws - base));
+    store<i32>(e + (A.Spare << 2), 0);
+    n++;
+    if (++p >= end) return 0;
+    c = <u32>load<u8>(p);
+  }
+  nameStart = ns;
+  elemNameLen = nlen;
+  elemColon = colon;
+  attrCount = n;
+  tagKind = TagKind.Element;
+  finishStartTag(p, self);
+  return p;
+}
+
 /** Character data inside a stanza: the hot loop. */
 function doText(p: usize, end: usize): usize {
   while (true) {
+    p = skipTextPlain(p, end);
     while (p < end && (cls(<u32>load<u8>(p)) & C.Text) == 0) p++;
     if (p >= end) {
       sig = Sig.More;
@@ -949,8 +1119,14 @@ function doText(p: usize, end: usize): usize {
     }
     const c = <u32>load<u8>(p);
     if (c == Ch.Lt) {
-      tok = Tok.Lt;
-      return p + 1;
+      const q = fastTag(p, end);
+      if (q == 0) {
+        tok = Tok.Lt;
+        return p + 1;
+      }
+      if (sig != Sig.Go || tok != Tok.Text) return q;
+      p = q;
+      continue;
     }
     if (c == Ch.Amp) {
       const r = reference(p, end);
@@ -976,6 +1152,19 @@ function doText(p: usize, end: usize): usize {
       continue;
     }
     if (c >= 0x80) {
+      // common complete sequences inline: C2..DF xx, E1..EC/EE xx xx (no overlong, surrogate
+      // or U+FFFE/FFFF possible there); everything else through the full decoder
+      if (c < 0xe0) {
+        if (c >= 0xc2 && p + 1 < end && (load<u8>(p + 1) & 0xc0) == 0x80) {
+          p += 2;
+          continue;
+        }
+      } else if (c < 0xef && c != 0xe0 && c != 0xed && p + 2 < end) {
+        if ((load<u16>(p + 1) & 0xc0c0) == 0x8080) {
+          p += 3;
+          continue;
+        }
+      }
       if (!textChar(p, end)) return p;
       p += <usize>u8n;
       continue;
@@ -1181,6 +1370,11 @@ function resolve(pfx: usize, plen: i32): bool {
   return false;
 }
 
+/** The five bytes at n are "xmlns". */
+@inline function isXmlnsAt(n: usize): bool {
+  return load<u32>(n) == 0x6e6c6d78 && load<u8>(n + 4) == 0x73;
+}
+
 @inline function attrEntry(i: i32): usize {
   return ATTRS + (<usize>(i * A.Size) << 2);
 }
@@ -1286,12 +1480,12 @@ function captureStanza(nsOff: usize, nsLen: i32, nsIn: bool, nsAmp: i32): void {
         // "to"
         W(F.ToOff, vo);
         W(F.ToLen, vl);
-        if (amp) flags |= Fl.ToAmp;
+        flags |= (amp & 1 ? Fl.ToAmp : 0) | (amp & 2 ? Fl.ToHi : 0);
       } else if (w == 0x6469) {
         // "id"
         W(F.IdOff, vo);
         W(F.IdLen, vl);
-        if (amp) flags |= Fl.IdAmp;
+        flags |= (amp & 1 ? Fl.IdAmp : 0) | (amp & 2 ? Fl.IdHi : 0);
       }
     } else {
       const w = load<u32>(n);
@@ -1301,13 +1495,13 @@ function captureStanza(nsOff: usize, nsLen: i32, nsIn: bool, nsAmp: i32): void {
         W(F.FromLen, vl);
         W(F.FromAttrStart, af(e, A.PreWs));
         W(F.FromAttrEnd, vo + vl + 1);
-        if (amp) flags |= Fl.FromAmp;
+        flags |= (amp & 1 ? Fl.FromAmp : 0) | (amp & 2 ? Fl.FromHi : 0);
       } else if (w == 0x65707974) {
         // "type"
         W(F.TypeOff, vo);
         W(F.TypeLen, vl);
-        if (amp) flags |= Fl.TypeAmp;
-        type = typeForKind(kind, decodeType(sStart + <usize>vo, vl, amp != 0));
+        if (amp & 1) flags |= Fl.TypeAmp;
+        type = typeForKind(kind, decodeType(sStart + <usize>vo, vl, (amp & 1) != 0));
       }
     }
   }
@@ -1414,8 +1608,8 @@ function finishStartTag(p: usize, selfClose: bool): void {
     let pfx: usize = 0;
     let plen = 0;
     if (colon == -1) {
-      if (nl != 5 || !eqAscii(n, 5, 'xmlns')) continue;
-    } else if (colon == 5 && eqAscii(n, 5, 'xmlns')) {
+      if (nl != 5 || !isXmlnsAt(n)) continue;
+    } else if (colon == 5 && isXmlnsAt(n)) {
       pfx = n + 6;
       plen = nl - 6;
     } else {
@@ -1450,18 +1644,25 @@ function finishStartTag(p: usize, selfClose: bool): void {
     store<i32>(d + 8, rel(v));
     store<i32>(d + 12, vl);
     store<i32>(d + 16, level);
-    store<i32>(d + 20, af(e, A.Amp));
+    store<i32>(d + 20, af(e, A.Amp) & 1);
     nsCount++;
   }
-  // 2. the element's own namespace
-  if (!resolve(nameStart, elemColon < 0 ? 0 : elemColon)) {
-    fail(Err.UnboundPrefix, nameStart);
-    return;
+  // 2. the element's own namespace: needed for the stanza, its children and the header, and
+  // to check a prefix; an unprefixed deeper element always resolves and nobody asks for it
+  let nsOff: usize = 0;
+  let nsLen = 0;
+  let nsIn = false;
+  let nsAmp = 0;
+  if (elemColon >= 0 || depth == 0 || (depth == 1 && S(F.ChildCount) == 0) || phase == Phase.Prolog) {
+    if (!resolve(nameStart, elemColon < 0 ? 0 : elemColon)) {
+      fail(Err.UnboundPrefix, nameStart);
+      return;
+    }
+    nsOff = resOff;
+    nsLen = resLen;
+    nsIn = resInStanza;
+    nsAmp = resAmp;
   }
-  const nsOff = resOff;
-  const nsLen = resLen;
-  const nsIn = resInStanza;
-  const nsAmp = resAmp;
   // 3. prefixed attributes: bound, and unique after expansion (Namespaces in XML §6.3)
   if (prefixed > 0) {
     for (let i = 0; i < attrCount; i++) {

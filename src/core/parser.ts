@@ -48,6 +48,8 @@ interface CoreExports {
 export interface LoadOptions {
   /** Use the debug build (assertions, names); default from env HERMOD_CORE_DEBUG=1. */
   debug?: boolean;
+  /** Load this .wasm file instead (benchmarks comparing builds, e.g. with and without SIMD). */
+  wasmFile?: string;
 }
 
 export interface CoreStats {
@@ -82,14 +84,14 @@ export function wasmPath(debug = false): string {
   return join(packageRoot(), 'dist', 'wasm', debug ? 'core.debug.wasm' : 'core.wasm');
 }
 
-const cache = new Map<boolean, Core>();
+const cache = new Map<string, Core>();
 
 /** Load (once per thread and variant) the WASM core. Synchronous. */
 export function loadCore(options: LoadOptions = {}): Core {
   const debug = options.debug ?? process.env.HERMOD_CORE_DEBUG === '1';
-  let core = cache.get(debug);
+  const path = options.wasmFile ?? wasmPath(debug);
+  let core = cache.get(path);
   if (!core) {
-    const path = wasmPath(debug);
     if (!existsSync(path)) throw new Error(`hermod: ${path} is missing; run "npm run build:wasm"`);
     const module = new WebAssembly.Module(readFileSync(path));
     const instance = new WebAssembly.Instance(module, {
@@ -100,7 +102,7 @@ export function loadCore(options: LoadOptions = {}): Core {
       },
     });
     core = new CoreImpl(instance.exports as unknown as CoreExports, debug);
-    cache.set(debug, core);
+    cache.set(path, core);
   }
   return core;
 }
@@ -146,6 +148,12 @@ class CoreImpl implements Core {
   }
 }
 
+/** Node's Buffer has these undocumented-but-stable slicers; toString() adds argument checks. */
+interface FastBuffer extends Buffer {
+  latin1Slice(start: number, end: number): string;
+  utf8Slice(start: number, end: number): string;
+}
+
 const ENTITY = /&(?:(lt)|(gt)|(amp)|(apos)|(quot)|#x([0-9a-fA-F]+)|#([0-9]+));/g;
 
 /** Decode the five predefined entities and character references (all the core lets through). */
@@ -166,11 +174,15 @@ class View implements StanzaView {
     return this.core.i32[this.slot + field];
   }
 
-  private str(offField: number, lenField: number, ampFlag: number): string | null {
+  /** Decode a value span; ASCII-only values (no `hiFlag`) take the cheaper latin1 path. */
+  private str(offField: number, lenField: number, ampFlag: number, hiFlag = -1): string | null {
     const off = this.f(offField);
     if (off < 0) return null;
-    const s = this.core.buf.toString('utf8', off, off + this.f(lenField));
-    return (this.f(F.Flags) & ampFlag) !== 0 ? decodeEntities(s) : s;
+    const flags = this.f(F.Flags);
+    const buf = this.core.buf as FastBuffer;
+    const end = off + this.f(lenField);
+    const s = (flags & hiFlag) === 0 ? buf.latin1Slice(off, end) : buf.utf8Slice(off, end);
+    return (flags & ampFlag) !== 0 ? decodeEntities(s) : s;
   }
 
   get kind(): StanzaKind {
@@ -210,13 +222,13 @@ class View implements StanzaView {
     return this.str(F.NsOff, F.NsLen, Fl.NsAmp) ?? '';
   }
   to(): string | null {
-    return this.str(F.ToOff, F.ToLen, Fl.ToAmp);
+    return this.str(F.ToOff, F.ToLen, Fl.ToAmp, Fl.ToHi);
   }
   from(): string | null {
-    return this.str(F.FromOff, F.FromLen, Fl.FromAmp);
+    return this.str(F.FromOff, F.FromLen, Fl.FromAmp, Fl.FromHi);
   }
   id(): string | null {
-    return this.str(F.IdOff, F.IdLen, Fl.IdAmp);
+    return this.str(F.IdOff, F.IdLen, Fl.IdAmp, Fl.IdHi);
   }
   typeString(): string | null {
     return this.str(F.TypeOff, F.TypeLen, Fl.TypeAmp);
@@ -297,14 +309,17 @@ class Parser implements StreamParser {
     core.buf.set(chunk, ptr);
     this.fed += chunk.length;
     const epoch = this.epoch;
+    const state = this.state;
+    const handler = this.handler;
+    const view = this.view;
     for (;;) {
-      const ev = ex.run(this.state);
+      const ev = ex.run(state);
       core.refresh();
       switch (ev) {
         case Ev.NeedMore:
           return;
         case Ev.Stanza:
-          this.handler.onStanza(this.view);
+          handler.onStanza(view);
           break;
         case Ev.StreamOpen:
           this.handler.onStreamOpen(this.header());
