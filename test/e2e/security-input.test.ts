@@ -56,18 +56,31 @@ async function bystandersStillWork(): Promise<void> {
   expect(alice.closed || bob.closed).toBe(false);
 }
 
-type Stage = 'connected' | 'header' | 'bound';
+/**
+ * Where in the negotiation the bad input comes: before any header; after our features; after
+ * SASL <success/> (the restart header is due); after the restart, before binding; bound.
+ */
+type Stage = 'connected' | 'header' | 'authenticated' | 'restarted' | 'bound';
 
-/** Open a connection, bring it to `stage` (bound as carol), then send `payload`. */
+/** Open a connection and bring it to `stage` (authenticating as carol). */
 async function attacker(stage: Stage, resource = 'attacker'): Promise<RawClient> {
   const c = await RawClient.connect(t.port);
-  if (stage === 'header') {
-    c.send(STREAM_HEADER);
-    await c.waitFor('</stream:features>');
-    c.take();
-  } else if (stage === 'bound') {
+  if (stage === 'bound') {
     await c.login('carol', { tls: false, resource });
+    return c;
   }
+  if (stage === 'connected') return c;
+  c.send(STREAM_HEADER);
+  await c.waitFor('</stream:features>');
+  c.take();
+  if (stage === 'header') return c;
+  c.send(`<auth ${SASL} mechanism='PLAIN'>${Buffer.from(`\0carol\0${PASSWORDS.carol}`).toString('base64')}</auth>`);
+  await c.waitFor('<success');
+  c.take();
+  if (stage === 'authenticated') return c;
+  c.send(STREAM_HEADER);
+  await c.waitFor('</stream:features>');
+  c.take();
   return c;
 }
 
@@ -111,6 +124,11 @@ const CASES: Case[] = [
   { name: 'header: unquoted attribute value', stage: 'connected', payload: `<stream:stream ${HEADER_NS} to=localhost version='1.0'>`, condition: 'not-well-formed' },
   { name: 'header: duplicate attribute', stage: 'connected', payload: `<stream:stream ${HEADER_NS} to='localhost' to='localhost' version='1.0'>`, condition: 'not-well-formed' },
   { name: 'header: invalid UTF-8 in an attribute', stage: 'connected', payload: utf8(`<stream:stream ${HEADER_NS} to='local`, [0xc3, 0x28], `' version='1.0'>`), condition: 'not-well-formed' },
+  { name: 'header: malformed XML declaration', stage: 'connected', payload: `<?xml version=1.0?><stream:stream ${HEADER_NS} to='localhost' version='1.0'>`, condition: 'not-well-formed' },
+  { name: 'header: XML declaration after content', stage: 'connected', payload: ` <?xml version='1.0'?><stream:stream ${HEADER_NS} to='localhost' version='1.0'>`, condition: 'not-well-formed' },
+  { name: 'restart header after SASL success: malformed', stage: 'authenticated', payload: `<stream:stream ${HEADER_NS} to='localhost' version='1.0'<`, condition: 'not-well-formed' },
+  { name: 'restart header after SASL success: wrong namespace', stage: 'authenticated', payload: header("xmlns='jabber:client' xmlns:stream='urn:example:x' to='localhost' version='1.0'"), condition: 'invalid-namespace' },
+  { name: 'restart header after SASL success: unknown host', stage: 'authenticated', payload: header(`${HEADER_NS} to='evil.example' version='1.0'`), condition: 'host-unknown' },
   { name: 'stanza: mismatched end tag', stage: 'bound', payload: "<message to='bob@localhost'><body>hi</bdoy></message>", condition: 'not-well-formed' },
   { name: 'stanza: unclosed tags ended by the stream end', stage: 'bound', payload: "<message to='bob@localhost'><body>hi</stream:stream>", condition: 'not-well-formed' },
   { name: "stanza: '<' inside an attribute value", stage: 'bound', payload: "<message to='bob@localhost<'/>", condition: 'not-well-formed' },
@@ -151,6 +169,8 @@ const CASES: Case[] = [
   { name: 'iq before authentication', stage: 'header', payload: "<iq type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>", condition: 'not-authorized' },
   { name: 'presence before authentication', stage: 'header', payload: '<presence/>', condition: 'not-authorized' },
   { name: 'unknown element before authentication', stage: 'header', payload: "<foo xmlns='urn:example:foo'/>", condition: 'not-authorized' },
+  { name: 'message after authentication but before binding', stage: 'restarted', payload: "<message to='bob@localhost'><body>x</body></message>", condition: 'not-authorized' },
+  { name: 'non-bind iq after authentication but before binding', stage: 'restarted', payload: "<iq type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>", condition: 'not-authorized' },
   { name: 'unknown first-level element after binding', stage: 'bound', payload: "<foo xmlns='urn:example:foo'/>", condition: 'unsupported-stanza-type' },
   { name: 'a second <auth/> after authentication', stage: 'bound', payload: `<auth ${SASL} mechanism='PLAIN'>AGNhcm9sAHg=</auth>`, condition: 'policy-violation' },
   // ---- sizes and shapes (limits.*) ----
@@ -159,6 +179,18 @@ const CASES: Case[] = [
   { name: 'elements nested deeper than limits.max_depth', stage: 'bound', payload: `<message to='bob@localhost'>${'<a>'.repeat(100)}${'</a>'.repeat(100)}</message>`, condition: 'policy-violation' },
   { name: 'more attributes than limits.max_attributes', stage: 'bound', payload: `<message to='bob@localhost' ${Array.from({ length: 100 }, (_, i) => `a${i}='1'`).join(' ')}/>`, condition: 'policy-violation' },
   { name: 'an endless start tag', stage: 'header', payload: `<auth ${SASL} mechanism='PLAIN' ${'x'.repeat(20 * 1024)}`, condition: 'policy-violation' },
+  { name: 'an endless stream header (attribute value never closed)', stage: 'connected', payload: `<stream:stream ${HEADER_NS} to='${'a'.repeat(40 * 1024)}`, condition: 'policy-violation' },
+  { name: 'an endless element name', stage: 'header', payload: `<${'n'.repeat(40 * 1024)}`, condition: 'policy-violation' },
+  { name: 'an endless character reference', stage: 'bound', payload: `<message to='bob@localhost'><body>&#${'1'.repeat(64)};</body></message>`, condition: 'policy-violation' },
+  { name: 'an endless XML declaration', stage: 'connected', payload: `<?xml version='1.0' ${' '.repeat(40 * 1024)}`, condition: 'policy-violation' },
+  {
+    // 40 levels of 40 declarations each: within max_depth and max_attributes, but 1600 prefixes
+    // in scope at once, beyond the parser's namespace table.
+    name: 'namespace declarations in scope by the thousand',
+    stage: 'bound',
+    payload: `<message to='bob@localhost'>${Array.from({ length: 40 }, (_, d) => `<e${d} ${Array.from({ length: 40 }, (_, i) => `xmlns:p${d}x${i}='urn:x:${i}'`).join(' ')}>`).join('')}`,
+    condition: 'policy-violation',
+  },
 ];
 
 describe('bad input is answered per RFC 6120 and costs nothing else', () => {
@@ -202,6 +234,12 @@ describe('bad input is answered per RFC 6120 and costs nothing else', () => {
   it('a stream header repeated before authentication is refused as not-authorized', async () => {
     const received = await attack('header', `<stream:stream ${HEADER_NS} to='localhost' version='1.0'></stream:stream>`);
     expectStreamError(received, 'not-authorized');
+    await bystandersStillWork();
+  });
+
+  it('STARTTLS after authentication is refused with a TLS <failure/> and the stream closed (RFC 6120 §5.4.2.2)', async () => {
+    const received = await attack('restarted', "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+    expect(received).toBe("<failure xmlns='urn:ietf:params:xml:ns:xmpp-tls'/></stream:stream>");
     await bystandersStillWork();
   });
 
