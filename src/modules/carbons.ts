@@ -44,11 +44,21 @@ function wrap(kind: 'sent' | 'received', owner: string, to: SessionState, inner:
   );
 }
 
-function copy(ctx: RouterContext, ev: RoutedMessageEvent, perAccount: Map<string, number>): void {
+/**
+ * Whether any resource of the account enabled carbons. Asked of the sessions themselves (a few
+ * per account) rather than of a counter, so that sessions mirrored from other shards, whose
+ * per-module data is copied over, count as well.
+ */
+function anyEnabled(ctx: RouterContext, bare: string): boolean {
+  for (const s of ctx.sessions.bare(bare)) if (enabled(s)) return true;
+  return false;
+}
+
+function copy(ctx: RouterContext, ev: RoutedMessageEvent): void {
   const senderBare = ev.sender.bare;
   const recipientBare = ev.to.bare;
-  const senderCopies = perAccount.has(senderBare);
-  const recipientCopies = ev.to.local !== null && ev.to.domain === ctx.domain && perAccount.has(recipientBare);
+  const senderCopies = anyEnabled(ctx, senderBare);
+  const recipientCopies = ev.to.local !== null && ev.to.domain === ctx.domain && anyEnabled(ctx, recipientBare);
   if (!senderCopies && !recipientCopies) return;
   // XEP-0280 'Eligible Messages': chat, or normal with IM payloads; never groupchat, headline or errors here.
   if (ev.type !== 'chat' && ev.type !== 'normal') return;
@@ -80,28 +90,16 @@ export const carbons: Module = {
   name: 'carbons',
   install(ctx) {
     ctx.features.add(CARBONS_NS);
-    /** Accounts with at least one enabled resource: the common case (none) costs one lookup. */
-    const perAccount = new Map<string, number>();
-    const set = (s: SessionState, on: boolean) => {
-      if (enabled(s) === on) return;
-      s.data.set(KEY, on);
-      const n = (perAccount.get(s.bare) ?? 0) + (on ? 1 : -1);
-      if (n > 0) perAccount.set(s.bare, n);
-      else perAccount.delete(s.bare);
-    };
     // 'Enabling Carbons' / 'Disabling Carbons': IQ sets addressed to the account (normally without 'to').
     ctx.hooks.on(`iq-set/self/${CARBONS_NS}`, (ev: IqEvent) => {
       const name = ev.payload.getName();
       if (name !== 'enable' && name !== 'disable') throw new StanzaError('bad-request', 'expected <enable/> or <disable/>');
-      set(ev.session!, name === 'enable');
+      ev.session!.data.set(KEY, name === 'enable');
       ev.reply();
       return true;
     });
-    ctx.hooks.on('session/unbound', (ev: { session: SessionState }) => {
-      set(ev.session, false);
-    });
     ctx.hooks.on('message/routed', (ev: RoutedMessageEvent) => {
-      copy(ctx, ev, perAccount);
+      copy(ctx, ev);
     });
   },
 };
