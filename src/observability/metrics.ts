@@ -135,6 +135,16 @@ export class HotStats {
     return this.cells.buffer as SharedArrayBuffer;
   }
 
+  /**
+   * Zero the gauges (connections, sessions, queued bytes) and keep the counters: for a shard
+   * restarted after a crash, whose connections are gone but whose history still counts.
+   */
+  resetGauges(): void {
+    this.cells.fill(0, CONN, CONN + TRANSPORTS.length);
+    this.cells[SESSIONS] = 0;
+    this.cells[QUEUED] = 0;
+  }
+
   connectionOpened(transport: number): void {
     this.cells[CONN + transport]!++;
   }

@@ -82,6 +82,25 @@ describe('metrics registry', () => {
     expect(BLOCK_SLOTS * 8).toBe(own.buffer.byteLength);
   });
 
+  it('resetGauges() clears what a crashed shard held and keeps its counters', async () => {
+    const m = new Metrics({ processMetrics: false });
+    const s = m.createShard();
+    s.connectionOpened(Transport.c2s);
+    s.connectionOpened(Transport.direct_tls);
+    s.sessionBound();
+    s.queued(500);
+    s.stanzaIn(StanzaKind.Message);
+    s.streamError('system-shutdown');
+    s.resetGauges();
+    const text = await m.text();
+    expect(sample(text, 'hermod_connections', { transport: 'c2s' })).toBe(0);
+    expect(sample(text, 'hermod_connections', { transport: 'direct_tls' })).toBe(0);
+    expect(sample(text, 'hermod_sessions')).toBe(0);
+    expect(sample(text, 'hermod_output_queue_bytes')).toBe(0);
+    expect(sample(text, 'hermod_stanzas_in_total', { kind: 'message' })).toBe(1);
+    expect(sample(text, 'hermod_errors_total', { family: 'stream', condition: 'system-shutdown' })).toBe(1);
+  });
+
   it('builds a cumulative routing-latency histogram with sum and count', async () => {
     const m = new Metrics({ processMetrics: false });
     const s = m.createShard();
