@@ -38,6 +38,7 @@ import {
 } from './protocol.js';
 
 const decoder = new TextDecoder();
+const encoder = new TextEncoder();
 
 /** What the router needs to see of a session bound on another shard. */
 export class MirrorSession implements ClientSession {
@@ -73,10 +74,14 @@ interface LocalEntry {
   availableAt: number[];
 }
 
-/** State body: i8 priority, u32 ack (records consumed from the receiver), then the presence. */
-const STATE_FIXED = 5;
+/** State body: i8 priority, u32 ack (records consumed from the receiver), u16 length of the
+ *  module flags (JSON), the flags, then the presence. */
+const STATE_FIXED = 7;
 
 interface Snapshot {
+  /** Modules' plain per-session values (XEP-0280 carbons enabled, …) as JSON; object values
+   *  (XEP-0352's held queue) matter only where the session lives and are not copied. */
+  flags: string;
   available: boolean;
   priority: number;
   interested: boolean;
@@ -129,7 +134,7 @@ export class ShardMesh {
         const jid = inner.bind(session, requested);
         this.local.set(session.id, {
           session,
-          last: { available: false, priority: 0, interested: false, presence: null },
+          last: { flags: '', available: false, priority: 0, interested: false, presence: null },
           availableAt: this.peers.map(() => Infinity),
         });
         this.broadcast(Op.Bind, session.id, jid.full);
@@ -218,7 +223,11 @@ export class ShardMesh {
         st.interested = (h.arg & STATE_INTERESTED) !== 0;
         st.priority = (body[0]! << 24) >> 24;
         const ack = (body[1]! | (body[2]! << 8) | (body[3]! << 16) | (body[4]! << 24)) >>> 0;
-        st.presence = body.length > STATE_FIXED ? Buffer.from(body.subarray(STATE_FIXED)) : null;
+        const flagsEnd = STATE_FIXED + (body[5]! | (body[6]! << 8));
+        if (flagsEnd > STATE_FIXED) {
+          for (const [k, v] of JSON.parse(decoder.decode(body.subarray(STATE_FIXED, flagsEnd))) as [string, unknown][]) st.data.set(k, v);
+        }
+        st.presence = body.length > flagsEnd ? Buffer.from(body.subarray(flagsEnd)) : null;
         if (!was && st.available) this.crossProbe(peer, st, ack);
         return;
       }
@@ -361,24 +370,30 @@ export class ShardMesh {
     const st = this.inner.sessions.get(session);
     if (!st) return;
     const last = entry.last;
-    if (st.available === last.available && st.priority === last.priority && st.interested === last.interested && st.presence === last.presence) {
+    const now = snapshotOf(st);
+    if (now.available === last.available && now.priority === last.priority && now.interested === last.interested && now.presence === last.presence && now.flags === last.flags) {
       return;
     }
-    entry.last = snapshotOf(st);
+    entry.last = now;
     for (let k = 0; k < this.peers.length; k++) this.sendState(k, entry, entry.last);
   }
 
   private sendState(peer: number, entry: LocalEntry, s: Snapshot): void {
     if (!this.peers[peer]) return;
     const presence = s.presence ?? EMPTY;
-    const body = new Uint8Array(STATE_FIXED + presence.length);
+    let flags = encoder.encode(s.flags);
+    if (flags.length > 0xffff) flags = EMPTY; // absurd module state: not worth a protocol
+    const body = new Uint8Array(STATE_FIXED + flags.length + presence.length);
     body[0] = s.priority & 0xff;
+    body[5] = flags.length & 0xff;
+    body[6] = (flags.length >>> 8) & 0xff;
+    body.set(flags, STATE_FIXED);
     const ack = this.consumed[peer]!;
     body[1] = ack & 0xff;
     body[2] = (ack >>> 8) & 0xff;
     body[3] = (ack >>> 16) & 0xff;
     body[4] = (ack >>> 24) & 0xff;
-    body.set(presence, STATE_FIXED);
+    body.set(presence, STATE_FIXED + flags.length);
     // Remember which record told this peer we are available (see crossProbe).
     entry.availableAt[peer] = s.available ? Math.min(entry.availableAt[peer]!, this.sent[peer]! + 1) : Infinity;
     this.sendTo(peer, Op.State, entry.session.id, body, (s.available ? STATE_AVAILABLE : 0) | (s.interested ? STATE_INTERESTED : 0));
@@ -399,5 +414,12 @@ export class ShardMesh {
 const EMPTY = new Uint8Array(0);
 
 function snapshotOf(st: SessionState): Snapshot {
-  return { available: st.available, priority: st.priority, interested: st.interested, presence: st.presence };
+  return { flags: flagsOf(st), available: st.available, priority: st.priority, interested: st.interested, presence: st.presence };
+}
+
+function flagsOf(st: SessionState): string {
+  if (st.data.size === 0) return '';
+  const plain: [string, unknown][] = [];
+  for (const [k, v] of st.data) if (v === null || typeof v !== 'object') plain.push([k, v]);
+  return plain.length === 0 ? '' : JSON.stringify(plain);
 }

@@ -132,6 +132,25 @@ describe('cross-shard session mirrors', () => {
     expect(bob.take()).toMatch(/from='alice@localhost\/phone'[^>]*type='unavailable'|type='unavailable'[^>]*from='alice@localhost\/phone'/);
   });
 
+  it('sends XEP-0280 carbons to a resource on another shard that enabled them', () => {
+    const { connect, send } = twoShards();
+    const alice = connect(0, 'alice', 'laptop');
+    const bobPhone = connect(0, 'bob', 'phone');
+    const bobPc = connect(1, 'bob', 'pc');
+    send(1, bobPc, "<iq type='set' id='c1'><enable xmlns='urn:xmpp:carbons:2'/></iq>");
+    expect(bobPc.take()).toMatch(/type=["']result["']/);
+    // XEP-0280 §6: copies go to available resources.
+    send(1, bobPc, '<presence/>');
+    send(0, bobPhone, '<presence/>');
+    bobPc.take();
+    bobPhone.take();
+    send(0, alice, "<message to='bob@localhost/phone' type='chat' id='m1'><body>carbon me</body></message>");
+    expect(bobPhone.take()).toContain('carbon me');
+    const copy = bobPc.take();
+    expect(copy).toMatch(/<received xmlns=["']urn:xmpp:carbons:2["']/);
+    expect(copy).toContain('carbon me');
+  });
+
   it('closes the older session when the same full JID is bound on another shard (RFC 6120 §7.7.2.2)', () => {
     const { connect, routers } = twoShards();
     const first = connect(0, 'alice', 'phone');
