@@ -68,7 +68,27 @@ export function streamOptionsOf(config: HermodConfig): C2SOptions {
     idleTimeoutMs: config.limits.idleTimeout,
     maxOutputBytes: config.limits.outputQueueBytes,
     stanzaRate: config.limits.stanzaRate,
+    streamManagement: config.streamManagement.enabled
+      ? { resumeTimeoutMs: config.streamManagement.resumeTimeout, maxUnacked: config.streamManagement.maxUnacked }
+      : undefined,
   };
+}
+
+/**
+ * XEP-0198 §4: a session ended with stanzas its client never acknowledged. The messages among
+ * them go to offline storage (delivered at next login with XEP-0203 <delay/>), so nothing the
+ * server accepted is lost because a mobile link died; presence and IQs are stale by then.
+ */
+export function keepUnacked(storage: Storage, account: string, stanzas: (string | Uint8Array)[]): void {
+  for (const stanza of stanzas) {
+    const xml = typeof stanza === 'string' ? stanza : Buffer.from(stanza).toString('utf8');
+    if (!xml.startsWith('<message')) continue;
+    const startTag = xml.slice(0, xml.indexOf('>') + 1);
+    const type = /\stype=['"]([^'"]*)['"]/.exec(startTag)?.[1] ?? 'normal';
+    // RFC 6121 §8.5.2.1.1: only chat and normal messages are stored offline.
+    if ((type !== 'chat' && type !== 'normal') || !xml.includes('<body')) continue;
+    storage.offline.push(account, xml);
+  }
 }
 
 /** How long shutdown waits for clients to read their <system-shutdown/> before cutting them. */
@@ -101,6 +121,8 @@ export async function startServer(config: HermodConfig, options: StartOptions = 
       sasl,
       elementHandlers: options.elementHandlers,
       extraFeatures: options.extraFeatures,
+      smSessions: new Map(),
+      onUnacked: (session, stanzas) => keepUnacked(storage, session.account.bare, stanzas),
     };
     let stopping = false;
     const accept = (transport: ClientTransport) => {

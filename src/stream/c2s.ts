@@ -20,10 +20,11 @@ import type {
   StreamParser,
 } from '../core/api.js';
 import { StanzaKind, StanzaStatus, StanzaType } from '../core/api.js';
-import { SASL_NS, STREAMS_NS, SaslFailure, StanzaError, StreamError, escapeXml } from '../errors.js';
+import { SASL_NS, STANZA_ERRORS_NS, STREAMS_NS, SaslFailure, StanzaError, StreamError, escapeXml } from '../errors.js';
 import { Jid, prepareDomainpart } from '../jid.js';
 import type { ClientSession, Router } from '../router/types.js';
 import { TokenBucket } from './limits.js';
+import { AckTooHigh, SM_NS, StreamManagement, isStanzaBytes, parseH } from './sm.js';
 import { decodeSaslPayload, encodeSaslPayload, type SaslExchange, type SaslStep } from './sasl/index.js';
 
 export const TLS_NS = 'urn:ietf:params:xml:ns:xmpp-tls';
@@ -58,7 +59,18 @@ export interface StreamTransport {
   readonly pendingBytes?: number;
   /** Stop reading for this long (rate limiting); bytes already read are still delivered. */
   pauseFor?(ms: number): void;
+  /** Send the connection's bytes and close notice elsewhere (XEP-0198 resumption moves them). */
+  attach?(sink: ByteSink): void;
 }
+
+/** Where a transport delivers what it reads. */
+export interface ByteSink {
+  feed(chunk: Uint8Array): void;
+  transportClosed(): void;
+}
+
+/** A sink for a connection nobody listens to any more. */
+const NO_SINK: ByteSink = { feed: () => {}, transportClosed: () => {} };
 
 /**
  * Authentication failure back-off for the connection's address (shared by all its streams):
@@ -99,6 +111,8 @@ export interface C2SOptions {
   maxOutputBytes?: number;
   /** Stanzas (top-level elements) a second, sustained and at once; reading pauses beyond. */
   stanzaRate?: { rate: number; burst: number };
+  /** XEP-0198 Stream Management; absent = not offered. */
+  streamManagement?: { resumeTimeoutMs: number; maxUnacked: number };
 }
 
 export interface C2SDeps {
@@ -115,6 +129,10 @@ export interface C2SDeps {
   authThrottle?: AuthThrottle;
   /** Clock for the timeouts (tests pin it). */
   now?: () => number;
+  /** XEP-0198 resumable sessions by resumption id, shared by all streams of the server. */
+  smSessions?: Map<string, C2SStream>;
+  /** A session ended with stanzas the client never acknowledged (XEP-0198 §4): keep them. */
+  onUnacked?: (session: C2SStream, stanzas: (string | Uint8Array)[]) => void;
 }
 
 /** Where the stream is in RFC 6120's negotiation (§4.3). */
@@ -172,6 +190,14 @@ export class C2SStream implements ClientSession, ParserHandler {
   streamId = '';
   phase = StreamPhase.AwaitingHeader;
   private parser: StreamParser;
+  /** The parser calls through this, so that a resumed session can take the parser over. */
+  private readonly parserTarget: { stream: C2SStream };
+  private parserLive = true;
+  private sm: StreamManagement | null = null;
+  /** XEP-0198: the connection is gone but the session waits to be resumed until then (ms). */
+  private detachedUntil = 0;
+  /** This connection resumed another session and handed everything to it. */
+  private adoptedBy: C2SStream | null = null;
   private headerSent = false;
   private resetAfterFeed = false;
   /** After STARTTLS or SASL success, the rest of the chunk belongs to no stream (§5.4.3.3). */
@@ -193,14 +219,24 @@ export class C2SStream implements ClientSession, ParserHandler {
   private readonly stanzaBucket: TokenBucket | null;
 
   constructor(
-    private readonly transport: StreamTransport,
+    private transport: StreamTransport,
     private readonly options: C2SOptions,
     private readonly deps: C2SDeps,
   ) {
     const limits: Partial<ParserLimits> = { maxStanzaBytes: options.preAuthMaxStanzaBytes };
     if (options.maxDepth !== undefined) limits.maxDepth = options.maxDepth;
     if (options.maxAttributes !== undefined) limits.maxAttributes = options.maxAttributes;
-    this.parser = deps.core.createParser(this, limits);
+    const target = { stream: this as C2SStream };
+    this.parserTarget = target;
+    this.parser = deps.core.createParser(
+      {
+        onStreamOpen: (header) => target.stream.onStreamOpen(header),
+        onStanza: (view) => target.stream.onStanza(view),
+        onStreamClose: () => target.stream.onStreamClose(),
+        onError: (error) => target.stream.onError(error),
+      },
+      limits,
+    );
     this.openedAt = this.lastInput = (deps.now ?? Date.now)();
     const rate = options.stanzaRate;
     this.stanzaBucket = rate && rate.rate > 0 ? new TokenBucket(rate.rate, rate.burst, deps.now) : null;
@@ -228,6 +264,8 @@ export class C2SStream implements ClientSession, ParserHandler {
 
   send(data: Uint8Array | string): void {
     if (this.phase === StreamPhase.Closed) return;
+    // XEP-0198: every stanza is kept until the client acknowledges it.
+    if (this.sm && isStanzaBytes(data)) this.sm.sentStanza(data);
     this.queue.push(data);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
@@ -241,6 +279,20 @@ export class C2SStream implements ClientSession, ParserHandler {
     if (this.queue.length === 0) return;
     const chunks = this.queue;
     this.queue = [];
+    // Detached (XEP-0198): nothing to write to; the stanzas wait in the unacked queue.
+    if (this.detachedUntil > 0) return;
+    const sm = this.sm;
+    if (sm && this.phase === StreamPhase.Bound) {
+      if (sm.unackedCount > (this.options.streamManagement?.maxUnacked ?? Infinity)) {
+        this.close(new StreamError('resource-constraint', 'too many unacknowledged stanzas'));
+        return;
+      }
+      // XEP-0198 §4: ask for an acknowledgement once per outstanding batch.
+      if (sm.unackedCount > 0 && !sm.ackRequested) {
+        chunks.push(`<r xmlns='${SM_NS}'/>`);
+        sm.ackRequested = true;
+      }
+    }
     this.transport.write(chunks);
     const limit = this.options.maxOutputBytes ?? 0;
     if (limit > 0 && (this.transport.pendingBytes ?? 0) > limit && this.phase !== StreamPhase.Closed) {
@@ -255,6 +307,14 @@ export class C2SStream implements ClientSession, ParserHandler {
    */
   checkTimeouts(now: number): void {
     if (this.phase === StreamPhase.Closed) return;
+    if (this.detachedUntil > 0) {
+      // XEP-0198 §5: not resumed in time: the session ends for good.
+      if (now > this.detachedUntil) {
+        this.phase = StreamPhase.Closed;
+        this.finish();
+      }
+      return;
+    }
     const preauth = this.options.preauthTimeoutMs ?? 0;
     const idle = this.options.idleTimeoutMs ?? 0;
     if (this.phase !== StreamPhase.Bound) {
@@ -281,19 +341,46 @@ export class C2SStream implements ClientSession, ParserHandler {
     this.finish();
   }
 
-  /** The connection went away (peer closed, reset, TLS failure): forget the session. */
+  /**
+   * The connection went away (peer closed, reset, TLS failure): forget the session, unless it
+   * may be resumed (XEP-0198 §5): then it stays bound, keeps collecting stanzas, and waits.
+   */
   transportClosed(): void {
-    this.phase = StreamPhase.Closed;
+    if (this.phase === StreamPhase.Closed) return;
     this.queue = [];
+    const resumeMs = this.options.streamManagement?.resumeTimeoutMs ?? 0;
+    if (this.phase === StreamPhase.Bound && this.sm?.resumeId && resumeMs > 0 && this.detachedUntil === 0) {
+      this.detachedUntil = (this.deps.now ?? Date.now)() + resumeMs;
+      this.freeParser();
+      return;
+    }
+    this.phase = StreamPhase.Closed;
     this.finish();
+  }
+
+  /** Whether the connection is gone and the session waits for a <resume/> (XEP-0198). */
+  get isDetached(): boolean {
+    return this.detachedUntil > 0;
+  }
+
+  private freeParser(): void {
+    // The parser may be mid-feed (we were called from its handler): feed() frees it after.
+    if (!this.parserLive || this.feeding) return;
+    this.parserLive = false;
+    this.parser.free();
   }
 
   private finish(): void {
     if (this.closedNotified) return;
     this.closedNotified = true;
     if (this.jid_) this.deps.router.unbind(this);
-    // The parser may be mid-feed (we were called from its handler): free it once feed returns.
-    if (!this.feeding) this.parser.free();
+    if (this.sm) {
+      if (this.sm.resumeId) this.deps.smSessions?.delete(this.sm.resumeId);
+      // XEP-0198 §4: what the client never acknowledged is not known to be delivered.
+      const unacked = this.sm.drain();
+      if (unacked.length > 0) this.deps.onUnacked?.(this, unacked);
+    }
+    this.freeParser();
     this.deps.onClosed?.(this);
   }
 
@@ -320,13 +407,20 @@ export class C2SStream implements ClientSession, ParserHandler {
     } catch {
       // A throw from the core is a bug there; one connection pays for it, not the process.
       this.feeding = false;
-      this.close(new StreamError('internal-server-error'));
+      (this.adoptedBy ?? this).close(new StreamError('internal-server-error'));
       return;
     } finally {
       this.feeding = false;
     }
+    if (this.adoptedBy) {
+      // This chunk resumed a session (XEP-0198): the parser and what follows are its business.
+      const session = this.adoptedBy;
+      session.feeding = false;
+      if (session.phase === StreamPhase.Closed) session.freeParser();
+      return;
+    }
     if ((this.phase as StreamPhase) === StreamPhase.Closed) {
-      this.parser.free();
+      this.freeParser();
     } else if (this.resetAfterFeed) {
       this.resetAfterFeed = false;
       this.discardRest = false;
@@ -444,6 +538,7 @@ export class C2SStream implements ClientSession, ParserHandler {
         `<bind xmlns='${BIND_NS}'/><session xmlns='${SESSION_NS}'><optional/></session>` +
         // RFC 6121 §2.6.1 roster versioning, §3.4.1 pre-approval: the router knows what it does.
         (this.deps.router.streamFeatures?.() ?? '') +
+        (this.options.streamManagement ? `<sm xmlns='${SM_NS}'/>` : '') +
         (this.deps.extraFeatures?.() ?? '');
     } else {
       const tlsRequired = this.options.tls === 'required';
@@ -490,6 +585,7 @@ export class C2SStream implements ClientSession, ParserHandler {
     if (ns === SASL_NS && (name === 'auth' || name === 'response' || name === 'abort')) {
       return this.onSasl(name, view);
     }
+    if (ns === SM_NS && this.account_ && this.options.streamManagement) return this.onSmElement(name, view);
     if (this.phase === StreamPhase.Bound || this.phase === StreamPhase.Authenticated) {
       const handler = this.deps.elementHandlers?.get(`${ns} ${name}`);
       if (handler) return handler(this, view);
@@ -630,10 +726,116 @@ export class C2SStream implements ClientSession, ParserHandler {
     }
   }
 
+  // ---- XEP-0198 stream management ----------------------------------------------------------
+
+  private onSmElement(name: string, view: StanzaView): void {
+    const sm = this.sm;
+    switch (name) {
+      case 'enable':
+        return this.onSmEnable(view);
+      case 'resume':
+        return this.onSmResume(view);
+      case 'r':
+        // §4: answer a request with how many stanzas we handled.
+        if (!sm) break;
+        this.queue.push(`<a xmlns='${SM_NS}' h='${sm.inbound}'/>`);
+        return this.flush();
+      case 'a': {
+        if (!sm) break;
+        const h = parseH(parseElement(view).attrs['h']);
+        if (h === null) return this.close(new StreamError('undefined-condition', "<a/> without a valid 'h'"));
+        sm.ackRequested = false;
+        try {
+          sm.acknowledge(h);
+        } catch (err) {
+          if (!(err instanceof AckTooHigh)) throw err;
+          // §4: an acknowledgement of stanzas never sent ends the stream.
+          return this.close(new StreamError('undefined-condition', err.message));
+        }
+        return;
+      }
+    }
+    this.smFailed('unexpected-request');
+  }
+
+  private smFailed(condition: 'unexpected-request' | 'item-not-found' | 'bad-request', h?: number): void {
+    const hAttr = h === undefined ? '' : ` h='${h}'`;
+    this.queue.push(`<failed xmlns='${SM_NS}'${hAttr}><${condition} xmlns='${STANZA_ERRORS_NS}'/></failed>`);
+    this.flush();
+  }
+
+  /** §3: enable after binding, once; resumption granted when asked and configured. */
+  private onSmEnable(view: StanzaView): void {
+    if (this.phase !== StreamPhase.Bound || this.sm) return this.smFailed('unexpected-request');
+    const resume = parseElement(view).attrs['resume'];
+    const resumeMs = this.options.streamManagement?.resumeTimeoutMs ?? 0;
+    const resumable = (resume === 'true' || resume === '1') && resumeMs > 0 && this.deps.smSessions !== undefined;
+    const id = resumable ? randomBytes(16).toString('hex') : null;
+    this.sm = new StreamManagement(id);
+    if (id) this.deps.smSessions!.set(id, this);
+    const attrs = id ? ` id='${id}' resume='true' max='${Math.ceil(resumeMs / 1000)}'` : '';
+    this.queue.push(`<enabled xmlns='${SM_NS}'${attrs}/>`);
+    this.flush();
+  }
+
+  /**
+   * §5: after authentication and instead of binding, take over a detached (or not yet noticed
+   * dead) session of the same account: its resource, its presence, its unacknowledged stanzas.
+   */
+  private onSmResume(view: StanzaView): void {
+    if (this.phase !== StreamPhase.Authenticated) return this.smFailed('unexpected-request');
+    const el = parseElement(view);
+    const previd = el.attrs['previd'];
+    const h = parseH(el.attrs['h']);
+    if (typeof previd !== 'string' || h === null) return this.smFailed('bad-request');
+    const session = this.deps.smSessions?.get(previd);
+    if (!session || session.phase === StreamPhase.Closed || session.account_?.bare !== this.account_?.bare) {
+      return this.smFailed('item-not-found');
+    }
+    try {
+      session.sm!.acknowledge(h);
+    } catch (err) {
+      if (!(err instanceof AckTooHigh)) throw err;
+      return this.close(new StreamError('undefined-condition', err.message));
+    }
+    session.adopt(this);
+  }
+
+  /** Continue this session on `carrier`'s connection (its transport and parser). */
+  private adopt(carrier: C2SStream): void {
+    if (this.detachedUntil === 0) {
+      // The client came back before we noticed the old connection die: drop it quietly.
+      this.transport.attach?.(NO_SINK);
+      this.transport.end();
+    }
+    this.freeParser();
+    this.transport = carrier.transport;
+    this.parser = carrier.parser;
+    this.parserLive = true;
+    this.feeding = carrier.feeding;
+    carrier.parserTarget.stream = this;
+    carrier.parserLive = false;
+    this.transport.attach?.(this);
+    this.streamId = carrier.streamId;
+    this.headerSent = true;
+    this.detachedUntil = 0;
+    this.lastInput = (this.deps.now ?? Date.now)();
+    // The carrier is done: it never bound, and its connection now belongs to this session.
+    carrier.adoptedBy = this;
+    carrier.phase = StreamPhase.Closed;
+    carrier.closedNotified = true;
+    carrier.deps.onClosed?.(carrier);
+    const sm = this.sm!;
+    sm.ackRequested = false;
+    this.queue = [`<resumed xmlns='${SM_NS}' h='${sm.inbound}' previd='${sm.resumeId}'/>`, ...sm.pending()];
+    this.flush();
+  }
+
   // ---- stanzas ------------------------------------------------------------------------------
 
   private onXmppStanza(view: StanzaView): void {
     if (this.phase === StreamPhase.Bound) {
+      this.sm?.handledInbound();
       if (view.kind === StanzaKind.Iq && view.type === StanzaType.Set && view.status === StanzaStatus.Ok) {
         const childNs = view.childNamespace();
         if (childNs === SESSION_NS) {

@@ -7,14 +7,10 @@
  */
 import type { Socket } from 'node:net';
 import { TLSSocket, type SecureContext } from 'node:tls';
-import type { StreamTransport } from '../stream/c2s.js';
+import type { ByteSink, StreamTransport } from '../stream/c2s.js';
 import { TokenBucket } from '../stream/limits.js';
 
-/** What the socket feeds: bytes in, and one notice when the connection is gone. */
-export interface ByteSink {
-  feed(chunk: Uint8Array): void;
-  transportClosed(): void;
-}
+export type { ByteSink } from '../stream/c2s.js';
 
 /** What the server needs of any client transport (TCP/TLS socket, WebSocket). */
 export interface ClientTransport extends StreamTransport {

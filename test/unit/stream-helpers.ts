@@ -18,7 +18,7 @@ import {
 } from '../../src/core/api.js';
 import { SaslFailure, StanzaError } from '../../src/errors.js';
 import type { ClientSession, Router } from '../../src/router/types.js';
-import type { ParserFactory, SaslProvider, StreamTransport } from '../../src/stream/c2s.js';
+import type { ByteSink, ParserFactory, SaslProvider, StreamTransport } from '../../src/stream/c2s.js';
 
 export class RecordingTransport implements StreamTransport {
   secure: boolean;
@@ -27,6 +27,8 @@ export class RecordingTransport implements StreamTransport {
   /** What the kernel has not taken yet; tests raise it to play a slow reader. */
   pendingBytes = 0;
   pauses: number[] = [];
+  /** Who gets this connection's bytes (set by tests; moved by XEP-0198 resumption). */
+  sink: ByteSink | null = null;
   ended = false;
   tlsStarted = 0;
 
@@ -52,6 +54,10 @@ export class RecordingTransport implements StreamTransport {
 
   pauseFor(ms: number): void {
     this.pauses.push(ms);
+  }
+
+  attach(sink: ByteSink): void {
+    this.sink = sink;
   }
 
   /** Everything written so far, as one string. */
