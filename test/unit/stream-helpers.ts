@@ -18,7 +18,7 @@ import {
 } from '../../src/core/api.js';
 import { SaslFailure, StanzaError } from '../../src/errors.js';
 import type { ClientSession, Router } from '../../src/router/types.js';
-import type { ByteSink, ParserFactory, SaslProvider, StreamTransport } from '../../src/stream/c2s.js';
+import type { ByteSink, C2SOptions, ParserFactory, SaslProvider, StreamTransport } from '../../src/stream/c2s.js';
 
 export class RecordingTransport implements StreamTransport {
   secure: boolean;
@@ -137,6 +137,21 @@ export const plainSasl: SaslProvider = {
 export function plainAuth(user: string, pass: string): string {
   return Buffer.from(`\0${user}\0${pass}`).toString('base64');
 }
+
+/** Stream options of the unit tests: small limits so that limit tests stay small. */
+export const STREAM_OPTIONS: C2SOptions = {
+  domain: 'localhost',
+  tls: 'required',
+  registration: 'closed',
+  preAuthMaxStanzaBytes: 4096,
+  maxStanzaBytes: 65536,
+  saslMaxAttempts: 3,
+};
+
+export const SASL = "xmlns='urn:ietf:params:xml:ns:xmpp-sasl'";
+/** alice / secret, as plainSasl accepts. */
+export const AUTH_OK = `<auth ${SASL} mechanism='PLAIN'>${Buffer.from('\0alice\0secret').toString('base64')}</auth>`;
+export const BIND = "<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>phone</resource></bind></iq>";
 
 export const HEADER =
   "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>";

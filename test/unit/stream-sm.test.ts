@@ -3,20 +3,11 @@ import { describe, expect, it } from 'vitest';
 import { loadCore } from '../../src/core/parser.js';
 import { C2SStream, type C2SDeps, type C2SOptions } from '../../src/stream/c2s.js';
 import { StreamManagement, isStanzaBytes } from '../../src/stream/sm.js';
-import { HEADER, RecordingTransport, plainAuth, plainSasl, recordingRouter, streamErrorOf } from './stream-helpers.js';
+import { AUTH_OK, BIND, HEADER, RecordingTransport, STREAM_OPTIONS, plainSasl, recordingRouter, streamErrorOf } from './stream-helpers.js';
 
-const OPTIONS: C2SOptions = {
-  domain: 'localhost',
-  tls: 'required',
-  registration: 'closed',
-  preAuthMaxStanzaBytes: 4096,
-  maxStanzaBytes: 65536,
-  saslMaxAttempts: 3,
-  streamManagement: { resumeTimeoutMs: 60_000, maxUnacked: 5 },
-};
+const OPTIONS: C2SOptions = { ...STREAM_OPTIONS, streamManagement: { resumeTimeoutMs: 60_000, maxUnacked: 5 } };
 const SM = "xmlns='urn:xmpp:sm:3'";
-const AUTH = `<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${plainAuth('alice', 'secret')}</auth>`;
-const BIND = "<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>phone</resource></bind></iq>";
+const AUTH = AUTH_OK;
 
 const core = loadCore();
 

@@ -12,20 +12,13 @@ import {
   recordingRouter,
   referenceCore,
   streamErrorOf,
+  AUTH_OK,
+  BIND,
+  SASL,
+  STREAM_OPTIONS,
 } from './stream-helpers.js';
 
-const OPTIONS: C2SOptions = {
-  domain: 'localhost',
-  tls: 'required',
-  registration: 'closed',
-  preAuthMaxStanzaBytes: 4096,
-  maxStanzaBytes: 65536,
-  saslMaxAttempts: 3,
-};
-
-const SASL = "xmlns='urn:ietf:params:xml:ns:xmpp-sasl'";
-const AUTH_OK = `<auth ${SASL} mechanism='PLAIN'>${plainAuth('alice', 'secret')}</auth>`;
-const BIND = "<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>phone</resource></bind></iq>";
+const OPTIONS = STREAM_OPTIONS;
 
 // The state machine is driven by the WASM core (what production runs) and by a reference parser
 // on ltx (so a core regression and a state-machine regression fail differently).
