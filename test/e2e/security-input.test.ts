@@ -141,7 +141,7 @@ const CASES: Case[] = [
   { name: 'stanza: overlong UTF-8 encoding', stage: 'bound', payload: utf8("<message to='bob@localhost'><body>", [0xc0, 0xaf], '</body></message>'), condition: 'not-well-formed' },
   { name: 'stanza: UTF-8 encoded surrogate', stage: 'bound', payload: utf8("<message to='bob@localhost'><body>", [0xed, 0xa0, 0x80], '</body></message>'), condition: 'not-well-formed' },
   { name: 'stanza: control character', stage: 'bound', payload: utf8("<message to='bob@localhost'><body>", [0x01], '</body></message>'), condition: 'not-well-formed' },
-  { name: 'stanza: unsupported encoding declared', stage: 'connected', payload: `<?xml version='1.0' encoding='ISO-8859-1'?><stream:stream ${HEADER_NS} to='localhost' version='1.0'>`, condition: 'unsupported-encoding' },
+  { name: 'header: unsupported encoding declared', stage: 'connected', payload: `<?xml version='1.0' encoding='ISO-8859-1'?><stream:stream ${HEADER_NS} to='localhost' version='1.0'>`, condition: 'unsupported-encoding' },
   // ---- restricted XML (RFC 6120 §11.1) ----
   { name: 'comment in a stanza', stage: 'bound', payload: "<message to='bob@localhost'><!-- hi --><body>x</body></message>", condition: 'restricted-xml' },
   { name: 'comment before the header', stage: 'connected', payload: `<!-- hi --><stream:stream ${HEADER_NS} to='localhost' version='1.0'>`, condition: 'restricted-xml' },
