@@ -150,7 +150,8 @@ export class RawClient {
   }
 
   /** Header, (STARTTLS,) SASL PLAIN, restart, bind: returns the bound full JID. */
-  async login(user: string, options: { tls: boolean; resource?: string }): Promise<string> {
+  /** With `bind: false` it stops after the post-SASL features (to resume instead). */
+  async login(user: string, options: { tls: boolean; resource?: string; bind?: boolean }): Promise<string> {
     this.send(STREAM_HEADER);
     await this.waitFor('</stream:features>');
     if (options.tls) {
@@ -168,6 +169,7 @@ export class RawClient {
     this.send(STREAM_HEADER);
     await this.waitFor('</stream:features>');
     this.take();
+    if (options.bind === false) return '';
     const resource = options.resource ? `<resource>${options.resource}</resource>` : '';
     this.send(`<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>${resource}</bind></iq>`);
     const text = await this.waitFor(/<\/jid>/);

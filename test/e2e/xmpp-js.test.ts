@@ -16,6 +16,7 @@ interface Peer {
   jid: string;
   mechanism: string | null;
   startedTls: boolean;
+  smEnabled: boolean;
   stanzas: Element[];
   waitFor(test: (el: Element) => boolean, what: string): Promise<Element>;
 }
@@ -36,6 +37,7 @@ async function login(port: number, user: string, resource: string, scheme = 'xmp
     jid: '',
     mechanism: null,
     startedTls: false,
+    smEnabled: false,
     stanzas,
     waitFor(test, what) {
       const found = stanzas.find(test);
@@ -55,6 +57,9 @@ async function login(port: number, user: string, resource: string, scheme = 'xmp
   xmpp.on('send', (el: Element) => {
     if (el.is('auth', 'urn:ietf:params:xml:ns:xmpp-sasl')) peer.mechanism = el.attrs.mechanism as string;
     if (el.is('starttls', 'urn:ietf:params:xml:ns:xmpp-tls')) peer.startedTls = true;
+  });
+  xmpp.on('nonza', (el: Element) => {
+    if (el.is('enabled', 'urn:xmpp:sm:3')) peer.smEnabled = true;
   });
   xmpp.on('stanza', (el: Element) => {
     stanzas.push(el);
@@ -93,6 +98,8 @@ describe('@xmpp/client (xmpp.js) end to end', () => {
     expect(bob.jid).toBe('bob@localhost/phone');
     expect(alice.startedTls).toBe(true);
     expect(bob.startedTls).toBe(true);
+    // xmpp.js turns XEP-0198 on by itself when offered; everything below runs with it.
+    expect(alice.smEnabled).toBe(true);
   });
 
   it('exchanges messages both ways with the sender as from', async () => {
