@@ -126,6 +126,17 @@ export interface NonzaEvent {
   readonly name: string;
 }
 
+/**
+ * A stanza for a domain this server does not serve (event 'stanza/remote'). Returning true takes
+ * it (XEP-0114 components, server-to-server); otherwise the sender gets remote-server-not-found.
+ */
+export interface RemoteEvent {
+  readonly ctx: RouterContext;
+  readonly session: SessionState;
+  readonly view: import('../core/api.js').StanzaView;
+  readonly to: Jid;
+}
+
 /** Event 'presence/blocked': return true to keep `from`'s presence away from `to`. */
 export interface PresenceBlockedEvent {
   readonly ctx: RouterContext;

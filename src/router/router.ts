@@ -21,6 +21,7 @@ import type {
   NonzaEvent,
   PreRouteEvent,
   PresenceBlockedEvent,
+  RemoteEvent,
   RoutedMessageEvent,
   RouterContext,
 } from './context.js';
@@ -310,8 +311,14 @@ export class HermodRouter implements Router, RouterContext {
   }
 
   /** A stanza for another domain: there is no server-to-server link (RFC 6120 §8.3.3.13). */
-  private remote(type: StanzaType): void {
-    if (type === StanzaType.Error) return;
+  private remote(st: SessionState, view: StanzaView, to: Jid): void {
+    // A module that reaches other domains (XEP-0114 components, later s2s) takes it here.
+    if (this.hooks.has('stanza/remote')) {
+      const ev: RemoteEvent = { ctx: this, session: st, view, to };
+      if (this.hooks.fire('stanza/remote', ev)) return;
+    }
+    if (view.type === StanzaType.Error) return;
+    if (view.kind === StanzaKind.Iq && view.type === StanzaType.Result) return;
     throw new StanzaError('remote-server-not-found', 'no server-to-server connections');
   }
 
@@ -321,7 +328,7 @@ export class HermodRouter implements Router, RouterContext {
     const type = messageType(view.type);
     // RFC 6120 §8.1.1.1: no 'to' means the sender's own bare JID.
     const target = to ?? st.jid.toBare();
-    if (target.domain !== this.domain) return this.remote(view.type);
+    if (target.domain !== this.domain) return this.remote(st, view, target);
     if (target.local === null) return this.messageToHost(st, view, type);
 
     const bytes = spliceFrom(view, st.fromStamp);
@@ -404,7 +411,7 @@ export class HermodRouter implements Router, RouterContext {
       if (type === StanzaType.None || type === StanzaType.Unavailable) this.presence.broadcast(st, view);
       return;
     }
-    if (to.domain !== this.domain) return this.remote(type);
+    if (to.domain !== this.domain) return this.remote(st, view, to);
     const sub = subscriptionType(type);
     if (sub) {
       if (to.local === null) return; // subscriptions are between accounts
@@ -434,7 +441,7 @@ export class HermodRouter implements Router, RouterContext {
     // RFC 6120 §10.3.3 / RFC 6121 §8.5.1: no 'to', or the account's own bare JID: the server
     // answers on the account's behalf.
     if (to === null || (to.bare === st.bare && to.resource === null)) return this.serverIq(st, view, to, 'self');
-    if (to.domain !== this.domain) return request ? this.remote(type) : undefined;
+    if (to.domain !== this.domain) return this.remote(st, view, to);
     if (to.local === null) {
       if (to.resource !== null) {
         if (request) throw new StanzaError('service-unavailable');

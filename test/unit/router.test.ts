@@ -260,3 +260,21 @@ describe('answers to the server', () => {
     expect(() => router.route(a, jsView("<iq to='localhost' type='get' id='x'><nothing xmlns='urn:x'/></iq>"))).not.toThrow();
   });
 });
+
+describe("'stanza/remote' hook (for XEP-0114 components)", () => {
+  it('offers stanzas for other domains to a module before refusing them with remote-server-not-found', () => {
+    const taken: string[] = [];
+    router.hooks.on('stanza/remote', (ev: { to: Jid }) => {
+      if (ev.to.domain !== 'component.localhost') return false;
+      taken.push(ev.to.full);
+      return true;
+    });
+    const a = connect('alice@localhost');
+    router.route(a, jsView("<message to='bot@component.localhost'><body>x</body></message>"));
+    router.route(a, jsView("<iq to='elsewhere.example' type='get' id='1'><ping xmlns='urn:xmpp:ping'/></iq>"));
+    router.route(a, jsView("<iq to='elsewhere.example' type='result' id='2'/>"));
+    expect(taken).toEqual(['bot@component.localhost']);
+    expect(a.sent).toHaveLength(1);
+    expect(a.text(0)).toContain('<remote-server-not-found');
+  });
+});
