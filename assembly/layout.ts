@@ -93,6 +93,10 @@ export const enum F {
   ValFlags = 53,
   PreWs = 54,
   Aux = 55,
+  // ---- descriptor, continued ----
+  /** Slot + 1 of the `to` value in the atom table (0: not interned), and the slot's generation. */
+  ToAtom = 56,
+  ToAtomGen = 57,
   /** Slots in a state (248 bytes: one 256-byte allocator block with its header). */
   Size = 62,
 }
@@ -132,6 +136,14 @@ export const enum A {
   PreWs = 6,
   Spare = 7,
   Size = 8,
+}
+
+/** The atom table: short ASCII values (the `to` JIDs a client sends again and again). */
+export const enum Atom {
+  Slots = 1024,
+  MaxLen = 56,
+  /** bytes per slot: generation i32, length i32, the bytes */
+  SlotSize = 64,
 }
 
 /** Mirrors StanzaKind in src/core/api.ts (a unit test asserts equality). */

@@ -2,7 +2,7 @@
  * Stanza rules that need no tokenizer state: element kinds, `type` values, the RFC 6120 §8.2.3
  * semantic verdicts, and the XML declaration check. Pure functions over bytes in memory.
  */
-import { A, Err, Kind, Status, Type } from './layout';
+import { A, Atom, Err, Kind, Status, Type } from './layout';
 import { Ch } from './chars';
 
 /** Bytes at p equal the ASCII string s. */
@@ -15,8 +15,20 @@ export function eqAscii(p: usize, len: i32, s: string): bool {
   return true;
 }
 
+/** Byte equality, eight bytes at a time (names and namespace URIs are short). */
+@inline
 export function eqBytes(a: usize, b: usize, n: i32): bool {
-  return memory.compare(a, b, n) == 0;
+  let i: usize = 0;
+  const len = <usize>n;
+  while (i + 8 <= len) {
+    if (load<u64>(a + i) != load<u64>(b + i)) return false;
+    i += 8;
+  }
+  while (i < len) {
+    if (load<u8>(a + i) != load<u8>(b + i)) return false;
+    i++;
+  }
+  return true;
 }
 
 /** StanzaKind from the local name (RFC 6120 §8: message, presence, iq). */
@@ -185,4 +197,35 @@ export function checkXmlDecl(attrs: usize, count: i32, base: usize): i32 {
     i++;
   }
   return field == 0 ? Err.BadXmlDecl : Err.None;
+}
+
+// ---- atom table: decode a repeated value once on the JS side ----
+const ATOMS: usize = memory.data(Atom.Slots * Atom.SlotSize, 16);
+
+/**
+ * Intern a short ASCII value: returns (slot + 1) and sets atomGen, or 0 when it does not fit.
+ * A direct-mapped cache: a new value evicts the slot's previous one and bumps its generation,
+ * so JS can keep one decoded string per slot and trust it while the generation matches.
+ */
+export let atomGen: i32 = 0;
+export function intern(p: usize, len: i32): i32 {
+  if (len == 0 || len > Atom.MaxLen) return 0;
+  let head: u64 = 0;
+  let tail: u64 = 0;
+  if (len >= 8) {
+    head = load<u64>(p);
+    tail = load<u64>(p + <usize>len - 8);
+  } else {
+    for (let i = 0; i < len; i++) head = (head << 8) | <u64>load<u8>(p + <usize>i);
+  }
+  const h = <u32>(((head * 0x9e3779b97f4a7c15) ^ (tail * 0xc2b2ae3d27d4eb4f) ^ <u64>len) >> 40);
+  const slot = h & (Atom.Slots - 1);
+  const e = ATOMS + <usize>(slot * Atom.SlotSize);
+  if (load<i32>(e + 4) != len || !eqBytes(e + 8, p, len)) {
+    memory.copy(e + 8, p, len);
+    store<i32>(e + 4, len);
+    store<i32>(e, load<i32>(e) + 1);
+  }
+  atomGen = load<i32>(e);
+  return <i32>slot + 1;
 }

@@ -18,7 +18,7 @@
 import { A, Err, Ev, F, Fl, Kind, Phase, Type } from './layout';
 import { alloc, free, capacity } from './alloc';
 import { C, Ch, cls, isNameCp, isNameStartCp, isXmlChar, XML_NS, XML_NS_LEN } from './chars';
-import { decodeType, typeForKind, kindOf, semanticStatus, eqBytes, eqAscii, checkXmlDecl } from './rules';
+import { decodeType, typeForKind, kindOf, semanticStatus, eqBytes, eqAscii, checkXmlDecl, intern, atomGen } from './rules';
 
 // ---- static scratch tables (one set per instance; spilled per connection when needed) ----
 export const DEPTH_CAP: i32 = 256;
@@ -993,6 +993,16 @@ function fastTag(lt: usize, end: usize): usize {
   let c = <u32>load<u8>(p);
   if (c == Ch.Slash) {
     const ns = p + 1;
+    if (depth > 0) {
+      // the common case: exactly the open element's name, then '>' (XML 1.0 §3 Element Type Match)
+      const top = ELEM + (<usize>(depth - 1) << 3);
+      const len = load<i32>(top + 4);
+      const gt = ns + <usize>len;
+      if (gt < end && load<u8>(gt) == Ch.Gt && eqBytes(sStart + <usize>load<i32>(top), ns, len)) {
+        closeElement(gt + 1);
+        return gt + 1;
+      }
+    }
     if (ns >= end || (cls(<u32>load<u8>(ns)) & C.NameStart) == 0) return 0;
     p = ns + 1;
     while (p < end && (cls(<u32>load<u8>(p)) & C.Name) != 0) p++;
@@ -1448,22 +1458,24 @@ function streamHeader(p: usize, selfClose: bool, ns0: i32, nsOff: usize, nsLen: 
 
 /** Descriptor fields of a stanza's start tag (stored relative to sStart until it completes). */
 function captureStanza(nsOff: usize, nsLen: i32, nsIn: bool, nsAmp: i32): void {
+  const s0 = st;
   const local = elemColon < 0 ? nameStart : nameStart + <usize>elemColon + 1;
   const llen = elemColon < 0 ? elemNameLen : elemNameLen - elemColon - 1;
   const kind = kindOf(local, llen);
   let flags = 0;
-  W(F.Kind, kind);
-  W(F.NameEnd, rel(nameStart) + elemNameLen);
-  W(F.ToOff, -1);
-  W(F.ToLen, 0);
-  W(F.FromOff, -1);
-  W(F.FromLen, 0);
-  W(F.IdOff, -1);
-  W(F.IdLen, 0);
-  W(F.TypeOff, -1);
-  W(F.TypeLen, 0);
-  W(F.FromAttrStart, -1);
-  W(F.FromAttrEnd, -1);
+  WO(s0, F.Kind, kind);
+  WO(s0, F.NameEnd, rel(nameStart) + elemNameLen);
+  WO(s0, F.ToOff, -1);
+  WO(s0, F.ToLen, 0);
+  WO(s0, F.ToAtom, 0);
+  WO(s0, F.FromOff, -1);
+  WO(s0, F.FromLen, 0);
+  WO(s0, F.IdOff, -1);
+  WO(s0, F.IdLen, 0);
+  WO(s0, F.TypeOff, -1);
+  WO(s0, F.TypeLen, 0);
+  WO(s0, F.FromAttrStart, -1);
+  WO(s0, F.FromAttrEnd, -1);
   let type = Type.None;
   for (let i = 0; i < attrCount; i++) {
     const e = attrEntry(i);
@@ -1478,98 +1490,104 @@ function captureStanza(nsOff: usize, nsLen: i32, nsIn: bool, nsAmp: i32): void {
       const w = load<u16>(n);
       if (w == 0x6f74) {
         // "to"
-        W(F.ToOff, vo);
-        W(F.ToLen, vl);
+        WO(s0, F.ToOff, vo);
+        WO(s0, F.ToLen, vl);
         flags |= (amp & 1 ? Fl.ToAmp : 0) | (amp & 2 ? Fl.ToHi : 0);
+        if (amp == 0) {
+          WO(s0, F.ToAtom, intern(sStart + <usize>vo, vl));
+          WO(s0, F.ToAtomGen, atomGen);
+        }
       } else if (w == 0x6469) {
         // "id"
-        W(F.IdOff, vo);
-        W(F.IdLen, vl);
+        WO(s0, F.IdOff, vo);
+        WO(s0, F.IdLen, vl);
         flags |= (amp & 1 ? Fl.IdAmp : 0) | (amp & 2 ? Fl.IdHi : 0);
       }
     } else {
       const w = load<u32>(n);
       if (w == 0x6d6f7266) {
         // "from"
-        W(F.FromOff, vo);
-        W(F.FromLen, vl);
-        W(F.FromAttrStart, af(e, A.PreWs));
-        W(F.FromAttrEnd, vo + vl + 1);
+        WO(s0, F.FromOff, vo);
+        WO(s0, F.FromLen, vl);
+        WO(s0, F.FromAttrStart, af(e, A.PreWs));
+        WO(s0, F.FromAttrEnd, vo + vl + 1);
         flags |= (amp & 1 ? Fl.FromAmp : 0) | (amp & 2 ? Fl.FromHi : 0);
       } else if (w == 0x65707974) {
         // "type"
-        W(F.TypeOff, vo);
-        W(F.TypeLen, vl);
+        WO(s0, F.TypeOff, vo);
+        WO(s0, F.TypeLen, vl);
         if (amp & 1) flags |= Fl.TypeAmp;
         type = typeForKind(kind, decodeType(sStart + <usize>vo, vl, (amp & 1) != 0));
       }
     }
   }
-  W(F.Type, type);
-  if (nsIn) W(F.NsOff, rel(nsOff));
+  WO(s0, F.Type, type);
+  if (nsIn) WO(s0, F.NsOff, rel(nsOff));
   else {
-    W(F.NsOff, <i32>nsOff);
+    WO(s0, F.NsOff, <i32>nsOff);
     flags |= Fl.NsAbs;
   }
-  W(F.NsLen, nsLen);
+  WO(s0, F.NsLen, nsLen);
   if (nsAmp) flags |= Fl.NsAmp;
-  W(F.ChildCount, 0);
-  W(F.ChildNameOff, -1);
-  W(F.ChildNameLen, 0);
-  W(F.ChildNsOff, -1);
-  W(F.ChildNsLen, 0);
-  W(F.Flags, flags);
+  WO(s0, F.ChildCount, 0);
+  WO(s0, F.ChildNameOff, -1);
+  WO(s0, F.ChildNameLen, 0);
+  WO(s0, F.ChildNsOff, -1);
+  WO(s0, F.ChildNsLen, 0);
+  WO(s0, F.Flags, flags);
 }
 
 /** A direct child of the stanza: count it, describe the first one, note <error/>. */
 function captureChild(nsOff: usize, nsLen: i32, nsIn: bool, nsAmp: i32): void {
+  const s0 = st;
   const local = elemColon < 0 ? nameStart : nameStart + <usize>elemColon + 1;
   const llen = elemColon < 0 ? elemNameLen : elemNameLen - elemColon - 1;
-  const cc = S(F.ChildCount) + 1;
-  let flags = S(F.Flags);
-  W(F.ChildCount, cc);
+  const cc = SO(s0, F.ChildCount) + 1;
+  let flags = SO(s0, F.Flags);
+  WO(s0, F.ChildCount, cc);
   if (llen == 5 && eqAscii(local, 5, 'error')) flags |= Fl.HasErrorChild;
   if (cc == 1) {
-    W(F.ChildNameOff, rel(local));
-    W(F.ChildNameLen, llen);
-    if (nsIn) W(F.ChildNsOff, rel(nsOff));
+    WO(s0, F.ChildNameOff, rel(local));
+    WO(s0, F.ChildNameLen, llen);
+    if (nsIn) WO(s0, F.ChildNsOff, rel(nsOff));
     else {
-      W(F.ChildNsOff, <i32>nsOff);
+      WO(s0, F.ChildNsOff, <i32>nsOff);
       flags |= Fl.ChildNsAbs;
     }
-    W(F.ChildNsLen, nsLen);
+    WO(s0, F.ChildNsLen, nsLen);
     if (nsAmp) flags |= Fl.ChildNsAmp;
   }
-  W(F.Flags, flags);
+  WO(s0, F.Flags, flags);
 }
 
 /** A top-level element is complete: semantic verdict, absolute offsets, Ev.Stanza. */
 function finishStanza(p: usize): void {
+  const s0 = st;
   if (<i32>(p - sStart) > maxBytes) {
     fail(Err.StanzaTooLarge, sStart);
     return;
   }
-  const flags = S(F.Flags);
-  W(
+  const flags = SO(s0, F.Flags);
+  WO(s0, 
     F.Status,
-    semanticStatus(S(F.Kind), S(F.Type), S(F.IdOff) >= 0, S(F.ChildCount), (flags & Fl.HasErrorChild) != 0),
+    semanticStatus(SO(s0, F.Kind), SO(s0, F.Type), SO(s0, F.IdOff) >= 0, SO(s0, F.ChildCount), (flags & Fl.HasErrorChild) != 0),
   );
   const b = <i32>sStart;
-  W(F.Start, b);
-  W(F.End, <i32>p);
-  W(F.NameEnd, S(F.NameEnd) + b);
+  WO(s0, F.Start, b);
+  WO(s0, F.End, <i32>p);
+  WO(s0, F.NameEnd, SO(s0, F.NameEnd) + b);
   for (let f = F.ToOff; f <= F.TypeOff; f += 2) {
-    const v = S(f);
-    if (v >= 0) W(f, v + b);
+    const v = SO(s0, f);
+    if (v >= 0) WO(s0, f, v + b);
   }
-  if (S(F.FromAttrStart) >= 0) {
-    W(F.FromAttrStart, S(F.FromAttrStart) + b);
-    W(F.FromAttrEnd, S(F.FromAttrEnd) + b);
+  if (SO(s0, F.FromAttrStart) >= 0) {
+    WO(s0, F.FromAttrStart, SO(s0, F.FromAttrStart) + b);
+    WO(s0, F.FromAttrEnd, SO(s0, F.FromAttrEnd) + b);
   }
-  if ((flags & Fl.NsAbs) == 0) W(F.NsOff, S(F.NsOff) + b);
-  if (S(F.ChildCount) > 0) {
-    W(F.ChildNameOff, S(F.ChildNameOff) + b);
-    if ((flags & Fl.ChildNsAbs) == 0) W(F.ChildNsOff, S(F.ChildNsOff) + b);
+  if ((flags & Fl.NsAbs) == 0) WO(s0, F.NsOff, SO(s0, F.NsOff) + b);
+  if (SO(s0, F.ChildCount) > 0) {
+    WO(s0, F.ChildNameOff, SO(s0, F.ChildNameOff) + b);
+    if ((flags & Fl.ChildNsAbs) == 0) WO(s0, F.ChildNsOff, SO(s0, F.ChildNsOff) + b);
   }
   sStart = 0;
   tok = Tok.Top;
@@ -1748,6 +1766,11 @@ function finishEndTag(p: usize): void {
     fail(Err.EndTagMismatch, nameStart);
     return;
   }
+  closeElement(p);
+}
+
+/** The innermost open element ended at p: leave its namespace scope; a stanza may be complete. */
+function closeElement(p: usize): void {
   depth--;
   while (nsCount > 0 && load<i32>(NSS + <usize>((nsCount - 1) * NS_SIZE) + 16) > depth) nsCount--;
   if (depth == 0) finishStanza(p);

@@ -6,7 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { A, Ev, F, Fl } from '../../assembly/layout.js';
+import { A, Atom, Ev, F, Fl } from '../../assembly/layout.js';
 import {
   DEFAULT_LIMITS,
   type CoreError,
@@ -113,6 +113,9 @@ class CoreImpl implements Core {
   i32: Int32Array;
   readonly attrTable: number;
   parsers = 0;
+  /** JS side of the atom table (assembly/rules.ts intern): decoded string and generation per slot. */
+  readonly atomGen = new Int32Array(Atom.Slots + 1).fill(-1);
+  readonly atomStr: string[] = new Array<string>(Atom.Slots + 1).fill('');
 
   constructor(
     readonly ex: CoreExports,
@@ -222,7 +225,16 @@ class View implements StanzaView {
     return this.str(F.NsOff, F.NsLen, Fl.NsAmp) ?? '';
   }
   to(): string | null {
-    return this.str(F.ToOff, F.ToLen, Fl.ToAmp, Fl.ToHi);
+    const atom = this.f(F.ToAtom);
+    if (atom === 0) return this.str(F.ToOff, F.ToLen, Fl.ToAmp, Fl.ToHi);
+    // the same `to` as an earlier stanza (same slot, same generation): reuse its string
+    const gen = this.f(F.ToAtomGen);
+    const { atomGen, atomStr } = this.core;
+    if (atomGen[atom] === gen) return atomStr[atom];
+    const s = this.str(F.ToOff, F.ToLen, 0, 0)!;
+    atomGen[atom] = gen;
+    atomStr[atom] = s;
+    return s;
   }
   from(): string | null {
     return this.str(F.FromOff, F.FromLen, Fl.FromAmp, Fl.FromHi);

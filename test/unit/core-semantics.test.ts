@@ -116,3 +116,12 @@ describe('descriptor fields', () => {
     expect(one(`<message to='jüliet@exämple.com/bälcony'/>`).to).toBe('jüliet@exämple.com/bälcony');
   });
 });
+
+describe('atom table for repeated `to` values', () => {
+  it('returns the right string for repeated, evicted and re-inserted values', () => {
+    const tos = Array.from({ length: 3000 }, (_, i) => `user${i % 1500}@example.com/r${i % 7}`);
+    const input = STREAM_OPEN + tos.map((t) => `<message to='${t}'/>`).join('') + tos.map((t) => `<message to='${t}'/>`).join('');
+    const got = parseWhole(input).flatMap((e) => (e.ev === 'stanza' ? [e.to] : []));
+    expect(got).toEqual([...tos, ...tos]);
+  });
+});
