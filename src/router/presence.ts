@@ -69,8 +69,8 @@ export class PresenceEngine {
   /** <presence/> without 'to' and without type (or type='unavailable'). */
   broadcast(st: SessionState, view: StanzaView): void {
     if (view.type === StanzaType.Unavailable) {
-      if (!st.available) return; // nothing was announced, nothing to withdraw
-      this.goUnavailable(st, this.stamped(st, view));
+      // Nothing to withdraw unless presence was announced, broadcast or directed.
+      if (st.available || st.directed.size > 0) this.goUnavailable(st, this.stamped(st, view));
       return;
     }
     const priority = readPriority(view.toString());
@@ -128,13 +128,17 @@ export class PresenceEngine {
   }
 
   private goUnavailable(st: SessionState, bytes: Uint8Array): void {
+    const wasAvailable = st.available;
     st.available = false;
     st.presence = null;
-    // §4.5.2: to subscribers, to the account's other resources, and to every entity that got
-    // directed presence (§4.6.3) and is not already covered.
-    const roster = this.rosters.list(st.bare);
-    this.fanOut(st.bare, roster, bytes, st);
-    const subscribers = new Set(roster.filter((i) => sendsPresence(i.subscription)).map((i) => i.jid));
+    // §4.5.2: to subscribers and the account's other resources (when it had been available),
+    // and to every entity that got directed presence (§4.6.3) and is not already covered.
+    const subscribers = new Set<string>();
+    if (wasAvailable) {
+      const roster = this.rosters.list(st.bare);
+      this.fanOut(st.bare, roster, bytes, st);
+      for (const i of roster) if (sendsPresence(i.subscription)) subscribers.add(i.jid);
+    }
     for (const jid of st.directed) {
       const target = Jid.tryParse(jid);
       if (target && !subscribers.has(target.bare)) this.deliverDirected(st.bare, target, bytes);
@@ -145,15 +149,7 @@ export class PresenceEngine {
   /** The session is going away: RFC 6121 §4.5.2 unavailable on its behalf. */
   sessionGone(st: SessionState): void {
     if (!st.available && st.directed.size === 0) return;
-    const bytes = Buffer.from(`<presence${attr('from', st.jid.full)} type='unavailable'/>`);
-    if (st.available) this.goUnavailable(st, bytes);
-    else {
-      for (const jid of st.directed) {
-        const target = Jid.tryParse(jid);
-        if (target) this.deliverDirected(st.bare, target, bytes);
-      }
-      st.directed.clear();
-    }
+    this.goUnavailable(st, Buffer.from(`<presence${attr('from', st.jid.full)} type='unavailable'/>`));
   }
 
   private flushOffline(st: SessionState): void {
