@@ -40,3 +40,12 @@ describe('scenario runner', () => {
     ).rejects.toThrow(/unconsumed/);
   });
 });
+
+describe('scenario files', () => {
+  it('all live in scripts/, where the suite picks them up', async () => {
+    const { readdirSync } = await import('node:fs');
+    const stray = readdirSync(new URL('./', import.meta.url)).filter((f) => f.endsWith('.scenario'));
+    expect(stray).toEqual([]);
+    expect(readdirSync(new URL('./scripts/', import.meta.url)).filter((f) => f.endsWith('.scenario')).length).toBeGreaterThan(50);
+  });
+});
