@@ -243,6 +243,38 @@ describe('bad input is answered per RFC 6120 and costs nothing else', () => {
     await bystandersStillWork();
   });
 
+  it('a connection dropped in the middle of a stanza frees its session: the resource can be bound again at once', async () => {
+    const c = await attacker('bound', 'dropped');
+    c.socket.write("<message to='bob@localhost'><body>half a sta");
+    c.close();
+    await c.waitClosed();
+    const again = await RawClient.connect(t.port);
+    try {
+      // No <conflict/> for anyone: the old session is gone, not replaced.
+      expect(await again.login('carol', { tls: false, resource: 'dropped' })).toBe('carol@localhost/dropped');
+      again.send(`<iq type='get' id='alive'><ping xmlns='urn:xmpp:ping'/></iq>`);
+      await again.waitFor("id='alive'");
+      expect(again.received).not.toContain('conflict');
+    } finally {
+      again.close();
+    }
+    expect(bob.received).not.toContain('half a sta');
+    await bystandersStillWork();
+  });
+
+  it('plaintext garbage instead of a TLS handshake after <proceed/> closes only that connection', async () => {
+    const c = await attacker('header');
+    try {
+      c.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+      await c.waitFor('<proceed');
+      c.socket.write('this is not a TLS ClientHello\r\n'.repeat(20));
+      await c.waitClosed();
+    } finally {
+      c.close();
+    }
+    await bystandersStillWork();
+  });
+
   it('garbage after </stream:stream> is never parsed: the stream closes cleanly without an error', async () => {
     const c = await attacker('bound');
     c.take();
