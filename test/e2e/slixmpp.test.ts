@@ -57,4 +57,9 @@ describe('slixmpp end to end', () => {
   it('pings the server (XEP-0199)', () => {
     expect(outcome.ping).toBe(true);
   });
+
+  it('runs with stream management enabled, every stanza acknowledged (XEP-0198)', () => {
+    expect(outcome.sm).toEqual([true, true]);
+    expect(outcome.sm_unacked).toBe(0);
+  });
 });

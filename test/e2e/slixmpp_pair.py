@@ -21,6 +21,10 @@ class Peer(ClientXMPP):
     def __init__(self, jid, password):
         super().__init__(jid, password)
         self.register_plugin('xep_0199')
+        # XEP-0198: slixmpp enables it (with resumption) after binding when offered.
+        self.register_plugin('xep_0198')
+        self.sm_enabled = False
+        self.add_event_handler('sm_enabled', self.on_sm_enabled)
         # Hermod generated a self-signed certificate on first start.
         self.ssl_context.check_hostname = False
         self.ssl_context.verify_mode = ssl.CERT_NONE
@@ -43,6 +47,9 @@ class Peer(ClientXMPP):
         self.send_presence()
         await self.get_roster()
         self.started.set()
+
+    def on_sm_enabled(self, _stanza):
+        self.sm_enabled = True
 
     def on_failed(self, event):
         self.failed = 'authentication failed'
@@ -104,6 +111,13 @@ async def main(host, port, tls_port, alice_pw, bob_pw):
 
     rtt = await alice['xep_0199'].ping(jid='localhost', timeout=TIMEOUT)
     result['ping'] = rtt is not None
+
+    # Stream management ran under all of the above; acknowledgements must have kept up.
+    await wait_until(lambda: alice.sm_enabled and bob.sm_enabled, 'XEP-0198 enabled')
+    alice['xep_0198'].request_ack()
+    await asyncio.sleep(0.3)
+    result['sm'] = [alice.sm_enabled, bob.sm_enabled]
+    result['sm_unacked'] = len(alice['xep_0198'].unacked_queue)
 
     for peer in (alice, bob):
         peer.disconnect()
