@@ -17,6 +17,7 @@ const ALL_CASES: CaseName[] = ['login', 'idle', 'messages', 'messages-open', 'pr
 interface Sizes {
   clients: number;
   idleClients: number;
+  presenceClients: number;
   durationS: number;
   loginRate: number;
   window: number;
@@ -37,7 +38,14 @@ function caseOptions(c: CaseName, z: Sizes): Partial<BenchOptions> {
     case 'messages-open':
       return { scenario: 'messages', clients: z.clients, mode: 'open', msgRate: z.msgRate, durationS: z.durationS };
     case 'presence':
-      return { scenario: 'presence', clients: z.clients, contacts: z.contacts, presenceRate: z.presenceRate, durationS: z.durationS };
+      return {
+        scenario: 'presence',
+        clients: z.presenceClients,
+        contacts: z.contacts,
+        presenceRate: z.presenceRate,
+        durationS: z.durationS,
+        setupTimeoutS: 240,
+      };
   }
 }
 
@@ -114,6 +122,7 @@ export async function main(argv: string[]): Promise<number> {
       scenarios: { type: 'string' },
       clients: { type: 'string' },
       'idle-clients': { type: 'string' },
+      'presence-clients': { type: 'string' },
       duration: { type: 'string' },
       'login-rate': { type: 'string' },
       window: { type: 'string' },
@@ -132,8 +141,9 @@ export async function main(argv: string[]): Promise<number> {
   --servers a,b       among ejabberd,prosody,hermod (default: all; missing ones are skipped)
   --scenarios a,b     among ${ALL_CASES.join(',')} (default: all)
   --clients N         sessions per scenario (default 2000); --idle-clients N (default = clients)
+  --presence-clients N  users in the presence run (default min(clients, 1000))
   --duration S        seconds per messages/presence run (default 20)
-  --login-rate R      logins/s (default 1000); --window W closed-loop window (default 1)
+  --login-rate R      logins/s offered (default 5000, above what the servers sustain); --window W closed-loop window (default 1)
   --msg-rate R        open-loop messages per client per second (default 2)
   --contacts K        presence roster size (default 10); --presence-rate R per client/s (default 1)
   --procs P           generator processes (default: 1 per 18000 clients)
@@ -146,8 +156,9 @@ export async function main(argv: string[]): Promise<number> {
   const z: Sizes = {
     clients,
     idleClients: n(values['idle-clients'], clients),
+    presenceClients: n(values['presence-clients'], Math.min(clients, 1000)),
     durationS: n(values.duration, 20),
-    loginRate: n(values['login-rate'], 1000),
+    loginRate: n(values['login-rate'], 5000),
     window: n(values.window, 1),
     msgRate: n(values['msg-rate'], 2),
     contacts: n(values.contacts, 10),
@@ -180,28 +191,20 @@ export async function main(argv: string[]): Promise<number> {
     }
     log(`${kind.name}: listening on 127.0.0.1:${server.port} (pid ${server.pid})`);
     try {
-      let registered = false;
       for (const c of cases) {
-        const co = caseOptions(c, z);
         const opts: BenchOptions = {
           ...DEFAULTS,
           scenario: 'login',
-          ...co,
+          ...caseOptions(c, z),
           port: server.port,
           serverPid: server.pid,
           procs: z.procs,
-          // Accounts are created once per server, by in-band registration, for the largest run.
-          register: !registered,
-          clients: registered ? co.clients! : Math.max(z.clients, z.idleClients),
+          // Fresh accounts per case, registered in-band before the measured phases: what one case
+          // leaves behind (offline messages, rosters) must not load the next one.
+          prefix: `hb${c.replace(/[^a-z]/g, '')}`,
+          register: true,
           progress: say ? (line, final) => say(`${kind.name} ${c}: ${line}`, final) : undefined,
         };
-        if (!registered && co.clients! < opts.clients) {
-          // Register everyone with a bare login run first, so this case keeps its own size.
-          await runBench({ ...opts, scenario: 'login', rate: z.loginRate });
-          opts.register = false;
-          opts.clients = co.clients!;
-        }
-        registered = true;
         try {
           o.cases[c] = { result: await runBench(opts) };
         } catch (e) {
@@ -217,7 +220,7 @@ export async function main(argv: string[]): Promise<number> {
   }
 
   const table = sideBySide(outcomes, cases);
-  if (values.json) process.stdout.write(JSON.stringify({ sizes: z, outcomes }, null, 2) + '\n');
+  if (values.json) process.stdout.write(JSON.stringify({ sizes: z, table, outcomes }, null, 2) + '\n');
   else process.stdout.write(`\n${table}\n\n↑ higher is better, ↓ lower is better; (n×) = how many times better than ejabberd\n`);
   if (values.html) {
     const sections = outcomes.flatMap((o) =>

@@ -325,7 +325,8 @@ export class Generator {
 
   private onMessage(c: LoadClient, xml: string): void {
     const b = xml.indexOf('<body>hb ');
-    if (b < 0) return;
+    // Outside a messages run, a bench body is a leftover a server kept offline from an earlier run.
+    if (b < 0 || this.mode !== 'messages') return;
     const sp = xml.indexOf(' ', b + 9);
     this.recordLatency(Number(xml.slice(b + 9, sp)));
     // Closed loop: each delivery releases the receiver's next send, so N·window messages
