@@ -321,24 +321,19 @@ export class ShardMesh {
   }
 
   /**
-   * The contact of a subscription request, when it has sessions only on other shards and none
-   * of them looks available here. The router will store the request (RFC 6121 §3.1.3) and
-   * deliver it at the contact's next initial presence — which may already have happened on its
-   * shard while the news had not reached this one.
+   * The contact of a subscription request when none of its sessions looks available here. The
+   * router will store the request (RFC 6121 §3.1.3) for delivery at the contact's next initial
+   * presence — which may already have happened on another shard, unseen here so far.
    */
   private offlineLookingContact(to: string | null): string | null {
     const jid = to === null ? null : Jid.tryParse(to);
-    if (!jid) return null;
-    const sessions = this.inner.sessions.bare(jid.bare);
-    if (sessions.length === 0 || sessions.some((s) => s.available || !(s.session instanceof MirrorSession))) return null;
-    return jid.bare;
+    if (!jid || jid.local === null) return null;
+    return this.inner.sessions.bare(jid.bare).some((s) => s.available) ? null : jid.bare;
   }
 
-  /** Ask the shards holding `contact`'s sessions to deliver a stored request if it is online. */
+  /** Ask the other shards to deliver the stored request to the contact if it is online there. */
   private checkPending(contact: string, requester: string): void {
-    const owners = new Set<number>();
-    for (const s of this.inner.sessions.bare(contact)) if (s.session instanceof MirrorSession) owners.add(s.session.peer);
-    for (const k of owners) this.sendTo(k, Op.PendingCheck, 0, `${contact}\n${requester}`);
+    this.broadcast(Op.PendingCheck, 0, `${contact}\n${requester}`);
   }
 
   /**

@@ -83,7 +83,11 @@ describe('sharded server: contacts on different shards', () => {
       });
       proc.stdout!.on('data', (d: Buffer) => (output += d.toString()));
       proc.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-      port = Number(await until('the listening line', () => /listening on 127\.0\.0\.1:(\d+) \(c2s/.exec(output)?.[1], 20_000));
+      port = Number(
+        await until('the listening line', () => /listening on 127\.0\.0\.1:(\d+) \(c2s/.exec(output)?.[1], 45_000).catch((err: Error) => {
+          throw new Error(`${err.message}; server said: ${output}`);
+        }),
+      );
       expect(output).toContain('2 shard thread(s)');
     });
 
