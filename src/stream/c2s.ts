@@ -346,6 +346,7 @@ export class C2SStream implements ClientSession, ParserHandler {
    * may be resumed (XEP-0198 §5): then it stays bound, keeps collecting stanzas, and waits.
    */
   transportClosed(): void {
+    if (this.adoptedBy) return this.adoptedBy.transportClosed();
     if (this.phase === StreamPhase.Closed) return;
     this.queue = [];
     const resumeMs = this.options.streamManagement?.resumeTimeoutMs ?? 0;
@@ -387,6 +388,8 @@ export class C2SStream implements ClientSession, ParserHandler {
   // ---- input --------------------------------------------------------------------------------
 
   feed(chunk: Uint8Array): void {
+    // A transport that cannot re-attach keeps feeding the connection that resumed a session.
+    if (this.adoptedBy) return this.adoptedBy.feed(chunk);
     if (this.phase === StreamPhase.Closed) return;
     this.lastInput = (this.deps.now ?? Date.now)();
     if (this.saslPending) {

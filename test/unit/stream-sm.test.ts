@@ -147,6 +147,20 @@ describe('XEP-0198 stream management', () => {
     expect(w.router.log.bound).toHaveLength(1);
   });
 
+  it('keeps working when the transport cannot re-attach: the resuming connection forwards its bytes', async () => {
+    const w = world();
+    const old = await w.login();
+    const id = /id='([0-9a-f]+)'/.exec(await old.feed(`<enable ${SM} resume='true'/>`))![1]!;
+    old.stream.transportClosed();
+    const fresh = await w.login(false);
+    (fresh.transport as { attach?: unknown }).attach = undefined;
+    await fresh.feed(`<resume ${SM} previd='${id}' h='0'/>`);
+    await fresh.feed("<message to='bob@localhost'><body>via the carrier</body></message>");
+    expect(w.router.log.routed.at(-1)!.session).toBe(old.stream);
+    fresh.stream.transportClosed();
+    expect(old.stream.isDetached).toBe(true);
+  });
+
   it('takes over a session whose old connection is still open, closing that one', async () => {
     const w = world();
     const old = await w.login();
