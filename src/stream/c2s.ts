@@ -8,6 +8,10 @@
  *
  * Once bound it is the router's ClientSession: send() queues bytes and the queue is written in
  * one gathered write per event-loop turn (setImmediate), whatever the number of stanzas.
+ *
+ * With XEP-0198 a session can outlive its connection: it stays bound while detached, and a new
+ * connection that authenticates as the same account and sends <resume/> hands it its transport
+ * and parser (the parser calls through `parserTarget`, so the hand-over is a pointer change).
  */
 import { randomBytes } from 'node:crypto';
 import { parse as parseXml, type Element } from 'ltx';
