@@ -132,6 +132,35 @@ describe('cross-shard session mirrors', () => {
     expect(bob.take()).toMatch(/from='alice@localhost\/phone'[^>]*type='unavailable'|type='unavailable'[^>]*from='alice@localhost\/phone'/);
   });
 
+  it('lets contacts who come online at the same moment on different shards see each other (RFC 6121 §4.2.2)', () => {
+    const { connect, send, shardRouters, pump } = twoShards();
+    const alice = connect(0, 'alice', 'phone');
+    const bob = connect(1, 'bob', 'pc');
+    send(0, alice, "<presence to='bob@localhost' type='subscribe'/>");
+    send(1, bob, "<presence to='alice@localhost' type='subscribed'/>");
+    send(1, bob, "<presence to='alice@localhost' type='subscribe'/>");
+    send(0, alice, "<presence to='bob@localhost' type='subscribed'/>");
+    alice.take();
+    bob.take();
+    // Both initial presences are routed before either shard hears of the other's.
+    shardRouters[0]!.route(alice, jsView('<presence/>'));
+    shardRouters[1]!.route(bob, jsView('<presence/>'));
+    pump();
+    expect(alice.take()).toMatch(/<presence[^>]*from=["']bob@localhost\/pc["']/);
+    expect(bob.take()).toMatch(/<presence[^>]*from=["']alice@localhost\/phone["']/);
+  });
+
+  it('delivers a subscription request stored while the contact already came online on its shard (RFC 6121 §3.1.3)', () => {
+    const { connect, shardRouters, pump } = twoShards();
+    const alice = connect(0, 'alice', 'phone');
+    const bob = connect(1, 'bob', 'pc');
+    // bob's initial presence (which delivers stored requests) runs before shard 0 hears of it.
+    shardRouters[1]!.route(bob, jsView('<presence/>'));
+    shardRouters[0]!.route(alice, jsView("<presence to='bob@localhost' type='subscribe'/>"));
+    pump();
+    expect(bob.take()).toMatch(/<presence[^>]*type=["']subscribe["']/);
+  });
+
   it('sends XEP-0280 carbons to a resource on another shard that enabled them', () => {
     const { connect, send } = twoShards();
     const alice = connect(0, 'alice', 'laptop');
