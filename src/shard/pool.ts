@@ -7,7 +7,7 @@
  * for every i ≠ j (direct, so cross-shard deliveries cost the main thread nothing), one doorbell
  * per shard and one for the main thread.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
@@ -27,8 +27,18 @@ import type { PeerLink, ShardControl, ShardInit, ShardResult } from './worker.js
  */
 export function shardWorkerFile(): string {
   const here = fileURLToPath(import.meta.url);
-  const file = here.endsWith('.ts') ? resolve(dirname(here), '../../dist/src/shard/worker.js') : join(dirname(here), 'worker.js');
+  if (!here.endsWith('.ts')) return join(dirname(here), 'worker.js');
+  const built = resolve(dirname(here), '../../dist/src/shard');
+  const file = join(built, 'worker.js');
   if (!existsSync(file)) throw new Error(`shard worker not built: ${file} is missing (run npm run build)`);
+  // A worker from an older build would speak an older ring protocol than this module.
+  for (const name of readdirSync(dirname(here))) {
+    if (!name.endsWith('.ts')) continue;
+    const js = join(built, name.replace(/\.ts$/, '.js'));
+    if (!existsSync(js) || statSync(js).mtimeMs < statSync(join(dirname(here), name)).mtimeMs) {
+      throw new Error(`shard worker build is older than src/shard/${name} (run npm run build)`);
+    }
+  }
   return file;
 }
 

@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { HEADER_BYTES, Op, readHeader, RingSender } from '../../src/shard/protocol.js';
 import { createRing, Doorbell, recordSize, RingReader, RingWriter } from '../../src/shard/ring.js';
 
 function bytes(len: number, seed: number): Uint8Array {
@@ -222,5 +223,40 @@ describe('doorbell', () => {
     await bell.park(() => r.hasData(), 0, 60_000);
     bell.parkSync(() => r.hasData(), 0, 60_000);
     expect(r.hasData()).toBe(true);
+  });
+});
+
+describe('ring sender', () => {
+  it('queues records behind a full ring and delivers all of them in order as the reader drains', async () => {
+    const sab = createRing(256);
+    const sender = new RingSender(new RingWriter(sab, { autoCommit: false }));
+    const reader = new RingReader(sab);
+    for (let i = 0; i < 40; i++) sender.send(Op.Data, i, bytes(20, i), i & 0xffff);
+    expect(sender.queuedBytes).toBeGreaterThan(0);
+    sender.commit();
+    const got: { id: number; arg: number; body: Uint8Array }[] = [];
+    const h = { op: Op.Data, arg: 0, id: 0 };
+    while (got.length < 40) {
+      reader.drain((r) => {
+        readHeader(r, h);
+        got.push({ id: h.id, arg: h.arg, body: r.slice(HEADER_BYTES) });
+      });
+      await new Promise((resolve) => setTimeout(resolve, 1));
+      sender.commit();
+    }
+    expect(got.map((g) => g.id)).toEqual([...Array(40).keys()]);
+    expect(got[39]!.body).toEqual(bytes(20, 39));
+    expect(got[7]!.arg).toBe(7);
+    expect(sender.queuedBytes).toBe(0);
+  });
+
+  it('drops what it holds once closed', () => {
+    const sab = createRing(64);
+    const sender = new RingSender(new RingWriter(sab, { autoCommit: false }));
+    for (let i = 0; i < 10; i++) sender.send(Op.Data, i, bytes(20, i));
+    sender.close();
+    expect(sender.queuedBytes).toBe(0);
+    sender.send(Op.Data, 99, bytes(1, 0));
+    expect(sender.queuedBytes).toBe(0);
   });
 });
