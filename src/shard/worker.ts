@@ -92,8 +92,9 @@ class RingTransport implements StreamTransport {
 
   write(chunks: (string | Uint8Array)[]): void {
     if (this.ended) return;
-    const body = chunks.length === 1 ? toBytes(chunks[0]!) : Buffer.concat(chunks.map(toBytes));
-    this.out.send(Op.Write, this.id, body);
+    // One record per chunk: the main thread hands the socket the same chunks, and a WebSocket
+    // transport frames each chunk as one message (RFC 7395 §3.3.3: one element per message).
+    for (const chunk of chunks) this.out.send(Op.Write, this.id, chunk);
   }
 
   startTls(): void {
@@ -116,10 +117,6 @@ class RingTransport implements StreamTransport {
 }
 
 const decoder = new TextDecoder();
-
-function toBytes(chunk: string | Uint8Array): Uint8Array {
-  return typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-}
 
 function log(msg: string, err?: unknown): void {
   process.stderr.write(`hermod: ${msg}${err ? `: ${(err as Error).message ?? String(err)}` : ''}\n`);

@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
 import { startShardedServer, type ShardedServer } from '../../src/shard/serve.js';
 import { connect, makeDataDir, shardedConfig, take, type TestClient, until } from './shard-helpers.js';
 
@@ -63,6 +64,48 @@ describe('sharded server: contacts on different shards', () => {
     try {
       await contactsAcrossShards(server.c2s.port, clients, () => expect(server.pool.connectionsPerShard()).toEqual([1, 1]));
     } finally {
+      for (const c of clients) c.client.close();
+      await server.shutdown();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('carries a WebSocket session (RFC 7395) on one shard talking to a TCP session on the other', async () => {
+    const dir = makeDataDir(['alice', 'bob']);
+    const config = shardedConfig(dir);
+    config.listen.websocket.enabled = true;
+    config.listen.websocket.port = 0;
+    const server = await startShardedServer(config);
+    const clients: TestClient[] = [];
+    const ws = new WebSocket(`ws://127.0.0.1:${server.websocket!.port}${config.listen.websocket.path}`, ['xmpp']);
+    const frames: string[] = [];
+    ws.on('message', (d) => frames.push(d.toString()));
+    const frame = (re: RegExp): Promise<string> =>
+      until(`a WebSocket frame matching ${re}`, () => {
+        const i = frames.findIndex((f) => re.test(f));
+        return i < 0 ? undefined : frames.splice(i, 1)[0];
+      });
+    try {
+      await new Promise((ok, fail) => ws.once('open', ok).once('error', fail));
+      const open = "<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='localhost' version='1.0'/>";
+      ws.send(open);
+      await frame(/^<stream:features/);
+      ws.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${Buffer.from('\0alice\0alice-pw').toString('base64')}</auth>`);
+      await frame(/^<success/);
+      ws.send(open);
+      await frame(/^<stream:features/);
+      ws.send("<iq type='set' id='b1' xmlns='jabber:client'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>web</resource></bind></iq>");
+      await frame(/alice@localhost\/web/);
+      const bob = connect(server.c2s.port, 'bob', 'bob-pw', 'tcp');
+      clients.push(bob);
+      await bob.ready;
+      expect(server.pool.connectionsPerShard()).toEqual([1, 1]);
+      ws.send("<message xmlns='jabber:client' to='bob@localhost/tcp' type='chat'><body>from the browser</body></message>");
+      expect(await until('bob gets the WebSocket message', () => take(bob, /from the browser/))).toMatch(from('alice@localhost/web'));
+      bob.client.send("<message to='alice@localhost/web' type='chat'><body>back over TCP</body></message>");
+      expect(await frame(/back over TCP/)).toMatch(from('bob@localhost/tcp'));
+    } finally {
+      ws.close();
       for (const c of clients) c.client.close();
       await server.shutdown();
       rmSync(dir, { recursive: true, force: true });
