@@ -151,7 +151,7 @@ export class RawClient {
 
   /** Header, (STARTTLS,) SASL PLAIN, restart, bind: returns the bound full JID. */
   /** With `bind: false` it stops after the post-SASL features (to resume instead). */
-  async login(user: string, options: { tls: boolean; resource?: string; bind?: boolean }): Promise<string> {
+  async login(user: string, options: { tls: boolean; resource?: string; bind?: boolean; password?: string }): Promise<string> {
     this.send(STREAM_HEADER);
     await this.waitFor('</stream:features>');
     if (options.tls) {
@@ -161,7 +161,7 @@ export class RawClient {
       await this.waitFor('</stream:features>');
     }
     this.take();
-    const payload = Buffer.from(`\0${user}\0${PASSWORDS[user]}`).toString('base64');
+    const payload = Buffer.from(`\0${user}\0${options.password ?? PASSWORDS[user]}`).toString('base64');
     this.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${payload}</auth>`);
     await this.waitFor(/<success|<failure/);
     if (!this.received.includes('<success')) throw new Error(`login failed: ${this.received}`);
