@@ -283,14 +283,15 @@ export class C2SStream implements ClientSession, ParserHandler {
     if (this.queue.length === 0) return;
     const chunks = this.queue;
     this.queue = [];
-    // Detached (XEP-0198): nothing to write to; the stanzas wait in the unacked queue.
-    if (this.detachedUntil > 0) return;
     const sm = this.sm;
     if (sm && this.phase === StreamPhase.Bound) {
+      // Bounded even while detached: a flood to a vanished client must not grow without limit.
       if (sm.unackedCount > (this.options.streamManagement?.maxUnacked ?? Infinity)) {
         this.close(new StreamError('resource-constraint', 'too many unacknowledged stanzas'));
         return;
       }
+      // Detached (XEP-0198): nothing to write to; the stanzas wait in the unacked queue.
+      if (this.detachedUntil > 0) return;
       // XEP-0198 §4: ask for an acknowledgement once per outstanding batch.
       if (sm.unackedCount > 0 && !sm.ackRequested) {
         chunks.push(`<r xmlns='${SM_NS}'/>`);

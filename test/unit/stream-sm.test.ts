@@ -194,6 +194,17 @@ describe('XEP-0198 stream management', () => {
     expect(w.smSessions.size).toBe(0);
   });
 
+  it('ends a detached session that collects more than the unacknowledged limit', async () => {
+    const w = world();
+    const c = await w.login();
+    await c.feed(`<enable ${SM} resume='true'/>`);
+    c.stream.transportClosed();
+    for (let i = 0; i < 6; i++) c.stream.send(`<message type='chat'><body>${i}</body></message>`);
+    c.stream.flush();
+    expect(w.router.log.unbound).toEqual([c.stream]);
+    expect(w.kept[0]).toHaveLength(6);
+  });
+
   it('keeps unacknowledged stanzas of a session closed without resumption', async () => {
     const w = world();
     const c = await w.login();
