@@ -449,6 +449,12 @@ export class C2SStream implements ClientSession, ParserHandler {
       this.close(error);
       return;
     }
+    if (!this.account_ && !this.authAllowed() && !this.transport.canStartTls) {
+      // Policy wants TLS, and this channel can neither offer it nor is it protected (a
+      // WebSocket from a remote address without a TLS proxy): say so instead of hanging.
+      this.queue.push(this.header(to));
+      return this.close(new StreamError('policy-violation', 'TLS is required: connect over TLS'));
+    }
     this.queue.push(this.header(to), this.features());
     this.headerSent = true;
     this.phase = this.account_ ? StreamPhase.Authenticated : StreamPhase.Negotiating;

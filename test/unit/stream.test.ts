@@ -135,6 +135,13 @@ describe.each(cores)('c2s stream state machine (%s)', (_name, core) => {
       expect(out).toContain("<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls></stream:features>");
     });
 
+    it('closes with policy-violation when TLS is required and the channel can offer none', async () => {
+      const out = await open({}, { secure: false, canStartTls: false }).feed(HEADER);
+      expect(out).toMatch(/^<\?xml version='1.0'\?><stream:stream /);
+      expect(streamErrorOf(out)).toBe('policy-violation');
+      expect(streamErrorOf(await open({ tls: 'optional' }, { secure: false, canStartTls: false }).feed(HEADER))).toBeNull();
+    });
+
     it('offers STARTTLS without <required/> and the mechanisms when TLS is optional', async () => {
       const out = await open({ tls: 'optional' }).feed(HEADER);
       expect(out).toContain("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'></starttls>");
