@@ -1162,21 +1162,28 @@ function doText(p: usize, end: usize): usize {
       continue;
     }
     if (c >= 0x80) {
-      // common complete sequences inline: C2..DF xx, E1..EC/EE xx xx (no overlong, surrogate
-      // or U+FFFE/FFFF possible there); everything else through the full decoder
-      if (c < 0xe0) {
-        if (c >= 0xc2 && p + 1 < end && (load<u8>(p + 1) & 0xc0) == 0x80) {
+      // Non-Latin text: stay in this scalar loop until the next markup character (the SIMD
+      // skip would stop at every character). Common complete sequences inline — C2..DF xx and
+      // E1..EC/EE xx xx cannot be overlong, surrogates or U+FFFE/FFFF — others fully decoded.
+      let d = c;
+      while (true) {
+        if (d < 0x80) {
+          if ((cls(d) & C.Text) != 0) break;
+          p++;
+        } else if (d < 0xe0 && d >= 0xc2 && p + 1 < end && (load<u8>(p + 1) & 0xc0) == 0x80) {
           p += 2;
-          continue;
-        }
-      } else if (c < 0xef && c != 0xe0 && c != 0xed && p + 2 < end) {
-        if ((load<u16>(p + 1) & 0xc0c0) == 0x8080) {
+        } else if (d > 0xe0 && d < 0xef && d != 0xed && p + 2 < end && (load<u16>(p + 1) & 0xc0c0) == 0x8080) {
           p += 3;
-          continue;
+        } else {
+          if (!textChar(p, end)) return p;
+          p += <usize>u8n;
         }
+        if (p >= end) {
+          sig = Sig.More;
+          return p;
+        }
+        d = <u32>load<u8>(p);
       }
-      if (!textChar(p, end)) return p;
-      p += <usize>u8n;
       continue;
     }
     fail(Err.IllegalChar, p);
