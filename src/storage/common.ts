@@ -58,3 +58,8 @@ export function diffRoster(
   const changes = [...changedItems(), ...removals()].sort((a, b) => a.version - b.version);
   return { version: current, changes };
 }
+
+/** The JIDs of a blocklist request without repeats, first occurrence first. */
+export function uniq(jids: readonly string[]): string[] {
+  return [...new Set(jids)];
+}

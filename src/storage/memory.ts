@@ -2,10 +2,11 @@
  * In-memory storage, for unit tests only: nothing survives the process. It follows the same
  * conformance suite as the SQLite backend (test/unit/storage.test.ts).
  */
-import { cleanRosterItem, DEFAULT_LIST_LIMIT, diffRoster, parseAccount, resolveOptions } from './common.js';
+import { cleanRosterItem, DEFAULT_LIST_LIMIT, diffRoster, parseAccount, resolveOptions, uniq } from './common.js';
 import { toStoredPassword } from './password.js';
 import {
   AccountError,
+  type BlocklistStore,
   type OfflineMessage,
   type OfflineStore,
   type PendingSubscription,
@@ -39,6 +40,7 @@ export function createMemoryStorage(options?: StorageOptions): Storage {
   const removed = new Map<string, Map<string, number>>();
   const pending = new Map<string, Map<string, PendingSubscription>>();
   const offline = new Map<string, OfflineMessage[]>();
+  const blocks = new Map<string, Set<string>>();
   let rosterSeq = 0;
   let closed = false;
 
@@ -68,6 +70,7 @@ export function createMemoryStorage(options?: StorageOptions): Storage {
       removed.delete(account);
       pending.delete(account);
       offline.delete(account);
+      blocks.delete(account);
       return true;
     },
     setPassword(account, password) {
@@ -202,10 +205,38 @@ export function createMemoryStorage(options?: StorageOptions): Storage {
     },
   };
 
+  const byCodePoint = (a: string, b: string) => Buffer.compare(Buffer.from(a), Buffer.from(b));
+  const blocklist: BlocklistStore = {
+    list(owner) {
+      open();
+      return [...(blocks.get(owner) ?? [])].sort(byCodePoint);
+    },
+    add(owner, jids) {
+      open();
+      let set = blocks.get(owner);
+      if (!set) blocks.set(owner, (set = new Set()));
+      const added = uniq(jids).filter((j) => !set.has(j));
+      for (const j of added) set.add(j);
+      return added;
+    },
+    remove(owner, jids) {
+      open();
+      const set = blocks.get(owner);
+      return set ? uniq(jids).filter((j) => set.delete(j)) : [];
+    },
+    clear(owner) {
+      open();
+      const all = blocklist.list(owner);
+      blocks.delete(owner);
+      return all;
+    },
+  };
+
   return {
     users,
     rosters: rosterStore,
     offline: offlineStore,
+    blocklist,
     close() {
       closed = true;
     },

@@ -19,11 +19,12 @@ import Database from 'better-sqlite3';
 import { accessSync, chmodSync, constants, existsSync, mkdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ConfigError } from '../errors.js';
-import { cleanRosterItem, DEFAULT_LIST_LIMIT, diffRoster, parseAccount, resolveOptions } from './common.js';
+import { cleanRosterItem, DEFAULT_LIST_LIMIT, diffRoster, parseAccount, resolveOptions, uniq } from './common.js';
 import { toStoredPassword } from './password.js';
 import {
   AccountError,
   SCRAM_HASHES,
+  type BlocklistStore,
   type OfflineStore,
   type RosterChanges,
   type RosterItem,
@@ -36,7 +37,7 @@ import {
 } from './types.js';
 
 export const DATABASE_FILE = 'hermod.sqlite';
-const SCHEMA_VERSION = 2;
+const SCHEMA_VERSION = 3;
 
 export interface SqliteStorageOptions extends StorageOptions {
   /** Directory holding hermod.sqlite; created (with parents) when missing. */
@@ -101,6 +102,11 @@ CREATE TABLE IF NOT EXISTS offline (
   stanza TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS offline_by_account ON offline (account, seq);
+CREATE TABLE IF NOT EXISTS blocklist (
+  owner TEXT NOT NULL,
+  jid TEXT NOT NULL,
+  PRIMARY KEY (owner, jid)
+) WITHOUT ROWID;
 `;
 
 /**
@@ -112,6 +118,10 @@ const MIGRATIONS: Record<number, string> = {
 ALTER TABLE roster ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE roster_version ADD COLUMN floor INTEGER NOT NULL DEFAULT 0;
 UPDATE roster_version SET floor = version;
+`,
+  // Schema 3 only adds the XEP-0191 blocklist table; existing data is untouched.
+  2: `
+CREATE TABLE IF NOT EXISTS blocklist (owner TEXT NOT NULL, jid TEXT NOT NULL, PRIMARY KEY (owner, jid)) WITHOUT ROWID;
 `,
 };
 
@@ -235,6 +245,10 @@ export function openSqliteStorage(options: SqliteStorageOptions): SqliteStorage 
     offlineCount: db.prepare('SELECT count(*) FROM offline WHERE account = ?').pluck(),
     offlineList: db.prepare('SELECT stanza, stamp FROM offline WHERE account = ? ORDER BY seq'),
     offlineDeleteAll: db.prepare('DELETE FROM offline WHERE account = ?'),
+    blockList: db.prepare('SELECT jid FROM blocklist WHERE owner = ? ORDER BY jid').pluck(),
+    blockAdd: db.prepare('INSERT OR IGNORE INTO blocklist (owner, jid) VALUES (?, ?)'),
+    blockRemove: db.prepare('DELETE FROM blocklist WHERE owner = ? AND jid = ?'),
+    blockDeleteAll: db.prepare('DELETE FROM blocklist WHERE owner = ?'),
   };
 
   const writePassword = (account: string, password: ReturnType<typeof toStoredPassword>): void => {
@@ -264,6 +278,7 @@ export function openSqliteStorage(options: SqliteStorageOptions): SqliteStorage 
     q.removedDeleteAll.run(account);
     q.pendingDeleteAll.run(account);
     q.offlineDeleteAll.run(account);
+    q.blockDeleteAll.run(account);
     return true;
   });
 
@@ -365,6 +380,24 @@ export function openSqliteStorage(options: SqliteStorageOptions): SqliteStorage 
     count: (account) => q.offlineCount.get(account) as number,
   };
 
+  const blockAddTx = db.transaction((owner: string, jids: readonly string[]) =>
+    uniq(jids).filter((jid) => q.blockAdd.run(owner, jid).changes > 0),
+  );
+  const blockRemoveTx = db.transaction((owner: string, jids: readonly string[]) =>
+    uniq(jids).filter((jid) => q.blockRemove.run(owner, jid).changes > 0),
+  );
+  const blockClearTx = db.transaction((owner: string) => {
+    const all = q.blockList.all(owner) as string[];
+    q.blockDeleteAll.run(owner);
+    return all;
+  });
+  const blocklist: BlocklistStore = {
+    list: (owner) => q.blockList.all(owner) as string[],
+    add: (owner, jids) => blockAddTx.immediate(owner, jids),
+    remove: (owner, jids) => blockRemoveTx.immediate(owner, jids),
+    clear: (owner) => blockClearTx.immediate(owner),
+  };
+
   // PRAGMA synchronous reads back as a number: 1 NORMAL, 2 FULL.
   const sync = db.pragma('synchronous', { simple: true }) as number;
   return {
@@ -376,6 +409,7 @@ export function openSqliteStorage(options: SqliteStorageOptions): SqliteStorage 
     users,
     rosters,
     offline,
+    blocklist,
     close() {
       if (db.open) db.close();
     },

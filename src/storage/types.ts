@@ -75,7 +75,7 @@ export interface UserStore {
   create(account: string, password: string | StoredPassword): void;
   /**
    * Delete an account with everything it owns: roster, roster version, pending inbound
-   * subscription requests and offline messages. Returns false when there was no such account.
+   * subscription requests, offline messages and blocklist. Returns false when there was no such account.
    */
   delete(account: string): boolean;
   /** Replace the credentials. Returns false when there is no such account. */
@@ -176,10 +176,28 @@ export interface OfflineStore {
   count(account: string): number;
 }
 
+/**
+ * XEP-0191 blocking command: the JIDs an account blocks. Items are prepared JIDs of any form
+ * (domain, domain/resource, bare, full: XEP-0191 §3.3 and the JID matching of XEP-0016 §2.1);
+ * matching is the caller's business, the store only keeps the set.
+ */
+export interface BlocklistStore {
+  /** Every blocked JID of the owner, in code-point order. */
+  list(owner: string): string[];
+  /** Block these JIDs; returns those that were not blocked before, in the order given. */
+  add(owner: string, jids: readonly string[]): string[];
+  /** Unblock these JIDs; returns those that were blocked, in the order given. */
+  remove(owner: string, jids: readonly string[]): string[];
+  /** Unblock everything (XEP-0191 §3.4 'unblock all'); returns what was blocked, in order. */
+  clear(owner: string): string[];
+}
+
 export interface Storage {
   readonly users: UserStore;
   readonly rosters: RosterStore;
   readonly offline: OfflineStore;
+  /** XEP-0191 blocklists (added in schema 3). */
+  readonly blocklist: BlocklistStore;
   /** Flush and release the backend. Further calls on the stores throw. Idempotent. */
   close(): void;
 }

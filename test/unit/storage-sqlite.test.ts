@@ -162,7 +162,32 @@ describe('sqlite storage persistence', () => {
       s.close();
     }
     const check = new Database(join(dataDir, DATABASE_FILE), { readonly: true });
-    expect(check.pragma('user_version', { simple: true })).toBe(2);
+    expect(check.pragma('user_version', { simple: true })).toBe(3);
+    check.close();
+  });
+
+  it('upgrades a schema-2 database in place to schema 3, adding empty blocklists and keeping accounts', () => {
+    const dataDir = tempDir();
+    const old = openSqliteStorage({ dataDir, iterations: 16 });
+    old.users.create('alice@example.org', 'pw');
+    old.rosters.set('alice@example.org', { jid: 'bob@example.org', name: null, groups: [], subscription: 'both', ask: null, approved: false });
+    old.close();
+    // Make the file look as schema 2 left it: no blocklist table, user_version 2.
+    const db = new Database(join(dataDir, DATABASE_FILE));
+    db.exec('DROP TABLE blocklist');
+    db.pragma('user_version = 2');
+    db.close();
+    const s = openSqliteStorage({ dataDir, iterations: 16 });
+    try {
+      expect(s.users.exists('alice@example.org')).toBe(true);
+      expect(s.rosters.list('alice@example.org').map((i) => i.jid)).toEqual(['bob@example.org']);
+      expect(s.blocklist.list('alice@example.org')).toEqual([]);
+      expect(s.blocklist.add('alice@example.org', ['eve@example.org'])).toEqual(['eve@example.org']);
+    } finally {
+      s.close();
+    }
+    const check = new Database(join(dataDir, DATABASE_FILE), { readonly: true });
+    expect(check.pragma('user_version', { simple: true })).toBe(3);
     check.close();
   });
 

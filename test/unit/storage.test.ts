@@ -343,6 +343,46 @@ describe.each(backends)('%s storage conformance', (_name, open) => {
     });
   });
 
+  describe('blocklists (XEP-0191)', () => {
+    const owner = 'alice@example.org';
+
+    it('lists blocked JIDs of every form in code-point order, per owner', () => {
+      expect(s.blocklist.list(owner)).toEqual([]);
+      expect(s.blocklist.add(owner, ['eve@example.org', 'spam.example', 'bob@example.org/phone', 'évé@example.org'])).toEqual([
+        'eve@example.org',
+        'spam.example',
+        'bob@example.org/phone',
+        'évé@example.org',
+      ]);
+      expect(s.blocklist.list(owner)).toEqual(['bob@example.org/phone', 'eve@example.org', 'spam.example', 'évé@example.org']);
+      expect(s.blocklist.list('carol@example.org')).toEqual([]);
+    });
+
+    it('reports only what a block or unblock changed', () => {
+      s.blocklist.add(owner, ['eve@example.org']);
+      expect(s.blocklist.add(owner, ['eve@example.org', 'mallory@example.org', 'mallory@example.org'])).toEqual(['mallory@example.org']);
+      expect(s.blocklist.remove(owner, ['nobody@example.org', 'eve@example.org'])).toEqual(['eve@example.org']);
+      expect(s.blocklist.remove(owner, ['eve@example.org'])).toEqual([]);
+      expect(s.blocklist.list(owner)).toEqual(['mallory@example.org']);
+    });
+
+    it('unblocks everything at once and returns what was blocked', () => {
+      s.blocklist.add(owner, ['b@example.org', 'a@example.org']);
+      s.blocklist.add('carol@example.org', ['a@example.org']);
+      expect(s.blocklist.clear(owner)).toEqual(['a@example.org', 'b@example.org']);
+      expect(s.blocklist.list(owner)).toEqual([]);
+      expect(s.blocklist.clear(owner)).toEqual([]);
+      expect(s.blocklist.list('carol@example.org')).toEqual(['a@example.org']);
+    });
+
+    it('forgets the blocklist when the account is deleted', () => {
+      s.users.create(owner, 'pw');
+      s.blocklist.add(owner, ['eve@example.org']);
+      expect(s.users.delete(owner)).toBe(true);
+      expect(s.blocklist.list(owner)).toEqual([]);
+    });
+  });
+
   it('refuses use after close', () => {
     s.close();
     expect(() => s.users.exists('a@example.org')).toThrow();
