@@ -5,7 +5,8 @@
  * Two promises, enforced here rather than left to every call site:
  *  - credentials never reach the log at any level: password, SASL payloads, component secrets
  *    and similar fields are replaced by "[redacted]" wherever they appear (top level or up to
- *    three levels down);
+ *    three levels down), and so is the text of credential-carrying elements (<auth/>,
+ *    <response/>, <password/>, <handshake/>, …) inside logged XML, even at debug;
  *  - message contents (body, raw stanza XML, payloads) are logged only at debug and trace: in an
  *    info-or-above entry those fields become "[omitted]", and XML put into the message string has
  *    its element contents blanked.
@@ -64,6 +65,36 @@ export function blankXmlText(text: string): string {
   return text.replace(/>([^<]+)</g, (_, inner: string) => (inner.trim() === '' ? `>${inner}<` : `>${OMITTED}<`));
 }
 
+/**
+ * Elements whose text is a credential: SASL exchanges (RFC 6120 §6.4: PLAIN's <auth/> carries
+ * the password in base64; SCRAM's <response/> carries the proof), XEP-0077 and XEP-0078
+ * <password/>, XEP-0114 <handshake/>. Their text is replaced at every level, debug included.
+ */
+const CREDENTIAL_ELEMENT = /<((?:[\w.-]+:)?(?:auth|response|challenge|success|password|handshake))(\s[^>]*)?>([^<]*)<\/\1\s*>/g;
+
+export function scrubCredentials(text: string): string {
+  if (!text.includes('<')) return text;
+  return text.replace(CREDENTIAL_ELEMENT, (all, name: string, attrs: string | undefined, inner: string) =>
+    inner.trim() === '' || inner === REDACTED ? all : `<${name}${attrs ?? ''}>${REDACTED}</${name}>`,
+  );
+}
+
+/** Top-level string (or byte) fields of a log object with credential elements scrubbed. */
+function scrubFields(obj: Record<string, unknown>): Record<string, unknown> {
+  let copy: Record<string, unknown> | undefined;
+  for (const key of Object.keys(obj)) {
+    const v = obj[key];
+    const text = typeof v === 'string' ? v : v instanceof Uint8Array && CONTENT.has(key) ? Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('utf8') : undefined;
+    if (text === undefined) continue;
+    const clean = scrubCredentials(text);
+    if (clean !== v) {
+      copy ??= { ...obj };
+      copy[key] = clean;
+    }
+  }
+  return copy ?? obj;
+}
+
 function withoutContent(obj: Record<string, unknown>): Record<string, unknown> {
   let copy: Record<string, unknown> | undefined;
   for (const key of Object.keys(obj)) {
@@ -84,12 +115,14 @@ export function loggerOptions(level: LogLevel): LoggerOptions {
     redact: { paths: redactPaths(), censor: REDACTED },
     hooks: {
       logMethod(args, method, levelValue) {
-        if (levelValue > DEBUG) {
-          const a = args as unknown[];
-          for (let i = 0; i < a.length; i++) {
-            const v = a[i];
-            if (typeof v === 'string') a[i] = blankXmlText(v);
-            else if (i === 0 && v && typeof v === 'object' && !(v instanceof Error)) a[i] = withoutContent(v as Record<string, unknown>);
+        const a = args as unknown[];
+        const contentAllowed = levelValue <= DEBUG;
+        for (let i = 0; i < a.length; i++) {
+          const v = a[i];
+          if (typeof v === 'string') a[i] = contentAllowed ? scrubCredentials(v) : blankXmlText(v);
+          else if (i === 0 && v && typeof v === 'object' && !(v instanceof Error)) {
+            const obj = v as Record<string, unknown>;
+            a[i] = contentAllowed ? scrubFields(obj) : withoutContent(obj);
           }
         }
         return method.apply(this, args as Parameters<typeof method>);

@@ -47,6 +47,23 @@ describe('structured logs', () => {
     expect(all).toContain('[redacted]');
   });
 
+  it('scrubs credential elements from XML even at debug and trace, where stanzas are logged', () => {
+    const { logger, lines, entries } = capture({ level: 'trace' });
+    const plain = "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGFsaWNlAHNlY3JldA==</auth>";
+    const scram = "<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>Yz1iaXdzLHI9ZnlrbyxwPXYwWD0=</response>";
+    const register = "<iq type='set' id='r1'><query xmlns='jabber:iq:register'><username>bob</username><password>tr0ub4dor</password></query></iq>";
+    const component = '<handshake>aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d</handshake>';
+    logger.debug({ stanza: plain }, 'in');
+    logger.trace({ xml: scram, stanza: Buffer.from(register) }, 'in');
+    logger.debug(`received ${component}`);
+    const all = lines.join('');
+    for (const secret of ['AGFsaWNlAHNlY3JldA', 'Yz1iaXdzLHI9ZnlrbyxwPXYwWD0', 'tr0ub4dor', 'aaf4c61ddcc5e8a2']) expect(all).not.toContain(secret);
+    const [first, second] = entries();
+    expect(first!.stanza).toBe("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>[redacted]</auth>");
+    // The rest of a debug stanza stays readable.
+    expect(second!.stanza).toBe("<iq type='set' id='r1'><query xmlns='jabber:iq:register'><username>bob</username><password>[redacted]</password></query></iq>");
+  });
+
   it('never leaks a component secret when the whole configuration is logged', async () => {
     const { writeFileSync, mkdtempSync } = await import('node:fs');
     const { join } = await import('node:path');
