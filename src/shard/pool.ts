@@ -28,17 +28,26 @@ import type { PeerLink, ShardControl, ShardInit, ShardResult } from './worker.js
 export function shardWorkerFile(): string {
   const here = fileURLToPath(import.meta.url);
   if (!here.endsWith('.ts')) return join(dirname(here), 'worker.js');
-  const built = resolve(dirname(here), '../../dist/src/shard');
-  const file = join(built, 'worker.js');
+  const src = resolve(dirname(here), '..');
+  const built = resolve(src, '../dist/src');
+  const file = join(built, 'shard/worker.js');
   if (!existsSync(file)) throw new Error(`shard worker not built: ${file} is missing (run npm run build)`);
-  // A worker from an older build would speak an older ring protocol than this module.
-  for (const name of readdirSync(dirname(here))) {
-    if (!name.endsWith('.ts')) continue;
-    const js = join(built, name.replace(/\.ts$/, '.js'));
-    if (!existsSync(js) || statSync(js).mtimeMs < statSync(join(dirname(here), name)).mtimeMs) {
-      throw new Error(`shard worker build is older than src/shard/${name} (run npm run build)`);
+  // The worker runs the build while the test runs the sources: an older build of src/shard
+  // would speak an older ring protocol than this module (the other layers are not checked:
+  // their builds are as fresh as `npm run build` left them).
+  const check = (dir: string): void => {
+    for (const entry of readdirSync(join(src, dir), { withFileTypes: true })) {
+      const rel = join(dir, entry.name);
+      if (entry.isDirectory()) check(rel);
+      else if (entry.name.endsWith('.ts')) {
+        const js = join(built, rel.replace(/\.ts$/, '.js'));
+        if (!existsSync(js) || statSync(js).mtimeMs < statSync(join(src, rel)).mtimeMs) {
+          throw new Error(`the build in dist/ is older than src/${rel} (run npm run build)`);
+        }
+      }
     }
-  }
+  };
+  check('shard');
   return file;
 }
 
@@ -105,6 +114,9 @@ export class ShardPool {
   private draining: Promise<void> | null = null;
   private readonly header: RecordHeader = { op: Op.Open, arg: 0, id: 0 };
   private readonly pendingWrites = new Map<Connection, Uint8Array[]>();
+  private startFailed: ((err: unknown) => void) | null = null;
+  /** Crashes since a shard last came up: the restart delay doubles with each. */
+  private crashesInARow = 0;
   private readonly limits: ConnectionCounter;
   private readonly authBan: AuthBan;
   private readonly sweeper: NodeJS.Timeout;
@@ -135,9 +147,13 @@ export class ShardPool {
   /** Start every shard; resolves when all of them have loaded their core and storage. */
   async start(): Promise<void> {
     for (let k = 0; k < this.shards; k++) this.list.push(this.createShard(k));
+    const failed = new Promise<never>((_, reject) => (this.startFailed = reject));
     for (const shard of this.list) this.run(shard);
     this.draining = this.drainLoop();
-    await Promise.all(this.list.map((s) => s.ready));
+    // A shard that cannot start (unusable database, missing core) fails the whole start
+    // instead of being restarted forever.
+    await Promise.race([Promise.all(this.list.map((s) => s.ready)), failed]);
+    this.startFailed = null;
   }
 
   get connectionCount(): number {
@@ -236,6 +252,7 @@ export class ShardPool {
     port1.on('message', (msg: { type: string }) => {
       if (msg.type === 'ready') {
         shard.up = true;
+        this.crashesInARow = 0;
         markReady();
       }
     });
@@ -305,6 +322,10 @@ export class ShardPool {
    */
   private onCrash(shard: Shard, error: unknown): void {
     if (this.list[shard.index] !== shard) return;
+    if (this.startFailed) {
+      this.startFailed(error);
+      return;
+    }
     shard.up = false;
     shard.sender.close();
     const k = shard.index;
@@ -331,7 +352,12 @@ export class ShardPool {
       if (s === next) continue;
       s.port.postMessage({ type: 'peer-up', peer: k, link: this.linkFor(s.index, k) } satisfies ShardControl);
     }
-    this.run(next);
+    // A shard that dies again and again (a bug hit by every start) is restarted ever more
+    // slowly, so the process stays responsive and the log readable.
+    const delay = this.crashesInARow === 0 ? 0 : Math.min(5000, 100 * 2 ** (this.crashesInARow - 1));
+    this.crashesInARow++;
+    if (delay === 0) this.run(next);
+    else setTimeout(() => !this.stopping && this.run(next), delay).unref();
   }
 
   private forget(conn: Connection): void {

@@ -1,7 +1,8 @@
 import { rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startShardedServer, type ShardedServer } from '../../src/shard/serve.js';
-import type { ShardEvent } from '../../src/shard/pool.js';
+import { ShardPool, type ShardEvent } from '../../src/shard/pool.js';
 import { connect, makeDataDir, shardedConfig, take, type TestClient, until } from './shard-helpers.js';
 
 describe('sharded server: a shard thread that crashes', () => {
@@ -53,5 +54,20 @@ describe('sharded server: a shard thread that crashes', () => {
     expect(atBob).toContain("from='carol@localhost/e2e'");
     bob.client.send("<message to='carol@localhost/e2e' type='chat' id='b1'><body>yes</body></message>");
     await until('bob → carol', () => take(carol, /<body>yes<\/body>/));
+  });
+});
+
+describe('sharded server: a shard that cannot start', () => {
+  it('fails the start with the shard’s error instead of restarting it forever', async () => {
+    const dir = makeDataDir([]);
+    // A regular file where the data directory should be: the shard cannot open its database.
+    const config = shardedConfig(join(dir, 'hermod.sqlite'), 1);
+    const pool = new ShardPool({ shards: 1, config });
+    try {
+      await expect(pool.start()).rejects.toThrow();
+    } finally {
+      await pool.close(0);
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
