@@ -21,7 +21,9 @@ import { C2SStream, type C2SDeps, type C2SOptions, type ParserFactory, type Sasl
 import { ListenError, listenClients, type Listener } from './transport/listen.js';
 import { loadCertificate, secureContextOf, type Certificate } from './transport/tls.js';
 import type { ClientTransport } from './transport/socket.js';
-import { listenWebSocket } from './transport/websocket.js';
+import { WebSocketTransport, listenWebSocket } from './transport/websocket.js';
+import { MetricsListenError, startObservability, type Logger, type Observability } from './observability/index.js';
+import { Transport, stats } from './observability/metrics.js';
 import type { ShardedServer } from './shard/serve.js';
 
 export const EX_USAGE = 64;
@@ -51,6 +53,8 @@ export interface StartOptions {
   /** Extension points for XEP-0198, XEP-0352 and other top-level elements. */
   elementHandlers?: C2SDeps['elementHandlers'];
   extraFeatures?: C2SDeps['extraFeatures'];
+  /** Structured log for runtime events (router errors, refused connections). */
+  logger?: Logger;
 }
 
 /** The stream layer's settings from the configuration (shared with the shard workers). */
@@ -107,7 +111,12 @@ export async function startServer(config: HermodConfig, options: StartOptions = 
     });
     const secureContext = secureContextOf(certificate);
     const core: ParserFactory = options.core ?? loadCore();
-    const router = createRouter({ domain: config.domain, storage, registration: config.registration });
+    const router = createRouter({
+      domain: config.domain,
+      storage,
+      registration: config.registration,
+      ...(options.logger ? { log: options.logger } : {}),
+    });
     const sasl: SaslProvider = new SaslMechanisms({ users: storage.users, domain: config.domain });
 
     const streams = new Set<C2SStream>();
@@ -131,6 +140,9 @@ export async function startServer(config: HermodConfig, options: StartOptions = 
         return;
       }
       const address = transport.remoteAddress ?? '';
+      const kind =
+        transport instanceof WebSocketTransport ? Transport.websocket : transport.secure ? Transport.direct_tls : Transport.c2s;
+      stats.connectionOpened(kind);
       // Anonymous peers read at the lower pre-authentication rate until SASL succeeds.
       const { byteRate, preauthByteRate } = config.limits;
       transport.limitBytes(preauthByteRate.rate, preauthByteRate.burst);
@@ -149,6 +161,7 @@ export async function startServer(config: HermodConfig, options: StartOptions = 
           },
         },
         onClosed: (closed) => {
+          stats.connectionClosed(kind);
           streams.delete(closed);
           if (!refused) connections.release(address);
         },
@@ -156,7 +169,10 @@ export async function startServer(config: HermodConfig, options: StartOptions = 
       streams.add(stream);
       transport.attach(stream);
       // Refused with a reason the client can read (after our header, RFC 6120 §4.9.1.2).
-      if (refused) stream.close(new StreamError('policy-violation', refused));
+      if (refused) {
+        options.logger?.info({ address, reason: refused }, 'connection refused');
+        stream.close(new StreamError('policy-violation', refused));
+      }
     };
     // One sweep a second for every stream's timeouts, rather than a timer per connection.
     const sweeper = setInterval(() => {
@@ -204,7 +220,7 @@ export async function startServer(config: HermodConfig, options: StartOptions = 
           stopping = true;
           clearInterval(sweeper);
           const closing = Promise.all([listeners.close(), websocket?.close()]);
-          // RFC 6120 §4.9.3.17: tell every client why the stream ends.
+          // RFC 6120 §4.9.3.20: tell every client why the stream ends.
           for (const stream of [...streams]) stream.close(new StreamError('system-shutdown'));
           let timer: NodeJS.Timeout | undefined;
           await Promise.race([
@@ -255,12 +271,27 @@ export async function runServe(argv: string[]): Promise<number> {
     throw err;
   }
 
+  let obs: Observability;
+  try {
+    // Metrics first: a taken metrics port is refused before any XMPP port is.
+    obs = await startObservability(config);
+  } catch (err) {
+    if (err instanceof MetricsListenError) {
+      print(process.stderr, `hermod serve: ${err.message}`);
+      return 1;
+    }
+    throw err;
+  }
   let server: HermodServer | ShardedServer;
   try {
     // Sharding (src/shard): with --workers N > 0 the sockets stay here and N shard threads run
     // the streams and the router; loaded on demand so single-thread mode never loads piscina.
-    server = config.workers > 0 ? await (await import('./shard/serve.js')).startShardedServer(config) : await startServer(config);
+    server =
+      config.workers > 0
+        ? await (await import('./shard/serve.js')).startShardedServer(config)
+        : await startServer(config, { logger: obs.logger });
   } catch (err) {
+    await obs.close();
     if (err instanceof ConfigError) {
       print(process.stderr, `hermod serve: ${err.message}`);
       return EX_CONFIG;
@@ -282,7 +313,7 @@ export async function runServe(argv: string[]): Promise<number> {
       process.off('SIGTERM', stop);
       print(process.stdout, `hermod: ${signal}: closing ${server.streams.size} stream(s)`);
       server.shutdown().then(
-        () => resolve(0),
+        () => obs.close().then(() => resolve(0)),
         (err: unknown) => {
           print(process.stderr, `hermod: shutdown failed: ${(err as Error).message}`);
           resolve(1);

@@ -209,7 +209,7 @@ export class ShardPool {
   }
 
   /**
-   * Stop: every shard closes its streams with <system-shutdown/> (RFC 6120 §4.9.3.17) and
+   * Stop: every shard closes its streams with <system-shutdown/> (RFC 6120 §4.9.3.20) and
    * returns; the bytes reach the sockets; then the threads are destroyed.
    */
   async close(graceMs = 3000): Promise<void> {

@@ -264,7 +264,7 @@ export default async function runShard(init: ShardInit): Promise<ShardResult> {
       await nextTurn();
       commitAll();
     }
-    // RFC 6120 §4.9.3.17: tell every client why its stream ends.
+    // RFC 6120 §4.9.3.20: tell every client why its stream ends.
     const connections = streams.size;
     for (const stream of [...streams.values()]) stream.close(new StreamError('system-shutdown'));
     await nextTurn();

@@ -27,6 +27,7 @@ import { StanzaKind, StanzaStatus, StanzaType } from '../core/api.js';
 import { SASL_NS, STANZA_ERRORS_NS, STREAMS_NS, SaslFailure, StanzaError, StreamError, escapeXml } from '../errors.js';
 import { Jid, prepareDomainpart } from '../jid.js';
 import type { ClientSession, Router } from '../router/types.js';
+import { stats } from '../observability/metrics.js';
 import { TokenBucket } from './limits.js';
 import { AckTooHigh, SM_NS, StreamManagement, isStanzaBytes, parseH } from './sm.js';
 import { decodeSaslPayload, encodeSaslPayload, type SaslExchange, type SaslStep } from './sasl/index.js';
@@ -179,6 +180,17 @@ function flushDirty(): void {
   for (const stream of streams) stream.flush();
 }
 
+/** The kind of a stanza we send, from its first letter (for the stanzas-out metric). */
+function outboundKind(data: string | Uint8Array): StanzaKind {
+  const c = typeof data === 'string' ? data.charCodeAt(1) : data[1];
+  return c === 0x6d ? StanzaKind.Message : c === 0x70 ? StanzaKind.Presence : c === 0x69 ? StanzaKind.Iq : StanzaKind.Other;
+}
+
+function byteSize(data: string | Uint8Array): number {
+  // Strings count UTF-16 units: exact for the ASCII markup that dominates, close otherwise.
+  return typeof data === 'string' ? data.length : data.byteLength;
+}
+
 function localName(qname: string): string {
   const colon = qname.indexOf(':');
   return colon === -1 ? qname : qname.slice(colon + 1);
@@ -217,6 +229,8 @@ export class C2SStream implements ClientSession, ParserHandler {
   private flushScheduled = false;
   private closedNotified = false;
   private feeding = false;
+  /** Bytes send() queued since the last flush (the output-queue gauge). */
+  private queuedBytes = 0;
   private readonly openedAt: number;
   /** When bytes last arrived (whitespace keepalives count: RFC 6120 §4.6.1). */
   private lastInput: number;
@@ -270,6 +284,9 @@ export class C2SStream implements ClientSession, ParserHandler {
     if (this.phase === StreamPhase.Closed) return;
     // XEP-0198: every stanza is kept until the client acknowledges it.
     if (this.sm && isStanzaBytes(data)) this.sm.sentStanza(data);
+    stats.stanzaOut(outboundKind(data));
+    stats.queued(byteSize(data));
+    this.queuedBytes += byteSize(data);
     this.queue.push(data);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
@@ -283,6 +300,10 @@ export class C2SStream implements ClientSession, ParserHandler {
     if (this.queue.length === 0) return;
     const chunks = this.queue;
     this.queue = [];
+    if (this.queuedBytes > 0) {
+      stats.queued(-this.queuedBytes);
+      this.queuedBytes = 0;
+    }
     const sm = this.sm;
     if (sm && this.phase === StreamPhase.Bound) {
       // Bounded even while detached: a flood to a vanished client must not grow without limit.
@@ -299,6 +320,9 @@ export class C2SStream implements ClientSession, ParserHandler {
       }
     }
     this.transport.write(chunks);
+    let bytes = 0;
+    for (const chunk of chunks) bytes += byteSize(chunk);
+    stats.flushed(bytes);
     const limit = this.options.maxOutputBytes ?? 0;
     if (limit > 0 && (this.transport.pendingBytes ?? 0) > limit && this.phase !== StreamPhase.Closed) {
       // A reader this slow would make the server buffer without bound; cut it loose instead.
@@ -337,6 +361,7 @@ export class C2SStream implements ClientSession, ParserHandler {
    */
   close(error?: StreamError): void {
     if (this.phase === StreamPhase.Closed) return;
+    if (error) stats.streamError(error.condition);
     if (!this.headerSent) this.queue.push(this.header(null));
     if (error) this.queue.push(error.toXml());
     this.queue.push('</stream:stream>');
@@ -379,7 +404,14 @@ export class C2SStream implements ClientSession, ParserHandler {
   private finish(): void {
     if (this.closedNotified) return;
     this.closedNotified = true;
-    if (this.jid_) this.deps.router.unbind(this);
+    if (this.jid_) {
+      this.deps.router.unbind(this);
+      stats.sessionUnbound();
+    }
+    if (this.queuedBytes > 0) {
+      stats.queued(-this.queuedBytes);
+      this.queuedBytes = 0;
+    }
     if (this.sm) {
       if (this.sm.resumeId) this.deps.smSessions?.delete(this.sm.resumeId);
       // XEP-0198 §4: what the client never acknowledged is not known to be delivered.
@@ -420,9 +452,10 @@ export class C2SStream implements ClientSession, ParserHandler {
     } finally {
       this.feeding = false;
     }
-    if (this.adoptedBy) {
-      // This chunk resumed a session (XEP-0198): the parser and what follows are its business.
-      const session = this.adoptedBy;
+    // Set during the feed when this chunk resumed a session (XEP-0198).
+    const session = this.adoptedBy as C2SStream | null;
+    if (session) {
+      // The parser and what follows are the resumed session's business.
       session.feeding = false;
       if (session.phase === StreamPhase.Closed) session.freeParser();
       return;
@@ -464,6 +497,7 @@ export class C2SStream implements ClientSession, ParserHandler {
   onStanza(view: StanzaView): void {
     if (this.phase === StreamPhase.Closed || this.discardRest) return;
     if (this.saslPending) return this.pipelinedDuringSasl();
+    stats.stanzaIn(view.kind);
     if (this.stanzaBucket) {
       // Over the rate: stop reading for a while; what was already read is still handled.
       const wait = this.stanzaBucket.take(1);
@@ -610,7 +644,7 @@ export class C2SStream implements ClientSession, ParserHandler {
       // §4.9.3.12: nothing but negotiation is allowed before authentication.
       return this.close(new StreamError('not-authorized', `<${name}/> before authentication`));
     }
-    // §4.9.3.21: a first-level element we do not support.
+    // §4.9.3.24: a first-level element we do not support.
     this.close(new StreamError('unsupported-stanza-type', `{${ns}}${name} is not supported`));
   }
 
@@ -718,6 +752,7 @@ export class C2SStream implements ClientSession, ParserHandler {
       return this.onSaslFailure(new SaslFailure('not-authorized'));
     }
     this.account_ = account;
+    stats.authSucceeded(exchange.mechanism);
     this.deps.authThrottle?.succeeded();
     // §6.4.6: <success/>, with the mechanism's additional data (SCRAM's server signature).
     this.queue.push(`<success xmlns='${SASL_NS}'>${encodeSaslPayload(result.additionalData)}</success>`);
@@ -729,6 +764,8 @@ export class C2SStream implements ClientSession, ParserHandler {
 
   private onSaslFailure(err: unknown): void {
     if (!(err instanceof SaslFailure)) throw err;
+    stats.saslFailure(err.condition);
+    if (err.condition === 'not-authorized') stats.authFailed(this.sasl?.mechanism ?? 'other');
     this.sasl = null;
     this.saslFailures++;
     this.queue.push(err.toXml());
@@ -860,7 +897,10 @@ export class C2SStream implements ClientSession, ParserHandler {
           return this.replyError(view, new StanzaError('not-allowed', 'a resource is already bound'));
         }
       }
-      return this.deps.router.route(this, view);
+      const started = performance.now();
+      this.deps.router.route(this, view);
+      stats.routedSince(started);
+      return;
     }
     if (this.phase === StreamPhase.Authenticated) {
       if (view.kind === StanzaKind.Iq && view.childNamespace() === BIND_NS) return this.onBind(view);
@@ -903,6 +943,7 @@ export class C2SStream implements ClientSession, ParserHandler {
       return this.replyError(view, error);
     }
     this.jid_ = jid;
+    stats.sessionBound();
     this.phase = StreamPhase.Bound;
     this.send(
       `<iq type='result' id='${escapeXml(view.id() ?? '')}'><bind xmlns='${BIND_NS}'><jid>${escapeXml(jid.full)}</jid></bind></iq>`,
