@@ -121,6 +121,12 @@ export class StanzaError extends Error {
     readonly condition: StanzaErrorCondition,
     readonly text?: string,
     type?: StanzaErrorType,
+    /**
+     * RFC 6120 §8.3.2: an application-specific condition element (serialised XML, qualified by
+     * its own namespace), e.g. XEP-0191's <blocked xmlns='urn:xmpp:blocking:errors'/>. Added
+     * compatibly (optional, last).
+     */
+    readonly appCondition?: string,
   ) {
     super(text ? `${condition}: ${text}` : condition);
     this.name = 'StanzaError';
@@ -134,7 +140,7 @@ export class StanzaError extends Error {
       ? `<text xmlns='${STANZA_ERRORS_NS}'>${escapeXml(this.text)}</text>`
       : '';
     const byAttr = by ? ` by='${escapeXml(by)}'` : '';
-    return `<error type='${this.type}'${byAttr}><${this.condition} xmlns='${STANZA_ERRORS_NS}'/>${text}</error>`;
+    return `<error type='${this.type}'${byAttr}><${this.condition} xmlns='${STANZA_ERRORS_NS}'/>${text}${this.appCondition ?? ''}</error>`;
   }
 }
 

@@ -1,5 +1,6 @@
 /** The feature modules shipped with Hermod, in installation order. */
 import type { Module } from '../router/context.js';
+import { blocking } from './blocking.js';
 import { carbons } from './carbons.js';
 import { csi } from './csi.js';
 import { disco } from './disco.js';
@@ -13,5 +14,5 @@ import { version } from './version.js';
 export { packageVersion } from './version.js';
 
 export function defaultModules(): Module[] {
-  return [disco, roster, ping, version, register, vcard, offline, carbons, csi];
+  return [disco, roster, ping, version, register, vcard, offline, carbons, csi, blocking];
 }

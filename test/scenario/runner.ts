@@ -26,6 +26,7 @@
  *   expect pending of bob: alice   /   expect no pending of bob: alice
  *   expect offline of bob: 2
  *   expect account alice           /   expect no account alice
+ *   expect blocklist of alice: eve@localhost spam.example   (stored order; empty after ':' = none)
  *
  * Lines starting with whitespace continue the previous line. Expected XML is compared
  * canonically (canonical.ts): any attribute order or quote style, `*` wildcards. At the end every
@@ -302,6 +303,11 @@ export class Scenario {
     if ((m = /^expect offline of (\S+): (\d+)$/.exec(text))) {
       const n = this.storage.offline.count(this.bareOf(m[1]!));
       if (n !== Number(m[2])) throw new Error(`${n} offline messages`);
+      return;
+    }
+    if ((m = /^expect blocklist of (\S+):(.*)$/.exec(text))) {
+      const got = this.storage.blocklist.list(this.bareOf(m[1]!)).join(' ');
+      if (got !== m[2]!.trim()) throw new Error(`blocklist is '${got}'`);
       return;
     }
     if ((m = /^expect (no )?account (\S+)$/.exec(text))) {
