@@ -1121,8 +1121,11 @@ function fastTag(lt: usize, end: usize): usize {
 /** Character data inside a stanza: the hot loop. */
 function doText(p: usize, end: usize): usize {
   while (true) {
-    p = skipTextPlain(p, end);
-    while (p < end && (cls(<u32>load<u8>(p)) & C.Text) == 0) p++;
+    // tags often follow each other directly: look at the next byte before the SIMD skip
+    if (p < end && load<u8>(p) != Ch.Lt) {
+      p = skipTextPlain(p, end);
+      while (p < end && (cls(<u32>load<u8>(p)) & C.Text) == 0) p++;
+    }
     if (p >= end) {
       sig = Sig.More;
       return p;

@@ -3,7 +3,8 @@
  * XML parsers XMPP servers and clients use, in one run on the same bytes and chunking, and print
  * MB/s, stanzas/s and the ratio to ltx (docs/benchmarks.md, "Core").
  *
- *   node dist/bench/core/parse.js [--corpus FILE] [--size BYTES] [--chunk BYTES] [--time MS] [--json]
+ *   node dist/bench/core/parse.js [--corpus FILE] [--size BYTES] [--chunk BYTES] [--time MS]
+ *                                 [--rounds N] [--write-corpus FILE] [--wasm OTHER.wasm] [--json]
  *
  * Each parser gets the socket's view of the stream: Buffers of --chunk bytes. The Hermod core
  * copies each chunk into WASM memory and the handler reads the descriptor the way the router
@@ -41,8 +42,8 @@ for (let i = 0; i < corpus.length; i += chunkSize) chunks.push(corpus.subarray(i
 /** Each run returns the number of top-level elements (stanzas) it saw, to check all agree. */
 type Run = () => number;
 
-function hermod(): Run {
-  const core = loadCore();
+function hermod(wasmFile?: string): Run {
+  const core = loadCore(wasmFile ? { wasmFile } : {});
   return () => {
     let stanzas = 0;
     let sink = 0;
@@ -127,6 +128,8 @@ const runs: Record<string, Run> = {
 };
 const ex = expat();
 if (ex) runs['node-expat'] = ex;
+// --wasm FILE: also measure another build of the core (e.g. without SIMD) under the same load
+if (arg('wasm')) runs[`hermod (${arg('wasm')})`] = hermod(arg('wasm'));
 
 const counts = Object.fromEntries(Object.entries(runs).map(([n, r]) => [n, r()]));
 const expected = counts.hermod;
@@ -134,18 +137,29 @@ for (const [n, c] of Object.entries(counts)) {
   if (c !== expected) console.error(`warning: ${n} saw ${c} stanzas, hermod ${expected}`);
 }
 
-const bench = new Bench({ time: Number(arg('time') ?? 2000), warmupTime: 300 });
-for (const [name, run] of Object.entries(runs)) bench.add(name, run);
-await bench.run();
+// Several short rounds, each running every parser in turn, keeping each parser's fastest
+// iteration (latency.min): the work is deterministic, so the fastest pass is the one least
+// disturbed by other processes on a shared machine, and interleaving keeps the ratios honest.
+const rounds = Number(arg('rounds') ?? 5);
+const time = Number(arg('time') ?? 5000) / rounds;
+const best: Record<string, number> = {};
+for (let round = 0; round < rounds; round++) {
+  const bench = new Bench({ time, warmupTime: round === 0 ? 300 : 50 });
+  for (const [name, run] of Object.entries(runs)) bench.add(name, run);
+  await bench.run();
+  for (const task of bench.tasks) {
+    const r = task.result;
+    if (r.state !== 'completed') throw new Error(`${task.name}: ${r.state}`);
+    best[task.name] = Math.min(best[task.name] ?? Infinity, r.latency.min);
+  }
+}
 
 const results: Record<string, { mbps: number; stanzasPerSec: number }> = {};
-for (const task of bench.tasks) {
-  const r = task.result;
-  if (r.state !== 'completed') throw new Error(`${task.name}: ${r.state}`);
-  const seconds = r.period / 1000;
-  results[task.name] = {
+for (const [name, period] of Object.entries(best)) {
+  const seconds = period / 1000;
+  results[name] = {
     mbps: Math.round((corpus.length / 1e6 / seconds) * 10) / 10,
-    stanzasPerSec: Math.round(counts[task.name] / seconds),
+    stanzasPerSec: Math.round(counts[name] / seconds),
   };
 }
 
@@ -153,7 +167,10 @@ if (json) {
   console.log(JSON.stringify(results));
 } else {
   const ltx = results.ltx.mbps;
-  console.log(`corpus: ${corpusFile ?? 'generated'} ${corpus.length} bytes, ${expected} stanzas, chunks of ${chunkSize} bytes; node ${process.version}`);
+  console.log(
+    `corpus: ${corpusFile ?? 'generated'} ${corpus.length} bytes, ${expected} stanzas, chunks of ${chunkSize} bytes; ` +
+      `fastest pass of ${rounds} interleaved rounds; node ${process.version}`,
+  );
   console.table(
     Object.fromEntries(
       Object.entries(results).map(([n, r]) => [n, { 'MB/s': r.mbps, 'stanzas/s': r.stanzasPerSec, 'vs ltx': `${(r.mbps / ltx).toFixed(1)}×` }]),
