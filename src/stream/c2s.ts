@@ -258,7 +258,9 @@ export class C2SStream implements ClientSession, ParserHandler {
     );
     this.openedAt = this.lastInput = (deps.now ?? Date.now)();
     const rate = options.stanzaRate;
-    this.stanzaBucket = rate && rate.rate > 0 ? new TokenBucket(rate.rate, rate.burst, deps.now) : null;
+    // The bucket reads the time of the current chunk, not the clock: one clock read per read
+    // from the socket instead of one per stanza.
+    this.stanzaBucket = rate && rate.rate > 0 ? new TokenBucket(rate.rate, rate.burst, () => this.lastInput) : null;
   }
 
   // ---- ClientSession ------------------------------------------------------------------------
