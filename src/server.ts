@@ -288,7 +288,7 @@ export async function runServe(argv: string[]): Promise<number> {
     // the streams and the router; loaded on demand so single-thread mode never loads piscina.
     server =
       config.workers > 0
-        ? await (await import('./shard/serve.js')).startShardedServer(config)
+        ? await (await import('./shard/serve.js')).startShardedServer(config, { logger: obs.logger, metrics: obs.metrics })
         : await startServer(config, { logger: obs.logger });
   } catch (err) {
     await obs.close();

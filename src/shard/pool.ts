@@ -16,7 +16,9 @@ import type { HermodConfig } from '../config/schema.js';
 import { STREAMS_NS, StreamError } from '../errors.js';
 import { ConnectionCounter } from '../stream/limits.js';
 import { AuthBan } from '../limits/auth-ban.js';
+import { type HotStats, type Metrics, stats, Transport } from '../observability/metrics.js';
 import type { ClientTransport } from '../transport/socket.js';
+import { WebSocketTransport } from '../transport/websocket.js';
 import { HEADER_BYTES, Op, OPEN_CAN_STARTTLS, OPEN_SECURE, readHeader, type RecordHeader, RingSender } from './protocol.js';
 import { createRing, Doorbell, RingReader, RingWriter } from './ring.js';
 import type { PeerLink, ShardControl, ShardInit, ShardResult } from './worker.js';
@@ -60,6 +62,8 @@ export interface ShardPoolOptions {
   spinMicros?: number;
   /** Told about shard crashes and restarts (the server logs them). */
   onEvent?: (event: ShardEvent) => void;
+  /** Where the shards count (one block per shard, kept across restarts). */
+  metrics?: Metrics;
 }
 
 export type ShardEvent =
@@ -71,6 +75,8 @@ interface Connection {
   readonly shard: number;
   readonly transport: ClientTransport;
   readonly address: string;
+  /** Metrics transport kind (the main thread counts open connections). */
+  readonly kind: number;
   /** Counted by the connection limits (released when the connection goes). */
   readonly admitted: boolean;
   /** Whether the shard wrote anything (then our stream header went out). */
@@ -115,6 +121,7 @@ export class ShardPool {
   private readonly header: RecordHeader = { op: Op.Open, arg: 0, id: 0 };
   private readonly pendingWrites = new Map<Connection, Uint8Array[]>();
   private startFailed: ((err: unknown) => void) | null = null;
+  private readonly stats: HotStats[];
   /** Crashes since a shard last came up: the restart delay doubles with each. */
   private crashesInARow = 0;
   private readonly limits: ConnectionCounter;
@@ -128,6 +135,7 @@ export class ShardPool {
     this.ringBytes = options.ringBytes ?? 1 << 22;
     this.spinMicros = options.spinMicros ?? 20;
     this.onEvent = options.onEvent ?? (() => {});
+    this.stats = options.metrics ? Array.from({ length: this.shards }, () => options.metrics!.createShard()) : [];
     this.limits = new ConnectionCounter(this.config.limits.maxConnections, this.config.limits.connectionsPerIp);
     this.authBan = new AuthBan(this.config.limits.authBanFailures, this.config.limits.authBanTime);
     this.sweeper = setInterval(() => this.authBan.sweep(), 1000);
@@ -174,7 +182,9 @@ export class ShardPool {
     transport.limitBytes(limits.preauthByteRate.rate, limits.preauthByteRate.burst);
     // The limits are process-wide, so they are counted here; the shard says why to the client.
     const refused = this.authBan.bannedUntil(address) > 0 ? 'too many failed authentications from your address' : this.limits.admit(address);
-    const conn: Connection = { id: this.nextConnId++, shard: shard.index, transport, address, admitted: refused === null, wrote: false, overflowed: false };
+    const kind = transport instanceof WebSocketTransport ? Transport.websocket : transport.secure ? Transport.direct_tls : Transport.c2s;
+    stats.connectionOpened(kind);
+    const conn: Connection = { id: this.nextConnId++, shard: shard.index, transport, address, kind, admitted: refused === null, wrote: false, overflowed: false };
     if (this.nextConnId > 0xffffffff) this.nextConnId = 1;
     this.conns.set(conn.id, conn);
     shard.connections.add(conn);
@@ -302,6 +312,7 @@ export class ShardPool {
       peers,
       port,
       spinMicros: this.spinMicros,
+      stats: this.stats[k]?.buffer,
     };
     shard.task = this.piscina.run(init, { transferList: [port] }) as Promise<ShardResult>;
     shard.task.then(
@@ -342,6 +353,8 @@ export class ShardPool {
       conn.transport.write([`${head}${err.toXml()}</stream:stream>`]);
       conn.transport.end();
     }
+    // Its connections and sessions are gone; what it counted so far still counts.
+    this.stats[k]?.resetGauges();
     this.onEvent({ type: 'crashed', shard: k, error, connections: victims.length });
     const survivors = this.list.filter((s) => s !== shard && s.up);
     survivors.forEach((s, i) => s.port.postMessage({ type: 'peer-down', peer: k, announce: i === 0 } satisfies ShardControl));
@@ -364,6 +377,7 @@ export class ShardPool {
     if (this.conns.get(conn.id) !== conn) return;
     this.conns.delete(conn.id);
     this.list[conn.shard]?.connections.delete(conn);
+    stats.connectionClosed(conn.kind);
     if (conn.admitted) this.limits.release(conn.address);
   }
 

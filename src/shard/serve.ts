@@ -4,6 +4,8 @@
  * With `--workers 0` src/server.ts runs everything on the main thread instead.
  */
 import type { HermodConfig } from '../config/schema.js';
+import type { Logger } from '../observability/log.js';
+import type { Metrics } from '../observability/metrics.js';
 import { openStorage } from '../storage/index.js';
 import { listenClients, type ClientListeners, type Listener } from '../transport/listen.js';
 import type { Socket } from 'node:net';
@@ -28,6 +30,10 @@ export interface ShardedServer {
 export interface ShardedOptions {
   onEvent?: (event: ShardEvent) => void;
   spinMicros?: number;
+  /** Where shard crashes are reported (stderr otherwise). */
+  logger?: Logger;
+  /** The /metrics registry: every shard counts into its own block of it. */
+  metrics?: Metrics;
 }
 
 /** How long shutdown waits for the shards to say <system-shutdown/> before cutting sockets. */
@@ -48,11 +54,12 @@ export async function startShardedServer(config: HermodConfig, options: ShardedO
   const onEvent =
     options.onEvent ??
     ((e: ShardEvent) => {
-      if (e.type === 'crashed') {
-        process.stderr.write(`hermod: shard ${e.shard} failed (${(e.error as Error)?.message ?? String(e.error)}); closed its ${e.connections} connection(s), restarting it\n`);
-      }
+      if (e.type !== 'crashed') return;
+      const msg = `shard ${e.shard} failed; closed its ${e.connections} connection(s), restarting it`;
+      if (options.logger) options.logger.error({ err: e.error, shard: e.shard, connections: e.connections }, msg);
+      else process.stderr.write(`hermod: ${msg}: ${(e.error as Error)?.message ?? String(e.error)}\n`);
     });
-  const pool = new ShardPool({ shards: config.workers, config, onEvent, spinMicros: options.spinMicros });
+  const pool = new ShardPool({ shards: config.workers, config, onEvent, spinMicros: options.spinMicros, metrics: options.metrics });
   try {
     await pool.start();
   } catch (err) {

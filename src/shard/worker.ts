@@ -18,9 +18,10 @@ import { StreamError } from '../errors.js';
 import { createRouter, type Logger } from '../router/index.js';
 import { openStorage } from '../storage/index.js';
 import { SaslProvider as SaslMechanisms } from '../stream/sasl/index.js';
-import { streamOptionsOf } from '../server.js';
+import { keepUnacked, streamOptionsOf } from '../server.js';
 import { C2SStream, type C2SDeps, type StreamTransport } from '../stream/c2s.js';
 import { AuthFailureTracker } from '../stream/limits.js';
+import { HotStats, useStats } from '../observability/metrics.js';
 import { type MeshRouter, ShardMesh } from './mirror.js';
 import { HEADER_BYTES, Op, OPEN_CAN_STARTTLS, OPEN_SECURE, readHeader, type RecordHeader, RingSender } from './protocol.js';
 import { Doorbell, RingReader, RingWriter } from './ring.js';
@@ -53,6 +54,8 @@ export interface ShardInit {
   port: MessagePort;
   /** How long to spin before parking, in µs (see bench/core/shard-wake.ts). */
   spinMicros: number;
+  /** This shard's metrics block (src/observability/metrics.ts), read by the main thread. */
+  stats?: SharedArrayBuffer;
 }
 
 export type ShardControl =
@@ -137,6 +140,8 @@ const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(reso
 /** The piscina task: run shard `init.shard` until told to shut down. */
 export default async function runShard(init: ShardInit): Promise<ShardResult> {
   const { config } = init;
+  // Count into the block the main thread's /metrics endpoint sums (labelled with this shard).
+  if (init.stats) useStats(HotStats.attach(init.stats));
   const storage = openStorage({ dataDir: config.dataDir, offlineLimit: config.offline.maxPerUser });
   const core = await (await import('../core/parser.js')).loadCore();
   const router: MeshRouter = createRouter({ domain: config.domain, storage, registration: config.registration, log: stderrLog(init.shard) });
@@ -159,7 +164,16 @@ export default async function runShard(init: ShardInit): Promise<ShardResult> {
   const streamOptions = streamOptionsOf(config);
 
   const streams = new Map<number, C2SStream>();
-  const deps: C2SDeps = { core, router: mesh.router(), sasl };
+  const deps: C2SDeps = {
+    core,
+    router: mesh.router(),
+    sasl,
+    // XEP-0198: a session can be resumed by a new connection that lands on this same shard
+    // (the resumption ids of other shards are not known here: such a client gets
+    // <item-not-found/> and binds anew, as after a server restart).
+    smSessions: new Map(),
+    onUnacked: (session, stanzas) => keepUnacked(storage, session.account.bare, stanzas),
+  };
   // Per shard: an address spreading its guesses over shards meets each shard's back-off.
   const authFailures = new AuthFailureTracker(config.limits.authFailureDelay, config.limits.authFailureDelayMax);
   // One sweep a second for every stream's timeouts, as in single-thread mode.
