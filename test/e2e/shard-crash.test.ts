@@ -2,6 +2,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startShardedServer, type ShardedServer } from '../../src/shard/serve.js';
+import { Metrics } from '../../src/observability/metrics.js';
 import { ShardPool, type ShardEvent } from '../../src/shard/pool.js';
 import { connect, makeDataDir, shardedConfig, take, type TestClient, until } from './shard-helpers.js';
 
@@ -54,6 +55,31 @@ describe('sharded server: a shard thread that crashes', () => {
     expect(atBob).toContain("from='carol@localhost/e2e'");
     bob.client.send("<message to='carol@localhost/e2e' type='chat' id='b1'><body>yes</body></message>");
     await until('bob → carol', () => take(carol, /<body>yes<\/body>/));
+  });
+});
+
+describe('sharded server: metrics', () => {
+  it('counts each shard in its own block of the /metrics registry', async () => {
+    const dir = makeDataDir(['alice', 'bob']);
+    const metrics = new Metrics({ processMetrics: false });
+    const server = await startShardedServer(shardedConfig(dir), { metrics });
+    const clients: TestClient[] = [];
+    try {
+      for (const u of ['alice', 'bob']) {
+        const c = connect(server.c2s.port, u, `${u}-pw`);
+        clients.push(c);
+        await c.ready;
+      }
+      const text = await until('both shards to report a bound session', async () => {
+        const t = await metrics.text();
+        return /hermod_shard_sessions\{shard="0"\} 1/.test(t) && /hermod_shard_sessions\{shard="1"\} 1/.test(t) ? t : undefined;
+      });
+      expect(text).toMatch(/hermod_shard_stanzas_in_total\{shard="1"\} [1-9]/);
+    } finally {
+      for (const c of clients) c.client.close();
+      await server.shutdown();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -68,10 +68,14 @@ export function connect(port: number, user: string, password: string, resource =
 }
 
 /** Poll until `check` returns a value (not undefined/false), or fail after `timeoutMs`. */
-export async function until<T>(what: string, check: () => T | undefined | false, timeoutMs = 10_000): Promise<T> {
+export async function until<T>(
+  what: string,
+  check: () => T | undefined | false | Promise<T | undefined | false>,
+  timeoutMs = 10_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const v = check();
+    const v = await check();
     if (v !== undefined && v !== false) return v;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
