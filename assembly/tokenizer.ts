@@ -118,6 +118,12 @@ let scratchOwner: usize = 0;
 @inline function WO(o: usize, f: i32, v: i32): void {
   store<i32>(o + (<usize>f << 2), v);
 }
+/** The window ends here: resume at p when more bytes arrive. */
+@inline function more(p: usize): usize {
+  sig = Sig.More;
+  return p;
+}
+
 @inline function rel(a: usize): i32 {
   return <i32>(a - sStart);
 }
@@ -559,16 +565,10 @@ function reference(p: usize, end: usize): usize {
 
 /** Stream byte 0: an optional UTF-8 BOM, then an optional XML declaration (XML 1.0 §2.8). */
 function doPrologStart(p: usize, end: usize): usize {
-  if (p >= end) {
-    sig = Sig.More;
-    return p;
-  }
+  if (p >= end) return more(p);
   sStart = p;
   if (phase == Phase.Start && load<u8>(p) == 0xef) {
-    if (end - p < 3) {
-      sig = Sig.More;
-      return p;
-    }
+    if (end - p < 3) return more(p);
     if (load<u8>(p + 1) == 0xbb && load<u8>(p + 2) == 0xbf) {
       phase = Phase.Prolog;
       sStart = p + 3;
@@ -585,10 +585,7 @@ function doPrologStart(p: usize, end: usize): usize {
     if (i == 5) match = (cls(c) & C.Ws) != 0;
     else match = c == <u32>load<u8>(changetype<usize>("<?xml") + (<usize>i << 1));
   }
-  if (match && n < 6) {
-    sig = Sig.More;
-    return p;
-  }
+  if (match && n < 6) return more(p);
   if (match) {
     aux |= Aux.HadXmlDecl;
     tok = Tok.InTag;
@@ -627,10 +624,7 @@ function doTop(p: usize, end: usize): usize {
 }
 
 function doLt(p: usize, end: usize): usize {
-  if (p >= end) {
-    sig = Sig.More;
-    return p;
-  }
+  if (p >= end) return more(p);
   const c = <u32>load<u8>(p);
   if (c == Ch.Slash) {
     tok = Tok.EndName;
@@ -639,19 +633,13 @@ function doLt(p: usize, end: usize): usize {
     return p + 1;
   }
   if (c == Ch.Bang) {
-    if (p + 1 >= end) {
-      sig = Sig.More;
-      return p;
-    }
+    if (p + 1 >= end) return more(p);
     const c2 = load<u8>(p + 1);
     // RFC 6120 §11.1: comments and DTDs are not allowed on an XML stream
     if (c2 == Ch.Minus) fail(Err.Comment, p - 1);
     else if (c2 == Ch.UpperD) fail(Err.Doctype, p - 1);
     else if (c2 == Ch.LBracket) {
-      if (p + 8 > end) {
-        sig = Sig.More;
-        return p;
-      }
+      if (p + 8 > end) return more(p);
       // "[CDATA[" — allowed by XML and not excluded by RFC 6120 §11.1
       const ok = load<u32>(p + 2) == 0x54414443 && load<u8>(p + 6) == 0x41;
       if (!ok || load<u8>(p + 7) != Ch.LBracket) fail(Err.BadMarkupDecl, p - 1);
@@ -666,10 +654,7 @@ function doLt(p: usize, end: usize): usize {
   if (c == Ch.Question) {
     // "<?xml" + whitespace/'?' anywhere but at byte 0 is a misplaced XML declaration (XML 1.0
     // §2.8); any other "<?" is a processing instruction, which RFC 6120 §11.1 forbids.
-    if (p + 4 >= end) {
-      sig = Sig.More;
-      return p;
-    }
+    if (p + 4 >= end) return more(p);
     const w = load<u32>(p);
     const c4 = <u32>load<u8>(p + 4);
     if ((w | 0x20202000) == 0x6c6d783f && ((cls(c4) & C.Ws) != 0 || c4 == Ch.Question)) fail(Err.XmlDeclNotAtStart, p - 1);
@@ -677,10 +662,7 @@ function doLt(p: usize, end: usize): usize {
     return p;
   }
   const n = nameStartAt(p, end);
-  if (n == -1) {
-    sig = Sig.More;
-    return p;
-  }
+  if (n == -1) return more(p);
   if (n == -2) return p;
   if (n == 0) {
     fail(Err.BadTagStart, p);
@@ -719,10 +701,7 @@ function doInTag(p: usize, end: usize): usize {
     }
     p++;
   }
-  if (p >= end) {
-    sig = Sig.More;
-    return p;
-  }
+  if (p >= end) return more(p);
   const c = <u32>load<u8>(p);
   if (c == Ch.Gt) {
     if (tagKind == TagKind.XmlDecl) {
@@ -746,10 +725,7 @@ function doInTag(p: usize, end: usize): usize {
     return p + 1;
   }
   const n = nameStartAt(p, end);
-  if (n == -1) {
-    sig = Sig.More;
-    return p;
-  }
+  if (n == -1) return more(p);
   if (n == -2) return p;
   if (n == 0) {
     fail(Err.BadNameChar, p);
@@ -782,10 +758,7 @@ function doAttrName(p: usize, end: usize): usize {
 
 function doAttrEq(p: usize, end: usize): usize {
   p = skipWs(p, end);
-  if (p >= end) {
-    sig = Sig.More;
-    return p;
-  }
+  if (p >= end) return more(p);
   if (load<u8>(p) != Ch.Eq) {
     fail(Err.AttrNoEq, p);
     return p;
@@ -796,10 +769,7 @@ function doAttrEq(p: usize, end: usize): usize {
 
 function doAttrQuote(p: usize, end: usize): usize {
   p = skipWs(p, end);
-  if (p >= end) {
-    sig = Sig.More;
-    return p;
-  }
+  if (p >= end) return more(p);
   const c = <i32>load<u8>(p);
   if (c != Ch.DQuote && c != Ch.SQuote) {
     fail(Err.AttrNoQuote, p);
@@ -816,10 +786,7 @@ function doAttrVal(p: usize, end: usize): usize {
   while (true) {
     p = skipAttrPlain(p, end, quote);
     while (p < end && (cls(<u32>load<u8>(p)) & C.Attr) == 0) p++;
-    if (p >= end) {
-      sig = Sig.More;
-      return p;
-    }
+    if (p >= end) return more(p);
     const c = <i32>load<u8>(p);
     if (c == quote) break;
     if (c == Ch.DQuote || c == Ch.SQuote) {
@@ -877,45 +844,23 @@ function doAttrVal(p: usize, end: usize): usize {
   return p + 1;
 }
 
-function doTagSlash(p: usize, end: usize): usize {
-  if (p >= end) {
-    sig = Sig.More;
-    return p;
-  }
+/** After '/' in a start tag or '?' ending the XML declaration: '>' must follow. */
+function doTagEnd(p: usize, end: usize, selfClose: bool, err: i32): usize {
+  if (p >= end) return more(p);
   if (load<u8>(p) != Ch.Gt) {
-    fail(Err.BadEmptyTag, p);
+    fail(err, p);
     return p;
   }
   p++;
-  finishStartTag(p, true);
-  return p;
-}
-
-function doDeclQ(p: usize, end: usize): usize {
-  if (p >= end) {
-    sig = Sig.More;
-    return p;
-  }
-  if (load<u8>(p) != Ch.Gt) {
-    fail(Err.BadXmlDecl, p);
-    return p;
-  }
-  p++;
-  finishStartTag(p, false);
+  finishStartTag(p, selfClose);
   return p;
 }
 
 function doEndName(p: usize, end: usize): usize {
-  if (p >= end) {
-    sig = Sig.More;
-    return p;
-  }
+  if (p >= end) return more(p);
   if (p == nameStart) {
     const n = nameStartAt(p, end);
-    if (n == -1) {
-      sig = Sig.More;
-      return p;
-    }
+    if (n == -1) return more(p);
     if (n == -2) return p;
     if (n == 0) {
       fail(Err.BadEndTag, p);
@@ -933,10 +878,7 @@ function doEndName(p: usize, end: usize): usize {
 
 function doEndWs(p: usize, end: usize): usize {
   p = skipWs(p, end);
-  if (p >= end) {
-    sig = Sig.More;
-    return p;
-  }
+  if (p >= end) return more(p);
   if (load<u8>(p) != Ch.Gt) {
     fail(Err.BadEndTag, p);
     return p;
@@ -1126,10 +1068,7 @@ function doText(p: usize, end: usize): usize {
       p = skipTextPlain(p, end);
       while (p < end && (cls(<u32>load<u8>(p)) & C.Text) == 0) p++;
     }
-    if (p >= end) {
-      sig = Sig.More;
-      return p;
-    }
+    if (p >= end) return more(p);
     const c = <u32>load<u8>(p);
     if (c == Ch.Lt) {
       const q = fastTag(p, end);
@@ -1181,10 +1120,7 @@ function doText(p: usize, end: usize): usize {
           if (!textChar(p, end)) return p;
           p += <usize>u8n;
         }
-        if (p >= end) {
-          sig = Sig.More;
-          return p;
-        }
+        if (p >= end) return more(p);
         d = <u32>load<u8>(p);
       }
       continue;
@@ -1199,10 +1135,7 @@ function doText(p: usize, end: usize): usize {
 function doCdata(p: usize, end: usize): usize {
   while (true) {
     while (p < end && (cls(<u32>load<u8>(p)) & C.Text) == 0) p++;
-    if (p >= end) {
-      sig = Sig.More;
-      return p;
-    }
+    if (p >= end) return more(p);
     const c = <u32>load<u8>(p);
     if (c == Ch.Lt || c == Ch.Amp) {
       p++;
@@ -1279,7 +1212,7 @@ export function run(s: usize): i32 {
         p = doAttrVal(p, end);
         break;
       case Tok.TagSlash:
-        p = doTagSlash(p, end);
+        p = doTagEnd(p, end, true, Err.BadEmptyTag);
         break;
       case Tok.EndName:
         p = doEndName(p, end);
@@ -1294,7 +1227,7 @@ export function run(s: usize): i32 {
         p = doCdata(p, end);
         break;
       case Tok.DeclQ:
-        p = doDeclQ(p, end);
+        p = doTagEnd(p, end, false, Err.BadXmlDecl);
         break;
       case Tok.PrologStart:
         p = doPrologStart(p, end);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_LIMITS, StanzaKind, StanzaStatus, StanzaType, type ParserHandler } from '../../src/core/api.js';
+import { DEFAULT_LIMITS, StanzaKind, StanzaStatus, StanzaType, type ParserHandler, type StanzaView, type StreamParser } from '../../src/core/api.js';
 import { Kind, Status, Type } from '../../assembly/layout.js';
 import { loadCore } from '../../src/core/parser.js';
 import { core, parseChunks, parseWhole, recordStanza, STREAM_OPEN, type EventRecord } from './core-helpers.js';
@@ -14,6 +14,22 @@ function recorder(events: EventRecord[]): ParserHandler {
     onError: (e) => events.push({ ev: 'error', code: e.code, condition: e.condition, offset: e.offset, message: e.message }),
   };
 }
+
+/** A parser recording its events, with `after` called after each stanza was recorded. */
+function recording(ev: EventRecord[], after: (s: StanzaView, p: StreamParser) => void): StreamParser {
+  const rec = recorder(ev);
+  const p: StreamParser = core().createParser({
+    ...rec,
+    onStanza(s) {
+      rec.onStanza(s);
+      after(s, p);
+    },
+  });
+  return p;
+}
+
+/** Events as stanza names / event kinds. */
+const names = (ev: EventRecord[]) => ev.map((e) => (e.ev === 'stanza' ? e.name : e.ev));
 
 describe('boundary layout', () => {
   it('mirrors the StanzaKind, StanzaType and StanzaStatus numbers of the api contract', () => {
@@ -94,17 +110,10 @@ describe('limits → policy-violation (RFC 6120 §4.9.3.14)', () => {
 describe('lifecycle', () => {
   it('reset() starts a new stream (RFC 6120 §6.4.6) and discards the rest of the chunk', () => {
     const ev: EventRecord[] = [];
-    const handler = recorder(ev);
-    const p = core().createParser({
-      ...handler,
-      onStanza(s) {
-        handler.onStanza(s);
-        if (s.name() === 'auth') p.reset();
-      },
-    });
+    const p = recording(ev, (s, self) => s.name() === 'auth' && self.reset());
     p.feed(enc(`${STREAM_OPEN}<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>AA==</auth><message>injected</message>`));
     p.feed(enc(`${STREAM_OPEN}<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>`));
-    expect(ev.map((e) => (e.ev === 'stanza' ? e.name : e.ev))).toEqual(['open', 'auth', 'open', 'iq']);
+    expect(names(ev)).toEqual(['open', 'auth', 'open', 'iq']);
     p.free();
   });
 
@@ -149,16 +158,9 @@ describe('lifecycle', () => {
     const evB: EventRecord[] = [];
     const b = core().createParser(recorder(evB));
     b.feed(enc(STREAM_OPEN));
-    const recA = recorder(evA);
-    const a = core().createParser({
-      ...recA,
-      onStanza(s) {
-        recA.onStanza(s);
-        b.feed(enc(`<message><body>from b</body></message>`));
-      },
-    });
+    const a = recording(evA, () => b.feed(enc(`<message><body>from b</body></message>`)));
     a.feed(enc(`${STREAM_OPEN}<presence/><message><body>a2</body></message><iq type='result' id='3'/>`));
-    expect(evA.map((e) => (e.ev === 'stanza' ? e.name : e.ev))).toEqual(['open', 'presence', 'message', 'iq']);
+    expect(names(evA)).toEqual(['open', 'presence', 'message', 'iq']);
     expect(evB.filter((e) => e.ev === 'stanza')).toHaveLength(3);
     a.free();
     b.free();
@@ -166,29 +168,15 @@ describe('lifecycle', () => {
 
   it('queues input fed to a parser from inside its own handler', () => {
     const ev: EventRecord[] = [];
-    const rec = recorder(ev);
-    const p = core().createParser({
-      ...rec,
-      onStanza(s) {
-        rec.onStanza(s);
-        if (s.name() === 'presence') p.feed(enc('<message/>'));
-      },
-    });
+    const p = recording(ev, (s, self) => s.name() === 'presence' && self.feed(enc('<message/>')));
     p.feed(enc(`${STREAM_OPEN}<presence/><iq type='result' id='1'/>`));
-    expect(ev.map((e) => (e.ev === 'stanza' ? e.name : e.ev))).toEqual(['open', 'presence', 'iq', 'message']);
+    expect(names(ev)).toEqual(['open', 'presence', 'iq', 'message']);
     p.free();
   });
 
   it('free() stops a parser inside its handler and makes further feeds no-ops', () => {
     const ev: EventRecord[] = [];
-    const rec = recorder(ev);
-    const p = core().createParser({
-      ...rec,
-      onStanza(s) {
-        rec.onStanza(s);
-        p.free();
-      },
-    });
+    const p = recording(ev, (_s, self) => self.free());
     p.feed(enc(`${STREAM_OPEN}<presence/><presence/>`));
     p.feed(enc('<presence/>'));
     expect(ev.map((e) => e.ev)).toEqual(['open', 'stanza']);
