@@ -53,3 +53,53 @@ describe('stream framing (RFC 6120 §4)', () => {
     for (let i = 1; i < input.length; i++) expect(parseChunks(input, [i])).toEqual(whole);
   });
 });
+
+describe('fatal errors: condition, specific text and stream offset', () => {
+  const cases: [string, number, string, string][] = [
+    ["<message to='a' to='b'/>", 20, 'not-well-formed', "duplicate attribute 'to'"],
+    ['<message><body>&nbsp;</body></message>', 43, 'restricted-xml', "entity reference '&nbsp;' is not one of the five predefined (RFC 6120 §11.1)"],
+    ['<message><!-- x --></message>', 40, 'restricted-xml', 'XML comments are not allowed (RFC 6120 §11.1)'],
+    ['<foo:bar/>', 50, 'bad-namespace-prefix', "namespace prefix of 'foo:bar' is not bound"],
+    ['<message><body></bodY></message>', 14, 'not-well-formed', "end tag 'bodY' does not match the open element"],
+  ];
+  for (const [stanza, code, condition, message] of cases) {
+    it(`${stanza} → ${condition}: ${message}`, () => {
+      const input = `${STREAM_OPEN}${stanza}`;
+      const err = parseWhole(input).at(-1)!;
+      expect(err).toMatchObject({ ev: 'error', code, condition, message });
+      if (err.ev !== 'error') return;
+      // the offset points into the offending stanza
+      expect(err.offset).toBeGreaterThanOrEqual(STREAM_OPEN.length);
+      expect(err.offset).toBeLessThan(Buffer.byteLength(input));
+    });
+  }
+
+  it('counts the offset across chunks in stream bytes', () => {
+    const input = Buffer.from(`${STREAM_OPEN}<presence/><message to='a' to='b'/>`);
+    const at = input.indexOf("to='b'");
+    for (const cuts of [[], [10, 200], Array.from({ length: input.length }, (_, i) => i)]) {
+      expect(parseChunks(input, cuts).at(-1)).toMatchObject({ ev: 'error', offset: at });
+    }
+  });
+
+  it('reports an unsupported encoding before the header (RFC 6120 §11.6)', () => {
+    const ev = parseWhole(`<?xml version='1.0' encoding='ISO-8859-1'?>${STREAM_OPEN.slice(21)}`);
+    expect(ev).toMatchObject([{ ev: 'error', condition: 'unsupported-encoding', offset: 0 }]);
+  });
+});
+
+describe('stream header', () => {
+  it('accepts a header without XML declaration and reports hadXmlDeclaration false', () => {
+    const ev = parseWhole("<stream:stream xmlns:stream='http://etherx.jabber.org/streams' xmlns='jabber:client' to='x' id='&amp;1'>");
+    expect(ev).toMatchObject([{ ev: 'open', header: { hadXmlDeclaration: false, to: 'x', id: '&1', version: null, lang: null } }]);
+  });
+
+  it('keeps the header bindings for every stanza, across a reset only for the new header', () => {
+    const ev = parseWhole("<stream:stream xmlns:stream='http://etherx.jabber.org/streams' xmlns='jabber:server' xmlns:db='jabber:server:dialback'><db:result/><message/>");
+    expect(ev.slice(1).map((e) => (e.ev === 'stanza' ? e.namespace : e.ev))).toEqual(['jabber:server:dialback', 'jabber:server']);
+  });
+
+  it('refuses a header in another namespace (RFC 6120 §4.9.3.10)', () => {
+    expect(parseWhole("<stream:stream xmlns:stream='urn:other' xmlns='jabber:client'>").at(-1)).toMatchObject({ code: 52, condition: 'invalid-namespace' });
+  });
+});
