@@ -81,10 +81,11 @@ function reference(input: Uint8Array): Reference {
     else r.writeError ??= e.message;
   });
   p.on('opentag', () => void depth++);
-  p.on('closetag', () => {
-    // the core ignores whatever follows a real </stream:stream>; saxes also emits synthetic
-    // closes when it recovers from a mismatched end tag, which must not count
-    if (--depth === 0 && text.slice(p.position - 16, p.position) === '</stream:stream>') rootClosed = true;
+  p.on('closetag', (tag) => {
+    // the core ignores whatever follows the end of the stream element; saxes also emits
+    // synthetic closes when it recovers from a mismatched end tag, which must not count
+    const real = tag.isSelfClosing || text.slice(p.position - tag.name.length - 3, p.position) === `</${tag.name}>`;
+    if (--depth === 0 && real) rootClosed = true;
   });
   p.write(text);
   if (valid < input.length) {
