@@ -157,8 +157,10 @@ export interface RingWriterOptions {
   /**
    * Publish staged records once per event-loop turn by itself (setImmediate runs after all I/O
    * callbacks of the turn), so every socket read of one turn travels in one batch. Default true.
+   * A function is called instead of this writer's own commit(): a thread with several rings
+   * commits them together, in an order of its choosing.
    */
-  autoCommit?: boolean;
+  autoCommit?: boolean | (() => void);
 }
 
 /** The producing end of a ring. Exactly one thread may own it. */
@@ -170,13 +172,13 @@ export class RingWriter {
   private readonly words: Int32Array;
   private readonly doorbell: Doorbell | undefined;
   private readonly autoCommit: boolean;
+  private readonly commitBound: () => void;
   /** Staged write position (ahead of the published TAIL until commit()). */
   private tail: number;
   private published: number;
   /** Last HEAD seen; refreshed only when the cached value says the ring is full. */
   private head: number;
   private scheduled = false;
-  private readonly commitBound = (): void => this.commit();
 
   constructor(sab: SharedArrayBuffer, options: RingWriterOptions = {}) {
     this.capacity = ringCapacity(sab);
@@ -185,7 +187,9 @@ export class RingWriter {
     this.data = new Uint8Array(sab, CTRL_BYTES, this.capacity);
     this.words = new Int32Array(sab, CTRL_BYTES, this.capacity >> 2);
     this.doorbell = options.doorbell;
-    this.autoCommit = options.autoCommit ?? true;
+    const auto = options.autoCommit ?? true;
+    this.autoCommit = auto !== false;
+    this.commitBound = typeof auto === 'function' ? auto : (): void => this.commit();
     this.tail = Atomics.load(this.ctrl, TAIL) >>> 0;
     this.published = this.tail;
     this.head = Atomics.load(this.ctrl, HEAD) >>> 0;

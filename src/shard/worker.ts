@@ -148,14 +148,16 @@ export default async function runShard(init: ShardInit): Promise<ShardResult> {
   const sasl = new SaslMechanisms({ users: storage.users, domain: config.domain });
 
   const mainBell = new Doorbell(init.mainBell);
-  const out = new RingSender(new RingWriter(init.output, { doorbell: mainBell }));
+  // Every ring of this shard is published by commitAll (below), peers first.
+  const autoCommit = (): void => commitAll();
+  const out = new RingSender(new RingWriter(init.output, { doorbell: mainBell, autoCommit }));
   const input = new RingReader(init.input);
   const bell = new Doorbell(init.bell);
 
   const peerSenders: (RingSender | null)[] = [];
   const peerReaders: (RingReader | null)[] = [];
   const attach = (k: number, link: PeerLink | null): void => {
-    peerSenders[k] = link ? new RingSender(new RingWriter(link.toPeer, { doorbell: new Doorbell(link.peerBell) })) : null;
+    peerSenders[k] = link ? new RingSender(new RingWriter(link.toPeer, { doorbell: new Doorbell(link.peerBell), autoCommit })) : null;
     peerReaders[k] = link ? new RingReader(link.fromPeer) : null;
   };
   for (let k = 0; k < init.shards; k++) attach(k, init.peers[k] ?? null);
@@ -259,9 +261,11 @@ export default async function runShard(init: ShardInit): Promise<ShardResult> {
     for (let k = 0; k < peerReaders.length; k++) if (peerReaders[k]?.hasData()) return true;
     return false;
   };
+  // Peers before the main thread: a client must not be able to react to an answer (a bind
+  // result, say) before the other shards have been told what that answer changed.
   const commitAll = (): void => {
-    out.commit();
     for (const p of peerSenders) p?.commit();
+    out.commit();
   };
 
   mesh.requestSync();
@@ -271,8 +275,10 @@ export default async function runShard(init: ShardInit): Promise<ShardResult> {
   try {
     while (!stopping) {
       await bell.park(hasWork, init.spinMicros);
-      input.drain(onMainRecord);
+      // Peers first: their binds and presence changes happened before anything a client sends
+      // in reaction to them, so stanzas read in the same wake-up see the sessions they address.
       for (let k = 0; k < peerReaders.length; k++) peerReaders[k]?.drain(peerHandlers[k]!);
+      input.drain(onMainRecord);
       // The streams flush their queues with setImmediate: let this turn's flushes run, then
       // publish everything they wrote with one commit per ring.
       await nextTurn();

@@ -112,6 +112,24 @@ describe('sharded server: contacts on different shards', () => {
     }
   });
 
+  it('ends every stream on every shard with <system-shutdown/> when stopped (RFC 6120 §4.9.3.20)', async () => {
+    const dir = makeDataDir(['alice', 'bob']);
+    const server = await startShardedServer(shardedConfig(dir));
+    try {
+      const alice = connect(server.c2s.port, 'alice', 'alice-pw');
+      await alice.ready;
+      const bob = connect(server.c2s.port, 'bob', 'bob-pw');
+      await bob.ready;
+      expect(server.pool.connectionsPerShard()).toEqual([1, 1]);
+      await server.shutdown();
+      await until('both clients to be closed', () => alice.closed !== undefined && bob.closed !== undefined);
+      expect([alice.closed, bob.closed]).toEqual(['stream error: system-shutdown', 'stream error: system-shutdown']);
+    } finally {
+      await server.shutdown();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   describe('through `hermod serve --workers 2`', () => {
     let dir: string;
     let proc: ChildProcess;
