@@ -245,7 +245,15 @@ async function drive(opts: BenchOptions, gens: Handle[], procs: number): Promise
     if (!opts.progress) return;
     const t0 = nowUs();
     let prev = { at: t0, recv: 0, sent: 0, ready: 0, cpu: pid ? cpuMicros(pid) : NaN };
-    let busy = false;
+    // Rates are per phase: start from the counters as this phase finds them.
+    let busy = true;
+    void stats().then(
+      (s) => {
+        prev = { ...prev, recv: s.received, sent: s.sent, ready: s.ready };
+        busy = false;
+      },
+      () => (busy = false),
+    );
     ticker = setInterval(() => {
       if (busy) return;
       busy = true;

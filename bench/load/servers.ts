@@ -231,7 +231,24 @@ export const hermod: ServerKind = {
   },
   start(port) {
     const dir = mkdtempSync(join(tmpdir(), 'hb-hermod-'));
-    const args = [join(repoRoot, 'dist/src/cli.js'), 'serve', '--port', String(port), '--data', dir, '--tls', 'optional', '--registration', 'open'];
+    // Direct TLS (XEP-0368) off: the comparison is over plain c2s, and a fixed 5223 may be taken.
+    const args = [
+      join(repoRoot, 'dist/src/cli.js'),
+      'serve',
+      '--port',
+      String(port),
+      '--tls-port',
+      'off',
+      '--data',
+      dir,
+      '--tls',
+      'optional',
+      '--registration',
+      'open',
+      '--backlog',
+      '4096',
+      ...(process.env.HERMOD_BENCH_WORKERS ? ['--workers', process.env.HERMOD_BENCH_WORKERS] : []),
+    ];
     return launch('hermod', process.execPath, args, { ...process.env }, dir, port, 20_000);
   },
 };
