@@ -23,8 +23,10 @@ import { loadCertificate, secureContextOf, type Certificate } from './transport/
 import type { ClientTransport } from './transport/socket.js';
 import { WebSocketTransport, listenWebSocket } from './transport/websocket.js';
 import { MetricsListenError, startObservability, type Logger, type Observability } from './observability/index.js';
-import { Transport, stats } from './observability/metrics.js';
+import { TRANSPORTS, Transport, stats } from './observability/metrics.js';
 import type { ShardedServer } from './shard/serve.js';
+import { listenAdmin, streamsTarget, type AdminChannel, type ConnectionFacts } from './admin/channel.js';
+import { startComponents, type ComponentListener } from './component/service.js';
 
 export const EX_USAGE = 64;
 export const EX_CONFIG = 78;
@@ -35,6 +37,10 @@ export interface HermodServer {
   readonly directTls: Listener | null;
   /** RFC 7395 listener, when listen.websocket.enabled. */
   readonly websocket: Listener | null;
+  /** XEP-0114 listener, when `components` names at least one. */
+  readonly components: ComponentListener | null;
+  /** <data>/hermod.sock (docs/operations.md), unless StartOptions.adminChannel is false. */
+  readonly admin: AdminChannel | null;
   readonly certificate: Certificate;
   readonly storage: Storage;
   readonly router: Router;
@@ -55,6 +61,8 @@ export interface StartOptions {
   extraFeatures?: C2SDeps['extraFeatures'];
   /** Structured log for runtime events (router errors, refused connections). */
   logger?: Logger;
+  /** Listen on <data>/hermod.sock for `hermod sessions`/`kick` (default true). */
+  adminChannel?: boolean;
 }
 
 /** The stream layer's settings from the configuration (shared with the shard workers). */
@@ -134,6 +142,7 @@ export async function startServer(config: HermodConfig, options: StartOptions = 
       onUnacked: (session, stanzas) => keepUnacked(storage, session.account.bare, stanzas),
     };
     let stopping = false;
+    const facts = new WeakMap<C2SStream, ConnectionFacts>();
     const accept = (transport: ClientTransport) => {
       if (stopping) {
         transport.destroy();
@@ -167,6 +176,7 @@ export async function startServer(config: HermodConfig, options: StartOptions = 
         },
       });
       streams.add(stream);
+      facts.set(stream, { address, since: Date.now(), transport: TRANSPORTS[kind] as ConnectionFacts['transport'], get secure() { return transport.secure; } });
       transport.attach(stream);
       // Refused with a reason the client can read (after our header, RFC 6120 §4.9.1.2).
       if (refused) {
@@ -198,6 +208,15 @@ export async function startServer(config: HermodConfig, options: StartOptions = 
         socket.once('close', () => sockets.delete(socket));
       });
     }
+    let components: ComponentListener | null = null;
+    let admin: AdminChannel | null = null;
+    try {
+      components = await startComponents(config, router, core);
+      if (options.adminChannel !== false) admin = await listenAdmin(config.dataDir, streamsTarget(streams, facts));
+    } catch (err) {
+      await Promise.all([listeners.close(), websocket?.close(), components?.close(new StreamError('system-shutdown'))]);
+      throw err;
+    }
 
     let stopped: Promise<void> | null = null;
     const server: HermodServer = {
@@ -205,6 +224,8 @@ export async function startServer(config: HermodConfig, options: StartOptions = 
       c2s,
       directTls,
       websocket,
+      components,
+      admin,
       certificate,
       storage,
       router,
@@ -213,13 +234,19 @@ export async function startServer(config: HermodConfig, options: StartOptions = 
         const where = [`${c2s.host}:${c2s.port} (c2s, STARTTLS${config.tls.policy === 'required' ? ' required' : ' optional'})`];
         if (directTls) where.push(`${directTls.host}:${directTls.port} (direct TLS)`);
         if (websocket) where.push(`ws://${websocket.host}:${websocket.port}${config.listen.websocket.path} (WebSocket)`);
+        if (components) where.push(`${components.host}:${components.port} (components, XEP-0114)`);
         return `hermod listening on ${where.join(', ')}, domain ${config.domain}, data ${config.dataDir}`;
       },
       shutdown() {
         stopped ??= (async () => {
           stopping = true;
           clearInterval(sweeper);
-          const closing = Promise.all([listeners.close(), websocket?.close()]);
+          const closing = Promise.all([
+            listeners.close(),
+            websocket?.close(),
+            admin?.close(),
+            components?.close(new StreamError('system-shutdown')),
+          ]);
           // RFC 6120 §4.9.3.20: tell every client why the stream ends.
           for (const stream of [...streams]) stream.close(new StreamError('system-shutdown'));
           let timer: NodeJS.Timeout | undefined;
@@ -259,6 +286,9 @@ export async function runServe(argv: string[]): Promise<number> {
     }
     for (const warning of args.loaded.warnings) print(process.stderr, `hermod: warning: ${warning}`);
     config = args.loaded.config;
+    if (config.workers > 0 && Object.keys(config.components).length > 0) {
+      print(process.stderr, 'hermod: warning: components (XEP-0114) and the admin socket run with --workers 0 only; not started');
+    }
   } catch (err) {
     if (err instanceof UsageError) {
       print(process.stderr, `hermod serve: ${err.message}\n\n${serveUsage()}`);

@@ -31,6 +31,7 @@ export const SERVE_FLAGS: Record<string, Flag> = {
   '--cert': { paths: ['tls.cert'], help: 'PEM certificate chain (default: self-signed, generated in the data directory)' },
   '--key': { paths: ['tls.key'], help: 'PEM private key of --cert' },
   '--backlog': { paths: ['listen.c2s.backlog'], help: 'listen(2) backlog of pending connections' },
+  '--component-port': { paths: ['listen.component.port'], help: 'XEP-0114 component port (default 5347; used when `components` names one)' },
 };
 
 export function serveUsage(): string {

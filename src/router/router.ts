@@ -28,7 +28,7 @@ import type {
 import { FeatureRegistry, HookBus } from './hooks.js';
 import { PresenceEngine, subscriptionType } from './presence.js';
 import { rosterItemXml, rosterPushXml } from './roster.js';
-import { SessionRegistry, type SessionState, conflictError } from './session.js';
+import { SessionRegistry, SessionState, conflictError } from './session.js';
 import type { SubscriptionType } from './subscription.js';
 import type { ClientSession, Router } from './types.js';
 import type { Element } from '../xml/element.js';
@@ -174,6 +174,32 @@ export class HermodRouter implements Router, RouterContext {
       } catch (again) {
         // Even the error reply failed (e.g. the session is closing): the contract is never to throw.
         this.log?.error({ err: again, jid: st.jid.full }, 'could not send an error reply');
+      }
+    }
+  }
+
+  /**
+   * A stanza from a trusted peer that is not a client session: an XEP-0114 component, whose
+   * 'from' (any JID at its domain) the caller has checked. It goes through the same delivery
+   * rules as a local session's stanza (RFC 6121 §8, blocking, offline storage), its 'from' kept;
+   * stanzas for other non-local domains go to the 'stanza/remote' hook. Errors the router
+   * answers are handed to `reply`. Never throws. Added beside the Router contract, on this class.
+   */
+  routeFrom(from: Jid, view: StanzaView, reply: (data: Uint8Array | string) => void): void {
+    const peer: ClientSession = { id: 0, account: from.toBare(), jid: from, send: reply, close: () => undefined };
+    const st = new SessionState(peer, from);
+    try {
+      const toText = view.status === StanzaStatus.Ok ? view.to() : null;
+      const to = toText === null ? null : this.jid(toText);
+      // Not local: straight to the hook (a message 'to' the sender's own domain must not be
+      // mistaken for one addressed to itself, as dispatch() would for a client).
+      if (to !== null && to.domain !== this.domain) this.remote(st, view, to);
+      else this.dispatch(st, view);
+    } catch (err) {
+      try {
+        this.refuse(st, view, err);
+      } catch (again) {
+        this.log?.error({ err: again, from: from.full }, 'could not send an error reply');
       }
     }
   }

@@ -397,6 +397,11 @@ export class C2SStream implements ClientSession, ParserHandler {
     return this.detachedUntil > 0;
   }
 
+  /** Whether the client enabled XEP-0198 stream management (for the admin session list). */
+  get smEnabled(): boolean {
+    return this.sm !== null;
+  }
+
   private freeParser(): void {
     // The parser may be mid-feed (we were called from its handler): feed() frees it after.
     if (!this.parserLive || this.feeding) return;
