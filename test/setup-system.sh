@@ -6,6 +6,8 @@ need=()
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 /usr/bin/python3 -c 'import slixmpp' >/dev/null 2>&1 || need+=(python3-slixmpp)
 command -v go-sendxmpp >/dev/null 2>&1 || need+=(go-sendxmpp)
+command -v profanity >/dev/null 2>&1 || need+=(profanity)
+command -v tmux >/dev/null 2>&1 || need+=(tmux)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "${HERMOD_SKIP_APT:-}" = 1 ]; then
   echo "setup-system: missing ${need[*]} (HERMOD_SKIP_APT=1, not installing)" >&2

@@ -1,0 +1,130 @@
+/**
+ * profanity (Debian package, a libstrophe terminal client) driven as a person would drive it:
+ * inside tmux, typing with send-keys and reading the screen with capture-pane. It connects over
+ * STARTTLS to Hermod's self-signed certificate (accepted with `/tls allow`), adds a contact held
+ * by a raw-socket client, sees the contact's presence, and chats both ways.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PASSWORDS, RawClient, startTestServer, type TestServer } from './harness.js';
+
+function installed(command: string): boolean {
+  try {
+    execFileSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const missing = ['profanity', 'tmux'].filter((c) => !installed(c));
+if (missing.length > 0) console.warn(`interop-profanity: skipped, ${missing.join(' and ')} not installed (bash test/setup-system.sh)`);
+
+/** One profanity process in a private tmux server, with its own empty home directory. */
+class Terminal {
+  private readonly socketName = `hermod-prof-${process.pid}`;
+  readonly home = mkdtempSync(join(tmpdir(), 'hermod-prof-'));
+
+  constructor() {
+    const env = `HOME=${this.home} XDG_CONFIG_HOME=${this.home}/.config XDG_DATA_HOME=${this.home}/.local/share`;
+    this.tmux('new-session', '-d', '-s', 'p', '-x', '200', '-y', '60', `env ${env} TERM=xterm profanity`);
+  }
+
+  private tmux(...args: string[]): string {
+    return execFileSync('tmux', ['-L', this.socketName, ...args], { encoding: 'utf8' });
+  }
+
+  /** Type a line and press Enter. */
+  type(line: string): void {
+    this.tmux('send-keys', '-t', 'p', '-l', line);
+    this.tmux('send-keys', '-t', 'p', 'Enter');
+  }
+
+  screen(): string {
+    return this.tmux('capture-pane', '-p', '-t', 'p', '-S', '-200');
+  }
+
+  /** Poll the screen until `pattern` shows up. */
+  async waitFor(pattern: RegExp, ms = 15_000): Promise<string> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const text = this.screen();
+      if (pattern.test(text)) return text;
+      if (Date.now() > deadline) throw new Error(`profanity never showed ${pattern}; screen:\n${text}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  stop(): void {
+    try {
+      this.tmux('kill-server');
+    } catch {
+      // already gone
+    }
+    rmSync(this.home, { recursive: true, force: true });
+  }
+}
+
+describe.skipIf(missing.length > 0)('profanity in tmux against Hermod', () => {
+  let t: TestServer;
+  let term: Terminal;
+  let bob: RawClient;
+  let aliceJid = '';
+
+  beforeAll(async () => {
+    t = await startTestServer([]);
+    bob = await RawClient.connect(t.port);
+    await bob.login('bob', { tls: true, resource: 'raw' });
+    bob.send("<presence><status>bob is here</status></presence>");
+    term = new Terminal();
+    await term.waitFor(/\/help/);
+  }, 60_000);
+
+  afterAll(async () => {
+    term?.stop();
+    bob?.close();
+    await t?.stop();
+  });
+
+  it('logs in over STARTTLS after the user accepts the self-signed certificate with /tls allow', async () => {
+    term.type(`/connect alice@localhost server 127.0.0.1 port ${t.port} tls force`);
+    await term.waitFor(/[Pp]assword/);
+    term.type(PASSWORDS.alice!);
+    await term.waitFor(/\/tls allow/);
+    term.type('/tls allow');
+    const screen = await term.waitFor(/logged in successfully/);
+    aliceJid = /(alice@localhost\/\S+) logged in successfully/.exec(screen)![1]!;
+    expect(aliceJid).toMatch(/^alice@localhost\/profanity/);
+  }, 40_000);
+
+  it('adds a contact, whose approval and presence (with status) profanity shows (RFC 6121 §3.1)', async () => {
+    term.type('/roster add bob@localhost');
+    term.type('/sub request bob@localhost');
+    await bob.waitFor(/<presence[^>]*type=['"]subscribe['"]/);
+    expect(bob.received).toMatch(/from=['"]alice@localhost['"]/);
+    bob.take();
+    bob.send("<presence to='alice@localhost' type='subscribed'/>");
+    await term.waitFor(/bob@localhost \(raw\) is online, "bob is here"/);
+    // And the other way: bob asks, the person at profanity allows.
+    bob.send("<presence to='alice@localhost' type='subscribe'/>");
+    await term.waitFor(/Authorization request|Received authorization request from bob@localhost/);
+    term.type('/sub allow bob@localhost');
+    await bob.waitFor(/<presence[^>]*type=['"]subscribed['"]/);
+    // Approving makes bob a subscriber, so alice's presence reaches him (RFC 6121 §3.1.5).
+    await bob.waitFor(new RegExp(`<presence[^>]*from=['"]${aliceJid.replace(/\./g, '\\.')}['"]`));
+    term.type('/roster');
+    await term.waitFor(/bob@localhost - both/);
+  }, 40_000);
+
+  it('sends a message that arrives stamped with its full JID, and shows the reply', async () => {
+    bob.take();
+    term.type('/msg bob@localhost hello from profanity');
+    const got = await bob.waitFor(/hello from profanity<\/body>/);
+    expect(got).toMatch(new RegExp(`<message[^>]*from=['"]${aliceJid.replace(/\./g, '\\.')}['"]`));
+    bob.send(`<message to='${aliceJid}' type='chat'><body>hi alice, bob here</body></message>`);
+    await term.waitFor(/bob@localhost\/raw: hi alice, bob here/);
+  }, 30_000);
+});
