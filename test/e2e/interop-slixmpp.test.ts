@@ -1,0 +1,75 @@
+/**
+ * slixmpp (Debian python3-slixmpp) with the plugins a typical client loads — XEP-0030 disco,
+ * XEP-0115 caps, XEP-0199 keepalive, XEP-0280 carbons, XEP-0352 CSI, XEP-0198 stream management —
+ * over STARTTLS, including a resumption after alice's TCP connection drops without a closing
+ * handshake. The Python side (interop_slixmpp_plugins.py) reports what it saw as JSON.
+ */
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PASSWORDS, startTestServer, type TestServer } from './harness.js';
+
+const PYTHON = '/usr/bin/python3';
+const SCRIPT = fileURLToPath(new URL('./interop_slixmpp_plugins.py', import.meta.url));
+
+let t: TestServer;
+let r: Record<string, unknown>;
+
+beforeAll(async () => {
+  if (!existsSync(PYTHON)) throw new Error(`${PYTHON} missing: run bash test/setup-system.sh`);
+  t = await startTestServer([]);
+  const stdout = await new Promise<string>((resolve, reject) => {
+    execFile(
+      PYTHON,
+      [SCRIPT, '127.0.0.1', String(t.port), PASSWORDS.alice!, PASSWORDS.bob!],
+      { timeout: 80_000 },
+      (err, out, errOut) => (err ? reject(new Error(`${err.message}\n${errOut}`)) : resolve(out)),
+    );
+  });
+  r = JSON.parse(stdout.trim().split('\n').pop()!);
+}, 90_000);
+
+afterAll(async () => {
+  await t?.stop();
+});
+
+describe('slixmpp with its usual XEP plugins', () => {
+  it('binds three resources with all plugins loaded', () => {
+    expect(r.jids).toEqual(['alice@localhost/phone', 'alice@localhost/laptop', 'bob@localhost/desk']);
+  });
+
+  it('discovers the server features (XEP-0030) and a peer client answers disco with its caps feature (XEP-0115)', () => {
+    expect(r.server_features).toEqual(
+      expect.arrayContaining(['http://jabber.org/protocol/disco#info', 'urn:xmpp:carbons:2', 'urn:xmpp:ping']),
+    );
+    expect(r.peer_features_have_caps).toBe(true);
+  });
+
+  it('answers pings to the server and routes pings to a full JID (XEP-0199); keepalive drops nobody', () => {
+    expect(r.ping_server).toBe(true);
+    expect(r.ping_peer).toBe(true);
+    expect(r.disconnects_before_drop).toEqual([0, 0, 0]);
+  });
+
+  it('copies received and sent chat messages to the other resource (XEP-0280 §6, §7)', () => {
+    expect(r.a1_got).toBe('to the phone');
+    expect(r.a2_carbon).toEqual(['received', 'to the phone']);
+    expect(r.bob_got).toBe('from the phone');
+    expect(r.a2_sent_carbon).toEqual(['sent', 'from the phone']);
+  });
+
+  it('offers CSI and still delivers a chat message to an inactive client at once (XEP-0352 §5)', () => {
+    expect(r.csi_offered).toBe(true);
+    expect(r.inactive_got).toBe('while inactive');
+  });
+
+  it('resumes after a dropped TCP connection: same JID, consistent h, the missed message once (XEP-0198 §5)', () => {
+    expect(r.sm_id).toBe(true);
+    expect(r.resume_h_in_range).toBe(true);
+    expect(r.resumed_jid).toBe('alice@localhost/phone');
+    expect(r.after_resume).toBe('while the phone was away');
+    expect(r.after_resume_2).toBe('after the resume');
+    expect(r.duplicates).toBe(0);
+  });
+});
