@@ -19,7 +19,7 @@ import { AuthBan } from '../limits/auth-ban.js';
 import { type HotStats, type Metrics, stats, Transport } from '../observability/metrics.js';
 import type { ClientTransport } from '../transport/socket.js';
 import { WebSocketTransport } from '../transport/websocket.js';
-import { HEADER_BYTES, Op, OPEN_CAN_STARTTLS, OPEN_SECURE, readHeader, type RecordHeader, RingSender } from './protocol.js';
+import { HEADER_BYTES, Op, OPEN_CAN_STARTTLS, OPEN_SECURE, readHeader, reassembling, type RecordHeader, RingSender } from './protocol.js';
 import { createRing, Doorbell, RingReader, RingWriter } from './ring.js';
 import type { PeerLink, ShardControl, ShardInit, ShardResult } from './worker.js';
 
@@ -56,8 +56,13 @@ export function shardWorkerFile(): string {
 export interface ShardPoolOptions {
   shards: number;
   config: HermodConfig;
-  /** Data bytes per ring (power of two); default 4 MiB. */
+  /** Data bytes of each ring between the main thread and a shard (power of two); default 2 MiB. */
   ringBytes?: number;
+  /**
+   * Data bytes of each ring between two shards (power of two). The mesh has N·(N−1) of them, so
+   * the default shrinks as N grows: 1 MiB up to 33 shards, then 32 MiB / (N−1), at least 64 KiB.
+   */
+  peerRingBytes?: number;
   /** Spin before parking in the shard threads, µs; default 20 (bench/core/shard-wake.ts). */
   spinMicros?: number;
   /** Told about shard crashes and restarts (the server logs them). */
@@ -93,6 +98,8 @@ interface Shard {
   bell: Doorbell;
   sender: RingSender;
   reader: RingReader;
+  /** onOutput behind this ring's fragment reassembly. */
+  onOutput: (record: Uint8Array) => void;
   port: MessagePort;
   /** The worker's end of the control channel, transferred with the task. */
   remotePort: MessagePort;
@@ -107,6 +114,7 @@ export class ShardPool {
   private readonly piscina: Piscina;
   private readonly config: HermodConfig;
   private readonly ringBytes: number;
+  private readonly peerRingBytes: number;
   private readonly spinMicros: number;
   private readonly onEvent: (event: ShardEvent) => void;
   private readonly mainBell = new Doorbell();
@@ -132,7 +140,11 @@ export class ShardPool {
     if (!Number.isInteger(options.shards) || options.shards < 1) throw new RangeError('a shard pool needs at least one shard');
     this.shards = options.shards;
     this.config = options.config;
-    this.ringBytes = options.ringBytes ?? 1 << 22;
+    this.ringBytes = options.ringBytes ?? 1 << 21;
+    // A wake-up moves what arrived since the last one (tens of KB at 100k stanzas/s); a full ring
+    // only queues the sender, so small peer rings cost latency under bursts, not correctness.
+    const share = 2 ** Math.floor(Math.log2((32 << 20) / Math.max(1, this.shards - 1)));
+    this.peerRingBytes = options.peerRingBytes ?? Math.min(1 << 20, Math.max(1 << 16, share));
     this.spinMicros = options.spinMicros ?? 20;
     this.onEvent = options.onEvent ?? (() => {});
     this.stats = options.metrics ? Array.from({ length: this.shards }, () => options.metrics!.createShard()) : [];
@@ -276,6 +288,7 @@ export class ShardPool {
       bell,
       sender: new RingSender(new RingWriter(input, { doorbell: bell })),
       reader: new RingReader(output),
+      onOutput: reassembling(this.onOutput),
       port: port1,
       remotePort: port2,
       task: null,
@@ -286,8 +299,8 @@ export class ShardPool {
     // Fresh rings between k and every peer (a restarted shard's old rings hold garbage).
     for (let j = 0; j < this.shards; j++) {
       if (j === k) continue;
-      this.links[k]![j] = createRing(this.ringBytes);
-      this.links[j]![k] = createRing(this.ringBytes);
+      this.links[k]![j] = createRing(this.peerRingBytes);
+      this.links[j]![k] = createRing(this.peerRingBytes);
     }
     return shard;
   }
@@ -439,7 +452,7 @@ export class ShardPool {
   }
 
   private drainShard(shard: Shard): void {
-    shard.reader.drain(this.onOutput);
+    shard.reader.drain(shard.onOutput);
   }
 
   private drainOutputs(): void {

@@ -12,6 +12,9 @@ import { RingWriter, recordSize } from './ring.js';
 
 export const HEADER_BYTES = 8;
 
+/** Header byte 1: more fragments of this record follow (see RingSender.send). */
+export const FLAG_MORE = 1;
+
 export enum Op {
   // main → shard, id = connection
   /** A client connected. arg bit 0: already encrypted (Direct TLS); bit 1: STARTTLS possible.
@@ -95,8 +98,12 @@ export class RingSender {
   private queued = 0;
   private pumping = false;
   private closed = false;
+  /** Largest body per ring record; longer ones travel as fragments (a quarter of the ring). */
+  private readonly maxBody: number;
 
-  constructor(readonly writer: RingWriter) {}
+  constructor(readonly writer: RingWriter) {
+    this.maxBody = Math.max(16, (writer.capacity >> 2) - HEADER_BYTES - 4);
+  }
 
   get queuedBytes(): number {
     return this.queued;
@@ -104,15 +111,26 @@ export class RingSender {
 
   send(op: Op, id: number, body: Uint8Array | string = EMPTY, arg = 0): void {
     if (this.closed) return;
+    const bytes = typeof body === 'string' ? encoder.encode(body) : body;
+    if (bytes.length <= this.maxBody) return this.sendOne(op, id, bytes, arg, 0);
+    // A stanza or chunk bigger than the ring allows (limits.max_stanza_bytes can exceed it):
+    // consecutive fragments, joined by the reader (reassembling()) before anyone sees them.
+    for (let off = 0; off < bytes.length; off += this.maxBody) {
+      const end = Math.min(bytes.length, off + this.maxBody);
+      this.sendOne(op, id, bytes.subarray(off, end), arg, end < bytes.length ? FLAG_MORE : 0);
+    }
+  }
+
+  private sendOne(op: Op, id: number, bytes: Uint8Array, arg: number, flags: number): void {
     const h = this.header;
     h[0] = op;
+    h[1] = flags;
     h[2] = arg & 0xff;
     h[3] = (arg >>> 8) & 0xff;
     h[4] = id & 0xff;
     h[5] = (id >>> 8) & 0xff;
     h[6] = (id >>> 16) & 0xff;
     h[7] = (id >>> 24) & 0xff;
-    const bytes = typeof body === 'string' ? encoder.encode(body) : body;
     if (this.queue.length === 0 && this.writer.tryWrite(h, bytes)) return;
     const copy = new Uint8Array(HEADER_BYTES + bytes.length);
     copy.set(h, 0);
@@ -150,4 +168,33 @@ export class RingSender {
       this.pumping = false;
     }
   }
+}
+
+/**
+ * Wrap a record handler so that it sees fragmented records (FLAG_MORE) joined into one. One
+ * wrapper per ring: fragments of one record are consecutive in their ring.
+ */
+export function reassembling(handler: (record: Uint8Array) => void): (record: Uint8Array) => void {
+  let parts: Uint8Array[] | null = null;
+  return (record) => {
+    if ((record[1]! & FLAG_MORE) !== 0) {
+      // Copied: the ring's memory is reused once the drain ends.
+      (parts ??= []).push(record.slice());
+      return;
+    }
+    if (parts === null) return handler(record);
+    parts.push(record);
+    let length = HEADER_BYTES;
+    for (const p of parts) length += p.length - HEADER_BYTES;
+    const whole = new Uint8Array(length);
+    whole.set(parts[0]!.subarray(0, HEADER_BYTES), 0);
+    whole[1] = 0;
+    let at = HEADER_BYTES;
+    for (const p of parts) {
+      whole.set(p.subarray(HEADER_BYTES), at);
+      at += p.length - HEADER_BYTES;
+    }
+    parts = null;
+    handler(whole);
+  };
 }

@@ -34,6 +34,9 @@ export interface ShardedOptions {
   logger?: Logger;
   /** The /metrics registry: every shard counts into its own block of it. */
   metrics?: Metrics;
+  /** Ring sizes (ShardPoolOptions); tests make them tiny to exercise fragments and queueing. */
+  ringBytes?: number;
+  peerRingBytes?: number;
 }
 
 /** How long shutdown waits for the shards to say <system-shutdown/> before cutting sockets. */
@@ -59,7 +62,15 @@ export async function startShardedServer(config: HermodConfig, options: ShardedO
       if (options.logger) options.logger.error({ err: e.error, shard: e.shard, connections: e.connections }, msg);
       else process.stderr.write(`hermod: ${msg}: ${(e.error as Error)?.message ?? String(e.error)}\n`);
     });
-  const pool = new ShardPool({ shards: config.workers, config, onEvent, spinMicros: options.spinMicros, metrics: options.metrics });
+  const pool = new ShardPool({
+    shards: config.workers,
+    config,
+    onEvent,
+    spinMicros: options.spinMicros,
+    metrics: options.metrics,
+    ringBytes: options.ringBytes,
+    peerRingBytes: options.peerRingBytes,
+  });
   try {
     await pool.start();
   } catch (err) {

@@ -23,7 +23,7 @@ import { C2SStream, type C2SDeps, type StreamTransport } from '../stream/c2s.js'
 import { AuthFailureTracker } from '../stream/limits.js';
 import { HotStats, useStats } from '../observability/metrics.js';
 import { type MeshRouter, ShardMesh } from './mirror.js';
-import { HEADER_BYTES, Op, OPEN_CAN_STARTTLS, OPEN_SECURE, readHeader, type RecordHeader, RingSender } from './protocol.js';
+import { HEADER_BYTES, Op, OPEN_CAN_STARTTLS, OPEN_SECURE, readHeader, reassembling, type RecordHeader, RingSender } from './protocol.js';
 import { Doorbell, RingReader, RingWriter } from './ring.js';
 
 /** The shared memory of one direction between this shard and a peer shard. */
@@ -156,9 +156,11 @@ export default async function runShard(init: ShardInit): Promise<ShardResult> {
 
   const peerSenders: (RingSender | null)[] = [];
   const peerReaders: (RingReader | null)[] = [];
+  const peerHandlers: ((record: Uint8Array) => void)[] = [];
   const attach = (k: number, link: PeerLink | null): void => {
     peerSenders[k] = link ? new RingSender(new RingWriter(link.toPeer, { doorbell: new Doorbell(link.peerBell), autoCommit })) : null;
     peerReaders[k] = link ? new RingReader(link.fromPeer) : null;
+    peerHandlers[k] = reassembling((record) => mesh.onPeerRecord(k, record));
   };
   for (let k = 0; k < init.shards; k++) attach(k, init.peers[k] ?? null);
   const mesh = new ShardMesh(init.shard, router, peerSenders, log);
@@ -229,7 +231,7 @@ export default async function runShard(init: ShardInit): Promise<ShardResult> {
         log(`shard ${init.shard}: unknown record op ${h.op} from the main thread`);
     }
   };
-  const peerHandlers = peerReaders.map((_, k) => (record: Uint8Array) => mesh.onPeerRecord(k, record));
+  const onMain = reassembling(onMainRecord);
 
   let stopping = false;
   init.port.on('message', (msg: ShardControl) => {
@@ -278,7 +280,7 @@ export default async function runShard(init: ShardInit): Promise<ShardResult> {
       // Peers first: their binds and presence changes happened before anything a client sends
       // in reaction to them, so stanzas read in the same wake-up see the sessions they address.
       for (let k = 0; k < peerReaders.length; k++) peerReaders[k]?.drain(peerHandlers[k]!);
-      input.drain(onMainRecord);
+      input.drain(onMain);
       // The streams flush their queues with setImmediate: let this turn's flushes run, then
       // publish everything they wrote with one commit per ring.
       await nextTurn();

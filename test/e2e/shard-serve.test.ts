@@ -112,6 +112,29 @@ describe('sharded server: contacts on different shards', () => {
     }
   });
 
+  it('moves stanzas larger than its rings and floods deeper than them, in order (tiny rings)', async () => {
+    const dir = makeDataDir(['alice', 'bob']);
+    const server = await startShardedServer(shardedConfig(dir), { ringBytes: 4096, peerRingBytes: 4096 });
+    const clients: TestClient[] = [];
+    try {
+      const alice = connect(server.c2s.port, 'alice', 'alice-pw');
+      clients.push(alice);
+      await alice.ready;
+      const bob = connect(server.c2s.port, 'bob', 'bob-pw');
+      clients.push(bob);
+      await bob.ready;
+      expect(server.pool.connectionsPerShard()).toEqual([1, 1]);
+      const body = 'x'.repeat(60_000);
+      for (let i = 0; i < 20; i++) alice.client.send(`<message to='bob@localhost/e2e' type='chat' id='big${i}'><body>${i}:${body}</body></message>`);
+      await until('all 20 large messages', () => bob.stanzas.filter((x) => x.includes(body)).length === 20, 20_000);
+      expect(bob.stanzas.filter((x) => x.includes(body)).map((x) => Number(/<body>(\d+):/.exec(x)![1]))).toEqual([...Array(20).keys()]);
+    } finally {
+      for (const c of clients) c.client.close();
+      await server.shutdown();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('ends every stream on every shard with <system-shutdown/> when stopped (RFC 6120 §4.9.3.20)', async () => {
     const dir = makeDataDir(['alice', 'bob']);
     const server = await startShardedServer(shardedConfig(dir));

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { HEADER_BYTES, Op, readHeader, RingSender } from '../../src/shard/protocol.js';
+import { HEADER_BYTES, Op, readHeader, reassembling, RingSender } from '../../src/shard/protocol.js';
 import { createRing, Doorbell, recordSize, RingReader, RingWriter } from '../../src/shard/ring.js';
 
 function bytes(len: number, seed: number): Uint8Array {
@@ -258,5 +258,35 @@ describe('ring sender', () => {
     expect(sender.queuedBytes).toBe(0);
     sender.send(Op.Data, 99, bytes(1, 0));
     expect(sender.queuedBytes).toBe(0);
+  });
+});
+
+describe('fragmented records', () => {
+  it('carries a record larger than the ring as fragments joined back in order', async () => {
+    const sab = createRing(256);
+    const sender = new RingSender(new RingWriter(sab, { autoCommit: false }));
+    const reader = new RingReader(sab);
+    const big = bytes(5000, 3);
+    sender.send(Op.Write, 7, new Uint8Array([1, 2, 3]));
+    sender.send(Op.Deliver, 9, big, 2);
+    sender.send(Op.Write, 7, new Uint8Array([4]));
+    const got: { op: number; id: number; arg: number; body: Uint8Array }[] = [];
+    const h = { op: Op.Data, arg: 0, id: 0 };
+    const onRecord = reassembling((r) => {
+      readHeader(r, h);
+      got.push({ op: h.op, id: h.id, arg: h.arg, body: r.slice(HEADER_BYTES) });
+    });
+    for (let i = 0; i < 200 && got.length < 3; i++) {
+      sender.commit();
+      reader.drain(onRecord);
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    expect(got.map((g) => [g.op, g.id, g.arg])).toEqual([
+      [Op.Write, 7, 0],
+      [Op.Deliver, 9, 2],
+      [Op.Write, 7, 0],
+    ]);
+    expect(Buffer.compare(got[1]!.body, big)).toBe(0);
+    expect(got[2]!.body).toEqual(new Uint8Array([4]));
   });
 });
