@@ -15,6 +15,8 @@ import { parseChunks, STREAM_OPEN, type EventRecord } from './core-helpers.js';
 const RUNS = Number(process.env.FUZZ_RUNS ?? 300);
 /** Bounded runs in the test suite are reproducible; `npm run fuzz` explores new seeds. */
 const PARAMS = process.env.FUZZ_RUNS ? {} : { seed: 0x6865726d };
+/** Long runs get a time budget proportional to their size. */
+const TIMEOUT = process.env.FUZZ_RUNS ? RUNS * 10 : undefined;
 const LIMITS = { maxDepth: 256, maxAttributes: 256, maxStanzaBytes: 1 << 20 };
 
 /** Codes for rules stricter than XML 1.0 + Namespaces (RFC 6120 §11, limits, stream framing). */
@@ -182,7 +184,7 @@ describe('differential fuzzing against saxes (well-formedness verdicts)', () => 
       }),
       { ...PARAMS, numRuns: RUNS },
     );
-  });
+  }, TIMEOUT);
 
   it('agrees on byte-mutated streams', () => {
     fc.assert(
@@ -194,7 +196,7 @@ describe('differential fuzzing against saxes (well-formedness verdicts)', () => 
       }),
       { ...PARAMS, numRuns: RUNS * 3 },
     );
-  });
+  }, TIMEOUT);
 });
 
 describe('chunked feeding is invisible (fuzzed)', () => {
@@ -209,5 +211,5 @@ describe('chunked feeding is invisible (fuzzed)', () => {
       }),
       { ...PARAMS, numRuns: RUNS * 2 },
     );
-  });
+  }, TIMEOUT);
 });
