@@ -97,6 +97,8 @@ export const enum F {
   /** Slot + 1 of the `to` value in the atom table (0: not interned), and the slot's generation. */
   ToAtom = 56,
   ToAtomGen = 57,
+  /** internal: attributes of the unfinished tag while its tables wait in scratch or a spill */
+  SavedAttrs = 58,
   /** Slots in a state (248 bytes: one 256-byte allocator block with its header). */
   Size = 62,
 }

@@ -105,6 +105,12 @@ let u8err: i32 = 0;
 
 let scratch: usize = 0;
 let scratchOwner: usize = 0;
+/**
+ * The state whose unfinished element's tables are still in the scratch tables. They are copied
+ * out only when another connection runs in between, so a sender trickling one element byte by
+ * byte does not pay a table copy per byte.
+ */
+let tablesOwner: usize = 0;
 
 @inline export function S(f: i32): i32 {
   return load<i32>(st + (<usize>f << 2));
@@ -172,6 +178,7 @@ export function resetState(s: usize): void {
   WO(s, F.Tables, 0);
   WO(s, F.StreamBlock, 0);
   if (scratchOwner == s) scratchOwner = 0;
+  if (tablesOwner == s) tablesOwner = 0;
   initState(s);
 }
 
@@ -262,6 +269,9 @@ export function prepare(s: usize, n: i32): usize {
 
 // ---- load / save ----
 function load_(s: usize): usize {
+  if (tablesOwner != 0 && tablesOwner != s) spillTables(tablesOwner);
+  const mine = tablesOwner == s;
+  tablesOwner = 0;
   st = s;
   tok = S(F.Tok);
   phase = S(F.Phase);
@@ -276,7 +286,7 @@ function load_(s: usize): usize {
   W(F.WinEnd, <i32>winEnd);
   const ss = S(F.SStartRel);
   sStart = ss >= 0 ? base + <usize>ss : 0;
-  attrCount = 0;
+  attrCount = mine ? S(F.SavedAttrs) : 0;
   if (ss < 0) return base + <usize>S(F.PosRel);
   nameStart = sStart + <usize>S(F.NameStart);
   elemNameLen = S(F.ElemNameLen);
@@ -292,8 +302,8 @@ function load_(s: usize): usize {
   valAmp = S(F.ValFlags);
   const t = <usize>S(F.Tables);
   if (t != 0) {
-    attrCount = load<i32>(t);
-    let q = t + 4;
+    attrCount = S(F.SavedAttrs);
+    let q = t;
     const e = <usize>depth << 3;
     memory.copy(ELEM, q, e);
     q += e;
@@ -332,20 +342,19 @@ function save(p: usize): void {
   }
 }
 
-function spillTables(): void {
-  if (depth == 0 && nsCount == 0 && attrCount == 0) return;
-  const e = <usize>depth << 3;
-  const ns = <usize>nsCount * NS_SIZE;
-  const at = <usize>attrCount * (A.Size << 2);
-  const t = alloc(4 + e + ns + at);
-  store<i32>(t, attrCount);
-  let q = t + 4;
+/** Copy state o's tables out of the scratch tables, for another connection is about to run. */
+function spillTables(o: usize): void {
+  const e = <usize>SO(o, F.Depth) << 3;
+  const ns = <usize>SO(o, F.NsCount) * NS_SIZE;
+  const at = <usize>SO(o, F.SavedAttrs) * (A.Size << 2);
+  const t = alloc(e + ns + at);
+  let q = t;
   memory.copy(q, ELEM, e);
   q += e;
   memory.copy(q, NSS, ns);
   q += ns;
   memory.copy(q, ATTRS, at);
-  W(F.Tables, <i32>t);
+  WO(o, F.Tables, <i32>t);
 }
 
 // ---- UTF-8 (RFC 3629 §4: no overlongs, no surrogates, nothing above U+10FFFF) ----
@@ -1263,7 +1272,10 @@ export function run(s: usize): i32 {
     if (scratchOwner == s) scratchOwner = 0;
   } else {
     retain(s, sStart);
-    spillTables();
+    if (depth != 0 || nsCount != 0 || attrCount != 0) {
+      W(F.SavedAttrs, attrCount);
+      tablesOwner = s;
+    }
   }
   return Ev.NeedMore;
 }

@@ -153,6 +153,29 @@ describe('lifecycle', () => {
     parsers2.forEach((p) => p.free());
   });
 
+  it('keeps unfinished elements, namespace scopes and attributes apart when two trickling senders interleave', () => {
+    const deep = (tag: string) =>
+      enc(
+        `${STREAM_OPEN}<iq type='set' id='${tag}'>` +
+          Array.from({ length: 20 }, (_, d) => `<${tag}${d} xmlns:p${d}='urn:${tag}:${d}' p${d}:a='${d}' b='${'x'.repeat(d)}'>`).join('') +
+          `<p7:leaf/>` +
+          Array.from({ length: 20 }, (_, d) => `</${tag}${19 - d}>`).join('') +
+          `</iq><message to='${tag}@x'/>`,
+      );
+    const [a, b] = [deep('alpha'), deep('beta')];
+    const [expA, expB] = [parseWhole(a), parseWhole(b)];
+    expect(expA.map((e) => e.ev)).toEqual(['open', 'stanza', 'stanza']);
+    const [evA, evB]: EventRecord[][] = [[], []];
+    const [pa, pb] = [core().createParser(recorder(evA)), core().createParser(recorder(evB))];
+    for (let i = 0; i < Math.max(a.length, b.length); i++) {
+      if (i < a.length) pa.feed(a.subarray(i, i + 1));
+      if (i < b.length) pb.feed(b.subarray(i, i + 1));
+    }
+    expect([evA, evB]).toEqual([expA, expB]);
+    pa.free();
+    pb.free();
+  });
+
   it('lets a handler feed another connection mid-chunk (the shared input window is handed over)', () => {
     const evA: EventRecord[] = [];
     const evB: EventRecord[] = [];
