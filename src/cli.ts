@@ -30,6 +30,14 @@ const commands: Record<string, Command> = {
     summary: 'list accounts [--domain D]',
     run: async (argv) => (await import('./admin/users.js')).runUsers(argv),
   },
+  sessions: {
+    summary: 'list the running server\'s live sessions (JID, IP, since, TLS/SM/shard)',
+    run: async (argv) => (await import('./admin/users.js')).runSessions(argv),
+  },
+  kick: {
+    summary: 'close live sessions: kick USER@DOMAIN[/RESOURCE] [--reason TEXT]',
+    run: async (argv) => (await import('./admin/users.js')).runKick(argv),
+  },
   bench: {
     summary: 'load-test any XMPP server on loopback (login, messages, presence, idle)',
     run: (argv) => import('../bench/load/cli.js').then((m) => m.main(argv)),

@@ -15,6 +15,7 @@ import { Jid } from '../jid.js';
 import { loadConfig, resolveConfigPath } from '../config/file.js';
 import { openStorage } from '../storage/index.js';
 import { AccountError, type Storage } from '../storage/types.js';
+import { adminRequest, adminSocketPath, serverNotRunning, type AdminReply, type AdminRequest, type SessionInfo } from './channel.js';
 
 export const EX_OK = 0;
 export const EX_FAILURE = 1;
@@ -40,6 +41,10 @@ interface Parsed {
   dataDir?: string;
   domain?: string;
   config?: string;
+  /** kick: the text of the stream error. */
+  reason?: string;
+  /** sessions: one JSON object per line instead of the table. */
+  json?: boolean;
   help: boolean;
 }
 
@@ -58,13 +63,24 @@ Creates an account. Without PASSWORD, asks for it twice on a terminal, or reads 
 line of standard input (echo secret | hermod adduser alice@example.org). Refuses an existing user.`,
   deluser: `Usage: hermod deluser USER[@DOMAIN]
 
-Deletes an account with its roster, pending subscription requests and offline messages.`,
+Deletes an account with its roster, pending subscription requests, offline messages and
+blocklist. When a server runs on the data directory, the account's live sessions are closed
+(<not-authorized/>).`,
   passwd: `Usage: hermod passwd USER[@DOMAIN] [PASSWORD]
 
-Sets a new password; asks for it like adduser when not given.`,
+Sets a new password; asks for it like adduser when not given. When a server runs on the data
+directory, the account's live sessions are closed (<not-authorized/>) so they log in again.`,
   users: `Usage: hermod users [--domain D]
 
 Lists accounts (bare JIDs, one per line, in order), all domains unless --domain is given.`,
+  sessions: `Usage: hermod sessions [--json]
+
+Lists the live sessions of the server running on the data directory (through <data>/hermod.sock):
+JID, remote address, connected since, transport, TLS, stream management, shard.`,
+  kick: `Usage: hermod kick USER[@DOMAIN][/RESOURCE] [--reason TEXT]
+
+Closes the live sessions of an account (or the one resource) with the stream error
+<policy-violation/> and TEXT. Exit 1 when no such session is live or no server runs.`,
 };
 
 function parseArgs(argv: string[], maxPositional: number): Parsed {
@@ -82,6 +98,8 @@ function parseArgs(argv: string[], maxPositional: number): Parsed {
     else if (flag === '--data' || flag === '--data-dir') parsed.dataDir = value();
     else if (flag === '--domain') parsed.domain = value();
     else if (flag === '--config' || flag === '-c') parsed.config = value();
+    else if (flag === '--reason') parsed.reason = value();
+    else if (flag === '--json') parsed.json = true;
     else if (flag === '--') {
       parsed.positional.push(...argv.slice(i + 1));
       break;
@@ -126,13 +144,26 @@ async function passwordArg(given: string | undefined, io: AdminIo, account: stri
   return password;
 }
 
+/** Usage (64) and configuration (78) failures, reported alike by every command; null for others. */
+function usageOrConfig(command: string, err: unknown, io: AdminIo): number | null {
+  if (err instanceof UsageError) {
+    io.err(`hermod ${command}: ${err.message}\n\n${HELP[command]}\n`);
+    return EX_USAGE;
+  }
+  if (err instanceof ConfigError) {
+    io.err(`hermod ${command}: ${err.message}\n`);
+    return EX_CONFIG;
+  }
+  return null;
+}
+
 /** Run one command body with the shared option handling, storage lifecycle and exit codes. */
 async function withStorage(
   command: string,
   argv: string[],
   maxPositional: number,
   io: AdminIo,
-  body: (storage: Storage, parsed: Parsed, domain: string) => Promise<void> | void,
+  body: (storage: Storage, parsed: Parsed, domain: string, dataDir: string) => Promise<void> | void,
 ): Promise<number> {
   let storage: Storage | null = null;
   try {
@@ -143,20 +174,14 @@ async function withStorage(
     }
     const { dataDir, domain } = settings(parsed, io.env ?? process.env);
     storage = openStorage({ dataDir });
-    await body(storage, parsed, domain);
+    await body(storage, parsed, domain, dataDir);
     return EX_OK;
   } catch (err) {
-    if (err instanceof UsageError) {
-      io.err(`hermod ${command}: ${err.message}\n\n${HELP[command]}\n`);
-      return EX_USAGE;
-    }
+    const code = usageOrConfig(command, err, io);
+    if (code !== null) return code;
     if (err instanceof AccountError) {
       io.err(`hermod ${command}: ${err.message}\n`);
       return err.reason === 'exists' || err.reason === 'not-found' ? EX_FAILURE : EX_USAGE;
-    }
-    if (err instanceof ConfigError) {
-      io.err(`hermod ${command}: ${err.message}\n`);
-      return EX_CONFIG;
     }
     if (err instanceof Refusal) {
       io.err(`hermod ${command}: ${err.message}\n`);
@@ -183,20 +208,24 @@ export function runAddUser(argv: string[], io: AdminIo = stdio): Promise<number>
 }
 
 export function runDelUser(argv: string[], io: AdminIo = stdio): Promise<number> {
-  return withStorage('deluser', argv, 1, io, (storage, parsed, domain) => {
+  return withStorage('deluser', argv, 1, io, async (storage, parsed, domain, dataDir) => {
     const account = accountArg(parsed.positional[0], parsed, domain);
     if (!storage.users.delete(account)) throw new AccountError('not-found', `no such user ${account}`);
     io.out(`deleted ${account}\n`);
+    // RFC 6120 §4.9.3.12 (as XEP-0077 removal does in-band): its streams are no longer authorized.
+    await endSessions(dataDir, account, 'account deleted by the server administrator', io);
   });
 }
 
 export function runPasswd(argv: string[], io: AdminIo = stdio): Promise<number> {
-  return withStorage('passwd', argv, 2, io, async (storage, parsed, domain) => {
+  return withStorage('passwd', argv, 2, io, async (storage, parsed, domain, dataDir) => {
     const account = accountArg(parsed.positional[0], parsed, domain);
     if (!storage.users.exists(account)) throw new AccountError('not-found', `no such user ${account}`);
     const password = await passwordArg(parsed.positional[1], io, account);
     if (!storage.users.setPassword(account, password)) throw new AccountError('not-found', `no such user ${account}`);
     io.out(`password changed for ${account}\n`);
+    // Sessions authenticated with the old password must log in again.
+    await endSessions(dataDir, account, 'password changed by the server administrator', io);
   });
 }
 
@@ -213,6 +242,108 @@ export function runUsers(argv: string[], io: AdminIo = stdio): Promise<number> {
       after = page[page.length - 1];
     }
   });
+}
+
+// ---- live sessions (the running server's admin socket) -----------------------------------------
+
+/** Close an account's live sessions if a server runs on this data directory; silent when none runs. */
+async function endSessions(dataDir: string, account: string, text: string, io: AdminIo): Promise<void> {
+  let reply: AdminReply;
+  try {
+    reply = await adminRequest(dataDir, { cmd: 'kick', jid: account, condition: 'not-authorized', text });
+  } catch (err) {
+    if (serverNotRunning(err)) return;
+    throw new Refusal(`the change is stored, but the running server could not be told: ${(err as Error).message}`);
+  }
+  if (!reply.ok) throw new Refusal(`the change is stored, but the server refused to close sessions: ${reply.message}`);
+  if ('kicked' in reply && reply.kicked > 0) io.out(`closed ${reply.kicked} live session(s) of ${account}\n`);
+}
+
+/** Options, data directory, one request to the running server, exit codes. */
+async function withServer(
+  command: 'sessions' | 'kick',
+  argv: string[],
+  maxPositional: number,
+  io: AdminIo,
+  build: (parsed: Parsed, domain: string) => AdminRequest,
+  show: (reply: AdminReply & { ok: true }, parsed: Parsed) => number,
+): Promise<number> {
+  let dataDir = '.';
+  try {
+    const parsed = parseArgs(argv, maxPositional);
+    if (parsed.help) {
+      io.out(`${HELP[command]}\n\n${COMMON_OPTIONS}\n`);
+      return EX_OK;
+    }
+    const found = settings(parsed, io.env ?? process.env);
+    dataDir = found.dataDir;
+    const reply = await adminRequest(dataDir, build(parsed, found.domain));
+    if (!reply.ok) {
+      io.err(`hermod ${command}: ${reply.message}\n`);
+      return reply.error === 'bad-request' ? EX_USAGE : EX_FAILURE;
+    }
+    return show(reply, parsed);
+  } catch (err) {
+    const code = usageOrConfig(command, err, io);
+    if (code !== null) return code;
+    if (serverNotRunning(err)) {
+      io.err(`hermod ${command}: no server is running with data directory ${dataDir} (nothing answers on ${adminSocketPath(dataDir)})\n`);
+      return EX_FAILURE;
+    }
+    throw err;
+  }
+}
+
+function sessionTable(rows: SessionInfo[]): string {
+  const head = ['JID', 'IP', 'SINCE', 'TRANSPORT', 'TLS', 'SM', 'SHARD'];
+  const cells = rows.map((r) => [r.jid, r.ip, r.since, r.transport, r.tls ? 'yes' : 'no', r.sm ? 'yes' : 'no', r.shard]);
+  const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
+  return [head, ...cells].map((c) => c.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n') + '\n';
+}
+
+export function runSessions(argv: string[], io: AdminIo = stdio): Promise<number> {
+  return withServer(
+    'sessions',
+    argv,
+    0,
+    io,
+    () => ({ cmd: 'sessions' }),
+    (reply, parsed) => {
+      const rows = 'sessions' in reply ? reply.sessions : [];
+      if (parsed.json) io.out(rows.map((r) => `${JSON.stringify(r)}\n`).join(''));
+      else io.out(rows.length === 0 ? 'no live sessions\n' : sessionTable(rows));
+      return EX_OK;
+    },
+  );
+}
+
+export function runKick(argv: string[], io: AdminIo = stdio): Promise<number> {
+  let target = '';
+  return withServer(
+    'kick',
+    argv,
+    1,
+    io,
+    (parsed, domain) => {
+      const text = parsed.positional[0];
+      if (text === undefined) throw new UsageError('whom? (USER@DOMAIN[/RESOURCE])');
+      const slash = text.indexOf('/');
+      const user = slash < 0 ? text : text.slice(0, slash);
+      const jid = Jid.tryParse(user.includes('@') ? text : `${user}@${domain}${slash < 0 ? '' : text.slice(slash)}`);
+      if (!jid || jid.local === null) throw new UsageError(`'${text}' is not USER@DOMAIN[/RESOURCE] (RFC 7622)`);
+      target = jid.full;
+      return { cmd: 'kick', jid: jid.full, condition: 'policy-violation', text: parsed.reason };
+    },
+    (reply) => {
+      const n = 'kicked' in reply ? reply.kicked : 0;
+      if (n === 0) {
+        io.err(`hermod kick: no live session of ${target}\n`);
+        return EX_FAILURE;
+      }
+      io.out(`closed ${n} session(s) of ${target}\n`);
+      return EX_OK;
+    },
+  );
 }
 
 // ---- terminal I/O ------------------------------------------------------------------------------

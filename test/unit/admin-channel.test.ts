@@ -1,0 +1,84 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { adminRequest, answer, listenAdmin, type AdminTarget } from '../../src/admin/channel.js';
+import { ConfigError, type StreamError } from '../../src/errors.js';
+import type { Jid } from '../../src/jid.js';
+
+let dir: string;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'hermod-chan-'));
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+function fakeTarget(): AdminTarget & { kicks: [string, StreamError][] } {
+  const kicks: [string, StreamError][] = [];
+  return {
+    kicks,
+    sessions: () => [{ jid: 'a@x/r', ip: '127.0.0.1', since: '2026-01-01T00:00:00.000Z', transport: 'c2s', tls: true, sm: false, shard: 'main' }],
+    kick(jid: Jid, error: StreamError) {
+      kicks.push([jid.full, error]);
+      return jid.local === 'a' ? 1 : 0;
+    },
+  };
+}
+
+describe('admin channel requests', () => {
+  it('kicks with policy-violation and a default text unless another offered condition is named', () => {
+    const t = fakeTarget();
+    expect(answer(t, { cmd: 'kick', jid: 'A@x/r' })).toEqual({ ok: true, kicked: 1 });
+    expect(t.kicks[0]![0]).toBe('a@x/r');
+    expect(t.kicks[0]![1].condition).toBe('policy-violation');
+    expect(t.kicks[0]![1].text).toBe('disconnected by the server administrator');
+    expect(answer(t, { cmd: 'kick', jid: 'b@x', condition: 'not-authorized', text: 'bye' })).toEqual({ ok: true, kicked: 0 });
+    expect(t.kicks[1]![1].toXml()).toContain('<not-authorized');
+  });
+
+  it('refuses unknown commands, JIDs without a localpart and conditions not offered', () => {
+    const t = fakeTarget();
+    expect(answer(t, { cmd: 'shutdown' })).toMatchObject({ ok: false, error: 'bad-request' });
+    expect(answer(t, { cmd: 'kick', jid: 'x' })).toMatchObject({ ok: false, error: 'bad-request' });
+    expect(answer(t, { cmd: 'kick', jid: 'a@x', condition: 'see-other-host' })).toMatchObject({ ok: false });
+    expect(t.kicks).toEqual([]);
+  });
+});
+
+describe('admin socket', () => {
+  it('answers JSON lines in order and a bad line with bad-request, keeping the connection', async () => {
+    const ch = await listenAdmin(dir, fakeTarget());
+    try {
+      expect(await adminRequest(dir, { cmd: 'sessions' })).toMatchObject({ ok: true, sessions: [{ jid: 'a@x/r' }] });
+      const replies = await new Promise<string>((done) => {
+        const s = connect(ch.path);
+        let text = '';
+        s.on('data', (d) => {
+          text += d;
+          if (text.split('\n').length > 2) {
+            s.end();
+            done(text);
+          }
+        });
+        s.write('not json\n{"cmd":"kick","jid":"a@x"}\n');
+      });
+      const [first, second] = replies.trim().split('\n').map((l) => JSON.parse(l) as { ok: boolean });
+      expect(first).toMatchObject({ ok: false, error: 'bad-request', message: 'not a JSON line' });
+      expect(second).toEqual({ ok: true, kicked: 1 });
+    } finally {
+      await ch.close();
+    }
+  });
+
+  it('replaces a stale socket file but refuses to start beside a live server on the same data directory', async () => {
+    writeFileSync(join(dir, 'hermod.sock'), '');
+    const first = await listenAdmin(dir, fakeTarget());
+    try {
+      await expect(listenAdmin(dir, fakeTarget())).rejects.toThrow(ConfigError);
+      await expect(listenAdmin(dir, fakeTarget())).rejects.toThrow(/another hermod is running/);
+    } finally {
+      await first.close();
+    }
+    await expect(adminRequest(dir, { cmd: 'sessions' })).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+});
