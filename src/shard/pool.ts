@@ -109,6 +109,10 @@ interface Shard {
   connections: Set<Connection>;
 }
 
+/** Bytes queued for a shard behind its full input ring before its clients' reads pause. */
+const MAX_QUEUED_INPUT = 8 << 20;
+const INPUT_PAUSE_MS = 20;
+
 export class ShardPool {
   readonly shards: number;
   private readonly piscina: Piscina;
@@ -204,7 +208,12 @@ export class ShardPool {
     shard.sender.send(Op.Open, conn.id, `${refused ?? ''}\n${address}`, flags);
     transport.attach({
       feed: (chunk) => {
-        if (this.conns.get(conn.id) === conn) this.list[conn.shard]!.sender.send(Op.Data, conn.id, chunk);
+        if (this.conns.get(conn.id) !== conn) return;
+        const sender = this.list[conn.shard]!.sender;
+        sender.send(Op.Data, conn.id, chunk);
+        // The shard falls behind: stop reading this client for a moment instead of queueing
+        // without bound here (its bytes wait in the kernel's socket buffer meanwhile).
+        if (sender.queuedBytes > MAX_QUEUED_INPUT) transport.pauseFor?.(INPUT_PAUSE_MS);
       },
       transportClosed: () => {
         if (this.conns.get(conn.id) !== conn) return;
