@@ -10,8 +10,8 @@
  *
  * Lists are cached per account (a Set: a lookup per stanza, not a query); this module is the
  * only writer, so it refreshes its cache on every change it makes. With --workers > 0 each shard
- * has its own cache (see docs/router.md: a change made on one shard reaches the others' caches
- * only when they evict it).
+ * has its own cache, trusted for CACHE_TTL_MS: a change made on one shard reaches the others'
+ * checks within that time (docs/router.md).
  */
 import { StanzaKind, StanzaType } from '../core/api.js';
 import { StanzaError } from '../errors.js';
@@ -52,18 +52,26 @@ export function blockedError(): StanzaError {
   return new StanzaError('not-acceptable', 'you have blocked this contact', 'cancel', `<blocked xmlns='${BLOCKING_ERRORS_NS}'/>`);
 }
 
+/**
+ * How long a cached list is trusted (ms). This router refreshes its cache on its own changes at
+ * once; the bound only matters with --workers > 0, where another shard's router may change the
+ * list in storage: its change reaches this shard's checks within this time.
+ */
+const CACHE_TTL_MS = 2000;
+
 class Blocklists {
-  private readonly cache = new Map<string, ReadonlySet<string>>();
+  private readonly cache = new Map<string, { set: ReadonlySet<string>; at: number }>();
   constructor(private readonly ctx: RouterContext) {}
 
   get(owner: string): ReadonlySet<string> {
-    let set = this.cache.get(owner);
-    if (set === undefined) {
-      set = new Set(this.ctx.storage.blocklist.list(owner));
+    const now = Date.now();
+    let entry = this.cache.get(owner);
+    if (entry === undefined || now - entry.at > CACHE_TTL_MS) {
+      entry = { set: new Set(this.ctx.storage.blocklist.list(owner)), at: now };
       if (this.cache.size >= CACHE_MAX) this.cache.clear();
-      this.cache.set(owner, set);
+      this.cache.set(owner, entry);
     }
-    return set;
+    return entry.set;
   }
 
   forget(owner: string): void {
