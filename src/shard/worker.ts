@@ -160,7 +160,13 @@ export default async function runShard(init: ShardInit): Promise<ShardResult> {
   const attach = (k: number, link: PeerLink | null): void => {
     peerSenders[k] = link ? new RingSender(new RingWriter(link.toPeer, { doorbell: new Doorbell(link.peerBell), autoCommit })) : null;
     peerReaders[k] = link ? new RingReader(link.fromPeer) : null;
-    peerHandlers[k] = reassembling((record) => mesh.onPeerRecord(k, record));
+    peerHandlers[k] = reassembling((record) => {
+      try {
+        mesh.onPeerRecord(k, record);
+      } catch (err) {
+        log(`shard ${init.shard}: record from shard ${k} failed`, err);
+      }
+    });
   };
   for (let k = 0; k < init.shards; k++) attach(k, init.peers[k] ?? null);
   const mesh = new ShardMesh(init.shard, router, peerSenders, log);
@@ -231,7 +237,16 @@ export default async function runShard(init: ShardInit): Promise<ShardResult> {
         log(`shard ${init.shard}: unknown record op ${h.op} from the main thread`);
     }
   };
-  const onMain = reassembling(onMainRecord);
+  // A bug reached by one connection's bytes costs that connection, not the shard's others.
+  const onMain = reassembling((record) => {
+    try {
+      onMainRecord(record);
+    } catch (err) {
+      const id = readHeader(record, { op: Op.Open, arg: 0, id: 0 }).id;
+      log(`shard ${init.shard}: connection ${id} failed`, err);
+      streams.get(id)?.close(new StreamError('internal-server-error'));
+    }
+  });
 
   let stopping = false;
   init.port.on('message', (msg: ShardControl) => {
