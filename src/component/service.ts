@@ -46,6 +46,8 @@ export class ComponentService implements ComponentHost {
     for (const name of this.secrets.keys()) {
       // The server's own domain is routed locally: a component there would never see a stanza.
       if (name === router.domain) throw new ConfigError(`component ${name} cannot have the server's own domain`, `components.${name}`);
+      // XEP-0030 §4: clients find gateways and services in the server's disco#items.
+      router.features.addItem(name);
     }
     this.removeHook = router.hooks.on('stanza/remote', (ev: RemoteEvent) => this.toComponent(ev), 10);
   }

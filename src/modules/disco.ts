@@ -1,7 +1,8 @@
 /**
  * XEP-0030 Service Discovery. The server: identity server/im and every feature modules
  * registered. An account's bare JID: identity account/registered (XEP-0030 §3.1, registrar
- * category "account"). No items or nodes are published.
+ * category "account"). The server's items are the entities registered with features.addItem()
+ * (XEP-0114 components); no nodes are published.
  */
 import { StanzaError } from '../errors.js';
 import type { IqEvent, Module } from '../router/context.js';
@@ -39,7 +40,8 @@ export const disco: Module = {
     });
     ctx.hooks.on(`iq-get/host/${DISCO_ITEMS}`, (ev: IqEvent) => {
       checkNode(ev);
-      ev.reply(`<query xmlns='${DISCO_ITEMS}'/>`);
+      const items = ctx.features.listItems().map((i) => `<item${attr('jid', i.jid)}${attr('name', i.name)}/>`);
+      ev.reply(items.length === 0 ? `<query xmlns='${DISCO_ITEMS}'/>` : `<query xmlns='${DISCO_ITEMS}'>${items.join('')}</query>`);
       return true;
     });
     // XEP-0030 §3.1 / RFC 6121 §8.5.2.1.3: the server answers for an account's bare JID.

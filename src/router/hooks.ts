@@ -89,6 +89,18 @@ export class FeatureRegistry {
     this.identities.push(identity);
   }
 
+  private readonly items = new Map<string, string | undefined>();
+
+  /** XEP-0030 §4: an entity the server lists in its disco#items (e.g. an XEP-0114 component). */
+  addItem(jid: string, name?: string): void {
+    this.items.set(jid, name);
+  }
+
+  /** Items in code-point order of their JIDs. */
+  listItems(): { jid: string; name?: string }[] {
+    return [...this.items.keys()].sort().map((jid) => ({ jid, name: this.items.get(jid) }));
+  }
+
   listIdentities(): Identity[] {
     return this.identities.slice();
   }

@@ -165,6 +165,15 @@ describe('XEP-0114 components', () => {
     await c.waitClosed();
   });
 
+  it("lists the configured components in the server's disco#items (XEP-0030 §4)", async () => {
+    const alice = await RawClient.connect(server.c2s.port);
+    await alice.login('alice', { tls: false, resource: 'd' });
+    alice.send("<iq to='localhost' type='get' id='it1'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>");
+    const text = await alice.waitFor(/id='it1'[\s\S]*?<\/iq>/);
+    expect(text).toContain("<item jid='bot.localhost'/><item jid='echo.localhost'/>");
+    alice.close();
+  });
+
   it('answers service-unavailable for a configured component that is not connected', async () => {
     const alice = await RawClient.connect(server.c2s.port);
     await alice.login('alice', { tls: false, resource: 'x' });
