@@ -3,6 +3,9 @@
  * (when installed) and on Hermod (when built and able to start), through the same code path
  * `hermod bench` and `npm run bench:compare` use. Small sizes, a few seconds each.
  */
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULTS, runBench, type BenchOptions } from '../../bench/load/run.js';
 import { freePort, hermod, prosody, type RunningServer, type ServerKind } from '../../bench/load/servers.js';
@@ -23,6 +26,17 @@ function small(scenario: BenchOptions['scenario'], server: RunningServer, extra:
     loginTimeoutS: 10,
     ...extra,
   };
+}
+
+const CLI = fileURLToPath(new URL('../../dist/src/cli.js', import.meta.url));
+const BUILT = existsSync(fileURLToPath(new URL('../../dist/bench/load/worker.js', import.meta.url)));
+
+function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...args], { timeout: 60_000 }, (err, stdout, stderr) =>
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+  });
 }
 
 for (const kind of [prosody, hermod] as ServerKind[]) {
@@ -74,6 +88,29 @@ for (const kind of [prosody, hermod] as ServerKind[]) {
       expect(r.login.ok).toBe(100);
       expect(r.login.failed).toBe(0);
       expect(Number.isFinite(r.memory!.perSessionBytes)).toBe(true);
+    });
+
+    it('runs from the command line with two generator processes and prints JSON', async (ctx) => {
+      if (!server) return ctx.skip(skipReason ?? 'no server');
+      if (!BUILT) return ctx.skip('dist/bench/load not built (npm run build)');
+      const common = ['--port', String(server.port), '--server-pid', String(server.pid), '--clients', '30', '--prefix', 'e2ec'];
+      const out = await cli(['bench', 'messages', ...common, '--procs', '2', '--register', '--duration', '2', '--mode', 'open', '--msg-rate', '5', '--json', '--quiet']);
+      expect(out.code, out.stderr).toBe(0);
+      const r = JSON.parse(out.stdout);
+      expect(r.procs).toBe(2);
+      expect(r.login.ok).toBe(30);
+      // Peers are drawn across both processes; every message still arrives and is timed.
+      expect(r.run.sent).toBeGreaterThan(0);
+      expect(r.run.delivered).toBe(r.run.sent);
+      expect(r.cpu.toolUs).toBeGreaterThan(0);
+    });
+
+    it('negotiates STARTTLS and SCRAM-SHA-1 when asked and the server offers them', async (ctx) => {
+      if (!server) return ctx.skip(skipReason ?? 'no server');
+      // The private Prosody and ejabberd instances have no certificate, so only Hermod offers TLS.
+      if (kind.name !== 'hermod') return ctx.skip(`${kind.name} runs without a certificate here`);
+      const r = await runBench(small('login', server, { prefix: 'e2et', clients: 5, starttls: true, sasl: 'scram-sha-1' }));
+      expect(r.login.ok).toBe(5);
     });
   });
 }
