@@ -134,8 +134,11 @@ export function rateSvg(rows: BenchResult['timeline']): string {
   const x = (t: number): number => M.l + ((t - t0) / (t1 - t0)) * (W - M.l - M.r);
   const y = (v: number): number => H - M.b - (v / hi) * (H - M.t - M.b);
   let yt = '';
-  for (let i = 0; i <= 4; i++) {
-    const v = (hi / 1.1) * (i / 4);
+  // Round tick step: 1, 2 or 5 × a power of ten, about four ticks up the axis.
+  const raw = hi / 1.1 / 4;
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 5, 10].map((m) => m * mag).find((x) => x >= raw) ?? raw;
+  for (let v = 0; v <= hi; v += step) {
     yt += `<line x1="${M.l}" x2="${W - M.r}" y1="${y(v)}" y2="${y(v)}" stroke="#ddd"/><text x="${M.l - 6}" y="${y(v) + 4}" text-anchor="end">${fmtNum(v)}</text>`;
   }
   const pts = rows.map((r) => `${x(r.t).toFixed(1)},${y(r.n).toFixed(1)}`).join(' ');
