@@ -134,6 +134,7 @@ export async function startComponents(config: HermodConfig, router: Router, core
     maxDepth: config.limits.maxDepth,
     maxAttributes: config.limits.maxAttributes,
     handshakeTimeoutMs: config.limits.preauthTimeout,
+    maxOutputBytes: config.limits.outputQueueBytes,
   });
   const listener = await listenComponents(service, { ...config.listen.component, backlog: config.listen.c2s.backlog });
   return {

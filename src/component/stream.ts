@@ -36,6 +36,8 @@ export interface ComponentStreamOptions {
   maxAttributes?: number;
   /** Time allowed from connection to a successful handshake (ms); 0 = no limit. */
   handshakeTimeoutMs?: number;
+  /** Bytes left unread by the component before its stream is closed (0 = no bound). */
+  maxOutputBytes?: number;
 }
 
 type Phase = 'header' | 'handshake' | 'ready' | 'closed';
@@ -64,7 +66,7 @@ export class ComponentStream implements ByteSink, ParserHandler {
   constructor(
     private readonly transport: StreamTransport,
     private readonly host: ComponentHost,
-    options: ComponentStreamOptions,
+    private readonly options: ComponentStreamOptions,
     core: ParserFactory,
     private readonly onClosed?: (stream: ComponentStream) => void,
   ) {
@@ -97,6 +99,11 @@ export class ComponentStream implements ByteSink, ParserHandler {
     const chunks = this.queue;
     this.queue = [];
     this.transport.write(chunks);
+    const limit = this.options.maxOutputBytes ?? 0;
+    if (limit > 0 && (this.transport.pendingBytes ?? 0) > limit && this.phase !== 'closed') {
+      // As for clients: a reader this slow would make the server buffer without bound.
+      this.close(new StreamError('resource-constraint', 'output queue limit exceeded: the component reads too slowly'));
+    }
   }
 
   /** RFC 6120 §4.9.1: the error (after our header, when none went out yet), then the close tag. */

@@ -117,3 +117,34 @@ describe('XEP-0114 component stream', () => {
     expect(t.connected.has('echo.example')).toBe(false);
   });
 });
+
+describe('XEP-0114 component stream output bound', () => {
+  it('closes a component that leaves more than maxOutputBytes unread with resource-constraint', async () => {
+    const out: string[] = [];
+    let pending = 0;
+    const host: ComponentHost = { secretOf: () => 'k', attach: () => true, detach: () => {}, route: () => {} };
+    const transport = {
+      secure: false,
+      canStartTls: false,
+      get pendingBytes() {
+        return pending;
+      },
+      write: (chunks: (string | Uint8Array)[]) => {
+        for (const c of chunks) {
+          out.push(String(c));
+          pending += c.length;
+        }
+      },
+      startTls: () => {},
+      end: () => {},
+    };
+    const s = new ComponentStream(transport, host, { maxStanzaBytes: 65536, maxOutputBytes: 1000 }, core);
+    s.feed(Buffer.from(HEADER('echo.example') + `<handshake>${handshakeDigest(s.streamId, 'k')}</handshake>`));
+    await turn();
+    expect(out.join('')).toContain('<handshake/>');
+    s.send(`<message to='a@echo.example'><body>${'x'.repeat(2000)}</body></message>`);
+    await turn();
+    expect(out.join('')).toContain("<resource-constraint xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>");
+    expect(s.ready).toBe(false);
+  });
+});
