@@ -174,7 +174,8 @@ function onGet(lists: Blocklists, ev: IqEvent): boolean {
   if (ev.payload.getName() !== 'blocklist') throw new StanzaError('bad-request', 'expected <blocklist/>');
   const st = ev.session!;
   st.data.set(INTERESTED, true);
-  ev.reply(`<blocklist xmlns='${BLOCKING_NS}'>${itemsXml([...lists.get(st.bare)].sort())}</blocklist>`);
+  const items = itemsXml([...lists.get(st.bare)]); // the store's code-point order
+  ev.reply(items === '' ? `<blocklist xmlns='${BLOCKING_NS}'/>` : `<blocklist xmlns='${BLOCKING_NS}'>${items}</blocklist>`);
   return true;
 }
 
