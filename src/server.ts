@@ -25,7 +25,7 @@ import { WebSocketTransport, listenWebSocket } from './transport/websocket.js';
 import { MetricsListenError, startObservability, type Logger, type Observability } from './observability/index.js';
 import { TRANSPORTS, Transport, stats } from './observability/metrics.js';
 import type { ShardedServer } from './shard/serve.js';
-import { listenAdmin, streamsTarget, type AdminChannel, type ConnectionFacts } from './admin/channel.js';
+import { AdminSocketError, listenAdmin, streamsTarget, type AdminChannel, type ConnectionFacts } from './admin/channel.js';
 import { startComponents, type ComponentListener } from './component/service.js';
 
 export const EX_USAGE = 64;
@@ -212,7 +212,14 @@ export async function startServer(config: HermodConfig, options: StartOptions = 
     let admin: AdminChannel | null = null;
     try {
       components = await startComponents(config, router, core);
-      if (options.adminChannel !== false) admin = await listenAdmin(config.dataDir, streamsTarget(streams, facts));
+      if (options.adminChannel !== false) {
+        admin = await listenAdmin(config.dataDir, streamsTarget(streams, facts)).catch((err: unknown) => {
+          // Another server on this data directory is fatal; a socket we cannot create is not.
+          if (!(err instanceof AdminSocketError)) throw err;
+          options.logger?.warn({ err: err.message }, 'admin socket unavailable: hermod sessions/kick will not reach this server');
+          return null;
+        });
+      }
     } catch (err) {
       await Promise.all([listeners.close(), websocket?.close(), components?.close(new StreamError('system-shutdown'))]);
       throw err;

@@ -22,6 +22,7 @@ import { Jid } from '../jid.js';
 import type { C2SStream } from '../stream/c2s.js';
 
 export const ADMIN_SOCKET = 'hermod.sock';
+const MAX_SOCKET_PATH = process.platform === 'linux' ? 107 : 103;
 
 export function adminSocketPath(dataDir: string): string {
   return join(resolve(dataDir), ADMIN_SOCKET);
@@ -111,6 +112,14 @@ function alive(path: string): Promise<boolean> {
   });
 }
 
+/**
+ * The socket file could not be created (e.g. a data directory path longer than the ~107 bytes a
+ * Unix socket path may have): the server runs without `hermod sessions`/`kick` and says so.
+ */
+export class AdminSocketError extends Error {
+  readonly code = 'ERR_HERMOD_ADMIN_SOCKET';
+}
+
 export interface AdminChannel {
   readonly path: string;
   close(): Promise<void>;
@@ -123,13 +132,16 @@ export interface AdminChannel {
  */
 export async function listenAdmin(dataDir: string, target: AdminTarget): Promise<AdminChannel> {
   const path = adminSocketPath(dataDir);
+  // sockaddr_un.sun_path holds 108 bytes with the NUL on Linux (104 on BSDs); libuv would
+  // silently truncate a longer path and bind somewhere else.
+  if (Buffer.byteLength(path) > MAX_SOCKET_PATH) throw new AdminSocketError(`the admin socket path ${path} is longer than ${MAX_SOCKET_PATH} bytes`);
   if (existsSync(path)) {
     if (await alive(path)) throw new ConfigError(`another hermod is running with data directory ${resolve(dataDir)} (${path} answers)`, 'data');
     unlinkSync(path);
   }
   const server: Server = createServer((socket) => serve(socket, target));
   await new Promise<void>((done, fail) => {
-    server.once('error', (err) => fail(new ConfigError(`cannot create the admin socket ${path}: ${err.message}`, 'data')));
+    server.once('error', (err) => fail(new AdminSocketError(`cannot create the admin socket ${path}: ${err.message}`)));
     server.listen(path, () => done());
   });
   chmodSync(path, 0o600);

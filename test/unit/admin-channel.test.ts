@@ -82,3 +82,13 @@ describe('admin socket', () => {
     await expect(adminRequest(dir, { cmd: 'sessions' })).rejects.toMatchObject({ code: 'ENOENT' });
   });
 });
+
+describe('admin socket path limits', () => {
+  it('reports a path too long for a Unix socket as AdminSocketError, which serve survives', async () => {
+    const deep = join(dir, 'x'.repeat(120));
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(deep);
+    const { AdminSocketError } = await import('../../src/admin/channel.js');
+    await expect(listenAdmin(deep, fakeTarget())).rejects.toBeInstanceOf(AdminSocketError);
+  });
+});
