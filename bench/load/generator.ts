@@ -298,12 +298,14 @@ export class Generator {
     const type = rootAttr(xml, 'type');
     if (type === 'subscribe') {
       const peer = this.peerIndex(rootAttr(xml, 'from'));
+      if (peer < 0) return; // not one of the swarm's accounts: leave it pending
       // RFC 6121 §3.1.4: approve by sending 'subscribed' to the requester's bare JID.
       c.send(`<presence to='${this.user(peer)}@${this.cfg.domain}' type='subscribed'/>`);
       c.data ??= { approved: new Set(), confirmed: new Set() } satisfies PeerState;
       (c.data as PeerState).approved.add(peer);
     } else if (type === 'subscribed') {
       const peer = this.peerIndex(rootAttr(xml, 'from'));
+      if (peer < 0) return;
       c.data ??= { approved: new Set(), confirmed: new Set() } satisfies PeerState;
       const st2 = c.data as PeerState;
       const before = st2.confirmed.size;
