@@ -125,6 +125,8 @@ export class ShardPool {
   private readonly list: Shard[] = [];
   /** links[i][j]: shard i → shard j. */
   private readonly links: (SharedArrayBuffer | null)[][] = [];
+  /** Bumped by every shard's roster cache on each roster write (src/storage/roster-cache.ts). */
+  private readonly rosterEpoch = new SharedArrayBuffer(4);
   private readonly conns = new Map<number, Connection>();
   private nextConnId = 1;
   private nextShard = 0;
@@ -335,6 +337,7 @@ export class ShardPool {
       port,
       spinMicros: this.spinMicros,
       stats: this.stats[k]?.buffer,
+      rosterEpoch: this.rosterEpoch,
     };
     shard.task = this.piscina.run(init, { transferList: [port] }) as Promise<ShardResult>;
     shard.task.then(

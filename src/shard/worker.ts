@@ -56,6 +56,8 @@ export interface ShardInit {
   spinMicros: number;
   /** This shard's metrics block (src/observability/metrics.ts), read by the main thread. */
   stats?: SharedArrayBuffer;
+  /** One Int32 shared by every shard: roster caches tell each other about writes. */
+  rosterEpoch?: SharedArrayBuffer;
 }
 
 export type ShardControl =
@@ -142,7 +144,11 @@ export default async function runShard(init: ShardInit): Promise<ShardResult> {
   const { config } = init;
   // Count into the block the main thread's /metrics endpoint sums (labelled with this shard).
   if (init.stats) useStats(HotStats.attach(init.stats));
-  const storage = openStorage({ dataDir: config.dataDir, offlineLimit: config.offline.maxPerUser });
+  const storage = openStorage({
+    dataDir: config.dataDir,
+    offlineLimit: config.offline.maxPerUser,
+    rosterEpoch: init.rosterEpoch ? new Int32Array(init.rosterEpoch) : undefined,
+  });
   const core = await (await import('../core/parser.js')).loadCore();
   const router: MeshRouter = createRouter({ domain: config.domain, storage, registration: config.registration, log: stderrLog(init.shard) });
   const sasl = new SaslMechanisms({ users: storage.users, domain: config.domain });

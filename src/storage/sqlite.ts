@@ -21,6 +21,7 @@ import { join, resolve } from 'node:path';
 import { ConfigError } from '../errors.js';
 import { cleanRosterItem, DEFAULT_LIST_LIMIT, diffRoster, parseAccount, resolveOptions, uniq } from './common.js';
 import { toStoredPassword } from './password.js';
+import { cacheRosters } from './roster-cache.js';
 import {
   AccountError,
   SCRAM_HASHES,
@@ -44,7 +45,21 @@ export interface SqliteStorageOptions extends StorageOptions {
   dataDir: string;
   /** 'NORMAL' survives process crashes; 'FULL' also survives power loss, slower. */
   synchronous?: 'NORMAL' | 'FULL';
+  /**
+   * Rosters kept in memory for presence broadcasts (src/storage/roster-cache.ts); 0 turns the
+   * cache off. Default 50000.
+   */
+  rosterCache?: number;
+  /**
+   * One Int32 in shared memory, the same for every connection of this process (the shards):
+   * each roster write bumps it, so every other shard's roster cache empties before its next read.
+   */
+  rosterEpoch?: Int32Array;
+  /** How often (ms) to look for writes by other processes (PRAGMA data_version); default 250. */
+  externalCheckMs?: number;
 }
+
+export const DEFAULT_ROSTER_CACHE = 50_000;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
@@ -294,7 +309,13 @@ export function openSqliteStorage(options: SqliteStorageOptions): SqliteStorage 
       // Derive before the transaction: PBKDF2 must not hold the write lock.
       createTx.immediate(bare, domain, local, toStoredPassword(password, iterations));
     },
-    delete: (account) => deleteTx.immediate(account),
+    delete(account) {
+      try {
+        return deleteTx.immediate(account);
+      } finally {
+        rosters.forget(account);
+      }
+    },
     setPassword: (account, password) => setPasswordTx.immediate(account, toStoredPassword(password, iterations)),
     exists: (account) => q.userExists.get(account) !== undefined,
     list(opts = {}) {
@@ -342,7 +363,7 @@ export function openSqliteStorage(options: SqliteStorageOptions): SqliteStorage 
     stamp: new Date(row.stamp),
   });
 
-  const rosters: RosterStore = {
+  const rosterTable: RosterStore = {
     get(owner, contact) {
       const row = q.rosterGet.get(owner, contact) as RosterRow | undefined;
       return row ? rowToItem(row) : null;
@@ -362,6 +383,35 @@ export function openSqliteStorage(options: SqliteStorageOptions): SqliteStorage 
     },
     listPending: (owner) => (q.pendingList.all(owner) as { contact: string; stanza: string; stamp: number }[]).map(pendingRow),
   };
+
+  // PRAGMA data_version moves when another connection (a shard, the CLI) commits to the file.
+  const dataVersion = db.prepare('PRAGMA data_version').pluck();
+  let seenVersion = dataVersion.get() as number;
+  let versionCheckedAt = performance.now();
+  const externalCheckMs = options.externalCheckMs ?? 250;
+  const epoch = options.rosterEpoch;
+  let seenEpoch = epoch ? Atomics.load(epoch, 0) : 0;
+  const rosters = cacheRosters(rosterTable, {
+    maxOwners: options.rosterCache ?? DEFAULT_ROSTER_CACHE,
+    changedElsewhere() {
+      let changed = false;
+      if (epoch) {
+        const e = Atomics.load(epoch, 0);
+        if (e !== seenEpoch) (seenEpoch = e), (changed = true);
+      }
+      const now = performance.now();
+      if (now - versionCheckedAt >= externalCheckMs) {
+        versionCheckedAt = now;
+        const v = dataVersion.get() as number;
+        if (v !== seenVersion) (seenVersion = v), (changed = true);
+      }
+      return changed;
+    },
+    wrote() {
+      // Our own bump is not news to us, unless another shard bumped since our last look.
+      if (epoch && Atomics.add(epoch, 0, 1) === seenEpoch) seenEpoch++;
+    },
+  });
 
   const pushTx = db.transaction((account: string, stanza: string, stamp: number): boolean => {
     if ((q.offlineCount.get(account) as number) >= offlineLimit) return false;
