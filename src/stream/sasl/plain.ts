@@ -5,9 +5,13 @@
  * from it (PBKDF2 on the thread pool, then two hashes) and comparing in constant time. An unknown
  * account runs the same computation against decoy credentials, so neither the answer nor the
  * time it takes says whether the account exists.
+ *
+ * A password verified this way is remembered (plain-cache.ts): the same account with the same
+ * password against the same stored credentials skips PBKDF2 next time.
  */
 import { timingSafeEqual } from 'node:crypto';
 import { credentialsFromSaltedPassword, normalizePassword, saltedPassword } from '../../storage/password.js';
+import { plainCacheOf } from './plain-cache.js';
 import { accountFromAuthcid, checkAuthzid, decodeUtf8, decoyCredentials, malformed, notAuthorized } from './account.js';
 import type { SaslContext, SaslExchange, SaslStep } from './types.js';
 
@@ -45,10 +49,15 @@ export class PlainExchange implements SaslExchange {
     const stored = account === null ? null : users.getScramCredentials(account, HASH);
     const creds = stored ?? decoyCredentials(this.context, HASH, username ?? authcid);
 
+    const cache = plainCacheOf(this.context);
+    if (stored !== null && username !== null && cache.matches(account!, stored, password)) {
+      return { done: true, username, additionalData: null };
+    }
     const salted = await saltedPassword(HASH, normalizePassword(password), creds.salt, creds.iterations);
     const candidate = credentialsFromSaltedPassword(HASH, salted, creds.salt, creds.iterations);
     const match = timingSafeEqual(candidate.storedKey, creds.storedKey);
     if (!match || stored === null || username === null) throw notAuthorized();
+    cache.remember(account!, stored, password);
     return { done: true, username, additionalData: null };
   }
 }

@@ -41,4 +41,11 @@ export interface SaslContext {
   secret?: Buffer;
   /** Server nonce part for SCRAM (RFC 5802 §5.1 'r'); random unless a test fixes it. */
   nonce?: () => string;
+  /**
+   * Accounts whose last PLAIN login is remembered so that the next one skips PBKDF2
+   * (src/stream/sasl/plain-cache.ts, docs/security.md); 0 turns the cache off. Default 10000.
+   */
+  plainCacheSize?: number;
+  /** The cache itself, made on first use from plainCacheSize. */
+  plainCache?: import('./plain-cache.js').PlainLoginCache;
 }
