@@ -7,6 +7,7 @@
  * instant on CLOCK_MONOTONIC (shared by all processes of the machine), and losses are computed by
  * the orchestrator from the sums of sent and received counts over all generators.
  */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { LoadClient, type ClientConfig, type SaslChoice } from './client.js';
 import { rootAttr } from './framing.js';
 import { Histogram, nowUs, Timeline, type HistogramJSON } from './stats.js';
@@ -49,12 +50,17 @@ export interface GenStats {
 }
 
 export interface GenReport extends GenStats {
+  /** This process's event-loop delay during the last run phase: latency the tool itself adds. */
+  loopDelayP99Us: number;
+  loopDelayMaxUs: number;
   latency: HistogramJSON;
   timeline: [number, HistogramJSON][];
   logins: HistogramJSON;
   errors: Record<string, number>;
   subscribed: number;
 }
+
+const LOOP_RESOLUTION_MS = 5;
 
 interface PeerState {
   /** Contacts whose subscription request this account approved (they receive our presence). */
@@ -84,6 +90,7 @@ export class Generator {
   private connectWaiter: (() => void) | null = null;
   private pendingLogins = 0;
   private readonly cpuStart = process.cpuUsage();
+  private readonly loopDelay = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
   private closeLeft = 0;
   private closeWaiter: (() => void) | null = null;
 
@@ -390,6 +397,8 @@ export class Generator {
    * generator or server shows up as latency instead of being hidden (coordinated omission).
    */
   private runFor(durationMs: number, send: ((c: LoadClient, ts: number) => void) | null, ratePerClient = 0): Promise<GenStats> {
+    this.loopDelay.reset();
+    this.loopDelay.enable();
     return new Promise((resolve) => {
       const start = nowUs();
       const end = start + durationMs * 1000;
@@ -436,6 +445,9 @@ export class Generator {
     for (const c of this.readyClients) if (((c.data as PeerState | null)?.confirmed.size ?? 0) >= this.contacts) subscribed++;
     return {
       ...this.stats(),
+      // The histogram holds whole sampling intervals (5 ms + lateness); keep the lateness.
+      loopDelayP99Us: this.loopDelay.count ? Math.max(0, this.loopDelay.percentile(99) / 1000 - LOOP_RESOLUTION_MS * 1000) : NaN,
+      loopDelayMaxUs: this.loopDelay.count ? Math.max(0, this.loopDelay.max / 1000 - LOOP_RESOLUTION_MS * 1000) : NaN,
       latency: this.latency.toJSON(),
       timeline: this.timeline.toJSON(),
       logins: this.logins.toJSON(),
@@ -445,6 +457,7 @@ export class Generator {
   }
 
   private close(): Promise<void> {
+    this.loopDelay.disable();
     this.running = false;
     this.mode = 'idle';
     const open = this.clients.filter((c) => c.state !== 'closed');

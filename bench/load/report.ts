@@ -68,6 +68,10 @@ export function resultRows(r: BenchResult): [string, string][] {
       (Number.isFinite(c.serverUs) ? `, server ${c.serverPct.toFixed(0)} % = ${fmtNum(c.serverUsPerOp, 1)} µs per ${per}` : ', server – (no --server-pid)') +
       ` over ${c.seconds.toFixed(1)} s`,
   ]);
+  if (Number.isFinite(c.toolLoopDelayMaxUs)) {
+    // Latency the generators add themselves: if this is near the measured tail, the tail is ours.
+    rows.push(['tool loop delay', `p99 ${fmtUs(c.toolLoopDelayP99Us)}  max ${fmtUs(c.toolLoopDelayMaxUs)} (worst generator, during the run)`]);
+  }
   rows.push(['drops', `${fmtNum(r.drops)} sessions lost after login`]);
   for (const [k, v] of Object.entries(r.errors)) rows.push(['error', `${fmtNum(v)} × ${k}`]);
   return rows;

@@ -106,7 +106,17 @@ export interface BenchResult {
     latency: LatencySummary;
   };
   memory?: { rssBeforeBytes: number; rssAfterBytes: number; perSessionBytes: number };
-  cpu: { seconds: number; toolUs: number; toolPct: number; serverUs: number; serverPct: number; serverUsPerOp: number };
+  cpu: {
+    seconds: number;
+    toolUs: number;
+    toolPct: number;
+    serverUs: number;
+    serverPct: number;
+    serverUsPerOp: number;
+    /** Worst generator's event-loop delay over the run phase (messages, presence). */
+    toolLoopDelayP99Us: number;
+    toolLoopDelayMaxUs: number;
+  };
   drops: number;
   errors: Record<string, number>;
   timeline: { t: number; n: number; p50: number; p99: number; max: number }[];
@@ -414,6 +424,8 @@ async function drive(opts: BenchOptions, gens: Handle[], procs: number): Promise
       serverUs,
       serverPct: (serverUs / 1e6 / seconds) * 100,
       serverUsPerOp: ops > 0 ? serverUs / ops : NaN,
+      toolLoopDelayP99Us: Math.max(...reports.map((r) => r.loopDelayP99Us)),
+      toolLoopDelayMaxUs: Math.max(...reports.map((r) => r.loopDelayMaxUs)),
     };
     result.drops = drops;
     result.errors = errors;

@@ -65,7 +65,7 @@ describe('hermod bench reports', () => {
       completeness: 1,
       latency: { n: 1000, mean: 5005, p50: 5000, p90: 9000, p99: 9900, p999: 9990, max: 10000 },
     },
-    cpu: { seconds: 5, toolUs: 1e6, toolPct: 20, serverUs: 2e6, serverPct: 40, serverUsPerOp: 2000 },
+    cpu: { seconds: 5, toolUs: 1e6, toolPct: 20, serverUs: 2e6, serverPct: 40, serverUsPerOp: 2000, toolLoopDelayP99Us: 1500, toolLoopDelayMaxUs: 20000 },
     drops: 0,
     errors: { 'session: ECONNRESET': 2 },
     timeline: tl.rows(),
@@ -77,6 +77,7 @@ describe('hermod bench reports', () => {
     expect(t).toMatch(/throughput\s+200 messages\/s/);
     expect(t).toMatch(/p99 9\.90 ms/);
     expect(t).toMatch(/2 × session: ECONNRESET/);
+    expect(t).toMatch(/tool loop delay\s+p99 1\.50 ms  max 20\.0 ms/);
   });
 
   it('writes a self-contained HTML report with latency-over-time and histogram plots', () => {
