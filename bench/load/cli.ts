@@ -37,13 +37,16 @@ Scenarios:
     --size B          body padding in bytes;  --to full|bare  (default full JID)
   presence            K mutual contacts per user (--contacts K, default 10) built with real
                       subscribe/subscribed, then --presence-rate R changes per client per second
-                      (default 0.2); --setup-rate R subscription requests/s (default 5000)
+                      (default 0.2); --setup-rate R subscription requests/s (default 5000),
+                      --setup-timeout S for the roster build (default 120)
+  --presence          send initial presence after login in every scenario
 
 Server and output:
   --server-pid PID    read the server's RSS and CPU time from /proc/PID
   --json              print the result as JSON
   --html FILE         write a self-contained HTML report with plots
   --quiet             no live progress line
+  --allow-remote      allow a non-loopback --host (off: the bench is meant for loopback)
 `;
 
 function num(v: string | undefined, name: string, fallback: number): number {
