@@ -40,7 +40,8 @@ function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: st
 }
 
 for (const kind of [prosody, hermod] as ServerKind[]) {
-  describe(`hermod bench against ${kind.name}`, () => {
+  // Generous per-test bound: these share the box's two cores with the rest of the suite.
+  describe(`hermod bench against ${kind.name}`, { timeout: 90_000 }, () => {
     let server: RunningServer | null = null;
     let skipReason = kind.unavailable();
 
