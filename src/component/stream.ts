@@ -13,6 +13,7 @@ import { StanzaKind, type CoreError, type ParserHandler, type StanzaView, type S
 import { StreamError } from '../errors.js';
 import { Jid } from '../jid.js';
 import type { ByteSink, ParserFactory, StreamTransport } from '../stream/c2s.js';
+import { localName } from '../xml/element.js';
 import { attr } from '../xml/escape.js';
 
 export const COMPONENT_NS = 'jabber:component:accept';
@@ -233,8 +234,4 @@ export class ComponentStream implements ByteSink, ParserHandler {
     this.parserLive = false;
     this.parser.free();
   }
-}
-
-function localName(qname: string): string {
-  return qname.slice(qname.indexOf(':') + 1);
 }

@@ -10,7 +10,7 @@ import { StanzaKind, StanzaStatus, StanzaType, type StanzaView } from '../core/a
 import { StanzaError, StreamError } from '../errors.js';
 import { Jid } from '../jid.js';
 import { DEFAULT_ITERATIONS, type RosterItem, type Storage } from '../storage/types.js';
-import { errorReply, firstChildElement, iqResult, parseElement } from '../xml/element.js';
+import { errorReply, firstChildElement, iqResult, localName, parseElement } from '../xml/element.js';
 import { spliceFrom } from '../xml/splice.js';
 import type {
   IqEvent,
@@ -229,8 +229,7 @@ export class HermodRouter implements Router, RouterContext {
     const ns = view.namespace();
     const name = `nonza/${ns}`;
     if (!this.hooks.has(name)) return false;
-    const qname = view.name();
-    const ev: NonzaEvent = { ctx: this, session: st, view, name: qname.slice(qname.indexOf(':') + 1) };
+    const ev: NonzaEvent = { ctx: this, session: st, view, name: localName(view.name()) };
     try {
       return this.hooks.fire(name, ev);
     } catch (err) {

@@ -14,7 +14,6 @@
  * and parser (the parser calls through `parserTarget`, so the hand-over is a pointer change).
  */
 import { randomBytes } from 'node:crypto';
-import { parse as parseXml, type Element } from 'ltx';
 import type {
   CoreError,
   ParserHandler,
@@ -30,6 +29,7 @@ import type { ClientSession, Router } from '../router/types.js';
 import { stats } from '../observability/metrics.js';
 import { TokenBucket } from './limits.js';
 import { AckTooHigh, SM_NS, StreamManagement, isStanzaBytes, parseH } from './sm.js';
+import { localName, parseElement } from '../xml/element.js';
 import { decodeSaslPayload, encodeSaslPayload, type SaslExchange, type SaslStep } from './sasl/index.js';
 
 export const TLS_NS = 'urn:ietf:params:xml:ns:xmpp-tls';
@@ -190,15 +190,6 @@ function outboundKind(data: string | Uint8Array): StanzaKind {
 function byteSize(data: string | Uint8Array): number {
   // Strings count UTF-16 units: exact for the ASCII markup that dominates, close otherwise.
   return typeof data === 'string' ? data.length : data.byteLength;
-}
-
-function localName(qname: string): string {
-  const colon = qname.indexOf(':');
-  return colon === -1 ? qname : qname.slice(colon + 1);
-}
-
-function parseElement(view: StanzaView): Element {
-  return parseXml(view.toString()) as Element;
 }
 
 export class C2SStream implements ClientSession, ParserHandler {
@@ -682,7 +673,7 @@ export class C2SStream implements ClientSession, ParserHandler {
         // §6.4.4: the client gave up; <aborted/> and a chance to retry.
         throw new SaslFailure('aborted');
       }
-      const element = parseElement(view);
+      const element = parseElement(view.toString());
       if (name === 'auth') {
         if (!this.authAllowed()) {
           // §5.3.1 / §6.5.4: under our policy TLS is mandatory-to-negotiate before SASL.
@@ -801,7 +792,7 @@ export class C2SStream implements ClientSession, ParserHandler {
         return this.flush();
       case 'a': {
         if (!sm) break;
-        const h = parseH(parseElement(view).attrs['h']);
+        const h = parseH(parseElement(view.toString()).attrs['h']);
         if (h === null) return this.close(new StreamError('undefined-condition', "<a/> without a valid 'h'"));
         sm.ackRequested = false;
         try {
@@ -826,7 +817,7 @@ export class C2SStream implements ClientSession, ParserHandler {
   /** §3: enable after binding, once; resumption granted when asked and configured. */
   private onSmEnable(view: StanzaView): void {
     if (this.phase !== StreamPhase.Bound || this.sm) return this.smFailed('unexpected-request');
-    const resume = parseElement(view).attrs['resume'];
+    const resume = parseElement(view.toString()).attrs['resume'];
     const resumeMs = this.options.streamManagement?.resumeTimeoutMs ?? 0;
     const resumable = (resume === 'true' || resume === '1') && resumeMs > 0 && this.deps.smSessions !== undefined;
     const id = resumable ? randomBytes(16).toString('hex') : null;
@@ -843,7 +834,7 @@ export class C2SStream implements ClientSession, ParserHandler {
    */
   private onSmResume(view: StanzaView): void {
     if (this.phase !== StreamPhase.Authenticated) return this.smFailed('unexpected-request');
-    const el = parseElement(view);
+    const el = parseElement(view.toString());
     const previd = el.attrs['previd'];
     const h = parseH(el.attrs['h']);
     if (typeof previd !== 'string' || h === null) return this.smFailed('bad-request');
@@ -939,7 +930,7 @@ export class C2SStream implements ClientSession, ParserHandler {
       return this.replyError(view, new StanzaError('bad-request', 'bind is an iq of type set with one <bind/>'));
     }
     let requested: string | null = null;
-    const resource = parseElement(view).getChild('bind', BIND_NS)?.getChild('resource');
+    const resource = parseElement(view.toString()).getChild('bind', BIND_NS)?.getChild('resource');
     if (resource) {
       const text = resource.getText();
       requested = text.length === 0 ? null : text;

@@ -14,6 +14,11 @@ export function parseElement(xml: string | Uint8Array): Element {
   return parse(text);
 }
 
+/** 'stream' of 'stream:stream', 'handshake' of 'handshake': the name without its prefix. */
+export function localName(qname: string): string {
+  return qname.slice(qname.indexOf(':') + 1);
+}
+
 /** The first child element (ignoring text), or null. */
 export function firstChildElement(el: Element): Element | null {
   for (const c of el.children) if (typeof c !== 'string') return c as Element;
