@@ -149,6 +149,9 @@ export class ShardMesh {
       routeUnauthenticated: (stanza, reply) => inner.routeUnauthenticated(stanza, reply),
       // XEP-0352 and other nonzas change only the owning shard's view of the session.
       nonza: inner.nonza ? (session, element) => inner.nonza!(session, element) : undefined,
+      // The modules' post-bind stream features (XEP-0352 <csi/>, RFC 6121 roster <ver/> and
+      // pre-approval <sub/>) are the same on every shard: offer them as the inline router does.
+      streamFeatures: inner.streamFeatures ? () => inner.streamFeatures!() : undefined,
       unbind: (session) => {
         inner.unbind(session);
         if (this.local.delete(session.id)) this.broadcast(Op.Unbind, session.id);
