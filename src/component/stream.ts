@@ -171,7 +171,7 @@ export class ComponentStream implements ByteSink, ParserHandler {
     if (view.kind === StanzaKind.Other) {
       return this.close(new StreamError('unsupported-stanza-type', `<${view.name()}/> is not a stanza`));
     }
-    // XEP-0114 §3 (as in jabber:server, RFC 6120 §4.9.3.14): both addresses are required.
+    // XEP-0114 §3 (as in jabber:server, RFC 6120 §4.9.3.7): both addresses are required.
     const fromText = view.from();
     if (fromText === null || view.to() === null) {
       return this.close(new StreamError('improper-addressing', "stanzas from a component need 'from' and 'to'"));

@@ -335,7 +335,7 @@ export class HermodRouter implements Router, RouterContext {
     return new StanzaError('internal-server-error');
   }
 
-  /** A stanza for another domain: there is no server-to-server link (RFC 6120 §8.3.3.13). */
+  /** A stanza for another domain: there is no server-to-server link (RFC 6120 §8.3.3.16). */
   private remote(st: SessionState, view: StanzaView, to: Jid): void {
     // A module that reaches other domains (XEP-0114 components, later s2s) takes it here.
     if (this.hooks.has('stanza/remote')) {
@@ -351,7 +351,7 @@ export class HermodRouter implements Router, RouterContext {
 
   private routeMessage(st: SessionState, view: StanzaView, to: Jid | null): void {
     const type = messageType(view.type);
-    // RFC 6120 §8.1.1.1: no 'to' means the sender's own bare JID.
+    // RFC 6120 §10.3.1: no 'to' means the sender's own bare JID.
     const target = to ?? st.jid.toBare();
     if (target.domain !== this.domain) return this.remote(st, view, target);
     if (target.local === null) return this.messageToHost(st, view, type);
@@ -421,7 +421,7 @@ export class HermodRouter implements Router, RouterContext {
       const ev: MessageEvent = { ctx: this, session: st, stanza: parseElement(view.toString()) };
       if (this.hooks.fire('message/host', ev)) return;
     }
-    // RFC 6120 §10.3.1: the server handles messages to itself; one it has no use for is refused
+    // RFC 6120 §10.5.1: the server handles messages to itself; one it has no use for is refused
     // (error and headline excepted: nobody expects an answer to them).
     if (type === 'error' || type === 'headline') return;
     throw new StanzaError('service-unavailable');
@@ -463,7 +463,7 @@ export class HermodRouter implements Router, RouterContext {
   private routeIq(st: SessionState, view: StanzaView, to: Jid | null): void {
     const type = view.type;
     const request = type === StanzaType.Get || type === StanzaType.Set;
-    // RFC 6120 §10.3.3 / RFC 6121 §8.5.1: no 'to', or the account's own bare JID: the server
+    // RFC 6120 §10.3.3 / RFC 6121 §8.5.2.1.3: no 'to', or the account's own bare JID: the server
     // answers on the account's behalf.
     if (to === null || (to.bare === st.bare && to.resource === null)) return this.serverIq(st, view, to, 'self');
     if (to.domain !== this.domain) return this.remote(st, view, to);

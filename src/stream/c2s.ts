@@ -663,7 +663,7 @@ export class C2SStream implements ClientSession, ParserHandler {
 
   private onSasl(name: 'auth' | 'response' | 'abort', view: StanzaView): void {
     if (this.account_) {
-      // §6.4.8 ends SASL with <success/>; re-authenticating on the same stream is not allowed.
+      // §6.4.6 ends SASL with <success/>; re-authenticating on the same stream is not allowed.
       return this.close(new StreamError('policy-violation', 'already authenticated'));
     }
     let exchange: SaslExchange;
