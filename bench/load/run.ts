@@ -226,7 +226,11 @@ export async function runBench(opts: BenchOptions, allowRemote = false): Promise
     return await Promise.race([drive(opts, gens, procs), expired]);
   } finally {
     clearTimeout(watchdog);
-    await Promise.race([Promise.allSettled(gens.map((g) => g.call({ cmd: 'close' }))), sleep(5000)]);
+    // Bounded goodbye: the timer is unref'd so a quick close does not hold the process 5 s.
+    await Promise.race([
+      Promise.allSettled(gens.map((g) => g.call({ cmd: 'close' }))),
+      new Promise<void>((r) => setTimeout(r, 5000).unref()),
+    ]);
     for (const g of gens) g.kill();
   }
 }

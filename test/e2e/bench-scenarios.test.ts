@@ -20,7 +20,7 @@ function small(scenario: BenchOptions['scenario'], server: RunningServer, extra:
     procs: 0, // inline: vitest runs the TypeScript sources, there is no worker.js beside them
     register: true,
     rate: 200,
-    durationS: 2,
+    durationS: 1,
     drainS: 3,
     setupTimeoutS: 10,
     loginTimeoutS: 10,
@@ -64,7 +64,7 @@ for (const kind of [prosody, hermod] as ServerKind[]) {
       const r = await runBench(small('messages', server, { prefix: 'e2em', window: 2 }));
       expect(r.login.ok).toBe(24);
       expect(r.registration!.failed).toBe(0);
-      expect(r.run!.sent).toBeGreaterThan(48);
+      expect(r.run!.sent).toBeGreaterThan(48); // more than the 24 × window 2 it starts with
       expect(r.run!.lost).toBe(0);
       expect(r.run!.delivered).toBe(r.run!.sent);
       expect(r.run!.latency.n).toBe(r.run!.delivered);
@@ -75,7 +75,7 @@ for (const kind of [prosody, hermod] as ServerKind[]) {
 
     it('builds mutual rosters through subscribe/subscribed and receives every presence broadcast', async (ctx) => {
       if (!server) return ctx.skip(skipReason ?? 'no server');
-      const r = await runBench(small('presence', server, { prefix: 'e2ep', contacts: 4, presenceRate: 2 }));
+      const r = await runBench(small('presence', server, { prefix: 'e2ep', contacts: 4, presenceRate: 4 }));
       expect(r.setup!.complete).toBe(24);
       expect(r.setup!.confirmed).toBe(24 * 4);
       expect(r.run!.sent).toBeGreaterThan(0);
@@ -95,7 +95,7 @@ for (const kind of [prosody, hermod] as ServerKind[]) {
       if (!server) return ctx.skip(skipReason ?? 'no server');
       if (!BUILT) return ctx.skip('dist/bench/load not built (npm run build)');
       const common = ['--port', String(server.port), '--server-pid', String(server.pid), '--clients', '30', '--prefix', 'e2ec'];
-      const out = await cli(['bench', 'messages', ...common, '--procs', '2', '--register', '--duration', '2', '--mode', 'open', '--msg-rate', '5', '--json', '--quiet']);
+      const out = await cli(['bench', 'messages', ...common, '--procs', '2', '--register', '--duration', '1', '--mode', 'open', '--msg-rate', '10', '--json', '--quiet']);
       expect(out.code, out.stderr).toBe(0);
       const r = JSON.parse(out.stdout);
       expect(r.procs).toBe(2);
