@@ -84,6 +84,20 @@ export function unframeInbound(text: string): string {
   return text;
 }
 
+/**
+ * Whether unframeInbound() could rewrite this message: after ASCII whitespace it starts with
+ * '<o' or '<c', or with a non-ASCII byte (String.prototype.trim() also strips Unicode spaces).
+ */
+function mayBeFraming(bytes: Buffer): boolean {
+  let i = 0;
+  // space, \t, \n, \v, \f, \r
+  while (i < bytes.length && (bytes[i] === 0x20 || (bytes[i]! >= 0x09 && bytes[i]! <= 0x0d))) i++;
+  const c = bytes[i];
+  if (c === undefined) return false;
+  if (c >= 0x80) return true;
+  return c === 0x3c && (bytes[i + 1] === 0x6f || bytes[i + 1] === 0x63);
+}
+
 export class WebSocketTransport implements ClientTransport {
   private sink: ByteSink | null = null;
   private gone = false;
@@ -152,9 +166,13 @@ export class WebSocketTransport implements ClientTransport {
 
   private onMessage(data: RawData, isBinary: boolean): void {
     if (!this.sink) return;
-    const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
+    // ws hands over a Buffer of its own (binaryType 'nodebuffer'): the core copies it once, so
+    // no copy here.
+    const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
     // §3.2: XMPP travels in text messages; binary ones are parsed the same (and fail the same).
-    this.sink.feed(isBinary ? bytes : Buffer.from(unframeInbound(bytes.toString('utf8'))));
+    // Only <open/> and <close/> are rewritten: every other message (each stanza) is fed as
+    // received, without a decode to a string and an encode back.
+    this.sink.feed(isBinary || !mayBeFraming(bytes) ? bytes : Buffer.from(unframeInbound(bytes.toString('utf8'))));
     if (this.byteBucket) {
       const wait = this.byteBucket.take(bytes.length);
       if (wait > 0) this.pauseFor(wait);
