@@ -125,7 +125,7 @@ export async function startServer(config: HermodConfig, options: StartOptions = 
       registration: config.registration,
       ...(options.logger ? { log: options.logger } : {}),
     });
-    const sasl: SaslProvider = new SaslMechanisms({ users: storage.users, domain: config.domain });
+    const sasl: SaslProvider = new SaslMechanisms({ users: storage.users, domain: config.domain, plainCacheSize: config.tls.plainLoginCache });
 
     const streams = new Set<C2SStream>();
     const streamOptions = streamOptionsOf(config);

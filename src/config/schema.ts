@@ -49,6 +49,8 @@ export interface HermodConfig {
     cert: string | null;
     /** PEM private key matching `cert`. */
     key: string | null;
+    /** Accounts whose last verified PLAIN login is remembered to skip PBKDF2 next time; 0 = off. */
+    plainLoginCache: number;
   };
   limits: {
     /** Largest stanza after authentication (bytes). */
@@ -393,6 +395,7 @@ export const SCHEMA: Schema<HermodConfig> = {
     policy: oneOf<'required' | 'optional'>('required', ['required', 'optional'], 'required = no authentication before TLS'),
     cert: path(null, 'PEM certificate chain; null = self-signed one generated in data_dir'),
     key: path(null, 'PEM private key for cert'),
+    plainLoginCache: int(10_000, 0, 10_000_000, 'accounts whose last PLAIN login is remembered so the next one skips PBKDF2 (docs/security.md); 0 = off'),
   },
   limits: {
     maxStanzaBytes: size(DEFAULT_LIMITS.maxStanzaBytes, 1 * KiB, 64 * MiB, 'largest stanza after authentication'),

@@ -151,7 +151,7 @@ export default async function runShard(init: ShardInit): Promise<ShardResult> {
   });
   const core = await (await import('../core/parser.js')).loadCore();
   const router: MeshRouter = createRouter({ domain: config.domain, storage, registration: config.registration, log: stderrLog(init.shard) });
-  const sasl = new SaslMechanisms({ users: storage.users, domain: config.domain });
+  const sasl = new SaslMechanisms({ users: storage.users, domain: config.domain, plainCacheSize: config.tls.plainLoginCache });
 
   const mainBell = new Doorbell(init.mainBell);
   // Every ring of this shard is published by commitAll (below), peers first.
