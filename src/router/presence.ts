@@ -73,8 +73,9 @@ export class PresenceEngine {
       if (st.available || st.directed.size > 0) this.goUnavailable(st, this.stamped(st, view));
       return;
     }
-    const priority = readPriority(view.toString());
     const bytes = this.stamped(st, view);
+    // Most presence carries no <priority/>: a native search of the bytes spares decoding it.
+    const priority = bytes.includes('<priority') ? readPriority(view.toString()) : 0;
     const initial = !st.available;
     const wasNegative = st.priority < 0;
     st.available = true;
