@@ -8,6 +8,8 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v go-sendxmpp >/dev/null 2>&1 || need+=(go-sendxmpp)
 command -v profanity >/dev/null 2>&1 || need+=(profanity)
 command -v tmux >/dev/null 2>&1 || need+=(tmux)
+# A peer server: the load-generator e2e tests drive Prosody as well as Hermod.
+command -v prosody >/dev/null 2>&1 || need+=(prosody)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "${HERMOD_SKIP_APT:-}" = 1 ]; then
   echo "setup-system: missing ${need[*]} (HERMOD_SKIP_APT=1, not installing)" >&2
@@ -17,5 +19,13 @@ sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 echo "setup-system: installing ${need[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
+# The tests start their own private server instances; keep the packages' system services
+# (Prosody's would take port 5222) from starting, via the standard policy-rc.d hook.
+policy=/usr/sbin/policy-rc.d
+added_policy=""
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null && $sudo chmod +x "$policy" && added_policy=1
+fi
+trap '[ -n "$added_policy" ] && $sudo rm -f "$policy"' EXIT
 $sudo apt-get update -qq >/dev/null
 $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
