@@ -916,18 +916,58 @@ function doEndWs(p: usize, end: usize): usize {
   return p;
 }
 
-/** First position in [p, end-15) whose byte may end a run of character data. */
+/** Bits of the bytes in v that stop character data whatever their neighbours: '<' '&' ']' and controls. */
+@inline function textStops(v: v128): u32 {
+  const m = v128.or(
+    v128.or(i8x16.eq(v, i8x16.splat(<i8>Ch.Lt)), i8x16.eq(v, i8x16.splat(<i8>Ch.Amp))),
+    v128.or(i8x16.eq(v, i8x16.splat(<i8>Ch.RBracket)), i8x16.lt_u(v, i8x16.splat(<i8>Ch.Space))),
+  );
+  return <u32>i8x16.bitmask(m);
+}
+
+/** First position in [p, end-15) whose byte may end a run of character data (or is non-ASCII). */
 @inline function skipTextPlain(p: usize, end: usize): usize {
-  const vlt = i8x16.splat(<i8>Ch.Lt);
-  const vamp = i8x16.splat(<i8>Ch.Amp);
-  const vrb = i8x16.splat(<i8>Ch.RBracket);
-  const vsp = i8x16.splat(<i8>Ch.Space);
   while (p + 16 <= end) {
     const v = v128.load(p);
-    const m = v128.or(v128.or(i8x16.eq(v, vlt), i8x16.eq(v, vamp)), v128.or(i8x16.eq(v, vrb), i8x16.lt_s(v, vsp)));
-    const bits = i8x16.bitmask(m);
+    const bits = textStops(v) | <u32>i8x16.bitmask(v);
     if (bits != 0) return p + <usize>ctz(bits);
     p += 16;
+  }
+  return p;
+}
+
+/**
+ * From a non-ASCII byte at p, 16 bytes at a time: validate every UTF-8 sequence that starts
+ * before the first markup or control byte of the block, and skip the ASCII between them without
+ * looking at it again. Returns where the scan stopped (a markup/control byte, or fewer than 16
+ * bytes before `end`); with sig set (More or a failure) it returns the offending lead byte.
+ */
+function skipTextUtf8(p: usize, end: usize): usize {
+  while (p + 16 <= end) {
+    const v = v128.load(p);
+    const stop = textStops(v);
+    const lim: u32 = stop == 0 ? 16 : ctz(stop);
+    // lead and continuation bytes before the stop; each sequence clears the bits it covers
+    let hi = <u32>i8x16.bitmask(v) & ((<u32>1 << lim) - 1);
+    let q = p;
+    while (hi != 0) {
+      const a = p + <usize>ctz(hi);
+      const d = <u32>load<u8>(a);
+      if (d < 0xe0 && d >= 0xc2 && a + 1 < end && (load<u8>(a + 1) & 0xc0) == 0x80) {
+        q = a + 2;
+      } else if (d > 0xe0 && d < 0xef && d != 0xed && a + 2 < end && (load<u16>(a + 1) & 0xc0c0) == 0x8080) {
+        q = a + 3;
+      } else {
+        // overlong/surrogate-prone leads, 4-byte sequences, U+FFFE/FFFF, stray bytes, window end
+        if (!textChar(a, end)) return a;
+        q = a + <usize>u8n;
+      }
+      const k = <u32>(q - p);
+      hi = k >= 32 ? 0 : hi & ~((<u32>1 << k) - 1);
+    }
+    // a sequence never spans a stop byte (continuation bytes are >= 0x80)
+    if (stop != 0) return p + <usize>lim;
+    p = max(q, p + 16);
   }
   return p;
 }
@@ -1113,9 +1153,16 @@ function doText(p: usize, end: usize): usize {
       continue;
     }
     if (c >= 0x80) {
-      // Non-Latin text: stay in this scalar loop until the next markup character (the SIMD
-      // skip would stop at every character). Common complete sequences inline — C2..DF xx and
-      // E1..EC/EE xx xx cannot be overlong, surrogates or U+FFFE/FFFF — others fully decoded.
+      // Non-ASCII text: validate sequences 16 bytes at a time while the window allows
+      const q = skipTextUtf8(p, end);
+      if (sig != Sig.Go) return q;
+      if (q != p) {
+        p = q;
+        continue;
+      }
+      // The last 15 bytes of the window: a scalar loop until the next markup character.
+      // Common complete sequences inline — C2..DF xx and E1..EC/EE xx xx cannot be overlong,
+      // surrogates or U+FFFE/FFFF — others fully decoded.
       let d = c;
       while (true) {
         if (d < 0x80) {
