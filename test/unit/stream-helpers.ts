@@ -9,14 +9,13 @@ import SaxLtx from 'ltx/lib/parsers/ltx.js';
 import {
   DEFAULT_LIMITS,
   StanzaKind,
-  StanzaStatus,
-  StanzaType,
   type ParserHandler,
   type ParserLimits,
   type StanzaView,
   type StreamParser,
 } from '../../src/core/api.js';
 import { SaslFailure, StanzaError } from '../../src/errors.js';
+import { jsView } from '../scenario/js-view.js';
 import type { ClientSession, Router } from '../../src/router/types.js';
 import type { ByteSink, C2SOptions, ParserFactory, SaslProvider, StreamTransport } from '../../src/stream/c2s.js';
 
@@ -163,64 +162,9 @@ export function streamErrorOf(text: string): string | null {
 
 // ---- reference parser ---------------------------------------------------------------------
 
-const KINDS: Record<string, StanzaKind> = { message: StanzaKind.Message, presence: StanzaKind.Presence, iq: StanzaKind.Iq };
-const TYPES: Record<string, StanzaType> = {
-  get: StanzaType.Get,
-  set: StanzaType.Set,
-  result: StanzaType.Result,
-  error: StanzaType.Error,
-  chat: StanzaType.Chat,
-  groupchat: StanzaType.Groupchat,
-  headline: StanzaType.Headline,
-  normal: StanzaType.Normal,
-  unavailable: StanzaType.Unavailable,
-  subscribe: StanzaType.Subscribe,
-  subscribed: StanzaType.Subscribed,
-  unsubscribe: StanzaType.Unsubscribe,
-  unsubscribed: StanzaType.Unsubscribed,
-  probe: StanzaType.Probe,
-};
-
+/** The stanza as a StanzaView computed in JS (the same fields and verdicts as the core's). */
 function viewOf(el: Element, streamNs: string): StanzaView {
-  const xml = el.toString();
-  const buffer = Buffer.from(xml);
-  const kind = KINDS[el.name] ?? StanzaKind.Other;
-  const typeAttr = el.attrs['type'] as string | undefined;
-  const type = typeAttr === undefined ? StanzaType.None : (TYPES[typeAttr] ?? StanzaType.Unknown);
-  const children = el.children.filter((c): c is Element => typeof c !== 'string');
-  let status = StanzaStatus.Ok;
-  if (kind === StanzaKind.Iq) {
-    if (el.attrs['id'] === undefined) status = StanzaStatus.IqMissingId;
-    else if (type < StanzaType.Get || type > StanzaType.Error) status = StanzaStatus.IqBadType;
-    else if ((type === StanzaType.Get || type === StanzaType.Set) && children.length !== 1) status = StanzaStatus.IqGetSetChildCount;
-  }
-  const first = children[0];
-  // The span of ` from="…"` in the re-serialised start tag, for the router's splicer.
-  const startTag = xml.slice(0, xml.indexOf('>'));
-  const fromMatch = / from="[^"]*"/.exec(startTag);
-  const attr = (name: string) => (el.attrs[name] as string | undefined) ?? null;
-  return {
-    kind,
-    type,
-    status,
-    buffer,
-    start: 0,
-    end: buffer.length,
-    nameEnd: 1 + el.name.length,
-    fromAttrStart: fromMatch ? fromMatch.index : -1,
-    fromAttrEnd: fromMatch ? fromMatch.index + fromMatch[0].length : -1,
-    childCount: children.length,
-    name: () => el.name,
-    namespace: () => (el.attrs['xmlns'] as string | undefined) ?? streamNs,
-    to: () => attr('to'),
-    from: () => attr('from'),
-    id: () => attr('id'),
-    typeString: () => attr('type'),
-    childName: () => first?.getName() ?? null,
-    childNamespace: () => (first ? ((first.attrs['xmlns'] as string | undefined) ?? (el.attrs['xmlns'] as string | undefined) ?? streamNs) : null),
-    raw: () => Buffer.from(buffer),
-    toString: () => xml,
-  };
+  return jsView(el.toString(), streamNs, 0);
 }
 
 /** A StreamParser on ltx's SAX parser; limits: maxStanzaBytes only (counted when a stanza ends). */
