@@ -257,6 +257,15 @@ export class ShardMesh {
         const text = decoder.decode(body);
         const nl = text.indexOf('\n');
         const error = nl < 0 ? undefined : new StreamError(text.slice(0, nl) as StreamErrorCondition, text.slice(nl + 1) || undefined);
+        if (error?.condition === 'conflict') {
+          // RFC 6120 §7.7.2.2 across shards: the peer bound this full JID anew and its router has
+          // already withdrawn this session's presence (RFC 6121 §4.5.2), in order before the new
+          // session's. Withdrawing it here as well would send every contact a second unavailable,
+          // which can land after the new session's available presence. Forget it silently —
+          // unless it sent directed presence (§4.6), whose recipients only this shard knows.
+          const st = this.inner.sessions.get(target.session);
+          if (st && st.directed.size === 0) this.inner.sessions.remove(st);
+        }
         target.session.close(error);
         return;
       }
