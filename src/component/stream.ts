@@ -153,6 +153,11 @@ export class ComponentStream implements ByteSink, ParserHandler {
     if (header.defaultNamespace !== COMPONENT_NS) {
       return this.close(new StreamError('invalid-namespace', `components speak ${COMPONENT_NS}`));
     }
+    // RFC 6120 §4.8.5, as for clients (src/stream/c2s.ts): the component's stanzas are forwarded
+    // as written, so a prefix bound only on its header would reach users' streams unbound.
+    if (header.name !== 'stream:stream' || (header.declaredPrefixes ?? []).some((p) => p !== 'stream' && p !== 'xml')) {
+      return this.close(new StreamError('bad-namespace-prefix', "the stream header may declare only the prefix 'stream'"));
+    }
     // XEP-0114 §3 / RFC 6120 §4.9.3.6: 'to' names the component; one we do not know is host-unknown.
     const domain = header.to === null ? null : (Jid.tryParse(header.to)?.domain ?? null);
     if (domain === null || this.host.secretOf(domain) === undefined) {

@@ -96,6 +96,8 @@ export interface StreamHeader {
   lang: string | null;
   /** Whether an XML declaration preceded the header. */
   hadXmlDeclaration: boolean;
+  /** Prefixes the header declares (`xmlns:p`), the stream element's own included; absent = not reported. */
+  declaredPrefixes?: string[];
 }
 
 /** A fatal error found by the core; the parser refuses further input until reset(). */

@@ -363,6 +363,7 @@ class Parser implements StreamParser {
       version: null,
       lang: null,
       hadXmlDeclaration: (i32[s + F.Flags] & Fl.HadXmlDecl) !== 0,
+      declaredPrefixes: [],
     };
     const n = i32[s + F.AttrCount];
     for (let i = 0; i < n; i++) {
@@ -391,6 +392,8 @@ class Parser implements StreamParser {
         case 'xml:lang':
           h.lang = value;
           break;
+        default:
+          if (name.startsWith('xmlns:')) h.declaredPrefixes!.push(name.slice(6));
       }
     }
     return h;

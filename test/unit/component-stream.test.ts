@@ -67,6 +67,8 @@ describe('XEP-0114 component stream', () => {
   const refusals: [string, (t: ReturnType<typeof setup>) => void, string][] = [
     ['an unknown component name', (t) => t.feed(HEADER('other.example')), 'host-unknown'],
     ['a client namespace', (t) => t.feed(HEADER('echo.example', 'jabber:client')), 'invalid-namespace'],
+    // RFC 6120 §4.8.5: its stanzas are forwarded as written, so a header-only prefix would reach users unbound.
+    ['another prefix declared on the header', (t) => t.feed(HEADER('echo.example').replace(' to=', " xmlns:x='urn:x' to=")), 'bad-namespace-prefix'],
     ['a stanza before the handshake', (t) => t.feed(HEADER('echo.example') + "<message from='echo.example' to='a@b'/>"), 'not-authorized'],
     ['a wrong handshake', (t) => t.feed(HEADER('echo.example') + `<handshake>${'0'.repeat(40)}</handshake>`), 'not-authorized'],
     ['an empty handshake', (t) => t.feed(HEADER('echo.example') + '<handshake/>'), 'not-authorized'],

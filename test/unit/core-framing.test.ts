@@ -19,6 +19,7 @@ describe('stream framing (RFC 6120 §4)', () => {
       version: '1.0',
       lang: 'en',
       hadXmlDeclaration: true,
+      declaredPrefixes: ['stream'],
     });
   });
 

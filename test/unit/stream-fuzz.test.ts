@@ -1,0 +1,553 @@
+/**
+ * Fuzzing of the c2s stream state machine (src/stream/c2s.ts) with the real WASM core, the real
+ * router and its modules, the real SASL mechanisms and memory storage: valid login transcripts
+ * (header, STARTTLS, SASL PLAIN/SCRAM, restart, bind, stanzas, XEP-0198) are mutated (byte flips,
+ * insertions, deletions, truncation, duplicated, dropped and reordered steps) and fed in random
+ * chunks, beside two bystander sessions on the same router. Properties per session:
+ *  - feed() and flush() never throw, and every SASL step settles (bounded work per chunk);
+ *  - what the server wrote is, per stream header, a prefix of a well-formed XML document (saxes);
+ *  - a closed stream ends with `</stream:stream>`, preceded by one stream error with an RFC 6120
+ *    §4.9.3 condition, by a STARTTLS <failure/>, or by nothing when the client closed first;
+ *  - the bystanders are never closed, and still exchange a message afterwards;
+ *  - storage of accounts the input never names is unchanged, and nothing at all changes unless
+ *    the session bound a resource.
+ * Bounded here with a fixed seed; `npm run fuzz` runs it long (FUZZ_RUNS) on fresh seeds and
+ * saves each counterexample under test/fixtures/stream/, which the last test replays.
+ */
+import { createHash } from 'node:crypto';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { setImmediate as turn } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import fc from 'fast-check';
+import { SaxesParser } from 'saxes';
+import { describe, expect, it } from 'vitest';
+import { ScramClient } from '../../bench/load/scram.js';
+import { loadCore } from '../../src/core/parser.js';
+import { createRouter } from '../../src/router/index.js';
+import { keepUnacked } from '../../src/server.js';
+import { createMemoryStorage } from '../../src/storage/memory.js';
+import type { Storage } from '../../src/storage/types.js';
+import { C2SStream, type C2SOptions, type SaslProvider } from '../../src/stream/c2s.js';
+import { SaslProvider as SaslMechanisms } from '../../src/stream/sasl/index.js';
+import { HEADER, RecordingTransport, SASL, STREAM_OPTIONS } from './stream-helpers.js';
+
+const RUNS = Number(process.env.FUZZ_RUNS ?? 40);
+/** Bounded runs in the test suite are reproducible; `npm run fuzz` explores new seeds. */
+const PARAMS = process.env.FUZZ_RUNS ? {} : { seed: 0x63327321 };
+const TIMEOUT = process.env.FUZZ_RUNS ? RUNS * 100 : 120_000;
+
+const core = loadCore();
+const PASSWORD = 'fuzz-pw';
+/** Every account; the fuzzed session logs in as alice, bob and carol are the bystanders. */
+const ACCOUNTS = ['alice', 'bob', 'carol', 'dave', 'erin'];
+const SM_NS = 'urn:xmpp:sm:3';
+const TLS_NS = 'urn:ietf:params:xml:ns:xmpp-tls';
+const XML_DECL = "<?xml version='1.0'?>";
+
+/** RFC 6120 §4.9.3. */
+const CONDITIONS = new Set([
+  'bad-format', 'bad-namespace-prefix', 'conflict', 'connection-timeout', 'host-gone', 'host-unknown',
+  'improper-addressing', 'internal-server-error', 'invalid-from', 'invalid-namespace', 'invalid-xml',
+  'not-authorized', 'not-well-formed', 'policy-violation', 'remote-connection-failed', 'reset',
+  'resource-constraint', 'restricted-xml', 'see-other-host', 'system-shutdown', 'undefined-condition',
+  'unsupported-encoding', 'unsupported-feature', 'unsupported-stanza-type', 'unsupported-version',
+]);
+
+const RESUME_MS = 60_000;
+const OPTIONS: C2SOptions = { ...STREAM_OPTIONS, streamManagement: { resumeTimeoutMs: RESUME_MS, maxUnacked: 50 } };
+
+// ---- the world: storage, router, SASL, and a way to know when SASL work has settled ----------
+
+interface World {
+  storage: Storage;
+  deps: Omit<ConstructorParameters<typeof C2SStream>[2], 'onClosed'>;
+  /** SASL steps not settled yet (PBKDF2 runs on libuv's pool). */
+  pending: Set<Promise<void>>;
+}
+
+function makeWorld(): World {
+  const storage = createMemoryStorage({ iterations: 16 });
+  for (const user of ACCOUNTS) storage.users.create(`${user}@localhost`, PASSWORD);
+  const router = createRouter({ domain: 'localhost', storage });
+  const inner = new SaslMechanisms({ users: storage.users, domain: 'localhost', iterations: 16 });
+  const pending = new Set<Promise<void>>();
+  const sasl: SaslProvider = {
+    mechanisms: (plaintextOk) => inner.mechanisms(plaintextOk),
+    start(mechanism) {
+      const exchange = inner.start(mechanism);
+      return {
+        mechanism: exchange.mechanism,
+        step(response) {
+          const result = exchange.step(response);
+          const settled = result.then(
+            () => {},
+            () => {},
+          );
+          pending.add(settled);
+          void settled.then(() => pending.delete(settled));
+          return result;
+        },
+      };
+    },
+  };
+  return {
+    storage,
+    pending,
+    deps: {
+      core,
+      router,
+      sasl,
+      smSessions: new Map(),
+      onUnacked: (session, stanzas) => keepUnacked(storage, session.account.bare, stanzas),
+    },
+  };
+}
+
+/** Let SASL steps and the stream's reactions to them run; bounded, so a hang fails the run. */
+async function settle(world: World): Promise<void> {
+  for (let i = 0; i < 50; i++) {
+    await Promise.all(world.pending);
+    await turn();
+    if (world.pending.size === 0) return;
+  }
+  throw new Error('SASL work did not settle: the stream hangs');
+}
+
+interface Conn {
+  stream: C2SStream;
+  transport: RecordingTransport;
+  feed(bytes: Uint8Array | string): Promise<void>;
+}
+
+function connect(world: World, secure: boolean): Conn {
+  const transport = new RecordingTransport({ secure, canStartTls: !secure });
+  const stream = new C2SStream(transport, OPTIONS, world.deps);
+  return {
+    stream,
+    transport,
+    async feed(bytes) {
+      // Never throws out of feed or flush: a throw here fails the property.
+      stream.feed(typeof bytes === 'string' ? Buffer.from(bytes) : bytes);
+      await settle(world);
+      stream.flush();
+    },
+  };
+}
+
+/** A bystander: logged in over PLAIN, bound to 'home', available. */
+async function bystander(world: World, user: string): Promise<Conn> {
+  const c = connect(world, true);
+  await c.feed(HEADER);
+  await c.feed(`<auth ${SASL} mechanism='PLAIN'>${Buffer.from(`\0${user}\0${PASSWORD}`).toString('base64')}</auth>`);
+  await c.feed(HEADER);
+  await c.feed(`<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>home</resource></bind></iq><presence/>`);
+  expect(c.transport.text()).toContain(`<jid>${user}@localhost/home</jid>`);
+  return c;
+}
+
+// ---- transcripts --------------------------------------------------------------------------
+
+type Mechanism = 'PLAIN' | 'SCRAM-SHA-1' | 'SCRAM-SHA-256';
+
+interface Plan {
+  mechanism: Mechanism;
+  starttls: boolean;
+  /** The stream header declares xmlns:p (stanzas may use it: RFC 6120 §4.8.4 lets them). */
+  prefixed: boolean;
+  /** Which optional post-bind stanzas to send (indices into AFTER_BIND, in this order). */
+  stanzas: number[];
+  close: boolean;
+}
+
+type Step = (out: string) => string | Promise<string>;
+
+/** What an ordinary client sends after binding: addressed to everyone the world has. */
+const AFTER_BIND = [
+  "<iq type='set' id='s1'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>",
+  `<enable xmlns='${SM_NS}' resume='true'/>`,
+  '<presence><priority>5</priority></presence>',
+  "<message to='bob@localhost/home' type='chat' id='m1'><body>hello bob</body></message>",
+  "<message to='dave@localhost' type='chat' id='m2'><body>for later</body></message>",
+  "<iq type='set' id='r1'><query xmlns='jabber:iq:roster'><item jid='bob@localhost' name='Bob'><group>Friends</group></item></query></iq>",
+  "<presence to='bob@localhost' type='subscribe'/>",
+  "<iq type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>",
+  "<iq type='get' id='r2'><query xmlns='jabber:iq:roster'/></iq>",
+  `<r xmlns='${SM_NS}'/>`,
+  `<a xmlns='${SM_NS}' h='1'/>`,
+  "<message to='localhost' id='m3'><body>to the server</body></message>",
+  "<iq type='get' id='d1' to='localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>",
+  // To itself, through the splicer: escapes, character references, non-ASCII, a CDATA section.
+  "<message to='alice@localhost/fuzz' id='m4'><body>a &amp; b &lt; c &#x263A; \u00e9\u{1f600}<![CDATA[<x>]]></body></message>",
+  // Prefixes declared on the stanza (and, with `prefixed`, on the client's stream header).
+  "<message to='bob@localhost/home' id='m5'><x:data xmlns:x='urn:example:x'><x:v>1</x:v></x:data></message>",
+  "<message to='bob@localhost/home' id='m6'><p:data><p:v>2</p:v></p:data></message>",
+  "<iq type='get' id='v1' to='bob@localhost/home'><query xmlns='jabber:iq:version'/></iq>",
+];
+
+const SCRAM_HASH = { 'SCRAM-SHA-1': 'sha1', 'SCRAM-SHA-256': 'sha256' } as const;
+
+function transcript(plan: Plan): Step[] {
+  const header = plan.prefixed ? HEADER.replace("to='localhost'", "to='localhost' xmlns:p='urn:example:p'") : HEADER;
+  const steps: Step[] = [() => header];
+  if (plan.starttls) steps.push(() => `<starttls xmlns='${TLS_NS}'/>`, () => header);
+  if (plan.mechanism === 'PLAIN') {
+    steps.push(() => `<auth ${SASL} mechanism='PLAIN'>${Buffer.from(`\0alice\0${PASSWORD}`).toString('base64')}</auth>`);
+  } else {
+    // The client nonce is fixed so that a saved finding replays the same bytes up to the proof.
+    const client = new ScramClient(SCRAM_HASH[plan.mechanism], 'alice', PASSWORD, 'fuzzclientnonce');
+    steps.push(
+      () => `<auth ${SASL} mechanism='${plan.mechanism}'>${Buffer.from(client.first()).toString('base64')}</auth>`,
+      async (out) => {
+        const challenges = [...out.matchAll(/<challenge xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>([^<]*)<\/challenge>/g)];
+        const last = challenges.at(-1)?.[1];
+        if (last === undefined) return `<response ${SASL}/>`;
+        try {
+          const final = await client.final(Buffer.from(last, 'base64').toString('utf8'));
+          return `<response ${SASL}>${Buffer.from(final).toString('base64')}</response>`;
+        } catch {
+          return `<response ${SASL}>=</response>`;
+        }
+      },
+    );
+  }
+  steps.push(
+    () => header,
+    () => "<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>fuzz</resource></bind></iq>",
+  );
+  for (const i of plan.stanzas) steps.push(() => AFTER_BIND[i % AFTER_BIND.length]!);
+  if (plan.close) steps.push(() => '</stream:stream>');
+  return steps;
+}
+
+/** Fragments worth inserting: markup, forbidden constructs, negotiation out of place. */
+const TOKENS = [
+  '<', '>', '/>', '</', '"', "'", '&', '&amp;', '&#0;', '&#xD800;', '&lol;', '<!--x-->', '<?pi x?>',
+  "<!DOCTYPE stream [<!ENTITY lol 'lol'>]>", '<![CDATA[x]]>', XML_DECL, HEADER, '</stream:stream>',
+  "xmlns:x='urn:x'", '<x:y/>', '<stream:features/>', '\u00e9', '\u{1f600}', ' ', '\n', '\t',
+  '<presence/>', "<message to='bob@localhost'><body>x</body></message>", "<iq type='get' id='z'/>",
+  `<starttls xmlns='${TLS_NS}'/>`, `<abort ${SASL}/>`, `<auth ${SASL} mechanism='PLAIN'>=</auth>`,
+  `<auth ${SASL} mechanism='X-NOPE'/>`, `<response ${SASL}>!!</response>`, `<enable xmlns='${SM_NS}'/>`,
+  `<a xmlns='${SM_NS}' h='4294967295'/>`, `<resume xmlns='${SM_NS}' previd='nope' h='0'/>`,
+  "<iq type='set' id='b2'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>",
+].map((t) => [...Buffer.from(t)]);
+
+type Mutation =
+  | { kind: 'flip'; step: number; at: number; bit: number }
+  | { kind: 'insert'; step: number; at: number; bytes: number[] }
+  | { kind: 'delete'; step: number; at: number; len: number }
+  | { kind: 'truncate'; step: number; at: number }
+  | { kind: 'dup'; step: number }
+  | { kind: 'drop'; step: number }
+  | { kind: 'swap'; step: number; other: number };
+
+interface Case {
+  plan: Plan;
+  mutations: Mutation[];
+  /** Chunk boundaries, as offsets into each step's bytes (modulo its length). */
+  cuts: number[];
+}
+
+const step = fc.nat({ max: 40 });
+const at = fc.nat({ max: 400 });
+const mutationArb: fc.Arbitrary<Mutation> = fc.oneof(
+  fc.record({ kind: fc.constant('flip' as const), step, at, bit: fc.integer({ min: 0, max: 7 }) }),
+  fc.record({
+    kind: fc.constant('insert' as const),
+    step,
+    at,
+    bytes: fc.oneof(fc.constantFrom(...TOKENS), fc.array(fc.integer({ min: 0, max: 255 }), { minLength: 1, maxLength: 6 })),
+  }),
+  fc.record({ kind: fc.constant('delete' as const), step, at, len: fc.integer({ min: 1, max: 24 }) }),
+  fc.record({ kind: fc.constant('truncate' as const), step, at }),
+  fc.record({ kind: fc.constant('dup' as const), step }),
+  fc.record({ kind: fc.constant('drop' as const), step }),
+  fc.record({ kind: fc.constant('swap' as const), step, other: step }),
+);
+
+const planArb: fc.Arbitrary<Plan> = fc.record({
+  mechanism: fc.constantFrom<Mechanism>('PLAIN', 'SCRAM-SHA-1', 'SCRAM-SHA-256'),
+  starttls: fc.boolean(),
+  prefixed: fc.boolean(),
+  stanzas: fc.array(fc.nat({ max: AFTER_BIND.length - 1 }), { maxLength: 10 }),
+  close: fc.boolean(),
+});
+
+const caseArb = (maxMutations: number): fc.Arbitrary<Case> =>
+  fc.record({
+    plan: planArb,
+    mutations: fc.array(mutationArb, { maxLength: maxMutations }),
+    cuts: fc.array(fc.nat({ max: 512 }), { maxLength: 8 }),
+  });
+
+/** Apply the step-level mutations; byte-level ones stay keyed by (new) step index. */
+function arrange(steps: Step[], mutations: Mutation[]): Step[] {
+  const out = [...steps];
+  for (const m of mutations) {
+    if (out.length === 0) break;
+    const i = m.step % out.length;
+    if (m.kind === 'dup') out.splice(i, 0, out[i]!);
+    else if (m.kind === 'drop') out.splice(i, 1);
+    else if (m.kind === 'swap') {
+      const j = m.other % out.length;
+      [out[i], out[j]] = [out[j]!, out[i]!];
+    }
+  }
+  return out;
+}
+
+/** Byte-level mutations of step `index`; `stop` when the transcript is truncated here. */
+function mutateBytes(bytes: Buffer, index: number, count: number, mutations: Mutation[]): { bytes: Buffer; stop: boolean } {
+  let b = bytes;
+  let stop = false;
+  for (const m of mutations) {
+    if (m.kind === 'dup' || m.kind === 'drop' || m.kind === 'swap' || m.step % count !== index) continue;
+    const pos = m.at % (b.length + 1);
+    if (m.kind === 'flip' && b.length > 0) {
+      b = Buffer.from(b);
+      const p = m.at % b.length;
+      b[p] = b[p]! ^ (1 << m.bit);
+    } else if (m.kind === 'insert') b = Buffer.concat([b.subarray(0, pos), Buffer.from(m.bytes), b.subarray(pos)]);
+    else if (m.kind === 'delete') b = Buffer.concat([b.subarray(0, pos), b.subarray(pos + m.len)]);
+    else if (m.kind === 'truncate') {
+      b = b.subarray(0, pos);
+      stop = true;
+    }
+  }
+  return { bytes: b, stop };
+}
+
+function chunksOf(bytes: Buffer, cuts: number[]): Buffer[] {
+  const at = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((x, y) => x - y);
+  const chunks: Buffer[] = [];
+  let from = 0;
+  for (const cut of [...at, bytes.length]) {
+    if (cut > from) chunks.push(bytes.subarray(from, cut));
+    from = Math.max(from, cut);
+  }
+  return chunks;
+}
+
+// ---- properties ----------------------------------------------------------------------------
+
+/** Each stream the server opened (one per header it sent) is a well-formed prefix; the last is complete when closed. */
+function checkWellFormed(out: string, ended: boolean): void {
+  if (out === '') return;
+  expect(out.startsWith(XML_DECL), `output starts with a stream header: ${out.slice(0, 80)}`).toBe(true);
+  const streams = out.split(XML_DECL).slice(1);
+  streams.forEach((text, i) => {
+    const parser = new SaxesParser({ xmlns: true });
+    const errors: string[] = [];
+    parser.on('error', (e) => errors.push(e.message));
+    parser.write(XML_DECL + text);
+    if (ended && i === streams.length - 1) parser.close();
+    expect(errors, `server stream ${i} not well-formed:\n${text}`).toEqual([]);
+  });
+}
+
+const ENDING = new RegExp(
+  "<stream:error><([a-z-]+) xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>(?:<text [^>]*>[^<]*</text>)?</stream:error></stream:stream>$",
+);
+
+/** A closed stream says why (RFC 6120 §4.9), or closes cleanly because the client did. */
+function checkClose(out: string, ended: boolean, input: Buffer): void {
+  const errors = out.split('<stream:error>').length - 1;
+  if (!ended) {
+    expect(errors, 'stream error without closing the stream').toBe(0);
+    expect(out).not.toContain('</stream:stream>');
+    return;
+  }
+  expect(out.endsWith('</stream:stream>'), `closed stream ends with </stream:stream>: ${out.slice(-200)}`).toBe(true);
+  const m = ENDING.exec(out);
+  if (m) {
+    expect(CONDITIONS.has(m[1]!), `known condition ${m[1]}`).toBe(true);
+    expect(errors).toBe(1);
+    return;
+  }
+  expect(errors, `stream error not at the end: ${out.slice(-300)}`).toBe(0);
+  // Without an error: the client closed its stream, or STARTTLS was refused (RFC 6120 §5.4.2.2).
+  const tlsFailure = out.endsWith(`<failure xmlns='${TLS_NS}'/></stream:stream>`);
+  expect(tlsFailure || input.includes('</'), `close without a reason: ${out.slice(-200)}`).toBe(true);
+}
+
+function snapshot(storage: Storage, user: string): string {
+  const bare = `${user}@localhost`;
+  return JSON.stringify({
+    exists: storage.users.exists(bare),
+    roster: storage.rosters.list(bare),
+    pending: storage.rosters.listPending(bare),
+    offline: storage.offline.count(bare),
+    blocks: storage.blocklist.list(bare),
+    sha1: storage.users.getScramCredentials(bare, 'SHA-1'),
+    sha256: storage.users.getScramCredentials(bare, 'SHA-256'),
+  });
+}
+
+let serial = 0;
+/** What the sessions reached, so that a generator that degenerates (never binds, one error) shows. */
+const seen = { sessions: 0, bound: 0, clean: 0, conditions: new Map<string, number>() };
+
+/** Run one session beside two bystanders and check every property. */
+async function runSession(feedAll: (fuzz: Conn) => Promise<Buffer>, secure: boolean): Promise<void> {
+  const world = makeWorld();
+  const bob = await bystander(world, 'bob');
+  const carol = await bystander(world, 'carol');
+  const before = new Map(ACCOUNTS.map((u) => [u, snapshot(world.storage, u)]));
+  const fuzz = connect(world, secure);
+  const input = await feedAll(fuzz);
+  const out = fuzz.transport.text();
+  checkWellFormed(out, fuzz.transport.ended);
+  checkClose(out, fuzz.transport.ended, input);
+  seen.sessions++;
+  if (/<jid>/.test(out)) seen.bound++;
+  const condition = ENDING.exec(out)?.[1];
+  if (condition) seen.conditions.set(condition, (seen.conditions.get(condition) ?? 0) + 1);
+  else if (fuzz.transport.ended) seen.clean++;
+  // The connection drops; a resumable session waits, then ends for good (XEP-0198 §5).
+  fuzz.stream.transportClosed();
+  fuzz.stream.checkTimeouts(Date.now() + 2 * RESUME_MS);
+  await settle(world);
+
+  // Bystanders: never closed, never sent a stream error, and still talk to each other.
+  const id = `by${++serial}`;
+  await carol.feed(`<message to='bob@localhost/home' type='chat' id='${id}'><body>still here</body></message>`);
+  await turn();
+  bob.stream.flush();
+  for (const [name, c] of [['bob', bob], ['carol', carol]] as const) {
+    expect(c.transport.ended, `${name} was closed`).toBe(false);
+    checkWellFormed(c.transport.text(), false);
+    expect(c.transport.text()).not.toContain('<stream:error>');
+  }
+  expect(bob.transport.text()).toContain(`id='${id}'`);
+
+  // Storage: nothing unless bound; never anything of an account the input does not name.
+  const bound = /<jid>alice@localhost\/[^<]*<\/jid>/.test(out);
+  const named = input.toString('latin1').toLowerCase();
+  for (const user of ACCOUNTS) {
+    if (bound && (user === 'alice' || named.includes(user))) continue;
+    expect(snapshot(world.storage, user), `storage of ${user} changed (bound: ${bound})`).toBe(before.get(user));
+  }
+}
+
+async function runCase(c: Case): Promise<void> {
+  const steps = arrange(transcript(c.plan), c.mutations);
+  await runSession(async (fuzz) => {
+    const fed: Buffer[] = [];
+    for (let i = 0; i < steps.length; i++) {
+      const rendered = Buffer.from(await steps[i]!(fuzz.transport.text()));
+      const { bytes, stop } = mutateBytes(rendered, i, steps.length, c.mutations);
+      fed.push(bytes);
+      for (const chunk of chunksOf(bytes, c.cuts)) await fuzz.feed(chunk);
+      if (stop) break;
+    }
+    return Buffer.concat(fed);
+  }, !c.plan.starttls);
+}
+
+/** Random sessions: a header (or not) and then fragments and random bytes, in random chunks. */
+interface RandomCase {
+  header: boolean;
+  parts: number[][];
+}
+
+const randomArb: fc.Arbitrary<RandomCase> = fc.record({
+  header: fc.boolean(),
+  parts: fc.array(fc.oneof(fc.constantFrom(...TOKENS), fc.array(fc.integer({ min: 0, max: 255 }), { maxLength: 16 })), { maxLength: 16 }),
+});
+
+async function runRandom(c: RandomCase): Promise<void> {
+  await runSession(async (fuzz) => {
+    const parts = [...(c.header ? [[...Buffer.from(HEADER)]] : []), ...c.parts].map((p) => Buffer.from(p));
+    for (const part of parts) await fuzz.feed(part);
+    return Buffer.concat(parts);
+  }, true);
+}
+
+// ---- findings ------------------------------------------------------------------------------
+
+const fixturesDir = fileURLToPath(new URL('../fixtures/stream/', import.meta.url));
+
+type Finding = { kind: 'transcript'; case: Case } | { kind: 'random'; case: RandomCase };
+
+function replay(f: Finding): Promise<void> {
+  return f.kind === 'transcript' ? runCase(f.case) : runRandom(f.case);
+}
+
+/** Long runs keep each counterexample (after shrinking) as a fixture the suite replays. */
+async function checked(finding: Finding): Promise<void> {
+  try {
+    await replay(finding);
+  } catch (err) {
+    if (process.env.FUZZ_RUNS) {
+      mkdirSync(fixturesDir, { recursive: true });
+      const text = JSON.stringify(finding);
+      const id = createHash('sha1').update(text).digest('hex').slice(0, 12);
+      writeFileSync(`${fixturesDir}finding-${id}.json`, JSON.stringify({ ...finding, error: String(err).slice(0, 500) }, null, 2) + '\n');
+    }
+    throw err;
+  }
+}
+
+describe('c2s stream state machine under fuzzing (WASM core, router, memory storage)', () => {
+  it('keeps its properties on valid login transcripts fed in random chunks', async () => {
+    await fc.assert(
+      fc.asyncProperty(caseArb(0), (c) => checked({ kind: 'transcript', case: c })),
+      { ...PARAMS, numRuns: RUNS },
+    );
+  }, TIMEOUT);
+
+  it('keeps its properties on mutated login transcripts', async () => {
+    await fc.assert(
+      fc.asyncProperty(caseArb(4), (c) => checked({ kind: 'transcript', case: c })),
+      { ...PARAMS, numRuns: RUNS * 4 },
+    );
+  }, TIMEOUT);
+
+  it('reaches the bound phase and many distinct stream errors across the mutated sessions', () => {
+    if (process.env.SFUZZ_STATS) console.log(seen);
+    expect(seen.bound / seen.sessions).toBeGreaterThan(0.2);
+    expect(seen.clean).toBeGreaterThan(0);
+    expect(seen.conditions.size).toBeGreaterThanOrEqual(5);
+  });
+
+  it('keeps its properties on random input', async () => {
+    await fc.assert(
+      fc.asyncProperty(randomArb, (c) => checked({ kind: 'random', case: c })),
+      { ...PARAMS, numRuns: RUNS * 2 },
+    );
+  }, TIMEOUT);
+
+  it('logs in and binds on an unmutated transcript (the generator reaches the bound phase)', async () => {
+    for (const mechanism of ['PLAIN', 'SCRAM-SHA-1', 'SCRAM-SHA-256'] as const) {
+      let out = '';
+      await runSession(async (fuzz) => {
+        const steps = transcript({ mechanism, starttls: true, prefixed: false, stanzas: [1, 3, 4, 7], close: true });
+        const fed: Buffer[] = [];
+        for (const s of steps) {
+          const bytes = Buffer.from(await s(fuzz.transport.text()));
+          fed.push(bytes);
+          await fuzz.feed(bytes);
+        }
+        out = fuzz.transport.text();
+        return Buffer.concat(fed);
+      }, false);
+      expect(out).toContain('<jid>alice@localhost/fuzz</jid>');
+      expect(out).toContain(`<enabled xmlns='${SM_NS}'`);
+      expect(out).toMatch(/<iq [^>]*id='p1'/);
+      expect(out.endsWith('</stream:stream>')).toBe(true);
+      expect(out).not.toContain('<stream:error>');
+    }
+  });
+
+  const fixtures = (() => {
+    try {
+      return readdirSync(fixturesDir).filter((f) => f.endsWith('.json'));
+    } catch {
+      return [];
+    }
+  })();
+  it.each(fixtures.length > 0 ? fixtures : ['(none yet)'])('replays the saved finding %s', async (file) => {
+    if (file === '(none yet)') return;
+    const finding = JSON.parse(readFileSync(`${fixturesDir}${file}`, 'utf8')) as Finding;
+    await replay(finding);
+  });
+});
