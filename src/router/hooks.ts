@@ -17,22 +17,26 @@ interface Entry {
 }
 
 export class HookBus {
-  private readonly chains = new Map<string, Entry[]>();
+  /**
+   * Chains are never changed in place: on() and removal store a new array, so fire() may walk
+   * the one it read without copying it (it runs for stanza/pre-route and message/routed on
+   * every stanza), and a handler that unregisters itself mid-chain does not disturb the walk.
+   */
+  private readonly chains = new Map<string, readonly Entry[]>();
   private seq = 0;
 
   /** Register; returns a function that removes this handler again. */
   on<E>(name: string, handler: HookHandler<E>, priority = 0): () => void {
     const entry: Entry = { handler: handler as HookHandler<never>, priority, seq: this.seq++ };
-    const chain = this.chains.get(name) ?? [];
-    chain.push(entry);
+    const chain = [...(this.chains.get(name) ?? []), entry];
     chain.sort((a, b) => b.priority - a.priority || a.seq - b.seq);
     this.chains.set(name, chain);
     return () => {
       const current = this.chains.get(name);
-      if (!current) return;
-      const i = current.indexOf(entry);
-      if (i >= 0) current.splice(i, 1);
-      if (current.length === 0) this.chains.delete(name);
+      if (!current || !current.includes(entry)) return;
+      const rest = current.filter((e) => e !== entry);
+      if (rest.length === 0) this.chains.delete(name);
+      else this.chains.set(name, rest);
     };
   }
 
@@ -48,8 +52,7 @@ export class HookBus {
   fire<E>(name: string, event: E): boolean {
     const chain = this.chains.get(name);
     if (!chain) return false;
-    // Copy: a handler may unregister itself while the chain runs.
-    for (const { handler } of chain.slice()) {
+    for (const { handler } of chain) {
       if ((handler as HookHandler<E>)(event) === true) return true;
     }
     return false;
