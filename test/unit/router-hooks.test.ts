@@ -37,6 +37,21 @@ describe('hook bus', () => {
     expect(calls).toEqual([1, 2, 2]);
   });
 
+  it('finishes a running chain when a handler removes itself, and drops it from the next run', () => {
+    const bus = new HookBus();
+    const calls: string[] = [];
+    const off = bus.on('e', () => {
+      calls.push('once');
+      off();
+    }, 1);
+    bus.on('e', () => void calls.push('always'));
+    bus.fire('e', null);
+    bus.fire('e', null);
+    expect(calls).toEqual(['once', 'always', 'always']);
+    off();
+    expect(bus.has('e')).toBe(true);
+  });
+
   it('passes the event object and propagates handler exceptions', () => {
     const bus = new HookBus();
     bus.on<{ n: number }>('e', (ev) => {
