@@ -45,6 +45,26 @@ export async function startTestServer(flags: string[] = [], options: StartOption
 export const STREAM_HEADER =
   "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>";
 
+/** The SASL namespace declaration, for hand-written <auth/>, <response/> and <abort/>. */
+export const SASL = "xmlns='urn:ietf:params:xml:ns:xmpp-sasl'";
+
+/** The base64 SASL PLAIN initial response for `user` (no authorization identity). */
+export const plain = (user: string, password: string): string => Buffer.from(`\0${user}\0${password}`).toString('base64');
+
+/** RFC 6120 §4.9.1.1: what a stream ends with after a stream error: the error, then our close tag. */
+export const streamError = (condition: string): RegExp =>
+  new RegExp(`<stream:error><${condition} xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>(<text [^>]*>[^<]*</text>)?</stream:error></stream:stream>$`);
+
+/** One chat message from `a` to `b` and one back, each awaited by its unique body text. */
+let trips = 0;
+export async function roundTrip(a: { c: RawClient; jid: string }, b: { c: RawClient; jid: string }): Promise<void> {
+  const n = ++trips;
+  a.c.send(`<message to='${b.jid}' type='chat' id='t${n}'><body>there ${n}</body></message>`);
+  await b.c.waitFor(`there ${n}<`);
+  b.c.send(`<message to='${a.jid}' type='chat' id='u${n}'><body>back ${n}</body></message>`);
+  await a.c.waitFor(`back ${n}<`);
+}
+
 /** A byte-level client: write strings, wait for patterns in what the server sent. */
 export class RawClient {
   received = '';
@@ -161,8 +181,7 @@ export class RawClient {
       await this.waitFor('</stream:features>');
     }
     this.take();
-    const payload = Buffer.from(`\0${user}\0${options.password ?? PASSWORDS[user]}`).toString('base64');
-    this.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${payload}</auth>`);
+    this.send(`<auth ${SASL} mechanism='PLAIN'>${plain(user, options.password ?? PASSWORDS[user]!)}</auth>`);
     await this.waitFor(/<success|<failure/);
     if (!this.received.includes('<success')) throw new Error(`login failed: ${this.received}`);
     this.take();

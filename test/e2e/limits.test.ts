@@ -3,7 +3,7 @@
  * pre-authentication timeout, and back-off after a wrong password.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PASSWORDS, RawClient, STREAM_HEADER, startTestServer, type TestServer } from './harness.js';
+import { PASSWORDS, RawClient, SASL, STREAM_HEADER, plain, startTestServer, type TestServer } from './harness.js';
 
 let t: TestServer;
 
@@ -20,7 +20,6 @@ afterAll(async () => {
   await t?.stop();
 });
 
-const SASL = "xmlns='urn:ietf:params:xml:ns:xmpp-sasl'";
 
 describe('stream limits over sockets', () => {
   it('refuses a connection past the per-address cap with policy-violation, others untouched', async () => {
@@ -59,12 +58,12 @@ describe('stream limits over sockets', () => {
       await c.waitFor('</stream:features>');
       c.take();
       const started = Date.now();
-      c.send(`<auth ${SASL} mechanism='PLAIN'>${Buffer.from('\0bob\0wrong').toString('base64')}</auth>`);
+      c.send(`<auth ${SASL} mechanism='PLAIN'>${plain('bob', 'wrong')}</auth>`);
       await c.waitFor('<not-authorized/>');
       // The back-off is a policy, not a speed: the answer may not come before it.
       expect(Date.now() - started).toBeGreaterThanOrEqual(290);
       c.take();
-      c.send(`<auth ${SASL} mechanism='PLAIN'>${Buffer.from(`\0bob\0${PASSWORDS.bob}`).toString('base64')}</auth>`);
+      c.send(`<auth ${SASL} mechanism='PLAIN'>${plain('bob', PASSWORDS.bob!)}</auth>`);
       await c.waitFor('<success');
     } finally {
       c.close();

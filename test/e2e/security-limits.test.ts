@@ -5,12 +5,18 @@
  * small limits so the policy shows quickly; a session logged in beforehand keeps working.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { PASSWORDS, RawClient, STREAM_HEADER, startTestServer, type TestServer } from './harness.js';
+import {
+  PASSWORDS,
+  RawClient,
+  SASL,
+  STREAM_HEADER,
+  plain,
+  roundTrip,
+  startTestServer,
+  streamError,
+  type TestServer,
+} from './harness.js';
 
-const SASL = "xmlns='urn:ietf:params:xml:ns:xmpp-sasl'";
-const streamError = (condition: string) =>
-  new RegExp(`<stream:error><${condition} xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>(<text [^>]*>[^<]*</text>)?</stream:error></stream:stream>$`);
-const plain = (user: string, password: string) => Buffer.from(`\0${user}\0${password}`).toString('base64');
 
 /** Everything opened by a test, closed after it whatever happened. */
 const open: RawClient[] = [];
@@ -28,15 +34,6 @@ async function loggedIn(port: number, user: string, resource: string): Promise<{
   return { c, jid: await c.login(user, { tls: false, resource }) };
 }
 
-/** One message from `from` to `to` and back, by unique body text. */
-let trips = 0;
-async function roundTrip(a: { c: RawClient; jid: string }, b: { c: RawClient; jid: string }): Promise<void> {
-  const n = ++trips;
-  a.c.send(`<message to='${b.jid}' type='chat' id='t${n}'><body>there ${n}</body></message>`);
-  await b.c.waitFor(`there ${n}<`);
-  b.c.send(`<message to='${a.jid}' type='chat' id='u${n}'><body>back ${n}</body></message>`);
-  await a.c.waitFor(`back ${n}<`);
-}
 
 describe('limits.auth_ban_failures: an address that keeps failing is refused for a while', () => {
   let t: TestServer;

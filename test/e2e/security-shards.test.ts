@@ -11,13 +11,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { defaultConfig, type HermodConfig } from '../../src/config/schema.js';
 import { startShardedServer, type ShardedServer } from '../../src/shard/serve.js';
 import { openStorage } from '../../src/storage/index.js';
-import { PASSWORDS, RawClient, STREAM_HEADER } from './harness.js';
+import { PASSWORDS, RawClient, SASL, STREAM_HEADER, plain, roundTrip, streamError } from './harness.js';
 
-const SASL = "xmlns='urn:ietf:params:xml:ns:xmpp-sasl'";
 const HEADER_NS = "xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'";
-const streamError = (condition: string) =>
-  new RegExp(`<stream:error><${condition} xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>(<text [^>]*>[^<]*</text>)?</stream:error></stream:stream>$`);
-const plain = (user: string, password: string) => Buffer.from(`\0${user}\0${password}`).toString('base64');
 
 let server: ShardedServer;
 let dataDir: string;
@@ -64,14 +60,6 @@ async function loggedIn(user: string, resource: string): Promise<{ c: RawClient;
   return { c, jid: await c.login(user, { tls: false, resource }) };
 }
 
-let trips = 0;
-async function roundTrip(a: { c: RawClient; jid: string }, b: { c: RawClient; jid: string }): Promise<void> {
-  const n = ++trips;
-  a.c.send(`<message to='${b.jid}' type='chat' id='t${n}'><body>there ${n}</body></message>`);
-  await b.c.waitFor(`there ${n}<`);
-  b.c.send(`<message to='${a.jid}' type='chat' id='u${n}'><body>back ${n}</body></message>`);
-  await a.c.waitFor(`back ${n}<`);
-}
 
 describe('security with two shard threads', () => {
   // The address refusal is the last test: once it triggers, loopback is refused for a minute.
