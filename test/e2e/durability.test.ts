@@ -113,10 +113,17 @@ describe('durability of a hermod serve process', () => {
   });
 
   it('on SIGTERM ends every stream with <system-shutdown/>, exits 0, and loses nothing accepted', async () => {
-    const dir = makeDataDir(['alice', 'bob']);
+    const dir = makeDataDir(['alice', 'bob', 'carol']);
     dirs.push(dir);
     const first = await serve(dir);
     const alice = await login(first.port, 'alice', 'phone');
+    // carol has XEP-0198 on and has not acknowledged what she got when the server stops.
+    const carol = await login(first.port, 'carol', 'mobile');
+    carol.send(`<enable ${SM} resume='true'/>`);
+    await carol.waitFor('<enabled');
+    carol.send('<presence/>');
+    alice.send("<message to='carol@localhost/mobile' type='chat' id='m4'><body>unacknowledged at shutdown</body></message>");
+    await carol.waitFor('unacknowledged at shutdown');
     const waiting = await RawClient.connect(first.port); // not even past the header yet
     waiting.send("<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>");
     await waiting.waitFor('</stream:features>');
@@ -125,19 +132,24 @@ describe('durability of a hermod serve process', () => {
 
     first.proc.kill('SIGTERM');
     const shutdown = "<stream:error><system-shutdown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error></stream:stream>";
-    for (const c of [alice, waiting]) {
+    for (const c of [alice, carol, waiting]) {
       await c.waitClosed(10_000);
       expect(c.received).toContain(shutdown);
     }
     const exit = await first.exited;
     expect(exit).toEqual({ code: 0, signal: null });
-    expect(first.output()).toMatch(/SIGTERM: closing 2 stream/);
+    expect(first.output()).toMatch(/SIGTERM: closing 3 stream/);
 
     const second = await serve(dir);
     const bob = await login(second.port, 'bob', 'desk');
     bob.send('<presence/>');
     expect(await bob.waitFor('sent just before shutdown')).toContain("<delay xmlns='urn:xmpp:delay'");
+    // XEP-0198 §4: a session ended by the shutdown keeps what its client never acknowledged.
+    const back = await login(second.port, 'carol', 'mobile');
+    back.send('<presence/>');
+    expect(await back.waitFor('unacknowledged at shutdown')).toContain("<delay xmlns='urn:xmpp:delay'");
     bob.close();
+    back.close();
   });
 
   it('keeps a message a dead XEP-0198 session never acknowledged, through kill -9, for the next login', async () => {

@@ -446,7 +446,8 @@ async function runCase(c: Case): Promise<void> {
 /** Random sessions: a header (or not) and then fragments and random bytes, in random chunks. */
 interface RandomCase {
   header: boolean;
-  parts: number[][];
+  /** Bytes, or (in hand-written fixtures) UTF-8 text. */
+  parts: (number[] | string)[];
 }
 
 const randomArb: fc.Arbitrary<RandomCase> = fc.record({
