@@ -97,7 +97,7 @@ export function keepUnacked(storage: Storage, account: string, stanzas: (string 
     if (!xml.startsWith('<message')) continue;
     const startTag = xml.slice(0, xml.indexOf('>') + 1);
     const type = /\stype=['"]([^'"]*)['"]/.exec(startTag)?.[1] ?? 'normal';
-    // RFC 6121 §8.5.2.1.1: only chat and normal messages are stored offline.
+    // RFC 6121 §8.5.2.2.1: only chat and normal messages are stored offline.
     if ((type !== 'chat' && type !== 'normal') || !xml.includes('<body')) continue;
     storage.offline.push(account, xml);
   }
