@@ -16,10 +16,8 @@ function features(list: string[]): string {
 }
 
 /** XEP-0030 §3.2: a node we do not know is item-not-found. */
-function checkNode(ev: IqEvent): string | null {
-  const node = ev.payload.attrs.node as string | undefined;
-  if (node !== undefined) throw new StanzaError('item-not-found', 'no such node');
-  return null;
+function checkNode(ev: IqEvent): void {
+  if (ev.payload.attrs.node !== undefined) throw new StanzaError('item-not-found', 'no such node');
 }
 
 export const disco: Module = {
