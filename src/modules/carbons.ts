@@ -30,8 +30,7 @@ function enabled(s: SessionState): boolean {
  * jabber:client); a client stanza relies on the stream's default namespace, so it is added to
  * the start tag unless the client wrote one.
  */
-function forwardedXml(bytes: Buffer): string {
-  const text = bytes.toString('utf8');
+function forwardedXml(text: string): string {
   const tagEnd = text.indexOf('>');
   if (/\sxmlns\s*=/.test(text.slice(0, tagEnd))) return text;
   return `<message xmlns='jabber:client'${text.slice('<message'.length)}`;
@@ -66,7 +65,7 @@ function copy(ctx: RouterContext, ev: RoutedMessageEvent): void {
   if (ev.type === 'normal' && !IM_PAYLOAD.test(text)) return;
   if (OPT_OUT.test(text)) return;
   let inner: string | null = null;
-  const forwarded = () => (inner ??= forwardedXml(ev.bytes));
+  const forwarded = () => (inner ??= forwardedXml(text));
 
   // 'Receiving Messages': the recipient account's other carbons-enabled resources that did not get it
   // (none when the message went to offline storage: it will be delivered from there).
