@@ -14,33 +14,36 @@ export const STREAM_ERRORS_NS = 'urn:ietf:params:xml:ns:xmpp-streams';
 export const STANZA_ERRORS_NS = 'urn:ietf:params:xml:ns:xmpp-stanzas';
 export const SASL_NS = 'urn:ietf:params:xml:ns:xmpp-sasl';
 
-/** RFC 6120 §4.9.3 */
-export type StreamErrorCondition =
-  | 'bad-format'
-  | 'bad-namespace-prefix'
-  | 'conflict'
-  | 'connection-timeout'
-  | 'host-gone'
-  | 'host-unknown'
-  | 'improper-addressing'
-  | 'internal-server-error'
-  | 'invalid-from'
-  | 'invalid-namespace'
-  | 'invalid-xml'
-  | 'not-authorized'
-  | 'not-well-formed'
-  | 'policy-violation'
-  | 'remote-connection-failed'
-  | 'reset'
-  | 'resource-constraint'
-  | 'restricted-xml'
-  | 'see-other-host'
-  | 'system-shutdown'
-  | 'undefined-condition'
-  | 'unsupported-encoding'
-  | 'unsupported-feature'
-  | 'unsupported-stanza-type'
-  | 'unsupported-version';
+/** RFC 6120 §4.9.3, in the RFC's order (§4.9.3.1 … §4.9.3.25). */
+export const STREAM_ERROR_CONDITIONS = [
+  'bad-format',
+  'bad-namespace-prefix',
+  'conflict',
+  'connection-timeout',
+  'host-gone',
+  'host-unknown',
+  'improper-addressing',
+  'internal-server-error',
+  'invalid-from',
+  'invalid-namespace',
+  'invalid-xml',
+  'not-authorized',
+  'not-well-formed',
+  'policy-violation',
+  'remote-connection-failed',
+  'reset',
+  'resource-constraint',
+  'restricted-xml',
+  'see-other-host',
+  'system-shutdown',
+  'undefined-condition',
+  'unsupported-encoding',
+  'unsupported-feature',
+  'unsupported-stanza-type',
+  'unsupported-version',
+] as const;
+
+export type StreamErrorCondition = (typeof STREAM_ERROR_CONDITIONS)[number];
 
 /** RFC 6120 §8.3.3, with the error type each condition carries by default (§8.3.2). */
 export const STANZA_ERROR_TYPES = {
@@ -71,25 +74,40 @@ export const STANZA_ERROR_TYPES = {
 export type StanzaErrorCondition = keyof typeof STANZA_ERROR_TYPES;
 export type StanzaErrorType = 'auth' | 'cancel' | 'continue' | 'modify' | 'wait';
 
-/** RFC 6120 §6.5 */
-export type SaslFailureCondition =
-  | 'aborted'
-  | 'account-disabled'
-  | 'credentials-expired'
-  | 'encryption-required'
-  | 'incorrect-encoding'
-  | 'invalid-authzid'
-  | 'invalid-mechanism'
-  | 'malformed-request'
-  | 'mechanism-too-weak'
-  | 'not-authorized'
-  | 'temporary-auth-failure';
+/** RFC 6120 §6.5, in the RFC's order (§6.5.1 … §6.5.11). */
+export const SASL_FAILURE_CONDITIONS = [
+  'aborted',
+  'account-disabled',
+  'credentials-expired',
+  'encryption-required',
+  'incorrect-encoding',
+  'invalid-authzid',
+  'invalid-mechanism',
+  'malformed-request',
+  'mechanism-too-weak',
+  'not-authorized',
+  'temporary-auth-failure',
+] as const;
+
+export type SaslFailureCondition = (typeof SASL_FAILURE_CONDITIONS)[number];
 
 /** Escape text for use inside XML character data or a quoted attribute value. */
 export function escapeXml(text: string): string {
   return text.replace(/[&<>"']/g, (c) =>
     c === '&' ? '&amp;' : c === '<' ? '&lt;' : c === '>' ? '&gt;' : c === '"' ? '&quot;' : '&apos;',
   );
+}
+
+/** Characters XML 1.0 cannot carry at all, not even as references (§2.2 Char). */
+const NOT_XML_CHAR = /[^\t\n\r\x20-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/gu;
+
+/**
+ * The human-readable <text/> of an error: it may quote what the peer sent (the offending token of
+ * a parse error), which can hold NUL or other characters no XML may contain; they become U+FFFD
+ * so that the error itself stays well-formed (found by test/unit/stream-fuzz.test.ts).
+ */
+export function escapeErrorText(text: string): string {
+  return escapeXml(text.replace(NOT_XML_CHAR, '\uFFFD'));
 }
 
 /** A fatal stream-level error: send <stream:error/>, then </stream:stream>, then close. */
@@ -107,7 +125,7 @@ export class StreamError extends Error {
   /** RFC 6120 §4.9.2: the condition element, and an optional descriptive <text/>. */
   toXml(): string {
     const text = this.text
-      ? `<text xmlns='${STREAM_ERRORS_NS}'>${escapeXml(this.text)}</text>`
+      ? `<text xmlns='${STREAM_ERRORS_NS}'>${escapeErrorText(this.text)}</text>`
       : '';
     return `<stream:error><${this.condition} xmlns='${STREAM_ERRORS_NS}'/>${text}</stream:error>`;
   }
@@ -137,7 +155,7 @@ export class StanzaError extends Error {
   /** RFC 6120 §8.3.2: <error type='…'><condition xmlns='…stanzas'/><text/>?</error> */
   toXml(by?: string): string {
     const text = this.text
-      ? `<text xmlns='${STANZA_ERRORS_NS}'>${escapeXml(this.text)}</text>`
+      ? `<text xmlns='${STANZA_ERRORS_NS}'>${escapeErrorText(this.text)}</text>`
       : '';
     const byAttr = by ? ` by='${escapeXml(by)}'` : '';
     return `<error type='${this.type}'${byAttr}><${this.condition} xmlns='${STANZA_ERRORS_NS}'/>${text}${this.appCondition ?? ''}</error>`;
@@ -157,7 +175,7 @@ export class SaslFailure extends Error {
   }
 
   toXml(): string {
-    const text = this.text ? `<text>${escapeXml(this.text)}</text>` : '';
+    const text = this.text ? `<text>${escapeErrorText(this.text)}</text>` : '';
     return `<failure xmlns='${SASL_NS}'><${this.condition}/>${text}</failure>`;
   }
 }

@@ -11,6 +11,14 @@ describe('error vocabulary', () => {
     expect(err.code).toBe('ERR_XMPP_STREAM_POLICY_VIOLATION');
   });
 
+  it('replaces characters XML cannot carry (NUL, controls, lone surrogates) in error text by U+FFFD', () => {
+    const quoted = "missing whitespace before attribute 'A\u0000\u001b\ud800'";
+    for (const xml of [new StreamError('not-well-formed', quoted).toXml(), new StanzaError('bad-request', quoted).toXml(), new SaslFailure('aborted', quoted).toXml()]) {
+      expect(xml).toContain('attribute &apos;A\ufffd\ufffd\ufffd&apos;');
+    }
+    expect(new StreamError('not-well-formed', 'tab\there, \u{1f600} stays').toXml()).toContain('tab\there, \u{1f600} stays');
+  });
+
   it('gives each stanza error the default type of RFC 6120 §8.3.3', () => {
     expect(new StanzaError('service-unavailable').toXml()).toBe(
       "<error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error>",

@@ -473,34 +473,33 @@ function replay(f: Finding): Promise<void> {
   return f.kind === 'transcript' ? runCase(f.case) : runRandom(f.case);
 }
 
-/** Long runs keep each counterexample (after shrinking) as a fixture the suite replays. */
-async function checked(finding: Finding): Promise<void> {
-  try {
-    await replay(finding);
-  } catch (err) {
-    if (process.env.FUZZ_RUNS) {
-      mkdirSync(fixturesDir, { recursive: true });
-      const text = JSON.stringify(finding);
-      const id = createHash('sha1').update(text).digest('hex').slice(0, 12);
-      writeFileSync(`${fixturesDir}finding-${id}.json`, JSON.stringify({ ...finding, error: String(err).slice(0, 500) }, null, 2) + '\n');
-    }
-    throw err;
+/**
+ * Run a property; a long run (FUZZ_RUNS) keeps its shrunk counterexample as a fixture that the
+ * suite replays from then on.
+ */
+async function fuzz<T>(kind: Finding['kind'], arb: fc.Arbitrary<T>, numRuns: number): Promise<void> {
+  const out = await fc.check(
+    fc.asyncProperty(arb, (c) => replay({ kind, case: c } as Finding)),
+    { ...PARAMS, numRuns },
+  );
+  if (!out.failed) return;
+  if (process.env.FUZZ_RUNS && out.counterexample) {
+    mkdirSync(fixturesDir, { recursive: true });
+    const finding = { kind, case: out.counterexample[0] };
+    const id = createHash('sha1').update(JSON.stringify(finding)).digest('hex').slice(0, 12);
+    const error = String(out.errorInstance).slice(0, 500);
+    writeFileSync(`${fixturesDir}finding-${id}.json`, JSON.stringify({ ...finding, error }, null, 2) + '\n');
   }
+  throw new Error(fc.defaultReportMessage(out));
 }
 
 describe('c2s stream state machine under fuzzing (WASM core, router, memory storage)', () => {
   it('keeps its properties on valid login transcripts fed in random chunks', async () => {
-    await fc.assert(
-      fc.asyncProperty(caseArb(0), (c) => checked({ kind: 'transcript', case: c })),
-      { ...PARAMS, numRuns: RUNS },
-    );
+    await fuzz('transcript', caseArb(0), RUNS);
   }, TIMEOUT);
 
   it('keeps its properties on mutated login transcripts', async () => {
-    await fc.assert(
-      fc.asyncProperty(caseArb(4), (c) => checked({ kind: 'transcript', case: c })),
-      { ...PARAMS, numRuns: RUNS * 4 },
-    );
+    await fuzz('transcript', caseArb(4), RUNS * 4);
   }, TIMEOUT);
 
   it('reaches the bound phase and many distinct stream errors across the mutated sessions', () => {
@@ -511,10 +510,7 @@ describe('c2s stream state machine under fuzzing (WASM core, router, memory stor
   });
 
   it('keeps its properties on random input', async () => {
-    await fc.assert(
-      fc.asyncProperty(randomArb, (c) => checked({ kind: 'random', case: c })),
-      { ...PARAMS, numRuns: RUNS * 2 },
-    );
+    await fuzz('random', randomArb, RUNS * 2);
   }, TIMEOUT);
 
   it('logs in and binds on an unmutated transcript (the generator reaches the bound phase)', async () => {
@@ -539,15 +535,8 @@ describe('c2s stream state machine under fuzzing (WASM core, router, memory stor
     }
   });
 
-  const fixtures = (() => {
-    try {
-      return readdirSync(fixturesDir).filter((f) => f.endsWith('.json'));
-    } catch {
-      return [];
-    }
-  })();
-  it.each(fixtures.length > 0 ? fixtures : ['(none yet)'])('replays the saved finding %s', async (file) => {
-    if (file === '(none yet)') return;
+  const fixtures = readdirSync(fixturesDir).filter((f) => f.endsWith('.json'));
+  it.each(fixtures)('replays the saved finding %s', async (file) => {
     const finding = JSON.parse(readFileSync(`${fixturesDir}${file}`, 'utf8')) as Finding;
     await replay(finding);
   });
