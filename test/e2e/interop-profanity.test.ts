@@ -2,7 +2,8 @@
  * profanity (Debian package, a libstrophe terminal client) driven as a person would drive it:
  * inside tmux, typing with send-keys and reading the screen with capture-pane. It connects over
  * STARTTLS to Hermod's self-signed certificate (accepted with `/tls allow`), adds a contact held
- * by a raw-socket client, sees the contact's presence, and chats both ways.
+ * by a raw-socket client, sees the contact's presence, and chats both ways; a second profanity
+ * logs in over Direct TLS.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -25,10 +26,11 @@ if (missing.length > 0) console.warn(`interop-profanity: skipped, ${missing.join
 
 /** One profanity process in a private tmux server, with its own empty home directory. */
 class Terminal {
-  private readonly socketName = `hermod-prof-${process.pid}`;
+  private readonly socketName: string;
   readonly home = mkdtempSync(join(tmpdir(), 'hermod-prof-'));
 
-  constructor() {
+  constructor(name = '1') {
+    this.socketName = `hermod-prof-${process.pid}-${name}`;
     const env = `HOME=${this.home} XDG_CONFIG_HOME=${this.home}/.config XDG_DATA_HOME=${this.home}/.local/share`;
     this.tmux('new-session', '-d', '-s', 'p', '-x', '200', '-y', '60', `env ${env} TERM=xterm profanity`);
   }
@@ -126,5 +128,20 @@ describe.skipIf(missing.length > 0)('profanity in tmux against Hermod', () => {
     expect(got).toMatch(new RegExp(`<message[^>]*from=['"]${aliceJid.replace(/\./g, '\\.')}['"]`));
     bob.send(`<message to='${aliceJid}' type='chat'><body>hi alice, bob here</body></message>`);
     await term.waitFor(/bob@localhost\/raw: hi alice, bob here/);
+  }, 30_000);
+
+  it('logs in over Direct TLS (XEP-0368, profanity\'s "tls legacy")', async () => {
+    const second = new Terminal('2');
+    try {
+      await second.waitFor(/\/help/);
+      second.type(`/connect carol@localhost server 127.0.0.1 port ${t.tlsPort} tls legacy`);
+      await second.waitFor(/[Pp]assword/);
+      second.type(PASSWORDS.carol!);
+      await second.waitFor(/\/tls allow/);
+      second.type('/tls allow');
+      await second.waitFor(/carol@localhost\/\S+ logged in successfully/);
+    } finally {
+      second.stop();
+    }
   }, 30_000);
 });
