@@ -24,6 +24,7 @@ import { describe, expect, it } from 'vitest';
 import { ScramClient } from '../../bench/load/scram.js';
 import { loadCore } from '../../src/core/parser.js';
 import { createRouter } from '../../src/router/index.js';
+import { STREAM_ERROR_CONDITIONS } from '../../src/errors.js';
 import { keepUnacked } from '../../src/server.js';
 import { createMemoryStorage } from '../../src/storage/memory.js';
 import type { Storage } from '../../src/storage/types.js';
@@ -45,13 +46,7 @@ const TLS_NS = 'urn:ietf:params:xml:ns:xmpp-tls';
 const XML_DECL = "<?xml version='1.0'?>";
 
 /** RFC 6120 §4.9.3. */
-const CONDITIONS = new Set([
-  'bad-format', 'bad-namespace-prefix', 'conflict', 'connection-timeout', 'host-gone', 'host-unknown',
-  'improper-addressing', 'internal-server-error', 'invalid-from', 'invalid-namespace', 'invalid-xml',
-  'not-authorized', 'not-well-formed', 'policy-violation', 'remote-connection-failed', 'reset',
-  'resource-constraint', 'restricted-xml', 'see-other-host', 'system-shutdown', 'undefined-condition',
-  'unsupported-encoding', 'unsupported-feature', 'unsupported-stanza-type', 'unsupported-version',
-]);
+const CONDITIONS = new Set<string>(STREAM_ERROR_CONDITIONS);
 
 const RESUME_MS = 60_000;
 const OPTIONS: C2SOptions = { ...STREAM_OPTIONS, streamManagement: { resumeTimeoutMs: RESUME_MS, maxUnacked: 50 } };
