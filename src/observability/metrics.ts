@@ -29,8 +29,10 @@
 import { collectDefaultMetrics, Registry, type Metric } from 'prom-client';
 import { StanzaKind } from '../core/api.js';
 import {
+  SASL_FAILURE_CONDITIONS,
   SaslFailure,
   STANZA_ERROR_TYPES,
+  STREAM_ERROR_CONDITIONS,
   StanzaError,
   StreamError,
   type SaslFailureCondition,
@@ -43,21 +45,7 @@ export type Transport = (typeof TRANSPORTS)[number];
 /** Index of a transport in the connection slots (pass these, not strings, on hot paths). */
 export const Transport = { c2s: 0, direct_tls: 1, websocket: 2, component: 3 } as const satisfies Record<Transport, number>;
 
-// Record<Condition, 0> makes the compiler refuse a list that misses a condition of errors.ts.
-const STREAM_CONDITIONS = Object.keys({
-  'bad-format': 0, 'bad-namespace-prefix': 0, conflict: 0, 'connection-timeout': 0, 'host-gone': 0,
-  'host-unknown': 0, 'improper-addressing': 0, 'internal-server-error': 0, 'invalid-from': 0,
-  'invalid-namespace': 0, 'invalid-xml': 0, 'not-authorized': 0, 'not-well-formed': 0,
-  'policy-violation': 0, 'remote-connection-failed': 0, reset: 0, 'resource-constraint': 0,
-  'restricted-xml': 0, 'see-other-host': 0, 'system-shutdown': 0, 'undefined-condition': 0,
-  'unsupported-encoding': 0, 'unsupported-feature': 0, 'unsupported-stanza-type': 0, 'unsupported-version': 0,
-} satisfies Record<StreamErrorCondition, 0>) as StreamErrorCondition[];
 const STANZA_CONDITIONS = Object.keys(STANZA_ERROR_TYPES) as StanzaErrorCondition[];
-const SASL_CONDITIONS = Object.keys({
-  aborted: 0, 'account-disabled': 0, 'credentials-expired': 0, 'encryption-required': 0,
-  'incorrect-encoding': 0, 'invalid-authzid': 0, 'invalid-mechanism': 0, 'malformed-request': 0,
-  'mechanism-too-weak': 0, 'not-authorized': 0, 'temporary-auth-failure': 0,
-} satisfies Record<SaslFailureCondition, 0>) as SaslFailureCondition[];
 
 /** SASL mechanisms counted by name; anything else is counted as "other". */
 export const MECHANISMS = ['PLAIN', 'SCRAM-SHA-1', 'SCRAM-SHA-256', 'SCRAM-SHA-1-PLUS', 'SCRAM-SHA-256-PLUS', 'other'] as const;
@@ -91,9 +79,9 @@ const OUT = slots(KIND_SLOTS);
 const QUEUED = slots(1);
 const AUTH_OK = slots(MECHANISMS.length);
 const AUTH_FAIL = slots(MECHANISMS.length);
-const ERR_STREAM = slots(STREAM_CONDITIONS.length);
+const ERR_STREAM = slots(STREAM_ERROR_CONDITIONS.length);
 const ERR_STANZA = slots(STANZA_CONDITIONS.length);
-const ERR_SASL = slots(SASL_CONDITIONS.length);
+const ERR_SASL = slots(SASL_FAILURE_CONDITIONS.length);
 // Histograms: one slot per bucket plus +Inf, then sum, then count.
 const ROUTE = slots(ROUTING_BUCKETS.length + 3);
 const FLUSH = slots(FLUSH_BUCKETS.length + 3);
@@ -101,9 +89,9 @@ const FLUSH = slots(FLUSH_BUCKETS.length + 3);
 export const BLOCK_SLOTS = next;
 
 const indexOf = <T extends string>(list: readonly T[]): Record<string, number> => Object.fromEntries(list.map((c, i) => [c, i]));
-const STREAM_INDEX = indexOf(STREAM_CONDITIONS);
+const STREAM_INDEX = indexOf(STREAM_ERROR_CONDITIONS);
 const STANZA_INDEX = indexOf(STANZA_CONDITIONS);
-const SASL_INDEX = indexOf(SASL_CONDITIONS);
+const SASL_INDEX = indexOf(SASL_FAILURE_CONDITIONS);
 const MECH_INDEX = indexOf(MECHANISMS);
 
 /**
@@ -291,9 +279,9 @@ export class Metrics {
         perShard((b) => Object.keys(KIND_LABELS).reduce((s, k) => s + b.cells[IN + Number(k)]!, 0)),
       ),
       computed('hermod_errors_total', 'Errors sent, by family (stream, stanza, sasl) and RFC 6120 condition.', 'counter', () => [
-        ...labelled(ERR_STREAM, STREAM_CONDITIONS, 'condition', { family: 'stream' }),
+        ...labelled(ERR_STREAM, STREAM_ERROR_CONDITIONS, 'condition', { family: 'stream' }),
         ...labelled(ERR_STANZA, STANZA_CONDITIONS, 'condition', { family: 'stanza' }),
-        ...labelled(ERR_SASL, SASL_CONDITIONS, 'condition', { family: 'sasl' }),
+        ...labelled(ERR_SASL, SASL_FAILURE_CONDITIONS, 'condition', { family: 'sasl' }),
       ]),
       computed('hermod_auth_total', 'SASL authentication outcomes, by mechanism.', 'counter', () => [
         ...labelled(AUTH_OK, MECHANISMS, 'mechanism', { result: 'success' }),

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { SaslFailure, StanzaError, StreamError } from '../../src/errors.js';
+import { SASL_FAILURE_CONDITIONS, STREAM_ERROR_CONDITIONS, SaslFailure, StanzaError, StreamError } from '../../src/errors.js';
 
 describe('error vocabulary', () => {
   it('serialises a stream error with its RFC 6120 §4.9.3 condition and escaped text', () => {
@@ -17,6 +17,15 @@ describe('error vocabulary', () => {
       expect(xml).toContain('attribute &apos;A\ufffd\ufffd\ufffd&apos;');
     }
     expect(new StreamError('not-well-formed', 'tab\there, \u{1f600} stays').toXml()).toContain('tab\there, \u{1f600} stays');
+  });
+
+  it('lists the 25 stream error conditions of RFC 6120 §4.9.3 and the 11 SASL failures of §6.5, in RFC order', () => {
+    expect(STREAM_ERROR_CONDITIONS).toHaveLength(25);
+    expect(STREAM_ERROR_CONDITIONS[0]).toBe('bad-format');
+    expect(STREAM_ERROR_CONDITIONS[13]).toBe('policy-violation'); // §4.9.3.14
+    expect(STREAM_ERROR_CONDITIONS[24]).toBe('unsupported-version');
+    expect(SASL_FAILURE_CONDITIONS).toHaveLength(11);
+    expect(SASL_FAILURE_CONDITIONS[9]).toBe('not-authorized'); // §6.5.10
   });
 
   it('gives each stanza error the default type of RFC 6120 §8.3.3', () => {
