@@ -113,17 +113,26 @@ describe('durability of a hermod serve process', () => {
   });
 
   it('on SIGTERM ends every stream with <system-shutdown/>, exits 0, and loses nothing accepted', async () => {
-    const dir = makeDataDir(['alice', 'bob', 'carol']);
+    const dir = makeDataDir(['alice', 'bob', 'carol', 'dave']);
     dirs.push(dir);
     const first = await serve(dir);
     const alice = await login(first.port, 'alice', 'phone');
-    // carol has XEP-0198 on and has not acknowledged what she got when the server stops.
-    const carol = await login(first.port, 'carol', 'mobile');
-    carol.send(`<enable ${SM} resume='true'/>`);
-    await carol.waitFor('<enabled');
-    carol.send('<presence/>');
-    alice.send("<message to='carol@localhost/mobile' type='chat' id='m4'><body>unacknowledged at shutdown</body></message>");
-    await carol.waitFor('unacknowledged at shutdown');
+    // carol (connected) and dave (connection gone, session waiting for a resume) have XEP-0198
+    // on and have not acknowledged what they got when the server stops.
+    const smUsers: RawClient[] = [];
+    for (const user of ['carol', 'dave']) {
+      const c = await login(first.port, user, 'mobile');
+      c.send(`<enable ${SM} resume='true'/>`);
+      await c.waitFor('<enabled');
+      c.send('<presence/>');
+      await roundTrip(c, 'p');
+      alice.send(`<message to='${user}@localhost/mobile' type='chat'><body>unacknowledged at shutdown</body></message>`);
+      await c.waitFor('unacknowledged at shutdown');
+      smUsers.push(c);
+    }
+    const [carol, dave] = smUsers as [RawClient, RawClient];
+    dave.close();
+    await roundTrip(alice, 'sync-dave');
     const waiting = await RawClient.connect(first.port); // not even past the header yet
     waiting.send("<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>");
     await waiting.waitFor('</stream:features>');
@@ -138,18 +147,20 @@ describe('durability of a hermod serve process', () => {
     }
     const exit = await first.exited;
     expect(exit).toEqual({ code: 0, signal: null });
-    expect(first.output()).toMatch(/SIGTERM: closing 3 stream/);
+    expect(first.output()).toMatch(/SIGTERM: closing 4 stream/);
 
     const second = await serve(dir);
     const bob = await login(second.port, 'bob', 'desk');
     bob.send('<presence/>');
     expect(await bob.waitFor('sent just before shutdown')).toContain("<delay xmlns='urn:xmpp:delay'");
     // XEP-0198 §4: a session ended by the shutdown keeps what its client never acknowledged.
-    const back = await login(second.port, 'carol', 'mobile');
-    back.send('<presence/>');
-    expect(await back.waitFor('unacknowledged at shutdown')).toContain("<delay xmlns='urn:xmpp:delay'");
+    for (const user of ['carol', 'dave']) {
+      const back = await login(second.port, user, 'mobile');
+      back.send('<presence/>');
+      expect(await back.waitFor('unacknowledged at shutdown')).toContain("<delay xmlns='urn:xmpp:delay'");
+      back.close();
+    }
     bob.close();
-    back.close();
   });
 
   it('keeps a message a dead XEP-0198 session never acknowledged, through kill -9, for the next login', async () => {
