@@ -692,7 +692,7 @@ export class C2SStream implements ClientSession, ParserHandler {
           throw new SaslFailure('invalid-mechanism', 'no mechanism named');
         }
         if (!this.deps.sasl.mechanisms(this.secure || this.options.tls === 'optional').includes(mechanism)) {
-          // §6.5.5: unknown, or not offered to this stream (PLAIN in the clear).
+          // §6.5.7: unknown, or not offered to this stream (PLAIN in the clear).
           throw new SaslFailure('invalid-mechanism', `${mechanism} is not offered`);
         }
         // §6.4.2: a new <auth/> replaces any exchange in progress.

@@ -33,7 +33,7 @@ export function offeredMechanisms(options: { secure: boolean; tls: TlsPolicy }):
 /**
  * RFC 6120 §6.4.2 / §6.4.3: the text of <auth/>, <response/>. No text means no data (for
  * <auth/>: no initial response), a lone '=' means present but empty, anything else must be
- * base64 (whitespace tolerated, as XML may wrap it); otherwise <incorrect-encoding/> (§6.5.2).
+ * base64 (whitespace tolerated, as XML may wrap it); otherwise <incorrect-encoding/> (§6.5.5).
  */
 export function decodeSaslPayload(text: string): Buffer | null {
   const compact = text.replace(/[ \t\r\n]/g, '');
@@ -54,7 +54,7 @@ export function encodeSaslPayload(data: Buffer | null): string {
   return data.length === 0 ? '=' : data.toString('base64');
 }
 
-/** Start an exchange for a named mechanism; unknown names fail with <invalid-mechanism/> (§6.5.5). */
+/** Start an exchange for a named mechanism; unknown names fail with <invalid-mechanism/> (§6.5.7). */
 export function startExchange(mechanism: string, context: SaslContext): SaslExchange {
   switch (mechanism) {
     case 'SCRAM-SHA-256':
