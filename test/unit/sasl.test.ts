@@ -101,7 +101,7 @@ describe('mechanism offer', () => {
     expect(provider.mechanisms(true)).toEqual(['SCRAM-SHA-256', 'SCRAM-SHA-1', 'PLAIN']);
   });
 
-  it('refuses an unknown mechanism with invalid-mechanism (RFC 6120 §6.5.5)', async () => {
+  it('refuses an unknown mechanism with invalid-mechanism (RFC 6120 §6.5.7)', async () => {
     expect((await failure(() => startExchange('DIGEST-MD5', context))).condition).toBe('invalid-mechanism');
     expect((await failure(() => new SaslProvider(context).start('SCRAM-SHA-1-PLUS'))).condition).toBe('invalid-mechanism');
     expect(new SaslProvider(context).start('SCRAM-SHA-1').mechanism).toBe('SCRAM-SHA-1');
@@ -121,7 +121,7 @@ describe('payload encoding (RFC 6120 §6.4.2)', () => {
     expect(decodeSaslPayload('YQ==')!.toString()).toBe('a');
   });
 
-  it('refuses what is not base64 with incorrect-encoding (RFC 6120 §6.5.2)', async () => {
+  it('refuses what is not base64 with incorrect-encoding (RFC 6120 §6.5.5)', async () => {
     for (const bad of ['abc', 'a*bc', 'YQ=', 'YQ==YQ==', '====', 'YQ===']) {
       expect((await failure(() => decodeSaslPayload(bad))).condition).toBe('incorrect-encoding');
     }

@@ -255,13 +255,13 @@ describe.each(cores)('c2s stream state machine (%s)', (_name, core) => {
       expect(s.transport.ended).toBe(true);
     });
 
-    it('answers an unknown mechanism with invalid-mechanism (§6.5.5)', async () => {
+    it('answers an unknown mechanism with invalid-mechanism (§6.5.7)', async () => {
       const s = open({}, { secure: true });
       await s.feed(HEADER);
       expect(await s.feed(`<auth ${SASL} mechanism='X-MAGIC'>AA==</auth>`)).toContain('<invalid-mechanism/>');
     });
 
-    it('answers bad base64 with incorrect-encoding (§6.5.2)', async () => {
+    it('answers bad base64 with incorrect-encoding (§6.5.5)', async () => {
       const s = open({}, { secure: true });
       await s.feed(HEADER);
       expect(await s.feed(`<auth ${SASL} mechanism='PLAIN'>not*base64!</auth>`)).toBe(`<failure ${SASL}><incorrect-encoding/><text>the payload is not base64</text></failure>`);
@@ -393,7 +393,7 @@ describe.each(cores)('c2s stream state machine (%s)', (_name, core) => {
       expect(post.router.log.routed).toHaveLength(1);
     });
 
-    it('closes with unsupported-stanza-type for an unknown top-level element after auth (§4.9.3.21)', async () => {
+    it('closes with unsupported-stanza-type for an unknown top-level element after auth (§4.9.3.24)', async () => {
       const s = await bound();
       expect(streamErrorOf(await s.feed("<foo xmlns='urn:example'/>"))).toBe('unsupported-stanza-type');
     });
