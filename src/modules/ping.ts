@@ -13,7 +13,7 @@ export const ping: Module = {
       return true;
     };
     ctx.hooks.on(`iq-get/host/${PING_NS}`, pong);
-    // XEP-0199 §4.3 / RFC 6121 §8.5.2.1.3: to a bare JID the server answers for the account.
+    // XEP-0199 §4.4 (client to client) / RFC 6121 §8.5.2.1.3: to a bare JID the server answers for the account.
     ctx.hooks.on(`iq-get/bare/${PING_NS}`, pong);
   },
 };
