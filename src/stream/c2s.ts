@@ -543,7 +543,7 @@ export class C2SStream implements ClientSession, ParserHandler {
     // §4.8.5: only the prefix 'stream' for the streams namespace (allowed "for historical
     // reasons"), and no other prefix declared on the header. Stanzas are forwarded as the client
     // wrote them, so a prefix bound only here would reach the recipient's stream unbound and
-    // break it (found by test/unit/stream-fuzz.test.ts; fixtures in test/fixtures/stream/).
+    // break it.
     const prefixes = header.declaredPrefixes ?? [];
     if (header.name !== 'stream:stream' || prefixes.some((p) => p !== 'stream' && p !== 'xml')) {
       return new StreamError('bad-namespace-prefix', "the stream header may declare only the prefix 'stream'");
