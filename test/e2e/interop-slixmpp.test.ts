@@ -1,8 +1,8 @@
 /**
  * slixmpp (Debian python3-slixmpp) with the plugins a typical client loads — XEP-0030 disco,
- * XEP-0115 caps, XEP-0199 keepalive, XEP-0280 carbons, XEP-0352 CSI, XEP-0198 stream management —
- * over STARTTLS, including a resumption after alice's TCP connection drops without a closing
- * handshake. The Python side (interop_slixmpp_plugins.py) reports what it saw as JSON.
+ * XEP-0115 caps, XEP-0199 keepalive, XEP-0280 carbons, XEP-0352 CSI, XEP-0198 stream management,
+ * XEP-0191 blocking, XEP-0077 password change — over STARTTLS, including a resumption after
+ * alice's TCP connection drops without a closing handshake. The Python side (interop_slixmpp_plugins.py) reports what it saw as JSON.
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -62,6 +62,16 @@ describe('slixmpp with its usual XEP plugins', () => {
   it('offers CSI and still delivers a chat message to an inactive client at once (XEP-0352 §5)', () => {
     expect(r.csi_offered).toBe(true);
     expect(r.inactive_got).toBe('while inactive');
+  });
+
+  it('blocks and unblocks a contact with the client\'s XEP-0191 plugin', () => {
+    expect(r.blocklist).toEqual(['bob@localhost']);
+    expect(r.blocked_delivered).toBe(0);
+    expect(r.after_unblock).toBe('after unblock');
+  });
+
+  it('changes the password in band and the new one logs in (XEP-0077 §3.3)', () => {
+    expect(r.new_password_works).toBe(true);
   });
 
   it('resumes after a dropped TCP connection: same JID, consistent h, the missed message once (XEP-0198 §5)', () => {

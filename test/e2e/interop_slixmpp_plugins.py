@@ -1,7 +1,8 @@
 """slixmpp with the XEP plugins a typical client loads, against a running Hermod over STARTTLS:
 service discovery (XEP-0030) and entity capabilities (XEP-0115), keepalive pings (XEP-0199),
-carbons (XEP-0280), client state indication (XEP-0352), and stream management (XEP-0198) with
-resumption after the TCP connection drops without a closing handshake. Prints one JSON object;
+carbons (XEP-0280), client state indication (XEP-0352), blocking (XEP-0191), password change
+(XEP-0077 §3.3), and stream management (XEP-0198) with resumption after the TCP connection drops
+without a closing handshake. Prints one JSON object;
 interop-slixmpp.test.ts asserts on it.
 
 Usage: /usr/bin/python3 interop_slixmpp_plugins.py HOST PORT ALICE_PW BOB_PW
@@ -16,7 +17,7 @@ from slixmpp import ClientXMPP
 
 HOST, PORT, ALICE_PW, BOB_PW = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 TIMEOUT = 10
-PLUGINS = ['xep_0030', 'xep_0115', 'xep_0199', 'xep_0280', 'xep_0352', 'xep_0198']
+PLUGINS = ['xep_0030', 'xep_0115', 'xep_0199', 'xep_0280', 'xep_0352', 'xep_0198', 'xep_0191', 'xep_0077']
 logging.basicConfig(level=logging.CRITICAL)
 
 
@@ -89,6 +90,26 @@ async def main():
     bob.send_message(mto=a1.boundjid.full, mbody='while inactive', mtype='chat')
     r['inactive_got'] = await next_body(a1.messages)
     a1['xep_0352'].send_active()
+
+    # XEP-0191: alice blocks bob (a chat from him is not delivered), then unblocks him.
+    await a1['xep_0191'].block(['bob@localhost'], timeout=TIMEOUT)
+    r['blocklist'] = [str(j) for j in (await a1['xep_0191'].get_blocked(timeout=TIMEOUT))['blocklist']['items']]
+    bob.send_message(mto=a1.boundjid.full, mbody='while blocked', mtype='chat')
+    await bob['xep_0199'].ping(jid='localhost', timeout=TIMEOUT)  # the server has routed it by now
+    await a1['xep_0199'].ping(jid='localhost', timeout=TIMEOUT)
+    r['blocked_delivered'] = a1.messages.qsize()
+    await a1['xep_0191'].unblock(['bob@localhost'], timeout=TIMEOUT)
+    bob.send_message(mto=a1.boundjid.full, mbody='after unblock', mtype='chat')
+    r['after_unblock'] = await next_body(a1.messages)
+
+    # XEP-0077 §3.3: change the password in band, log in with the new one, change it back.
+    await bob['xep_0077'].change_password('changed-' + BOB_PW, timeout=TIMEOUT)
+    check = Client('bob@localhost/check', 'changed-' + BOB_PW)
+    check.connect((HOST, PORT))
+    await asyncio.wait_for(check.started.wait(), TIMEOUT)
+    r['new_password_works'] = True
+    check.disconnect()
+    await bob['xep_0077'].change_password(BOB_PW, timeout=TIMEOUT)
 
     # Keepalive pings run for a while without dropping anyone.
     await asyncio.sleep(2.5)
