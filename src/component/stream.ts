@@ -12,7 +12,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { StanzaKind, type CoreError, type ParserHandler, type StanzaView, type StreamHeader, type StreamParser } from '../core/api.js';
 import { StreamError } from '../errors.js';
 import { Jid } from '../jid.js';
-import type { ByteSink, ParserFactory, StreamTransport } from '../stream/c2s.js';
+import { headerPrefixError, type ByteSink, type ParserFactory, type StreamTransport } from '../stream/c2s.js';
 import { localName } from '../xml/element.js';
 import { attr } from '../xml/escape.js';
 
@@ -153,11 +153,9 @@ export class ComponentStream implements ByteSink, ParserHandler {
     if (header.defaultNamespace !== COMPONENT_NS) {
       return this.close(new StreamError('invalid-namespace', `components speak ${COMPONENT_NS}`));
     }
-    // RFC 6120 §4.8.5, as for clients (src/stream/c2s.ts): the component's stanzas are forwarded
-    // as written, so a prefix bound only on its header would reach users' streams unbound.
-    if (header.name !== 'stream:stream' || (header.declaredPrefixes ?? []).some((p) => p !== 'stream' && p !== 'xml')) {
-      return this.close(new StreamError('bad-namespace-prefix', "the stream header may declare only the prefix 'stream'"));
-    }
+    // RFC 6120 §4.8.5, as for clients: the component's stanzas are forwarded as written.
+    const prefixError = headerPrefixError(header);
+    if (prefixError) return this.close(prefixError);
     // XEP-0114 §3 / RFC 6120 §4.9.3.6: 'to' names the component; one we do not know is host-unknown.
     const domain = header.to === null ? null : (Jid.tryParse(header.to)?.domain ?? null);
     if (domain === null || this.host.secretOf(domain) === undefined) {

@@ -192,6 +192,19 @@ function byteSize(data: string | Uint8Array): number {
   return typeof data === 'string' ? data.length : data.byteLength;
 }
 
+/**
+ * RFC 6120 §4.8.5: only the prefix 'stream' for the streams namespace (allowed "for historical
+ * reasons"), and no other prefix declared on the header. Stanzas are forwarded as the peer wrote
+ * them, so a prefix bound only on its header would reach the recipient's stream unbound and break
+ * it. Shared with XEP-0114 component streams.
+ */
+export function headerPrefixError(header: StreamHeader): StreamError | null {
+  if (header.name !== 'stream:stream' || (header.declaredPrefixes ?? []).some((p) => p !== 'stream' && p !== 'xml')) {
+    return new StreamError('bad-namespace-prefix', "the stream header may declare only the prefix 'stream'");
+  }
+  return null;
+}
+
 export class C2SStream implements ClientSession, ParserHandler {
   readonly id = nextSessionId++;
   /** The id of the current response stream header (RFC 6120 §4.7.3), fresh per restart. */
@@ -540,14 +553,8 @@ export class C2SStream implements ClientSession, ParserHandler {
     if (header.namespace !== STREAMS_NS || localName(header.name) !== 'stream') {
       return new StreamError('invalid-namespace', `stream element must be {${STREAMS_NS}}stream`);
     }
-    // §4.8.5: only the prefix 'stream' for the streams namespace (allowed "for historical
-    // reasons"), and no other prefix declared on the header. Stanzas are forwarded as the client
-    // wrote them, so a prefix bound only here would reach the recipient's stream unbound and
-    // break it.
-    const prefixes = header.declaredPrefixes ?? [];
-    if (header.name !== 'stream:stream' || prefixes.some((p) => p !== 'stream' && p !== 'xml')) {
-      return new StreamError('bad-namespace-prefix', "the stream header may declare only the prefix 'stream'");
-    }
+    const prefixError = headerPrefixError(header);
+    if (prefixError) return prefixError;
     // §4.8.2 and §4.9.3.10: the content namespace of a c2s stream is jabber:client.
     if (header.defaultNamespace !== CLIENT_NS) {
       return new StreamError('invalid-namespace', `default namespace must be ${CLIENT_NS}`);
