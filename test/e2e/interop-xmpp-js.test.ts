@@ -1,6 +1,6 @@
 /**
  * @xmpp/client as an application ships it: its reconnect plugin left on and stream management
- * (XEP-0198) enabled. The TCP connection is destroyed under it (no closing handshake, as when a
+ * (XEP-0198) enabled, over STARTTLS and over WebSocket. The TCP connection is destroyed under it (no closing handshake, as when a
  * phone changes network); the client reconnects by itself and resumes the session: same full
  * JID, the message that arrived meanwhile delivered once, and the one it wrote as the
  * connection died delivered once.
@@ -8,10 +8,29 @@
 import { client, xml, type Client } from '@xmpp/client';
 import type { Element } from '@xmpp/xml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
 import { PASSWORDS, RawClient, startTestServer, type TestServer } from './harness.js';
 
 // The server's certificate is self-signed; xmpp.js's STARTTLS has no option to trust it.
 process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0';
+// @xmpp/websocket uses the global WebSocket, which Node 20 does not have.
+(globalThis as { WebSocket?: unknown }).WebSocket ??= WebSocket;
+
+/** How each transport's connection is cut from under xmpp.js, without a closing handshake. */
+const TRANSPORTS = [
+  {
+    name: 'STARTTLS',
+    service: (t: TestServer) => `xmpp://127.0.0.1:${t.port}`,
+    // xmpp.js's TLS wrapper holds the node:tls socket; destroying it drops the TCP connection.
+    drop: (alice: Client) => (alice as unknown as { socket: { socket: { destroy(): void } } }).socket.socket.destroy(),
+  },
+  {
+    name: 'WebSocket (RFC 7395)',
+    service: (t: TestServer) => `ws://127.0.0.1:${t.server.websocket!.port}/xmpp-websocket`,
+    // The ws package's WebSocket keeps its TCP socket in _socket: destroy it, no close frame.
+    drop: (alice: Client) => (alice as unknown as { socket: { socket: { _socket: { destroy(): void } } } }).socket.socket._socket.destroy(),
+  },
+];
 
 interface StreamManagement {
   enabled: boolean;
@@ -29,7 +48,7 @@ function waitEvent(emitter: { once(e: string, l: (...a: unknown[]) => void): unk
   });
 }
 
-describe('@xmpp/client with reconnect and stream management', () => {
+describe.each(TRANSPORTS)('@xmpp/client with reconnect and stream management over $name', (transport) => {
   let t: TestServer;
   let alice: Client;
   let bob: RawClient;
@@ -38,11 +57,11 @@ describe('@xmpp/client with reconnect and stream management', () => {
   const statuses: string[] = [];
 
   beforeAll(async () => {
-    t = await startTestServer([]);
+    t = await startTestServer(['--set', 'listen.websocket.enabled=true', '--set', 'listen.websocket.port=0']);
     bob = await RawClient.connect(t.port);
     await bob.login('bob', { tls: true, resource: 'raw' });
     alice = client({
-      service: `xmpp://127.0.0.1:${t.port}`,
+      service: transport.service(t),
       domain: 'localhost',
       username: 'alice',
       password: PASSWORDS.alice,
@@ -74,15 +93,14 @@ describe('@xmpp/client with reconnect and stream management', () => {
     expect(sm.id).not.toBe('');
   });
 
-  it('reconnects by itself after the socket is destroyed and resumes the same session (XEP-0198 §5)', async () => {
+  it('reconnects by itself after the connection is destroyed and resumes the same session (XEP-0198 §5)', async () => {
     const sm = (alice as unknown as { streamManagement: StreamManagement }).streamManagement;
     const resumed = waitEvent(sm as never, 'resumed');
     const gone = waitEvent(alice as never, 'disconnect');
     // A stanza written just before the drop: either the server handled it (and says so in
     // <resumed h=…/>) or xmpp.js resends it after resuming; bob gets it exactly once either way.
     const lastWords = alice.send(xml('message', { to: 'bob@localhost/raw', type: 'chat' }, xml('body', {}, 'last words')));
-    // xmpp.js's TLS wrapper holds the node:tls socket; destroying it drops the TCP connection.
-    (alice as unknown as { socket: { socket: { destroy(): void } } }).socket.socket.destroy();
+    transport.drop(alice);
     await lastWords.catch(() => {});
     await gone;
     // While alice is away: bob writes to her full JID; the server holds it for the session.
