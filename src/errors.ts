@@ -104,10 +104,15 @@ const NOT_XML_CHAR = /[^\t\n\r\x20-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/gu;
 /**
  * The human-readable <text/> of an error: it may quote what the peer sent (the offending token of
  * a parse error), which can hold NUL or other characters no XML may contain; they become U+FFFD
- * so that the error itself stays well-formed (found by test/unit/stream-fuzz.test.ts).
+ * so that the error itself stays well-formed.
  */
 export function escapeErrorText(text: string): string {
   return escapeXml(text.replace(NOT_XML_CHAR, '\uFFFD'));
+}
+
+/** The stable `code` of an error: ERR_XMPP_<FAMILY>_<CONDITION> (policy-violation → POLICY_VIOLATION). */
+function errorCode(family: 'STREAM' | 'STANZA' | 'SASL', condition: string): string {
+  return `ERR_XMPP_${family}_${condition.toUpperCase().replace(/-/g, '_')}`;
 }
 
 /** A fatal stream-level error: send <stream:error/>, then </stream:stream>, then close. */
@@ -119,7 +124,7 @@ export class StreamError extends Error {
   ) {
     super(text ? `${condition}: ${text}` : condition);
     this.name = 'StreamError';
-    this.code = `ERR_XMPP_STREAM_${condition.toUpperCase().replace(/-/g, '_')}`;
+    this.code = errorCode('STREAM', condition);
   }
 
   /** RFC 6120 §4.9.2: the condition element, and an optional descriptive <text/>. */
@@ -149,7 +154,7 @@ export class StanzaError extends Error {
     super(text ? `${condition}: ${text}` : condition);
     this.name = 'StanzaError';
     this.type = type ?? STANZA_ERROR_TYPES[condition];
-    this.code = `ERR_XMPP_STANZA_${condition.toUpperCase().replace(/-/g, '_')}`;
+    this.code = errorCode('STANZA', condition);
   }
 
   /** RFC 6120 §8.3.2: <error type='…'><condition xmlns='…stanzas'/><text/>?</error> */
@@ -171,7 +176,7 @@ export class SaslFailure extends Error {
   ) {
     super(text ? `${condition}: ${text}` : condition);
     this.name = 'SaslFailure';
-    this.code = `ERR_XMPP_SASL_${condition.toUpperCase().replace(/-/g, '_')}`;
+    this.code = errorCode('SASL', condition);
   }
 
   toXml(): string {
