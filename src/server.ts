@@ -19,7 +19,7 @@ import { AuthBan } from './limits/auth-ban.js';
 import { AuthFailureTracker, ConnectionCounter } from './stream/limits.js';
 import { C2SStream, type C2SDeps, type C2SOptions, type ParserFactory, type SaslProvider } from './stream/c2s.js';
 import { ListenError, listenClients, type Listener } from './transport/listen.js';
-import { loadCertificate, secureContextOf, type Certificate } from './transport/tls.js';
+import { loadServerTls, type Certificate } from './transport/tls.js';
 import type { ClientTransport } from './transport/socket.js';
 import { WebSocketTransport, listenWebSocket } from './transport/websocket.js';
 import { MetricsListenError, startObservability, type Logger, type Observability } from './observability/index.js';
@@ -111,13 +111,7 @@ export async function startServer(config: HermodConfig, options: StartOptions = 
   // be reported before any port is taken.
   const storage = options.storage ?? openStorage({ dataDir: config.dataDir, offlineLimit: config.offline.maxPerUser });
   try {
-    const certificate = await loadCertificate({
-      certFile: config.tls.cert,
-      keyFile: config.tls.key,
-      dataDir: config.dataDir,
-      domain: config.domain,
-    });
-    const secureContext = secureContextOf(certificate);
+    const { certificate, secureContext } = await loadServerTls(config);
     const core: ParserFactory = options.core ?? loadCore();
     const router = createRouter({
       domain: config.domain,

@@ -81,3 +81,18 @@ export function secureContextOf(certificate: Certificate): SecureContext {
     throw new ConfigError(`unusable certificate or key (${certificate.certFile}): ${(err as Error).message}`, '--cert');
   }
 }
+
+/** The configuration's certificate (tls.cert/tls.key, or the generated one) and its context. */
+export async function loadServerTls(config: {
+  domain: string;
+  dataDir: string;
+  tls: { cert: string | null; key: string | null };
+}): Promise<{ certificate: Certificate; secureContext: SecureContext }> {
+  const certificate = await loadCertificate({
+    certFile: config.tls.cert,
+    keyFile: config.tls.key,
+    dataDir: config.dataDir,
+    domain: config.domain,
+  });
+  return { certificate, secureContext: secureContextOf(certificate) };
+}
