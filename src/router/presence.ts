@@ -59,6 +59,11 @@ export class PresenceEngine {
     return this.ctx.storage.rosters;
   }
 
+  /** The roster, read-only: without a copy when the store can (every broadcast reads it). */
+  private rosterOf(bare: string): readonly Readonly<RosterItem>[] {
+    return this.rosters.peek?.(bare) ?? this.rosters.list(bare);
+  }
+
   /** Sessions of an account that have sent available presence. */
   private available(bare: string): SessionState[] {
     return this.ctx.sessions.bare(bare).filter((s) => s.available);
@@ -84,7 +89,7 @@ export class PresenceEngine {
 
     // §4.2.2 / §4.4.2: to every contact with subscription from/both (all their available
     // resources), and to all of the account's own available resources, this one included.
-    const roster = this.rosters.list(st.bare);
+    const roster = this.rosterOf(st.bare);
     this.fanOut(st.bare, roster, bytes);
 
     if (initial) {
@@ -119,7 +124,7 @@ export class PresenceEngine {
   }
 
   /** Deliver bytes to contacts with from/both and to the account's own available resources. */
-  private fanOut(bare: string, roster: RosterItem[], bytes: Uint8Array, except?: SessionState): void {
+  private fanOut(bare: string, roster: readonly Readonly<RosterItem>[], bytes: Uint8Array, except?: SessionState): void {
     for (const item of roster) {
       if (sendsPresence(item.subscription) && !this.ctx.blocked(bare, item.jid)) {
         this.ctx.deliverToAvailable(item.jid, bytes, 'presence');
@@ -136,7 +141,7 @@ export class PresenceEngine {
     // and to every entity that got directed presence (§4.6.3) and is not already covered.
     const subscribers = new Set<string>();
     if (wasAvailable) {
-      const roster = this.rosters.list(st.bare);
+      const roster = this.rosterOf(st.bare);
       this.fanOut(st.bare, roster, bytes, st);
       for (const i of roster) if (sendsPresence(i.subscription)) subscribers.add(i.jid);
     }

@@ -15,8 +15,9 @@
  *   and PRAGMA data_version at most every 250 ms for other processes (`hermod deluser`; the
  *   pragma costs ~7 µs, too much to ask per broadcast).
  *
- * What is returned is a copy, as from the store itself (RosterStore promises that a caller
- * editing a returned item changes nothing stored); copying 20 items costs about a microsecond.
+ * list() and get() return copies, as the store itself does (RosterStore promises that a caller
+ * editing a returned item changes nothing stored); peek() returns the cached items themselves,
+ * for the presence path, which only reads them (copying 20 items costs 1–3 µs).
  */
 import type { RosterItem, RosterStore } from './types.js';
 
@@ -70,6 +71,16 @@ export function cacheRosters(inner: RosterStore, opts: RosterCacheOptions): Cach
       if (max > 0) {
         if (cache.size >= max) cache.delete(cache.keys().next().value as string);
         cache.set(owner, read.map(copy));
+      }
+      return read;
+    },
+    peek(owner) {
+      const items = cached(owner);
+      if (items !== undefined) return items;
+      const read = inner.list(owner);
+      if (max > 0) {
+        if (cache.size >= max) cache.delete(cache.keys().next().value as string);
+        cache.set(owner, read);
       }
       return read;
     },

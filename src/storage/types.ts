@@ -136,6 +136,11 @@ export interface RosterStore {
   /** All items, ordered by contact JID. */
   list(owner: string): RosterItem[];
   /**
+   * The same items without copying them, for hot read-only paths (presence broadcasts): the
+   * caller must not modify what it gets. Optional; callers fall back to list().
+   */
+  peek?(owner: string): readonly Readonly<RosterItem>[];
+  /**
    * RFC 6121 §2.6: the roster version, 0 for a roster never written. Versions come from one
    * store-wide counter, so a deleted and re-created account never repeats a version that a
    * client may have cached for the old roster.

@@ -104,6 +104,16 @@ describe('roster cache over sqlite', () => {
     s.close();
   });
 
+  it('peeks without copying, and a peek after a write sees the write', () => {
+    const s = openSqliteStorage({ dataDir: tempDir(), iterations: 16 });
+    s.rosters.set('a@x', item('b@x', 'to'));
+    const first = s.rosters.peek!('a@x');
+    expect(s.rosters.peek!('a@x')).toBe(first);
+    s.rosters.set('a@x', item('b@x', 'both'));
+    expect(s.rosters.peek!('a@x').map((i) => i.subscription)).toEqual(['both']);
+    s.close();
+  });
+
   it('reads from the store every time when turned off', () => {
     const s = openSqliteStorage({ dataDir: tempDir(), iterations: 16, rosterCache: 0 });
     s.rosters.set('a@x', item('b@x'));
