@@ -59,6 +59,35 @@ export function frameOutbound(chunk: string | Uint8Array): string {
   return xml;
 }
 
+const XMLNS = Buffer.from('xmlns');
+const CLIENT_XMLNS = Buffer.from(` xmlns='${CLIENT_NS}'`);
+
+function isXmlSpace(c: number | undefined): boolean {
+  return c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d;
+}
+
+/**
+ * frameOutbound() for bytes, without decoding them: a message, presence or iq start tag without a
+ * default namespace declaration gets xmlns='jabber:client' after its name; anything else (stream
+ * header, features, close tag: always strings from C2SStream) takes the string path.
+ */
+export function frameOutboundBytes(chunk: Uint8Array): Uint8Array | string {
+  const bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  let nameEnd = 1;
+  while (nameEnd < bytes.length && !isXmlSpace(bytes[nameEnd]) && bytes[nameEnd] !== 0x2f && bytes[nameEnd] !== 0x3e) nameEnd++;
+  const name = bytes.toString('latin1', 1, nameEnd);
+  if (bytes[0] !== 0x3c || (name !== 'message' && name !== 'presence' && name !== 'iq')) return frameOutbound(chunk);
+  const tagEnd = bytes.indexOf(0x3e) === -1 ? bytes.length : bytes.indexOf(0x3e);
+  // The start tag declares a default namespace: whitespace, 'xmlns', optional whitespace, '='.
+  for (let at = bytes.indexOf(XMLNS, nameEnd); at !== -1 && at < tagEnd; at = bytes.indexOf(XMLNS, at + 1)) {
+    if (!isXmlSpace(bytes[at - 1])) continue;
+    let i = at + XMLNS.length;
+    while (isXmlSpace(bytes[i])) i++;
+    if (bytes[i] === 0x3d) return bytes;
+  }
+  return Buffer.concat([bytes.subarray(0, nameEnd), CLIENT_XMLNS, bytes.subarray(nameEnd)]);
+}
+
 /**
  * One inbound message as text for the stream parser: <open/> (§3.4) → stream header, <close/>
  * (§3.6) → end of stream, anything else unchanged (malformed input then fails in the core with
@@ -134,8 +163,11 @@ export class WebSocketTransport implements ClientTransport {
 
   write(chunks: (string | Uint8Array)[]): void {
     if (this.gone) return;
-    // §3.3.3: one element per message; the stream queues one element per chunk.
-    for (const chunk of chunks) this.ws.send(frameOutbound(chunk));
+    // §3.3.3: one element per message; the stream queues one element per chunk. Routed stanzas
+    // arrive as spliced bytes and go out as text frames without a decode to a string.
+    for (const chunk of chunks) {
+      this.ws.send(typeof chunk === 'string' ? frameOutbound(chunk) : frameOutboundBytes(chunk), { binary: false });
+    }
   }
 
   startTls(): void {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FRAMING_NS, frameOutbound, unframeInbound } from '../../src/transport/websocket.js';
+import { FRAMING_NS, frameOutbound, frameOutboundBytes, unframeInbound } from '../../src/transport/websocket.js';
 
 describe('RFC 7395 framing translation', () => {
   it('turns <open/> into a stream header and <close/> into its end tag (§3.4, §3.6)', () => {
@@ -37,5 +37,24 @@ describe('RFC 7395 framing translation', () => {
     expect(frameOutbound('<presence/>')).toBe("<presence xmlns='jabber:client'/>");
     expect(frameOutbound("<iq xmlns='jabber:client' type='result' id='1'/>")).toBe("<iq xmlns='jabber:client' type='result' id='1'/>");
     expect(frameOutbound("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>")).toBe("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>");
+  });
+
+  it('frames spliced stanza bytes exactly as the string path does, without decoding them', () => {
+    const cases = [
+      "<message from='a@b/c' to='d@e'><body>é 😀</body></message>",
+      '<presence/>',
+      "<presence from='a@b/c'><show>away</show></presence>",
+      "<iq xmlns='jabber:client' type='result' id='1'/>",
+      "<iq type='get' id='2' xmlns = 'jabber:client'><query xmlns='jabber:iq:roster'/></iq>",
+      "<message xmlns:x='urn:x' from='a@b/c'><x:y/></message>",
+      "<message from='a@b/c'><x xmlns='urn:x'/></message>",
+      "<messages from='a@b/c'/>",
+      "<stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></stream:features>",
+      '</stream:stream>',
+    ];
+    for (const xml of cases) {
+      const framed = frameOutboundBytes(Buffer.from(xml));
+      expect(typeof framed === 'string' ? framed : Buffer.from(framed).toString('utf8')).toBe(frameOutbound(xml));
+    }
   });
 });
