@@ -292,8 +292,9 @@ export class C2SStream implements ClientSession, ParserHandler {
     // XEP-0198: every stanza is kept until the client acknowledges it.
     if (this.sm && isStanzaBytes(data)) this.sm.sentStanza(data);
     stats.stanzaOut(outboundKind(data));
-    stats.queued(byteSize(data));
-    this.queuedBytes += byteSize(data);
+    const size = byteSize(data);
+    stats.queued(size);
+    this.queuedBytes += size;
     this.queue.push(data);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
