@@ -53,7 +53,7 @@ export interface StreamTransport {
   /** Write these chunks in order, as one gathered write. */
   write(chunks: (string | Uint8Array)[]): void;
   /**
-   * RFC 6120 §5.4.3.3: <proceed/> has just been written; wrap the connection in TLS now. The
+   * RFC 6120 §5.4.2.3: <proceed/> has just been written; wrap the connection in TLS now. The
    * next bytes fed to the stream are the decrypted start of a new stream, and `secure` is true
    * from then on.
    */
