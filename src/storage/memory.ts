@@ -7,6 +7,7 @@ import { toStoredPassword } from './password.js';
 import {
   AccountError,
   type BlocklistStore,
+  type XmlStore,
   type OfflineMessage,
   type OfflineStore,
   type PendingSubscription,
@@ -41,6 +42,7 @@ export function createMemoryStorage(options?: StorageOptions): Storage {
   const pending = new Map<string, Map<string, PendingSubscription>>();
   const offline = new Map<string, OfflineMessage[]>();
   const blocks = new Map<string, Set<string>>();
+  const xmlDocs = new Map<string, Map<string, string>>();
   let rosterSeq = 0;
   let closed = false;
 
@@ -71,6 +73,7 @@ export function createMemoryStorage(options?: StorageOptions): Storage {
       pending.delete(account);
       offline.delete(account);
       blocks.delete(account);
+      xmlDocs.delete(account);
       return true;
     },
     setPassword(account, password) {
@@ -232,11 +235,29 @@ export function createMemoryStorage(options?: StorageOptions): Storage {
     },
   };
 
+  const xml: XmlStore = {
+    get(owner, key) {
+      open();
+      return xmlDocs.get(owner)?.get(key) ?? null;
+    },
+    set(owner, key, doc) {
+      open();
+      let map = xmlDocs.get(owner);
+      if (!map) xmlDocs.set(owner, (map = new Map()));
+      map.set(key, doc);
+    },
+    remove(owner, key) {
+      open();
+      return xmlDocs.get(owner)?.delete(key) ?? false;
+    },
+  };
+
   return {
     users,
     rosters: rosterStore,
     offline: offlineStore,
     blocklist,
+    xml,
     close() {
       closed = true;
     },

@@ -26,6 +26,7 @@ import {
   AccountError,
   SCRAM_HASHES,
   type BlocklistStore,
+  type XmlStore,
   type OfflineStore,
   type RosterChanges,
   type RosterItem,
@@ -38,7 +39,7 @@ import {
 } from './types.js';
 
 export const DATABASE_FILE = 'hermod.sqlite';
-const SCHEMA_VERSION = 3;
+const SCHEMA_VERSION = 4;
 
 export interface SqliteStorageOptions extends StorageOptions {
   /** Directory holding hermod.sqlite; created (with parents) when missing. */
@@ -122,6 +123,12 @@ CREATE TABLE IF NOT EXISTS blocklist (
   jid TEXT NOT NULL,
   PRIMARY KEY (owner, jid)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS xmlstore (
+  owner TEXT NOT NULL,
+  key TEXT NOT NULL,
+  xml TEXT NOT NULL,
+  PRIMARY KEY (owner, key)
+) WITHOUT ROWID;
 `;
 
 /**
@@ -137,6 +144,10 @@ UPDATE roster_version SET floor = version;
   // Schema 3 only adds the XEP-0191 blocklist table; existing data is untouched.
   2: `
 CREATE TABLE IF NOT EXISTS blocklist (owner TEXT NOT NULL, jid TEXT NOT NULL, PRIMARY KEY (owner, jid)) WITHOUT ROWID;
+`,
+  // Schema 4 only adds the per-account XML table (XEP-0049, XEP-0054).
+  3: `
+CREATE TABLE IF NOT EXISTS xmlstore (owner TEXT NOT NULL, key TEXT NOT NULL, xml TEXT NOT NULL, PRIMARY KEY (owner, key)) WITHOUT ROWID;
 `,
 };
 
@@ -264,6 +275,10 @@ export function openSqliteStorage(options: SqliteStorageOptions): SqliteStorage 
     blockAdd: db.prepare('INSERT OR IGNORE INTO blocklist (owner, jid) VALUES (?, ?)'),
     blockRemove: db.prepare('DELETE FROM blocklist WHERE owner = ? AND jid = ?'),
     blockDeleteAll: db.prepare('DELETE FROM blocklist WHERE owner = ?'),
+    xmlGet: db.prepare('SELECT xml FROM xmlstore WHERE owner = ? AND key = ?').pluck(),
+    xmlSet: db.prepare('INSERT OR REPLACE INTO xmlstore (owner, key, xml) VALUES (?, ?, ?)'),
+    xmlRemove: db.prepare('DELETE FROM xmlstore WHERE owner = ? AND key = ?'),
+    xmlDeleteAll: db.prepare('DELETE FROM xmlstore WHERE owner = ?'),
   };
 
   const writePassword = (account: string, password: ReturnType<typeof toStoredPassword>): void => {
@@ -294,6 +309,7 @@ export function openSqliteStorage(options: SqliteStorageOptions): SqliteStorage 
     q.pendingDeleteAll.run(account);
     q.offlineDeleteAll.run(account);
     q.blockDeleteAll.run(account);
+    q.xmlDeleteAll.run(account);
     return true;
   });
 
@@ -448,6 +464,12 @@ export function openSqliteStorage(options: SqliteStorageOptions): SqliteStorage 
     clear: (owner) => blockClearTx.immediate(owner),
   };
 
+  const xml: XmlStore = {
+    get: (owner, key) => (q.xmlGet.get(owner, key) as string | undefined) ?? null,
+    set: (owner, key, doc) => void q.xmlSet.run(owner, key, doc),
+    remove: (owner, key) => q.xmlRemove.run(owner, key).changes > 0,
+  };
+
   // PRAGMA synchronous reads back as a number: 1 NORMAL, 2 FULL.
   const sync = db.pragma('synchronous', { simple: true }) as number;
   return {
@@ -460,6 +482,7 @@ export function openSqliteStorage(options: SqliteStorageOptions): SqliteStorage 
     rosters,
     offline,
     blocklist,
+    xml,
     close() {
       if (db.open) db.close();
     },

@@ -75,7 +75,7 @@ export interface UserStore {
   create(account: string, password: string | StoredPassword): void;
   /**
    * Delete an account with everything it owns: roster, roster version, pending inbound
-   * subscription requests, offline messages and blocklist. Returns false when there was no such account.
+   * subscription requests, offline messages, blocklist and stored XML (private storage, vCard). Returns false when there was no such account.
    */
   delete(account: string): boolean;
   /** Replace the credentials. Returns false when there is no such account. */
@@ -197,12 +197,26 @@ export interface BlocklistStore {
   clear(owner: string): string[];
 }
 
+/**
+ * Per-account XML documents by key (XEP-0049 private storage, XEP-0054 vCards, …): each module
+ * owns its key prefix ('private:<ns>', 'vcard'). Values are serialised XML, kept verbatim.
+ */
+export interface XmlStore {
+  get(owner: string, key: string): string | null;
+  /** Insert or replace. */
+  set(owner: string, key: string, xml: string): void;
+  /** False when there was nothing under the key. */
+  remove(owner: string, key: string): boolean;
+}
+
 export interface Storage {
   readonly users: UserStore;
   readonly rosters: RosterStore;
   readonly offline: OfflineStore;
   /** XEP-0191 blocklists (added in schema 3). */
   readonly blocklist: BlocklistStore;
+  /** Per-account XML documents (added in schema 4). */
+  readonly xml: XmlStore;
   /** Flush and release the backend. Further calls on the stores throw. Idempotent. */
   close(): void;
 }

@@ -162,11 +162,11 @@ describe('sqlite storage persistence', () => {
       s.close();
     }
     const check = new Database(join(dataDir, DATABASE_FILE), { readonly: true });
-    expect(check.pragma('user_version', { simple: true })).toBe(3);
+    expect(check.pragma('user_version', { simple: true })).toBe(4);
     check.close();
   });
 
-  it('upgrades a schema-2 database in place to schema 3, adding empty blocklists and keeping accounts', () => {
+  it('upgrades a schema-2 database in place to schema 4, adding empty blocklists and keeping accounts', () => {
     const dataDir = tempDir();
     const old = openSqliteStorage({ dataDir, iterations: 16 });
     old.users.create('alice@example.org', 'pw');
@@ -187,7 +187,32 @@ describe('sqlite storage persistence', () => {
       s.close();
     }
     const check = new Database(join(dataDir, DATABASE_FILE), { readonly: true });
-    expect(check.pragma('user_version', { simple: true })).toBe(3);
+    expect(check.pragma('user_version', { simple: true })).toBe(4);
+    check.close();
+  });
+
+  it('upgrades a schema-3 database in place to schema 4, adding the per-account XML table and keeping blocklists', () => {
+    const dataDir = tempDir();
+    const old = openSqliteStorage({ dataDir, iterations: 16 });
+    old.users.create('alice@example.org', 'pw');
+    old.blocklist.add('alice@example.org', ['eve@example.org']);
+    old.close();
+    // Make the file look as schema 3 left it: no xmlstore table, user_version 3.
+    const db = new Database(join(dataDir, DATABASE_FILE));
+    db.exec('DROP TABLE xmlstore');
+    db.pragma('user_version = 3');
+    db.close();
+    const s = openSqliteStorage({ dataDir, iterations: 16 });
+    try {
+      expect(s.blocklist.list('alice@example.org')).toEqual(['eve@example.org']);
+      expect(s.xml.get('alice@example.org', 'vcard')).toBeNull();
+      s.xml.set('alice@example.org', 'vcard', '<vCard/>');
+      expect(s.xml.get('alice@example.org', 'vcard')).toBe('<vCard/>');
+    } finally {
+      s.close();
+    }
+    const check = new Database(join(dataDir, DATABASE_FILE), { readonly: true });
+    expect(check.pragma('user_version', { simple: true })).toBe(4);
     check.close();
   });
 

@@ -343,6 +343,37 @@ describe.each(backends)('%s storage conformance', (_name, open) => {
     });
   });
 
+  describe('per-account XML (XEP-0049, XEP-0054)', () => {
+    const owner = 'alice@example.org';
+
+    it('keeps one document per key and owner, replacing on set', () => {
+      expect(s.xml.get(owner, 'private:storage:bookmarks')).toBeNull();
+      s.xml.set(owner, 'private:storage:bookmarks', "<storage xmlns='storage:bookmarks'/>");
+      s.xml.set(owner, 'vcard', "<vCard xmlns='vcard-temp'><FN>Alice</FN></vCard>");
+      expect(s.xml.get(owner, 'private:storage:bookmarks')).toBe("<storage xmlns='storage:bookmarks'/>");
+      s.xml.set(owner, 'private:storage:bookmarks', "<storage xmlns='storage:bookmarks'><url/></storage>");
+      expect(s.xml.get(owner, 'private:storage:bookmarks')).toBe("<storage xmlns='storage:bookmarks'><url/></storage>");
+      expect(s.xml.get(owner, 'vcard')).toBe("<vCard xmlns='vcard-temp'><FN>Alice</FN></vCard>");
+      expect(s.xml.get('carol@example.org', 'vcard')).toBeNull();
+    });
+
+    it('removes one key, reporting whether it existed', () => {
+      s.xml.set(owner, 'vcard', '<vCard/>');
+      expect(s.xml.remove(owner, 'vcard')).toBe(true);
+      expect(s.xml.remove(owner, 'vcard')).toBe(false);
+      expect(s.xml.get(owner, 'vcard')).toBeNull();
+    });
+
+    it('deleting the account deletes its documents and no one else\'s', () => {
+      s.users.create(owner, 'secret');
+      s.xml.set(owner, 'vcard', '<vCard/>');
+      s.xml.set('bob@example.org', 'vcard', '<vCard/>');
+      expect(s.users.delete(owner)).toBe(true);
+      expect(s.xml.get(owner, 'vcard')).toBeNull();
+      expect(s.xml.get('bob@example.org', 'vcard')).toBe('<vCard/>');
+    });
+  });
+
   describe('blocklists (XEP-0191)', () => {
     const owner = 'alice@example.org';
 
