@@ -6,6 +6,7 @@ import { csi } from './csi.js';
 import { disco } from './disco.js';
 import { offline } from './offline.js';
 import { ping } from './ping.js';
+import { privateStorage } from './private.js';
 import { register } from './register.js';
 import { roster } from './roster.js';
 import { vcard } from './vcard.js';
@@ -14,5 +15,5 @@ import { version } from './version.js';
 export { packageVersion } from './version.js';
 
 export function defaultModules(): Module[] {
-  return [disco, roster, ping, version, register, vcard, offline, carbons, csi, blocking];
+  return [disco, roster, ping, version, register, vcard, privateStorage, offline, carbons, csi, blocking];
 }
