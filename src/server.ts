@@ -6,7 +6,6 @@
  * other way: stop accepting, end every stream with <system-shutdown/>, let the sockets flush,
  * close the database.
  */
-import type { Socket } from 'node:net';
 import { ConfigError, StreamError } from './errors.js';
 import { loadCore } from './core/parser.js';
 import type { HermodConfig } from './config/schema.js';
@@ -21,7 +20,7 @@ import { C2SStream, type C2SDeps, type C2SOptions, type ParserFactory, type Sasl
 import { ListenError, listenClients, type Listener } from './transport/listen.js';
 import { loadServerTls, type Certificate } from './transport/tls.js';
 import type { ClientTransport } from './transport/socket.js';
-import { WebSocketTransport, listenWebSocket } from './transport/websocket.js';
+import { WebSocketTransport, listenWebSocketClients } from './transport/websocket.js';
 import { MetricsListenError, startObservability, type Logger, type Observability } from './observability/index.js';
 import { TRANSPORTS, Transport, stats } from './observability/metrics.js';
 import type { ShardedServer } from './shard/serve.js';
@@ -189,18 +188,12 @@ export async function startServer(config: HermodConfig, options: StartOptions = 
 
     const listeners = await listenClients(config.listen, secureContext, accept);
     const { c2s, directTls, sockets } = listeners;
-    let websocket: Listener | null = null;
-    if (config.listen.websocket.enabled) {
-      try {
-        websocket = await listenWebSocket({ ...config.listen.websocket, backlog: config.listen.c2s.backlog }, accept);
-      } catch (err) {
-        await listeners.close();
-        throw err;
-      }
-      websocket.server.on('connection', (socket: Socket) => {
-        sockets.add(socket);
-        socket.once('close', () => sockets.delete(socket));
-      });
+    let websocket: Listener | null;
+    try {
+      websocket = await listenWebSocketClients({ ...config.listen.websocket, backlog: config.listen.c2s.backlog }, sockets, accept);
+    } catch (err) {
+      await listeners.close();
+      throw err;
     }
     let components: ComponentListener | null = null;
     let admin: AdminChannel | null = null;

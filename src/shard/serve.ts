@@ -8,9 +8,8 @@ import type { Logger } from '../observability/log.js';
 import type { Metrics } from '../observability/metrics.js';
 import { openStorage } from '../storage/index.js';
 import { listenClients, type ClientListeners, type Listener } from '../transport/listen.js';
-import type { Socket } from 'node:net';
 import type { ClientTransport } from '../transport/socket.js';
-import { listenWebSocket } from '../transport/websocket.js';
+import { listenWebSocketClients } from '../transport/websocket.js';
 import { loadCertificate, secureContextOf, type Certificate } from '../transport/tls.js';
 import { ShardPool, type ShardEvent } from './pool.js';
 
@@ -91,19 +90,13 @@ export async function startShardedServer(config: HermodConfig, options: ShardedO
     throw err;
   }
   const { c2s, directTls, sockets } = listeners;
-  let websocket: Listener | null = null;
-  if (config.listen.websocket.enabled) {
-    try {
-      websocket = await listenWebSocket({ ...config.listen.websocket, backlog: config.listen.c2s.backlog }, accept);
-    } catch (err) {
-      await listeners.close();
-      await pool.close(0);
-      throw err;
-    }
-    websocket.server.on('connection', (socket: Socket) => {
-      sockets.add(socket);
-      socket.once('close', () => sockets.delete(socket));
-    });
+  let websocket: Listener | null;
+  try {
+    websocket = await listenWebSocketClients({ ...config.listen.websocket, backlog: config.listen.c2s.backlog }, sockets, accept);
+  } catch (err) {
+    await listeners.close();
+    await pool.close(0);
+    throw err;
   }
 
   let stopped: Promise<void> | null = null;

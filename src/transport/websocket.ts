@@ -225,6 +225,24 @@ export interface WebSocketListenOptions {
   backlog: number;
 }
 
+/**
+ * The WebSocket listener when enabled (null otherwise), its sockets tracked in `sockets` with the
+ * TCP clients' so that shutdown closes them too. Both the inline and the sharded server use it.
+ */
+export async function listenWebSocketClients(
+  options: (WebSocketListenOptions & { enabled: boolean }) | { enabled: false },
+  sockets: Set<Socket>,
+  onConnection: (transport: WebSocketTransport) => void,
+): Promise<Listener | null> {
+  if (!options.enabled) return null;
+  const listener = await listenWebSocket(options, onConnection);
+  listener.server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+  return listener;
+}
+
 /** An HTTP listener that upgrades `path` to RFC 7395 WebSockets with the 'xmpp' subprotocol. */
 export function listenWebSocket(
   options: WebSocketListenOptions,
