@@ -2,7 +2,8 @@
  * End-to-end harness: a real Hermod server in this process, on ephemeral loopback ports, with a
  * fresh data directory and a few accounts; and a raw XMPP socket client for byte-level checks.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -199,4 +200,21 @@ export class RawClient {
   close(): void {
     this.socket.destroy();
   }
+}
+
+/** Debian's python3, where python3-slixmpp is installed (a pyenv python3 may shadow it on PATH). */
+const DEBIAN_PYTHON = '/usr/bin/python3';
+
+/**
+ * Run a Python client script of test/e2e/ and return the JSON object on its last stdout line
+ * (the scripts print their observations that way).
+ */
+export async function runPythonClient(script: string, args: string[], timeoutMs: number): Promise<Record<string, unknown>> {
+  if (!existsSync(DEBIAN_PYTHON)) throw new Error(`${DEBIAN_PYTHON} missing: run bash test/setup-system.sh`);
+  const stdout = await new Promise<string>((resolve, reject) => {
+    execFile(DEBIAN_PYTHON, [script, ...args], { timeout: timeoutMs }, (err, out, errOut) =>
+      err ? reject(new Error(`${err.message}\n${errOut}`)) : resolve(out),
+    );
+  });
+  return JSON.parse(stdout.trim().split('\n').pop()!) as Record<string, unknown>;
 }

@@ -4,30 +4,18 @@
  * XEP-0191 blocking, XEP-0077 password change — over STARTTLS, including a resumption after
  * alice's TCP connection drops without a closing handshake. The Python side (interop_slixmpp_plugins.py) reports what it saw as JSON.
  */
-import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PASSWORDS, startTestServer, type TestServer } from './harness.js';
+import { PASSWORDS, runPythonClient, startTestServer, type TestServer } from './harness.js';
 
-const PYTHON = '/usr/bin/python3';
 const SCRIPT = fileURLToPath(new URL('./interop_slixmpp_plugins.py', import.meta.url));
 
 let t: TestServer;
 let r: Record<string, unknown>;
 
 beforeAll(async () => {
-  if (!existsSync(PYTHON)) throw new Error(`${PYTHON} missing: run bash test/setup-system.sh`);
   t = await startTestServer([]);
-  const stdout = await new Promise<string>((resolve, reject) => {
-    execFile(
-      PYTHON,
-      [SCRIPT, '127.0.0.1', String(t.port), PASSWORDS.alice!, PASSWORDS.bob!],
-      { timeout: 80_000 },
-      (err, out, errOut) => (err ? reject(new Error(`${err.message}\n${errOut}`)) : resolve(out)),
-    );
-  });
-  r = JSON.parse(stdout.trim().split('\n').pop()!);
+  r = await runPythonClient(SCRIPT, ['127.0.0.1', String(t.port), PASSWORDS.alice!, PASSWORDS.bob!], 80_000);
 }, 90_000);
 
 afterAll(async () => {

@@ -3,30 +3,18 @@
  * (XEP-0368), both with SCRAM (slixmpp picks the strongest offered: SCRAM-SHA-256). The Python
  * side (slixmpp_pair.py) reports what it saw as JSON.
  */
-import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PASSWORDS, startTestServer, type TestServer } from './harness.js';
+import { PASSWORDS, runPythonClient, startTestServer, type TestServer } from './harness.js';
 
-const PYTHON = '/usr/bin/python3';
 const SCRIPT = fileURLToPath(new URL('./slixmpp_pair.py', import.meta.url));
 
 let t: TestServer;
 let outcome: Record<string, unknown>;
 
 beforeAll(async () => {
-  if (!existsSync(PYTHON)) throw new Error(`${PYTHON} missing: run bash test/setup-system.sh`);
   t = await startTestServer([]);
-  const stdout = await new Promise<string>((resolve, reject) => {
-    execFile(
-      PYTHON,
-      [SCRIPT, '127.0.0.1', String(t.port), String(t.tlsPort), PASSWORDS.alice!, PASSWORDS.bob!],
-      { timeout: 60_000 },
-      (err, out, errOut) => (err ? reject(new Error(`${err.message}\n${errOut}`)) : resolve(out)),
-    );
-  });
-  outcome = JSON.parse(stdout.trim().split('\n').pop()!);
+  outcome = await runPythonClient(SCRIPT, ['127.0.0.1', String(t.port), String(t.tlsPort), PASSWORDS.alice!, PASSWORDS.bob!], 60_000);
 }, 90_000);
 
 afterAll(async () => {
