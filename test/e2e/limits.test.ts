@@ -51,17 +51,18 @@ describe('stream limits over sockets', () => {
     expect(idle.received).toContain("<connection-timeout xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>");
   });
 
-  it('answers a wrong password only after the back-off, then accepts the right one', async () => {
+  it('answers a wrong password with not-authorized after the back-off, then accepts the right one', async () => {
     const c = await RawClient.connect(t.port);
     try {
       c.send(STREAM_HEADER);
       await c.waitFor('</stream:features>');
       c.take();
-      const started = Date.now();
       c.send(`<auth ${SASL} mechanism='PLAIN'>${plain('bob', 'wrong')}</auth>`);
+      // The back-off's length (limits.auth_failure_delay, doubling per failure) is a unit test
+      // on a fake clock (test/unit/stream-limits.test.ts, stream.test.ts); here: the answer is
+      // RFC 6120 §6.5.10 not-authorized and the stream stays usable.
       await c.waitFor('<not-authorized/>');
-      // The back-off is a policy, not a speed: the answer may not come before it.
-      expect(Date.now() - started).toBeGreaterThanOrEqual(290);
+      expect(c.closed).toBe(false);
       c.take();
       c.send(`<auth ${SASL} mechanism='PLAIN'>${plain('bob', PASSWORDS.bob!)}</auth>`);
       await c.waitFor('<success');

@@ -1,4 +1,5 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { EventEmitter } from 'node:events';
 import { createConnection, createServer, type Socket } from 'node:net';
 import { AuthFailureTracker, ConnectionCounter, TokenBucket } from '../../src/stream/limits.js';
 import { SocketTransport } from '../../src/transport/socket.js';
@@ -70,6 +71,84 @@ describe('token bucket shaper', () => {
     now = 100_000;
     expect(bucket.take(4000)).toBe(0);
     expect(bucket.take(1)).toBe(1);
+  });
+
+  it('asks a pre-authentication reader 6 KiB into a 2 KiB/s bucket of 2 KiB to wait 2 s', () => {
+    // The figures of the e2e shaping test (test/e2e/security-limits.test.ts): 4 KiB over.
+    let now = 5000;
+    const bucket = new TokenBucket(2048, 2048, () => now);
+    expect(bucket.take(6 * 1024)).toBe(2000);
+    // Half of the debt repaid: half of the wait left, and nothing more is let through meanwhile.
+    now += 1000;
+    expect(bucket.take(0)).toBe(1000);
+    now += 1000;
+    expect(bucket.take(0)).toBe(0);
+    // Repaid, not refilled: the bucket starts from empty, so the next byte waits again.
+    expect(bucket.take(1)).toBe(1);
+  });
+
+  it('asks 200 stanzas into a 100/s bucket of 100 to wait 1 s', () => {
+    let now = 0;
+    const bucket = new TokenBucket(100, 100, () => now);
+    const waits = Array.from({ length: 200 }, () => bucket.take(1));
+    expect(waits.slice(0, 100).every((w) => w === 0)).toBe(true);
+    expect(waits[100]).toBe(10);
+    expect(waits[199]).toBe(1000);
+    now = 1000;
+    expect(bucket.take(0)).toBe(0);
+  });
+});
+
+/** Just enough of net.Socket for SocketTransport, with pause state a test can read. */
+class FakeSocket extends EventEmitter {
+  paused = false;
+  setNoDelay(): void {}
+  pause(): void {
+    this.paused = true;
+  }
+  resume(): void {
+    this.paused = false;
+  }
+  destroy(): void {
+    this.emit('close');
+  }
+}
+
+describe('byte-rate pause on a fake clock', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('stops reading exactly as long as the bucket needs to repay the excess', () => {
+    // Date and setTimeout faked together: TokenBucket reads Date.now, the resume is a timer.
+    vi.useFakeTimers({ toFake: ['Date', 'setTimeout', 'clearTimeout'] });
+    const socket = new FakeSocket();
+    const transport = new SocketTransport(socket as unknown as Socket, null, false);
+    transport.limitBytes(2048, 2048);
+    const fed: number[] = [];
+    transport.attach({ feed: (chunk) => void fed.push(chunk.length), transportClosed: () => {} });
+    socket.emit('data', Buffer.alloc(2048, 0x20));
+    expect(socket.paused).toBe(false);
+    socket.emit('data', Buffer.alloc(4096, 0x20));
+    // What was read is handed on whole; only the next read waits.
+    expect(fed).toEqual([2048, 4096]);
+    expect(socket.paused).toBe(true);
+    vi.advanceTimersByTime(1999);
+    expect(socket.paused).toBe(true);
+    vi.advanceTimersByTime(1);
+    expect(socket.paused).toBe(false);
+  });
+
+  it('reads at the full rate once limitBytes raises the rate (after authentication)', () => {
+    vi.useFakeTimers({ toFake: ['Date', 'setTimeout', 'clearTimeout'] });
+    const socket = new FakeSocket();
+    const transport = new SocketTransport(socket as unknown as Socket, null, false);
+    transport.limitBytes(2048, 2048);
+    transport.attach({ feed: () => {}, transportClosed: () => {} });
+    socket.emit('data', Buffer.alloc(2048, 0x20));
+    transport.limitBytes(1 << 20, 1 << 20);
+    socket.emit('data', Buffer.alloc(64 * 1024, 0x71));
+    expect(socket.paused).toBe(false);
   });
 });
 
