@@ -11,6 +11,8 @@ import {
   type OfflineMessage,
   type OfflineStore,
   type PendingSubscription,
+  type PepItem,
+  type PepStore,
   type RosterItem,
   type RosterStore,
   type ScramCredentials,
@@ -43,6 +45,8 @@ export function createMemoryStorage(options?: StorageOptions): Storage {
   const offline = new Map<string, OfflineMessage[]>();
   const blocks = new Map<string, Set<string>>();
   const xmlDocs = new Map<string, Map<string, string>>();
+  /** PEP per account → node → config and items (a Map keeps insertion order: oldest item first). */
+  const pepNodes = new Map<string, Map<string, { config: Record<string, string>; items: Map<string, PepItem> }>>();
   let rosterSeq = 0;
   let closed = false;
 
@@ -74,6 +78,7 @@ export function createMemoryStorage(options?: StorageOptions): Storage {
       offline.delete(account);
       blocks.delete(account);
       xmlDocs.delete(account);
+      pepNodes.delete(account);
       return true;
     },
     setPassword(account, password) {
@@ -252,12 +257,77 @@ export function createMemoryStorage(options?: StorageOptions): Storage {
     },
   };
 
+  const pepEntry = (owner: string, node: string) => {
+    open();
+    return pepNodes.get(owner)?.get(node);
+  };
+  const copyItem = (i: PepItem): PepItem => ({ ...i, stamp: new Date(i.stamp), publisher: i.publisher ?? null });
+  const pepTrim = (owner: string, node: string, keep: number): string[] => {
+    const items = pepEntry(owner, node)?.items;
+    if (!items) return [];
+    const drop = [...items.keys()].slice(0, Math.max(0, items.size - Math.max(0, keep)));
+    for (const id of drop) items.delete(id);
+    return drop;
+  };
+  const pep: PepStore = {
+    nodes(owner) {
+      open();
+      return [...(pepNodes.get(owner) ?? [])]
+        .map(([node, e]) => ({ node, config: { ...e.config } }))
+        .sort((a, b) => byCodePoint(a.node, b.node));
+    },
+    node(owner, node) {
+      const e = pepEntry(owner, node);
+      return e ? { node, config: { ...e.config } } : null;
+    },
+    setNode(owner, node, config) {
+      const e = pepEntry(owner, node);
+      if (e) e.config = { ...config };
+      else {
+        let map = pepNodes.get(owner);
+        if (!map) pepNodes.set(owner, (map = new Map()));
+        map.set(node, { config: { ...config }, items: new Map() });
+      }
+    },
+    deleteNode(owner, node) {
+      open();
+      return pepNodes.get(owner)?.delete(node) ?? false;
+    },
+    publish(owner, node, item, keep) {
+      const e = pepEntry(owner, node);
+      if (!e) return [];
+      // Delete first so that a replaced id moves to the newest position.
+      e.items.delete(item.id);
+      e.items.set(item.id, copyItem(item));
+      return pepTrim(owner, node, keep);
+    },
+    trim: pepTrim,
+    items(owner, node, max) {
+      const all = [...(pepEntry(owner, node)?.items.values() ?? [])].reverse().map(copyItem);
+      return max === undefined ? all : all.slice(0, Math.max(0, max));
+    },
+    item(owner, node, id) {
+      const i = pepEntry(owner, node)?.items.get(id);
+      return i ? copyItem(i) : null;
+    },
+    retract(owner, node, id) {
+      return pepEntry(owner, node)?.items.delete(id) ?? false;
+    },
+    purge(owner, node) {
+      const items = pepEntry(owner, node)?.items;
+      const n = items?.size ?? 0;
+      items?.clear();
+      return n;
+    },
+  };
+
   return {
     users,
     rosters: rosterStore,
     offline: offlineStore,
     blocklist,
     xml,
+    pep,
     close() {
       closed = true;
     },

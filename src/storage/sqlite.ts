@@ -21,6 +21,7 @@ import { join, resolve } from 'node:path';
 import { ConfigError } from '../errors.js';
 import { cleanRosterItem, DEFAULT_LIST_LIMIT, diffRoster, parseAccount, resolveOptions, uniq } from './common.js';
 import { toStoredPassword } from './password.js';
+import { cacheBlocklists } from './blocklist-cache.js';
 import { cacheRosters } from './roster-cache.js';
 import {
   AccountError,
@@ -28,6 +29,8 @@ import {
   type BlocklistStore,
   type XmlStore,
   type OfflineStore,
+  type PepItem,
+  type PepStore,
   type RosterChanges,
   type RosterItem,
   type RosterStore,
@@ -39,7 +42,8 @@ import {
 } from './types.js';
 
 export const DATABASE_FILE = 'hermod.sqlite';
-const SCHEMA_VERSION = 4;
+/** The schema this build writes; older files are upgraded in place through MIGRATIONS. */
+export const SCHEMA_VERSION = 5;
 
 export interface SqliteStorageOptions extends StorageOptions {
   /** Directory holding hermod.sqlite; created (with parents) when missing. */
@@ -52,8 +56,10 @@ export interface SqliteStorageOptions extends StorageOptions {
    */
   rosterCache?: number;
   /**
-   * One Int32 in shared memory, the same for every connection of this process (the shards):
-   * each roster write bumps it, so every other shard's roster cache empties before its next read.
+   * Int32s in shared memory, the same for every connection of this process (the shards):
+   * each roster write bumps [0], so every other shard's roster cache empties before its next
+   * read; when there is a second element, each blocklist write bumps [1] for the blocklist caches
+   * (src/storage/blocklist-cache.ts) in the same way.
    */
   rosterEpoch?: Int32Array;
   /** How often (ms) to look for writes by other processes (PRAGMA data_version); default 250. */
@@ -129,6 +135,23 @@ CREATE TABLE IF NOT EXISTS xmlstore (
   xml TEXT NOT NULL,
   PRIMARY KEY (owner, key)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS pep_node (
+  owner TEXT NOT NULL,
+  node TEXT NOT NULL,
+  config TEXT NOT NULL,
+  PRIMARY KEY (owner, node)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS pep_item (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  owner TEXT NOT NULL,
+  node TEXT NOT NULL,
+  id TEXT NOT NULL,
+  stamp INTEGER NOT NULL,
+  publisher TEXT,
+  xml TEXT NOT NULL,
+  UNIQUE (owner, node, id)
+);
+CREATE INDEX IF NOT EXISTS pep_item_by_node ON pep_item (owner, node, seq);
 `;
 
 /**
@@ -149,6 +172,8 @@ CREATE TABLE IF NOT EXISTS blocklist (owner TEXT NOT NULL, jid TEXT NOT NULL, PR
   3: `
 CREATE TABLE IF NOT EXISTS xmlstore (owner TEXT NOT NULL, key TEXT NOT NULL, xml TEXT NOT NULL, PRIMARY KEY (owner, key)) WITHOUT ROWID;
 `,
+  // Schema 5 only adds the XEP-0163 PEP tables (the SCHEMA text after the loop creates them).
+  4: ``,
 };
 
 /** Make sure the data directory exists and is writable, or say clearly why not. */
@@ -272,6 +297,7 @@ export function openSqliteStorage(options: SqliteStorageOptions): SqliteStorage 
     offlineList: db.prepare('SELECT stanza, stamp FROM offline WHERE account = ? ORDER BY seq'),
     offlineDeleteAll: db.prepare('DELETE FROM offline WHERE account = ?'),
     blockList: db.prepare('SELECT jid FROM blocklist WHERE owner = ? ORDER BY jid').pluck(),
+    blockAny: db.prepare('SELECT EXISTS (SELECT 1 FROM blocklist)').pluck(),
     blockAdd: db.prepare('INSERT OR IGNORE INTO blocklist (owner, jid) VALUES (?, ?)'),
     blockRemove: db.prepare('DELETE FROM blocklist WHERE owner = ? AND jid = ?'),
     blockDeleteAll: db.prepare('DELETE FROM blocklist WHERE owner = ?'),
@@ -279,6 +305,23 @@ export function openSqliteStorage(options: SqliteStorageOptions): SqliteStorage 
     xmlSet: db.prepare('INSERT OR REPLACE INTO xmlstore (owner, key, xml) VALUES (?, ?, ?)'),
     xmlRemove: db.prepare('DELETE FROM xmlstore WHERE owner = ? AND key = ?'),
     xmlDeleteAll: db.prepare('DELETE FROM xmlstore WHERE owner = ?'),
+    pepNodes: db.prepare('SELECT node, config FROM pep_node WHERE owner = ? ORDER BY node'),
+    pepNode: db.prepare('SELECT node, config FROM pep_node WHERE owner = ? AND node = ?'),
+    pepNodeSet: db.prepare('INSERT OR REPLACE INTO pep_node (owner, node, config) VALUES (?, ?, ?)'),
+    pepNodeDelete: db.prepare('DELETE FROM pep_node WHERE owner = ? AND node = ?'),
+    pepNodeDeleteAll: db.prepare('DELETE FROM pep_node WHERE owner = ?'),
+    // REPLACE deletes the old row: a republished id gets a new seq and becomes the newest.
+    pepItemPut: db.prepare('INSERT OR REPLACE INTO pep_item (owner, node, id, stamp, publisher, xml) VALUES (?, ?, ?, ?, ?, ?)'),
+    pepItems: db.prepare('SELECT id, stamp, publisher, xml FROM pep_item WHERE owner = ? AND node = ? ORDER BY seq DESC LIMIT ?'),
+    pepItem: db.prepare('SELECT id, stamp, publisher, xml FROM pep_item WHERE owner = ? AND node = ? AND id = ?'),
+    pepItemDelete: db.prepare('DELETE FROM pep_item WHERE owner = ? AND node = ? AND id = ?'),
+    pepTrim: db
+      .prepare(
+        'DELETE FROM pep_item WHERE owner = @owner AND node = @node AND seq NOT IN ' +
+          '(SELECT seq FROM pep_item WHERE owner = @owner AND node = @node ORDER BY seq DESC LIMIT @keep) RETURNING id, seq',
+      ),
+    pepPurge: db.prepare('DELETE FROM pep_item WHERE owner = ? AND node = ?'),
+    pepItemDeleteAll: db.prepare('DELETE FROM pep_item WHERE owner = ?'),
   };
 
   const writePassword = (account: string, password: ReturnType<typeof toStoredPassword>): void => {
@@ -310,6 +353,8 @@ export function openSqliteStorage(options: SqliteStorageOptions): SqliteStorage 
     q.offlineDeleteAll.run(account);
     q.blockDeleteAll.run(account);
     q.xmlDeleteAll.run(account);
+    q.pepNodeDeleteAll.run(account);
+    q.pepItemDeleteAll.run(account);
     return true;
   });
 
@@ -330,6 +375,7 @@ export function openSqliteStorage(options: SqliteStorageOptions): SqliteStorage 
         return deleteTx.immediate(account);
       } finally {
         rosters.forget(account);
+        blocklist.forget(account);
       }
     },
     setPassword: (account, password) => setPasswordTx.immediate(account, toStoredPassword(password, iterations)),
@@ -457,17 +503,79 @@ export function openSqliteStorage(options: SqliteStorageOptions): SqliteStorage 
     q.blockDeleteAll.run(owner);
     return all;
   });
-  const blocklist: BlocklistStore = {
+  const blockTable: BlocklistStore = {
     list: (owner) => q.blockList.all(owner) as string[],
     add: (owner, jids) => blockAddTx.immediate(owner, jids),
     remove: (owner, jids) => blockRemoveTx.immediate(owner, jids),
     clear: (owner) => blockClearTx.immediate(owner),
   };
+  // Blocklists are read per stanza: other shards' writes come through the shared epoch's second
+  // slot, other processes' through a timer polling PRAGMA data_version (never a clock per read).
+  const blockEpoch = epoch && epoch.length > 1 ? epoch.subarray(1, 2) : undefined;
+  let seenBlockEpoch = blockEpoch ? Atomics.load(blockEpoch, 0) : 0;
+  let externalWrites = 0;
+  let seenExternalWrites = 0;
+  let blockVersion = seenVersion;
+  const versionTimer = setInterval(() => {
+    if (!db.open) return;
+    const v = dataVersion.get() as number;
+    if (v !== blockVersion) (blockVersion = v), externalWrites++;
+  }, externalCheckMs);
+  versionTimer.unref();
+  const blocklist = cacheBlocklists(blockTable, {
+    maxOwners: options.rosterCache ?? DEFAULT_ROSTER_CACHE,
+    changedElsewhere() {
+      let changed = externalWrites !== seenExternalWrites;
+      seenExternalWrites = externalWrites;
+      if (blockEpoch) {
+        const e = Atomics.load(blockEpoch, 0);
+        if (e !== seenBlockEpoch) (seenBlockEpoch = e), (changed = true);
+      }
+      return changed;
+    },
+    wrote() {
+      if (blockEpoch && Atomics.add(blockEpoch, 0, 1) === seenBlockEpoch) seenBlockEpoch++;
+    },
+    anyStored: () => q.blockAny.get() === 1,
+  });
 
   const xml: XmlStore = {
     get: (owner, key) => (q.xmlGet.get(owner, key) as string | undefined) ?? null,
     set: (owner, key, doc) => void q.xmlSet.run(owner, key, doc),
     remove: (owner, key) => q.xmlRemove.run(owner, key).changes > 0,
+  };
+
+  type PepRow = { id: string; stamp: number; publisher: string | null; xml: string };
+  const pepItem = (r: PepRow): PepItem => ({ id: r.id, xml: r.xml, stamp: new Date(r.stamp), publisher: r.publisher });
+  const pepNode = (r: { node: string; config: string }) => ({ node: r.node, config: JSON.parse(r.config) as Record<string, string> });
+  const trim = (owner: string, node: string, keep: number): string[] =>
+    (q.pepTrim.all({ owner, node, keep: Math.max(0, keep) }) as { id: string; seq: number }[]).sort((a, b) => a.seq - b.seq).map((r) => r.id);
+  const pepPublishTx = db.transaction((owner: string, node: string, item: PepItem, keep: number): string[] => {
+    q.pepItemPut.run(owner, node, item.id, item.stamp.getTime(), item.publisher ?? null, item.xml);
+    return trim(owner, node, keep);
+  });
+  const pepTrimTx = db.transaction(trim);
+  const pepDeleteTx = db.transaction((owner: string, node: string): boolean => {
+    q.pepPurge.run(owner, node);
+    return q.pepNodeDelete.run(owner, node).changes > 0;
+  });
+  const pep: PepStore = {
+    nodes: (owner) => (q.pepNodes.all(owner) as { node: string; config: string }[]).map(pepNode),
+    node(owner, node) {
+      const row = q.pepNode.get(owner, node) as { node: string; config: string } | undefined;
+      return row ? pepNode(row) : null;
+    },
+    setNode: (owner, node, config) => void q.pepNodeSet.run(owner, node, JSON.stringify(config)),
+    deleteNode: (owner, node) => pepDeleteTx.immediate(owner, node),
+    publish: (owner, node, item, keep) => pepPublishTx.immediate(owner, node, item, keep),
+    trim: (owner, node, keep) => pepTrimTx.immediate(owner, node, keep),
+    items: (owner, node, max) => (q.pepItems.all(owner, node, max ?? -1) as PepRow[]).map(pepItem),
+    item(owner, node, id) {
+      const row = q.pepItem.get(owner, node, id) as PepRow | undefined;
+      return row ? pepItem(row) : null;
+    },
+    retract: (owner, node, id) => q.pepItemDelete.run(owner, node, id).changes > 0,
+    purge: (owner, node) => q.pepPurge.run(owner, node).changes,
   };
 
   // PRAGMA synchronous reads back as a number: 1 NORMAL, 2 FULL.
@@ -483,7 +591,9 @@ export function openSqliteStorage(options: SqliteStorageOptions): SqliteStorage 
     offline,
     blocklist,
     xml,
+    pep,
     close() {
+      clearInterval(versionTimer);
       if (db.open) db.close();
     },
   };

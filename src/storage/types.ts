@@ -75,7 +75,8 @@ export interface UserStore {
   create(account: string, password: string | StoredPassword): void;
   /**
    * Delete an account with everything it owns: roster, roster version, pending inbound
-   * subscription requests, offline messages, blocklist and stored XML (private storage, vCard). Returns false when there was no such account.
+   * subscription requests, offline messages, blocklist, stored XML (private storage, vCard) and
+   * PEP nodes with their items. Returns false when there was no such account.
    */
   delete(account: string): boolean;
   /** Replace the credentials. Returns false when there is no such account. */
@@ -209,6 +210,56 @@ export interface XmlStore {
   remove(owner: string, key: string): boolean;
 }
 
+/** One XEP-0060 item of a PEP node, as published: its id and the payload XML, verbatim. */
+export interface PepItem {
+  id: string;
+  /** The serialised <item/> payload (the one child element), kept as published. */
+  xml: string;
+  /** When it was published (or last replaced). */
+  stamp: Date;
+  /** Full JID of the publishing resource (XEP-0060 §7.1.2 'publisher'), when known. */
+  publisher?: string | null;
+}
+
+/**
+ * One PEP node (XEP-0163): its name and configuration as XEP-0060 §16.4.4 form fields
+ * ('pubsub#access_model' → 'presence', …). The store keeps the fields without reading them; the
+ * module owns their meaning and defaults.
+ */
+export interface PepNode {
+  node: string;
+  config: Record<string, string>;
+}
+
+/**
+ * XEP-0163 personal eventing: each account's nodes and their items. Items are ordered by
+ * publication, newest first when listed; publishing an id that exists replaces that item and
+ * makes it the newest (XEP-0060 §7.1.2 'overwrite').
+ */
+export interface PepStore {
+  /** Every node of the owner, in code-point order of their names. */
+  nodes(owner: string): PepNode[];
+  node(owner: string, node: string): PepNode | null;
+  /** Create the node, or replace its configuration (items are kept: trim() them if needed). */
+  setNode(owner: string, node: string, config: Record<string, string>): void;
+  /** Remove the node and its items; false when there was no such node. */
+  deleteNode(owner: string, node: string): boolean;
+  /**
+   * Store the item in an existing node (insert or replace by id), then keep only the newest
+   * `keep` items; returns the ids dropped to make room, oldest first.
+   */
+  publish(owner: string, node: string, item: PepItem, keep: number): string[];
+  /** Keep only the newest `keep` items; returns the ids removed, oldest first. */
+  trim(owner: string, node: string, keep: number): string[];
+  /** Newest first, at most `max` (all when omitted). */
+  items(owner: string, node: string, max?: number): PepItem[];
+  item(owner: string, node: string, id: string): PepItem | null;
+  /** False when there was no such item. */
+  retract(owner: string, node: string, id: string): boolean;
+  /** Remove every item of the node; returns how many there were. */
+  purge(owner: string, node: string): number;
+}
+
 export interface Storage {
   readonly users: UserStore;
   readonly rosters: RosterStore;
@@ -217,6 +268,8 @@ export interface Storage {
   readonly blocklist: BlocklistStore;
   /** Per-account XML documents (added in schema 4). */
   readonly xml: XmlStore;
+  /** XEP-0163 PEP nodes and items (added in schema 5). */
+  readonly pep: PepStore;
   /** Flush and release the backend. Further calls on the stores throw. Idempotent. */
   close(): void;
 }

@@ -10,7 +10,7 @@ import { join, relative } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/errors.js';
-import { DATABASE_FILE, openSqliteStorage } from '../../src/storage/sqlite.js';
+import { DATABASE_FILE, openSqliteStorage, SCHEMA_VERSION } from '../../src/storage/sqlite.js';
 import { removeTranspiled, transpile } from './storage-transpile.js';
 
 const dirs: string[] = [];
@@ -162,11 +162,11 @@ describe('sqlite storage persistence', () => {
       s.close();
     }
     const check = new Database(join(dataDir, DATABASE_FILE), { readonly: true });
-    expect(check.pragma('user_version', { simple: true })).toBe(4);
+    expect(check.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
     check.close();
   });
 
-  it('upgrades a schema-2 database in place to schema 4, adding empty blocklists and keeping accounts', () => {
+  it('upgrades a schema-2 database in place to the current schema, adding empty blocklists and keeping accounts', () => {
     const dataDir = tempDir();
     const old = openSqliteStorage({ dataDir, iterations: 16 });
     old.users.create('alice@example.org', 'pw');
@@ -187,11 +187,11 @@ describe('sqlite storage persistence', () => {
       s.close();
     }
     const check = new Database(join(dataDir, DATABASE_FILE), { readonly: true });
-    expect(check.pragma('user_version', { simple: true })).toBe(4);
+    expect(check.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
     check.close();
   });
 
-  it('upgrades a schema-3 database in place to schema 4, adding the per-account XML table and keeping blocklists', () => {
+  it('upgrades a schema-3 database in place to the current schema, adding the per-account XML table and keeping blocklists', () => {
     const dataDir = tempDir();
     const old = openSqliteStorage({ dataDir, iterations: 16 });
     old.users.create('alice@example.org', 'pw');
@@ -212,7 +212,33 @@ describe('sqlite storage persistence', () => {
       s.close();
     }
     const check = new Database(join(dataDir, DATABASE_FILE), { readonly: true });
-    expect(check.pragma('user_version', { simple: true })).toBe(4);
+    expect(check.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
+    check.close();
+  });
+
+  it('upgrades a schema-4 database in place, adding empty PEP tables and keeping stored XML', () => {
+    const dataDir = tempDir();
+    const old = openSqliteStorage({ dataDir, iterations: 16 });
+    old.users.create('alice@example.org', 'pw');
+    old.xml.set('alice@example.org', 'vcard', '<vCard/>');
+    old.close();
+    // Make the file look as schema 4 left it: no PEP tables, user_version 4.
+    const db = new Database(join(dataDir, DATABASE_FILE));
+    db.exec('DROP TABLE pep_item; DROP TABLE pep_node');
+    db.pragma('user_version = 4');
+    db.close();
+    const s = openSqliteStorage({ dataDir, iterations: 16 });
+    try {
+      expect(s.xml.get('alice@example.org', 'vcard')).toBe('<vCard/>');
+      expect(s.pep.nodes('alice@example.org')).toEqual([]);
+      s.pep.setNode('alice@example.org', 'urn:xmpp:avatar:metadata', { 'pubsub#max_items': '1' });
+      expect(s.pep.publish('alice@example.org', 'urn:xmpp:avatar:metadata', { id: 'a', xml: '<metadata/>', stamp: new Date(1) }, 1)).toEqual([]);
+      expect(s.pep.items('alice@example.org', 'urn:xmpp:avatar:metadata').map((i) => i.id)).toEqual(['a']);
+    } finally {
+      s.close();
+    }
+    const check = new Database(join(dataDir, DATABASE_FILE), { readonly: true });
+    expect(check.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
     check.close();
   });
 

@@ -374,6 +374,72 @@ describe.each(backends)('%s storage conformance', (_name, open) => {
     });
   });
 
+  describe('PEP nodes and items (XEP-0163)', () => {
+    const owner = 'alice@example.org';
+    const node = 'urn:xmpp:avatar:metadata';
+    const it1 = (id: string, t = 1) => ({ id, xml: `<metadata xmlns='urn:xmpp:avatar:metadata' id='${id}'/>`, stamp: new Date(t) });
+
+    it('keeps node configurations per owner, listed by name, replaced on set', () => {
+      expect(s.pep.node(owner, node)).toBeNull();
+      s.pep.setNode(owner, 'urn:xmpp:nick', { 'pubsub#access_model': 'presence' });
+      s.pep.setNode(owner, node, { 'pubsub#access_model': 'open', 'pubsub#max_items': '1' });
+      expect(s.pep.nodes(owner).map((n) => n.node)).toEqual([node, 'urn:xmpp:nick']);
+      s.pep.setNode(owner, node, { 'pubsub#access_model': 'whitelist' });
+      expect(s.pep.node(owner, node)).toEqual({ node, config: { 'pubsub#access_model': 'whitelist' } });
+      expect(s.pep.nodes('bob@example.org')).toEqual([]);
+    });
+
+    it('lists items newest first; a republished id replaces the old one and becomes the newest (XEP-0060 §7.1.2)', () => {
+      s.pep.setNode(owner, node, {});
+      expect(s.pep.publish(owner, node, it1('a', 1), 10)).toEqual([]);
+      s.pep.publish(owner, node, it1('b', 2), 10);
+      s.pep.publish(owner, node, it1('c', 3), 10);
+      expect(s.pep.items(owner, node).map((i) => i.id)).toEqual(['c', 'b', 'a']);
+      s.pep.publish(owner, node, { id: 'a', xml: '<x/>', stamp: new Date(4), publisher: 'alice@example.org/phone' }, 10);
+      expect(s.pep.items(owner, node).map((i) => i.id)).toEqual(['a', 'c', 'b']);
+      expect(s.pep.items(owner, node, 2).map((i) => i.id)).toEqual(['a', 'c']);
+      expect(s.pep.item(owner, node, 'a')).toEqual({ id: 'a', xml: '<x/>', stamp: new Date(4), publisher: 'alice@example.org/phone' });
+      expect(s.pep.item(owner, node, 'zz')).toBeNull();
+    });
+
+    it('drops the oldest items beyond the kept count and says which, oldest first', () => {
+      s.pep.setNode(owner, node, {});
+      s.pep.publish(owner, node, it1('a'), 3);
+      s.pep.publish(owner, node, it1('b'), 3);
+      s.pep.publish(owner, node, it1('c'), 3);
+      expect(s.pep.publish(owner, node, it1('d'), 2)).toEqual(['a', 'b']);
+      expect(s.pep.trim(owner, node, 1)).toEqual(['c']);
+      expect(s.pep.items(owner, node).map((i) => i.id)).toEqual(['d']);
+    });
+
+    it('retracts one item, purges all, deletes a node with its items', () => {
+      s.pep.setNode(owner, node, {});
+      s.pep.publish(owner, node, it1('a'), 5);
+      s.pep.publish(owner, node, it1('b'), 5);
+      expect(s.pep.retract(owner, node, 'a')).toBe(true);
+      expect(s.pep.retract(owner, node, 'a')).toBe(false);
+      expect(s.pep.purge(owner, node)).toBe(1);
+      expect(s.pep.items(owner, node)).toEqual([]);
+      s.pep.publish(owner, node, it1('c'), 5);
+      expect(s.pep.deleteNode(owner, node)).toBe(true);
+      expect(s.pep.deleteNode(owner, node)).toBe(false);
+      s.pep.setNode(owner, node, {});
+      expect(s.pep.items(owner, node)).toEqual([]);
+    });
+
+    it("deleting the account deletes its nodes and items and no one else's", () => {
+      s.users.create(owner, 'secret');
+      s.pep.setNode(owner, node, {});
+      s.pep.publish(owner, node, it1('a'), 1);
+      s.pep.setNode('bob@example.org', node, {});
+      s.pep.publish('bob@example.org', node, it1('b'), 1);
+      expect(s.users.delete(owner)).toBe(true);
+      expect(s.pep.nodes(owner)).toEqual([]);
+      expect(s.pep.item(owner, node, 'a')).toBeNull();
+      expect(s.pep.items('bob@example.org', node).map((i) => i.id)).toEqual(['b']);
+    });
+  });
+
   describe('blocklists (XEP-0191)', () => {
     const owner = 'alice@example.org';
 
