@@ -16,7 +16,9 @@ import { openStorage, type Storage } from './storage/index.js';
 import { SaslProvider as SaslMechanisms } from './stream/sasl/index.js';
 import { AuthBan } from './limits/auth-ban.js';
 import { AuthFailureTracker, ConnectionCounter } from './stream/limits.js';
-import { C2SStream, type C2SDeps, type C2SOptions, type ParserFactory, type SaslProvider } from './stream/c2s.js';
+import { C2SStream, type C2SDeps, type ParserFactory, type SaslProvider } from './stream/c2s.js';
+import { streamOptionsOf } from './stream/options.js';
+import { keepUnacked } from './router/unacked.js';
 import { ListenError, listenClients, type Listener } from './transport/listen.js';
 import { loadServerTls, type Certificate } from './transport/tls.js';
 import type { ClientTransport } from './transport/socket.js';
@@ -64,43 +66,9 @@ export interface StartOptions {
   adminChannel?: boolean;
 }
 
-/** The stream layer's settings from the configuration (shared with the shard workers). */
-export function streamOptionsOf(config: HermodConfig): C2SOptions {
-  return {
-    domain: config.domain,
-    tls: config.tls.policy,
-    registration: config.registration,
-    preAuthMaxStanzaBytes: config.limits.preauthMaxStanzaBytes,
-    maxStanzaBytes: config.limits.maxStanzaBytes,
-    saslMaxAttempts: config.limits.authAttempts,
-    maxDepth: config.limits.maxDepth,
-    maxAttributes: config.limits.maxAttributes,
-    preauthTimeoutMs: config.limits.preauthTimeout,
-    idleTimeoutMs: config.limits.idleTimeout,
-    maxOutputBytes: config.limits.outputQueueBytes,
-    stanzaRate: config.limits.stanzaRate,
-    streamManagement: config.streamManagement.enabled
-      ? { resumeTimeoutMs: config.streamManagement.resumeTimeout, maxUnacked: config.streamManagement.maxUnacked }
-      : undefined,
-  };
-}
-
-/**
- * XEP-0198 §4: a session ended with stanzas its client never acknowledged. The messages among
- * them go to offline storage (delivered at next login with XEP-0203 <delay/>), so nothing the
- * server accepted is lost because a mobile link died; presence and IQs are stale by then.
- */
-export function keepUnacked(storage: Storage, account: string, stanzas: (string | Uint8Array)[]): void {
-  for (const stanza of stanzas) {
-    const xml = typeof stanza === 'string' ? stanza : Buffer.from(stanza).toString('utf8');
-    if (!xml.startsWith('<message')) continue;
-    const startTag = xml.slice(0, xml.indexOf('>') + 1);
-    const type = /\stype=['"]([^'"]*)['"]/.exec(startTag)?.[1] ?? 'normal';
-    // RFC 6121 §8.5.2.2.1: only chat and normal messages are stored offline.
-    if ((type !== 'chat' && type !== 'normal') || !xml.includes('<body')) continue;
-    storage.offline.push(account, xml);
-  }
-}
+// Kept importable from here for existing callers; they live in their layers (stream, router).
+export { streamOptionsOf } from './stream/options.js';
+export { keepUnacked } from './router/unacked.js';
 
 /** How long shutdown waits for clients to read their <system-shutdown/> before cutting them. */
 const SHUTDOWN_GRACE_MS = 3000;

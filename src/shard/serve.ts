@@ -10,7 +10,7 @@ import { openStorage } from '../storage/index.js';
 import { listenClients, type ClientListeners, type Listener } from '../transport/listen.js';
 import type { ClientTransport } from '../transport/socket.js';
 import { listenWebSocketClients } from '../transport/websocket.js';
-import { loadCertificate, secureContextOf, type Certificate } from '../transport/tls.js';
+import { loadServerTls, type Certificate } from '../transport/tls.js';
 import { ShardPool, type ShardEvent } from './pool.js';
 
 export interface ShardedServer {
@@ -46,13 +46,7 @@ export async function startShardedServer(config: HermodConfig, options: ShardedO
   // port is taken: an unusable data directory is reported like in single-thread mode, and the
   // shards never race to create the schema.
   openStorage({ dataDir: config.dataDir, offlineLimit: config.offline.maxPerUser }).close();
-  const certificate = await loadCertificate({
-    certFile: config.tls.cert,
-    keyFile: config.tls.key,
-    dataDir: config.dataDir,
-    domain: config.domain,
-  });
-  const secureContext = secureContextOf(certificate);
+  const { certificate, secureContext } = await loadServerTls(config);
   const onEvent =
     options.onEvent ??
     ((e: ShardEvent) => {
