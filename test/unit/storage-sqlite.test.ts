@@ -117,11 +117,41 @@ describe('sqlite storage persistence', () => {
     expect(() => openSqliteStorage({ dataDir: blocker })).toThrow(/data directory .*file exists but is not a directory/);
   });
 
-  it.skipIf(process.getuid?.() === 0)('refuses a read-only data directory', () => {
+  it('refuses a read-only data directory with a ConfigError naming it (also when run as root)', async () => {
     const dataDir = tempDir();
     chmodSync(dataDir, 0o500);
     try {
-      expect(() => openSqliteStorage({ dataDir })).toThrow(/not writable/);
+      // Root ignores mode bits (CAP_DAC_OVERRIDE), and CI runs as root: the attempt runs in a
+      // child that keeps uid 0 but loses that capability, so the mode applies to it as owner.
+      const script = `
+        import { openSqliteStorage } from './src/storage/sqlite.js';
+        import { ConfigError } from './src/errors.js';
+        try {
+          openSqliteStorage({ dataDir: ${JSON.stringify(dataDir)} }).close();
+          process.stdout.write(JSON.stringify({ opened: true }));
+        } catch (err) {
+          process.stdout.write(JSON.stringify({ configError: err instanceof ConfigError, key: err.key, message: err.message }));
+        }
+      `;
+      writeFileSync(join(childDir, 'readonly-child.mjs'), script);
+      const node = [process.execPath, join(childDir, 'readonly-child.mjs')];
+      const argv = process.getuid?.() === 0 ? ['setpriv', '--bounding-set=-dac_override,-dac_read_search', ...node] : node;
+      const result = await new Promise<string>((resolve, reject) => {
+        const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+        let out = '';
+        let err = '';
+        child.stdout.on('data', (d) => (out += d));
+        child.stderr.on('data', (d) => (err += d));
+        child.once('error', reject);
+        child.once('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`child exited ${code}: ${err}`))));
+      });
+      expect(JSON.parse(result)).toEqual({
+        configError: true,
+        key: 'data',
+        message: expect.stringContaining(`data: data directory ${dataDir} is not writable`),
+      });
+      // Nothing was created in the refused directory.
+      expect(existsSync(join(dataDir, DATABASE_FILE))).toBe(false);
     } finally {
       chmodSync(dataDir, 0o700);
     }
