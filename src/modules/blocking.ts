@@ -8,16 +8,17 @@
  *   'presence/blocked' guards presence the server generates (broadcasts, probe answers, current
  *   presence after a subscription, directed presence).
  *
- * Lists are cached per account (a Set: a lookup per stanza, not a query); this module is the
- * only writer, so it refreshes its cache on every change it makes. With --workers > 0 each shard
- * has its own cache, trusted for CACHE_TTL_MS: a change made on one shard reaches the others'
- * checks within that time (docs/router.md).
+ * Lists are read through the store's `peek` (src/storage/blocklist-cache.ts for SQLite: a Set
+ * per account, exact across shards through a shared write epoch, no TTL and no clock read per
+ * stanza), so a block set on one shard applies on every other at its next stanza. When no
+ * account blocks anything (`anyBlocked`), each check ends at one integer compare.
  */
 import { StanzaKind, StanzaType } from '../core/api.js';
 import { StanzaError } from '../errors.js';
 import { Jid } from '../jid.js';
 import type { IqEvent, Module, PreRouteEvent, PresenceBlockedEvent, RouterContext } from '../router/context.js';
 import type { SessionState } from '../router/session.js';
+import type { BlocklistStore } from '../storage/types.js';
 import { receivesPresence, sendsPresence } from '../router/subscription.js';
 import { attr } from '../xml/escape.js';
 import { childElements } from '../xml/element.js';
@@ -28,7 +29,6 @@ export const BLOCKING_ERRORS_NS = 'urn:xmpp:blocking:errors';
 const INTERESTED = 'blocking';
 /** Most JIDs one account may block; beyond, a block is refused with resource-constraint. */
 export const MAX_BLOCKED = 1000;
-const CACHE_MAX = 10_000;
 
 /**
  * XEP-0191 §3.3 defers to XEP-0016 §2.1 for matching: an item blocks a JID when it is that JID,
@@ -53,29 +53,19 @@ export function blockedError(): StanzaError {
 }
 
 /**
- * How long a cached list is trusted (ms). This router refreshes its cache on its own changes at
- * once; the bound only matters with --workers > 0, where another shard's router may change the
- * list in storage: its change reaches this shard's checks within this time.
+ * The read side of the store for the per-stanza checks. A store without `peek` (no cache of its
+ * own) is read as a fresh Set each time: correct, only slower.
  */
-const CACHE_TTL_MS = 2000;
-
 class Blocklists {
-  private readonly cache = new Map<string, { set: ReadonlySet<string>; at: number }>();
-  constructor(private readonly ctx: RouterContext) {}
+  constructor(private readonly store: BlocklistStore) {}
 
-  get(owner: string): ReadonlySet<string> {
-    const now = Date.now();
-    let entry = this.cache.get(owner);
-    if (entry === undefined || now - entry.at > CACHE_TTL_MS) {
-      entry = { set: new Set(this.ctx.storage.blocklist.list(owner)), at: now };
-      if (this.cache.size >= CACHE_MAX) this.cache.clear();
-      this.cache.set(owner, entry);
-    }
-    return entry.set;
+  /** False when nobody on the server blocks anything: every check can stop here. */
+  any(): boolean {
+    return this.store.anyBlocked?.() ?? true;
   }
 
-  forget(owner: string): void {
-    this.cache.delete(owner);
+  get(owner: string): ReadonlySet<string> {
+    return this.store.peek?.(owner) ?? new Set(this.store.list(owner));
   }
 }
 
@@ -170,11 +160,11 @@ function restorePresence(ctx: RouterContext, owner: string, unblocked: readonly 
   }
 }
 
-function onGet(lists: Blocklists, ev: IqEvent): boolean {
+function onGet(ctx: RouterContext, ev: IqEvent): boolean {
   if (ev.payload.getName() !== 'blocklist') throw new StanzaError('bad-request', 'expected <blocklist/>');
   const st = ev.session!;
   st.data.set(INTERESTED, true);
-  const items = itemsXml([...lists.get(st.bare)]); // the store's code-point order
+  const items = itemsXml(ctx.storage.blocklist.list(st.bare)); // the store's code-point order
   ev.reply(items === '' ? `<blocklist xmlns='${BLOCKING_NS}'/>` : `<blocklist xmlns='${BLOCKING_NS}'>${items}</blocklist>`);
   return true;
 }
@@ -196,14 +186,12 @@ function onSet(ctx: RouterContext, lists: Blocklists, ev: IqEvent): boolean {
     // Before the block takes effect, so that the withdrawal itself is not blocked.
     withdrawPresence(ctx, owner, fresh);
     store.add(owner, jids);
-    lists.forget(owner);
     ev.reply();
     push(ctx, owner, 'block', [...new Set(jids)]);
     return true;
   }
   // §3.4: an unblock without items unblocks everything.
   const removed = jids.length === 0 ? store.clear(owner) : store.remove(owner, jids);
-  lists.forget(owner);
   ev.reply();
   push(ctx, owner, 'unblock', jids.length === 0 ? [] : [...new Set(jids)]);
   restorePresence(ctx, owner, removed);
@@ -216,7 +204,7 @@ function onSet(ctx: RouterContext, lists: Blocklists, ev: IqEvent): boolean {
  */
 function preRoute(ctx: RouterContext, lists: Blocklists, ev: PreRouteEvent): boolean {
   const { session: st, view, to } = ev;
-  if (to === null) return false;
+  if (to === null || !lists.any()) return false;
   const unanswerable = view.type === StanzaType.Error || (view.kind === StanzaKind.Iq && view.type === StanzaType.Result);
   // Outbound: the user addresses a JID it blocks — not routed, refused with <blocked/>.
   if (blockMatches(lists.get(st.bare), to)) {
@@ -235,12 +223,15 @@ function preRoute(ctx: RouterContext, lists: Blocklists, ev: PreRouteEvent): boo
 export const blocking: Module = {
   name: 'blocking',
   install(ctx) {
-    const lists = new Blocklists(ctx);
+    const lists = new Blocklists(ctx.storage.blocklist);
     ctx.features.add(BLOCKING_NS);
-    ctx.hooks.on(`iq-get/self/${BLOCKING_NS}`, (ev: IqEvent) => onGet(lists, ev));
+    ctx.hooks.on(`iq-get/self/${BLOCKING_NS}`, (ev: IqEvent) => onGet(ctx, ev));
     ctx.hooks.on(`iq-set/self/${BLOCKING_NS}`, (ev: IqEvent) => onSet(ctx, lists, ev));
     ctx.hooks.on('stanza/pre-route', (ev: PreRouteEvent) => preRoute(ctx, lists, ev));
     // Presence the server fans out: kept away in both directions.
-    ctx.hooks.on('presence/blocked', (ev: PresenceBlockedEvent) => blocksBare(lists.get(ev.to), ev.from) || blocksBare(lists.get(ev.from), ev.to));
+    ctx.hooks.on(
+      'presence/blocked',
+      (ev: PresenceBlockedEvent) => lists.any() && (blocksBare(lists.get(ev.to), ev.from) || blocksBare(lists.get(ev.from), ev.to)),
+    );
   },
 };

@@ -125,8 +125,12 @@ export class ShardPool {
   private readonly list: Shard[] = [];
   /** links[i][j]: shard i → shard j. */
   private readonly links: (SharedArrayBuffer | null)[][] = [];
-  /** Bumped by every shard's roster cache on each roster write (src/storage/roster-cache.ts). */
-  private readonly rosterEpoch = new SharedArrayBuffer(4);
+  /**
+   * Two Int32s: [0] bumped by every shard's roster cache on each roster write
+   * (src/storage/roster-cache.ts), [1] by every shard's blocklist cache on each blocklist write
+   * (src/storage/blocklist-cache.ts).
+   */
+  private readonly rosterEpoch = new SharedArrayBuffer(8);
   private readonly conns = new Map<number, Connection>();
   private nextConnId = 1;
   private nextShard = 0;

@@ -213,6 +213,7 @@ export function createMemoryStorage(options?: StorageOptions): Storage {
     },
   };
 
+  const NO_BLOCKS: ReadonlySet<string> = new Set();
   const byCodePoint = (a: string, b: string) => Buffer.compare(Buffer.from(a), Buffer.from(b));
   const blocklist: BlocklistStore = {
     list(owner) {
@@ -237,6 +238,16 @@ export function createMemoryStorage(options?: StorageOptions): Storage {
       const all = blocklist.list(owner);
       blocks.delete(owner);
       return all;
+    },
+    // The live set itself: this store has no other writer to be stale against.
+    peek(owner) {
+      open();
+      return blocks.get(owner) ?? NO_BLOCKS;
+    },
+    anyBlocked() {
+      open();
+      for (const set of blocks.values()) if (set.size > 0) return true;
+      return false;
     },
   };
 

@@ -196,6 +196,13 @@ export interface BlocklistStore {
   remove(owner: string, jids: readonly string[]): string[];
   /** Unblock everything (XEP-0191 §3.4 'unblock all'); returns what was blocked, in order. */
   clear(owner: string): string[];
+  /**
+   * Optional, for the per-stanza checks: the owner's list as a set that the caller only reads
+   * and does not keep across writes (no copy, no query when cached).
+   */
+  peek?(owner: string): ReadonlySet<string>;
+  /** Optional: whether any account blocks anything (lets the per-stanza checks end at once). */
+  anyBlocked?(): boolean;
 }
 
 /**

@@ -1,0 +1,154 @@
+/**
+ * The blocklist cache (src/storage/blocklist-cache.ts): a check after any write sees the write,
+ * whoever made it — this connection, another shard (shared epoch, at once), another process
+ * (PRAGMA data_version, polled by a timer) or an account deletion — without a query per check.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { cacheBlocklists } from '../../src/storage/blocklist-cache.js';
+import { createMemoryStorage } from '../../src/storage/memory.js';
+import { openSqliteStorage } from '../../src/storage/sqlite.js';
+
+const dirs: string[] = [];
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'hermod-bcache-'));
+  dirs.push(dir);
+  return dir;
+}
+afterEach(() => {
+  vi.useRealTimers();
+  while (dirs.length) rmSync(dirs.pop()!, { recursive: true, force: true });
+});
+
+const sorted = (set: ReadonlySet<string>) => [...set].sort();
+
+describe('blocklist cache over sqlite', () => {
+  it('shows a block and an unblock made through the same storage on the next check', () => {
+    const s = openSqliteStorage({ dataDir: tempDir(), iterations: 16 });
+    s.users.create('a@x', 'pw');
+    expect(s.blocklist.anyBlocked!()).toBe(false);
+    expect(s.blocklist.peek!('a@x').size).toBe(0);
+    s.blocklist.add('a@x', ['eve@x', 'spam.example']);
+    expect(s.blocklist.anyBlocked!()).toBe(true);
+    expect(sorted(s.blocklist.peek!('a@x'))).toEqual(['eve@x', 'spam.example']);
+    s.blocklist.remove('a@x', ['eve@x']);
+    expect(sorted(s.blocklist.peek!('a@x'))).toEqual(['spam.example']);
+    expect(s.blocklist.clear('a@x')).toEqual(['spam.example']);
+    expect(s.blocklist.peek!('a@x').size).toBe(0);
+    expect(s.blocklist.anyBlocked!()).toBe(false);
+    s.close();
+  });
+
+  it('shows a block made by another shard at once (shared epoch, second slot)', () => {
+    const dataDir = tempDir();
+    const epoch = new Int32Array(new SharedArrayBuffer(8));
+    // A long external interval: only the epoch can tell one shard about the other's write.
+    const a = openSqliteStorage({ dataDir, iterations: 16, rosterEpoch: epoch, externalCheckMs: 1e9 });
+    const b = openSqliteStorage({ dataDir, iterations: 16, rosterEpoch: epoch, externalCheckMs: 1e9 });
+    // b has looked (and cached "nobody blocks anything", then alice's empty list) before the write.
+    expect(b.blocklist.anyBlocked!()).toBe(false);
+    a.blocklist.add('carol@x', ['dave@x']);
+    expect(b.blocklist.peek!('alice@x').size).toBe(0);
+    a.blocklist.add('alice@x', ['eve@x']);
+    expect(sorted(b.blocklist.peek!('alice@x'))).toEqual(['eve@x']);
+    b.blocklist.remove('alice@x', ['eve@x']);
+    expect(a.blocklist.peek!('alice@x').size).toBe(0);
+    expect(a.blocklist.anyBlocked!()).toBe(true); // carol still blocks dave
+    b.blocklist.clear('carol@x');
+    expect(a.blocklist.anyBlocked!()).toBe(false);
+    a.close();
+    b.close();
+  });
+
+  it('without the second epoch slot, notices another connection only through data_version', () => {
+    vi.useFakeTimers();
+    const dataDir = tempDir();
+    const a = openSqliteStorage({ dataDir, iterations: 16, externalCheckMs: 250 });
+    const b = openSqliteStorage({ dataDir, iterations: 16, externalCheckMs: 250 });
+    expect(a.blocklist.peek!('alice@x').size).toBe(0);
+    b.blocklist.add('alice@x', ['eve@x']); // like `hermod` run by an operator on the same file
+    vi.advanceTimersByTime(250);
+    expect(sorted(a.blocklist.peek!('alice@x'))).toEqual(['eve@x']);
+    a.close();
+    b.close();
+  });
+
+  it('forgets the list of a deleted account (a re-created account starts unblocked)', () => {
+    const s = openSqliteStorage({ dataDir: tempDir(), iterations: 16 });
+    s.users.create('a@x', 'pw');
+    s.blocklist.add('a@x', ['eve@x']);
+    expect(s.blocklist.peek!('a@x').has('eve@x')).toBe(true);
+    s.users.delete('a@x');
+    expect(s.blocklist.peek!('a@x').size).toBe(0);
+    expect(s.blocklist.anyBlocked!()).toBe(false);
+    s.close();
+  });
+});
+
+describe('blocklist cache in front of any store', () => {
+  function counted() {
+    const inner = createMemoryStorage().blocklist;
+    const calls = { list: 0, any: 0 };
+    const store = {
+      list: (o: string) => (calls.list++, inner.list(o)),
+      add: (o: string, j: readonly string[]) => inner.add(o, j),
+      remove: (o: string, j: readonly string[]) => inner.remove(o, j),
+      clear: (o: string) => inner.clear(o),
+    };
+    return { store, calls, anyStored: () => (calls.any++, inner.anyBlocked!()) };
+  }
+
+  it('reads each list once until it changes, and asks "anyone?" once per change', () => {
+    const { store, calls, anyStored } = counted();
+    const cache = cacheBlocklists(store, { maxOwners: 100, changedElsewhere: () => false, anyStored });
+    for (let i = 0; i < 50; i++) expect(cache.peek('a@x').size).toBe(0);
+    expect(calls).toEqual({ list: 0, any: 1 }); // nobody blocks: not even a list query
+    cache.add('a@x', ['eve@x']);
+    for (let i = 0; i < 50; i++) {
+      expect(cache.peek('a@x').has('eve@x')).toBe(true);
+      expect(cache.peek('b@x').size).toBe(0);
+    }
+    expect(calls).toEqual({ list: 2, any: 2 });
+  });
+
+  it('empties itself when told that someone else wrote, and tells the others of its own writes', () => {
+    const { store, calls, anyStored } = counted();
+    let elsewhere = false;
+    let wrote = 0;
+    const cache = cacheBlocklists(store, {
+      maxOwners: 100,
+      changedElsewhere: () => elsewhere,
+      wrote: () => wrote++,
+      anyStored,
+    });
+    store.add('b@x', ['eve@x']);
+    expect(cache.peek('a@x').size).toBe(0); // cached: a blocks nobody
+    store.add('a@x', ['eve@x']); // behind the cache's back, unseen until signalled
+    expect(cache.peek('a@x').size).toBe(0);
+    elsewhere = true;
+    expect(cache.peek('a@x').has('eve@x')).toBe(true);
+    elsewhere = false;
+    cache.remove('a@x', ['eve@x']);
+    cache.clear('a@x');
+    expect(wrote).toBe(2);
+    expect(calls.list).toBe(2); // a's list read before and after the signal, not per check
+  });
+
+  it('keeps at most maxOwners lists, evicting the least recently read', () => {
+    const { store, calls, anyStored } = counted();
+    for (const o of ['a@x', 'b@x', 'c@x']) store.add(o, ['eve@x']);
+    const cache = cacheBlocklists(store, { maxOwners: 2, changedElsewhere: () => false, anyStored });
+    cache.peek('a@x');
+    cache.peek('b@x');
+    cache.peek('a@x'); // a is now the most recent
+    cache.peek('c@x'); // evicts b
+    expect(cache.size).toBe(2);
+    const before = calls.list;
+    cache.peek('a@x');
+    expect(calls.list).toBe(before);
+    cache.peek('b@x');
+    expect(calls.list).toBe(before + 1);
+  });
+});
