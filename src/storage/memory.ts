@@ -3,6 +3,7 @@
  * conformance suite as the SQLite backend (test/unit/storage.test.ts).
  */
 import { cleanRosterItem, DEFAULT_LIST_LIMIT, diffRoster, parseAccount, resolveOptions, uniq } from './common.js';
+import { createMemoryArchive } from './archive.js';
 import { toStoredPassword } from './password.js';
 import {
   AccountError,
@@ -53,6 +54,7 @@ export function createMemoryStorage(options?: StorageOptions): Storage {
   const open = (): void => {
     if (closed) throw new Error('storage is closed');
   };
+  const archive = createMemoryArchive(open);
 
   const bump = (owner: string): number => {
     rosterSeq += 1;
@@ -79,6 +81,7 @@ export function createMemoryStorage(options?: StorageOptions): Storage {
       blocks.delete(account);
       xmlDocs.delete(account);
       pepNodes.delete(account);
+      archive.deleteOwner(account);
       return true;
     },
     setPassword(account, password) {
@@ -339,6 +342,7 @@ export function createMemoryStorage(options?: StorageOptions): Storage {
     blocklist,
     xml,
     pep,
+    mam: archive,
     close() {
       closed = true;
     },

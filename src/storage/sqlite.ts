@@ -20,6 +20,7 @@ import { accessSync, chmodSync, constants, existsSync, mkdirSync, statSync } fro
 import { join, resolve } from 'node:path';
 import { ConfigError } from '../errors.js';
 import { cleanRosterItem, DEFAULT_LIST_LIMIT, diffRoster, parseAccount, resolveOptions, uniq } from './common.js';
+import { ARCHIVE_SCHEMA, openSqliteArchive } from './archive-sqlite.js';
 import { toStoredPassword } from './password.js';
 import { cacheBlocklists } from './blocklist-cache.js';
 import { cacheRosters } from './roster-cache.js';
@@ -43,7 +44,7 @@ import {
 
 export const DATABASE_FILE = 'hermod.sqlite';
 /** The schema this build writes; older files are upgraded in place through MIGRATIONS. */
-export const SCHEMA_VERSION = 5;
+export const SCHEMA_VERSION = 6;
 
 export interface SqliteStorageOptions extends StorageOptions {
   /** Directory holding hermod.sqlite; created (with parents) when missing. */
@@ -152,7 +153,7 @@ CREATE TABLE IF NOT EXISTS pep_item (
   UNIQUE (owner, node, id)
 );
 CREATE INDEX IF NOT EXISTS pep_item_by_node ON pep_item (owner, node, seq);
-`;
+${ARCHIVE_SCHEMA}`;
 
 /**
  * Schema upgrades, by the version they start from. `floor` of a migrated roster is its current
@@ -174,6 +175,8 @@ CREATE TABLE IF NOT EXISTS xmlstore (owner TEXT NOT NULL, key TEXT NOT NULL, xml
 `,
   // Schema 5 only adds the XEP-0163 PEP tables (the SCHEMA text after the loop creates them).
   4: ``,
+  // Schema 6 only adds the XEP-0313 archive tables (likewise created by the SCHEMA text).
+  5: ``,
 };
 
 /** Make sure the data directory exists and is writable, or say clearly why not. */
@@ -343,6 +346,8 @@ export function openSqliteStorage(options: SqliteStorageOptions): SqliteStorage 
     writePassword(bare, password);
   });
 
+  const archive = openSqliteArchive(db);
+
   const deleteTx = db.transaction((account: string): boolean => {
     if (q.userDelete.run(account).changes === 0) return false;
     q.scramDelete.run(account);
@@ -355,6 +360,7 @@ export function openSqliteStorage(options: SqliteStorageOptions): SqliteStorage 
     q.xmlDeleteAll.run(account);
     q.pepNodeDeleteAll.run(account);
     q.pepItemDeleteAll.run(account);
+    archive.deleteOwner(account);
     return true;
   });
 
@@ -592,9 +598,15 @@ export function openSqliteStorage(options: SqliteStorageOptions): SqliteStorage 
     blocklist,
     xml,
     pep,
+    mam: archive,
     close() {
       clearInterval(versionTimer);
-      if (db.open) db.close();
+      if (!db.open) return;
+      try {
+        archive.flush();
+      } finally {
+        db.close();
+      }
     },
   };
 }

@@ -75,8 +75,9 @@ export interface UserStore {
   create(account: string, password: string | StoredPassword): void;
   /**
    * Delete an account with everything it owns: roster, roster version, pending inbound
-   * subscription requests, offline messages, blocklist, stored XML (private storage, vCard) and
-   * PEP nodes with their items. Returns false when there was no such account.
+   * subscription requests, offline messages, blocklist, stored XML (private storage, vCard),
+   * PEP nodes with their items, and the message archive with its preferences. Returns false when
+   * there was no such account.
    */
   delete(account: string): boolean;
   /** Replace the credentials. Returns false when there is no such account. */
@@ -277,6 +278,8 @@ export interface Storage {
   readonly xml: XmlStore;
   /** XEP-0163 PEP nodes and items (added in schema 5). */
   readonly pep: PepStore;
+  /** XEP-0313 message archives and archiving preferences (added in schema 6). */
+  readonly mam: import('./archive.js').ArchiveStore;
   /** Flush and release the backend. Further calls on the stores throw. Idempotent. */
   close(): void;
 }
