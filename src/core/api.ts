@@ -135,6 +135,12 @@ export interface StanzaView {
   readonly fromAttrEnd: number;
   /** Number of child elements of the top-level element. */
   readonly childCount: number;
+  /**
+   * True when the element declares no namespace of its own (no xmlns on it): its name resolves
+   * through the stream header's declarations. Lets the stream check a stanza's namespace without
+   * decoding it. Optional: views that cannot tell leave it undefined.
+   */
+  readonly nsInherited?: boolean;
 
   /** Qualified element name as written ('message', 'starttls', 'sm:enable'). */
   name(): string;

@@ -218,6 +218,9 @@ class View implements StanzaView {
   get childCount(): number {
     return this.f(F.ChildCount);
   }
+  get nsInherited(): boolean {
+    return (this.f(F.Flags) & Fl.NsAbs) !== 0;
+  }
   name(): string {
     return this.core.buf.toString('utf8', this.f(F.Start) + 1, this.f(F.NameEnd));
   }

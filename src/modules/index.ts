@@ -3,6 +3,7 @@ import type { Module } from '../router/context.js';
 import { blocking } from './blocking.js';
 import { carbons } from './carbons.js';
 import { csi } from './csi.js';
+import { mam, type MamSettings } from './mam.js';
 import { disco } from './disco.js';
 import { offline } from './offline.js';
 import { ping } from './ping.js';
@@ -14,6 +15,7 @@ import { version } from './version.js';
 
 export { packageVersion } from './version.js';
 
-export function defaultModules(): Module[] {
-  return [disco, roster, ping, version, register, vcard, privateStorage, offline, carbons, csi, blocking];
+/** `mam`: the configured XEP-0313 settings (without them only accounts that set preferences are archived). */
+export function defaultModules(options: { mam?: MamSettings } = {}): Module[] {
+  return [disco, roster, ping, version, register, vcard, privateStorage, offline, carbons, csi, blocking, mam(options.mam)];
 }

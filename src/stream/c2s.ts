@@ -187,6 +187,22 @@ function outboundKind(data: string | Uint8Array): StanzaKind {
   return c === 0x6d ? StanzaKind.Message : c === 0x70 ? StanzaKind.Presence : c === 0x69 ? StanzaKind.Iq : StanzaKind.Other;
 }
 
+/** Length of the unprefixed element names message, presence and iq, by StanzaKind. */
+const STANZA_NAME_LENGTH = [0, 7, 8, 2, 0];
+
+/**
+ * RFC 6120 §4.8.2 and §8: a stanza is a message, presence or iq qualified by the content
+ * namespace. The core classifies by local name alone, so {jabber:server}message, a message in
+ * no namespace or <p:message xmlns:p='urn:x:evil'/> would be routed, handing recipients an
+ * element their stream does not define; such elements are other first-level elements.
+ */
+function inClientNamespace(view: StanzaView): boolean {
+  // Unprefixed and declaring no namespace: the header's default, which checkHeader made
+  // jabber:client. The common case costs one descriptor read, no string decode.
+  if (view.nsInherited === true && view.nameEnd - view.start - 1 === STANZA_NAME_LENGTH[view.kind]) return true;
+  return view.namespace() === CLIENT_NS;
+}
+
 function byteSize(data: string | Uint8Array): number {
   // Strings count UTF-16 units: exact for the ASCII markup that dominates, close otherwise.
   return typeof data === 'string' ? data.length : data.byteLength;
@@ -517,7 +533,7 @@ export class C2SStream implements ClientSession, ParserHandler {
       if (wait > 0) this.transport.pauseFor?.(wait);
     }
     try {
-      if (view.kind === StanzaKind.Other) this.onElement(view);
+      if (view.kind === StanzaKind.Other || !inClientNamespace(view)) this.onElement(view);
       else this.onXmppStanza(view);
     } catch (err) {
       // The router promises never to throw; anything escaping here is a bug on our side, so
@@ -574,9 +590,10 @@ export class C2SStream implements ClientSession, ParserHandler {
       }
     }
     // §4.7.5: no version means pre-1.0 (RFC 3920 §4.4.1), which we do not speak; a higher
-    // major or minor is answered with our 1.0, the lower of the two.
+    // minor is answered with our 1.0, the lower of the two. A new major version means formats
+    // we cannot interoperate with, refused as in §4.9.3.25's example (leading zeros ignored).
     const match = header.version === null ? null : /^(\d+)\.(\d+)$/.exec(header.version);
-    if (!match || Number(match[1]) < 1) {
+    if (!match || Number(match[1]) !== 1) {
       return new StreamError('unsupported-version', 'XMPP 1.0 streams only');
     }
     return null;
