@@ -30,7 +30,7 @@ function enabled(s: SessionState): boolean {
  * jabber:client); a client stanza relies on the stream's default namespace, so it is added to
  * the start tag unless the client wrote one.
  */
-function forwardedXml(text: string): string {
+export function forwardedXml(text: string): string {
   const tagEnd = text.indexOf('>');
   if (/\sxmlns\s*=/.test(text.slice(0, tagEnd))) return text;
   return `<message xmlns='jabber:client'${text.slice('<message'.length)}`;

@@ -47,7 +47,7 @@ export const disco: Module = {
       checkNode(ev);
       ev.reply(
         `<query xmlns='${DISCO_INFO}'><identity category='account' type='registered'/>` +
-          features([DISCO_INFO, DISCO_ITEMS].sort()) +
+          features([DISCO_INFO, DISCO_ITEMS, ...ctx.features.listAccountFeatures()].sort()) +
           `</query>`,
       );
       return true;

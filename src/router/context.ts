@@ -107,6 +107,22 @@ export interface RoutedMessageEvent {
 }
 
 /**
+ * Fired for a message to a local account once its 'from' is stamped and before it is delivered
+ * or stored offline (event 'message/stamp'), for modules that add to what the recipient gets
+ * (XEP-0359 stanza ids of XEP-0313 archives). A handler may replace `bytes`; the replacement is
+ * what every resource, offline storage and 'message/routed' (carbons) see. The message may still
+ * be refused after this (no such account, groupchat to a bare JID): only 'message/routed' says
+ * it went through.
+ */
+export interface MessageStampEvent {
+  readonly ctx: RouterContext;
+  readonly sender: SessionState;
+  readonly to: Jid;
+  readonly type: 'chat' | 'normal' | 'headline' | 'groupchat' | 'error';
+  bytes: Buffer;
+}
+
+/**
  * Fired before routing any stanza from a bound session (event 'stanza/pre-route'), only when a
  * handler is registered: returning true consumes the stanza (XEP-0191 blocking will use it).
  */

@@ -92,6 +92,18 @@ export class FeatureRegistry {
     this.identities.push(identity);
   }
 
+  private readonly accountFeatures = new Set<string>();
+
+  /** What the server answers for an account's bare JID (XEP-0030 §3.1, e.g. XEP-0313 archives). */
+  addAccountFeature(ns: string): void {
+    this.accountFeatures.add(ns);
+  }
+
+  /** Sorted, like list(). */
+  listAccountFeatures(): string[] {
+    return [...this.accountFeatures].sort();
+  }
+
   private readonly items = new Map<string, string | undefined>();
 
   /** XEP-0030 §4: an entity the server lists in its disco#items (e.g. an XEP-0114 component). */

@@ -9,5 +9,5 @@ export { HookBus, FeatureRegistry } from './hooks.js';
 export { SessionState } from './session.js';
 
 export function createRouter(options: RouterOptions): HermodRouter {
-  return new HermodRouter({ ...options, version: options.version ?? packageVersion() }, options.modules ?? defaultModules());
+  return new HermodRouter({ ...options, version: options.version ?? packageVersion() }, options.modules ?? defaultModules(options));
 }

@@ -17,6 +17,7 @@ import type {
   IqTarget,
   Logger,
   MessageEvent,
+  MessageStampEvent,
   Module,
   NonzaEvent,
   PreRouteEvent,
@@ -51,6 +52,8 @@ export interface RouterOptions {
   maxRosterItems?: number;
   /** Software version reported by XEP-0092 (default: package.json's). */
   version?: string;
+  /** XEP-0313 archiving (config `mam`); without it accounts are archived only when they ask (prefs). */
+  mam?: import('../modules/mam.js').MamSettings;
 }
 
 const STATUS_TEXT: Record<StanzaStatus, string> = {
@@ -356,7 +359,13 @@ export class HermodRouter implements Router, RouterContext {
     if (target.domain !== this.domain) return this.remote(st, view, target);
     if (target.local === null) return this.messageToHost(st, view, type);
 
-    const bytes = spliceFrom(view, st.fromStamp);
+    let bytes = spliceFrom(view, st.fromStamp);
+    if (this.hooks.has('message/stamp')) {
+      // XEP-0313 / XEP-0359: the archive's stanza-id goes into every copy, so it is added first.
+      const ev: MessageStampEvent = { ctx: this, sender: st, to: target, type, bytes };
+      this.hooks.fire('message/stamp', ev);
+      bytes = ev.bytes;
+    }
     let delivered: readonly SessionState[];
     if (target.resource !== null) {
       const s = this.sessions.full(target.full);

@@ -4,6 +4,8 @@
  *
  *   # Title of the scenario (the first comment line names the test)
  *   @registration open            options: @domain, @registration, @max-resources, @offline-limit,
+ *                                  @mam always|never|roster (XEP-0313 server default; unset = the
+ *                                  router's own: only accounts with preferences are archived),
  *                                  @max-roster-items
  *   account alice                  create alice@localhost (password 'secret')
  *   alice has contact bob subscription=both ask=subscribe name=Bob groups=Friends,Work approved
@@ -25,6 +27,7 @@
  *   expect roster of alice: no bob
  *   expect pending of bob: alice   /   expect no pending of bob: alice
  *   expect offline of bob: 2
+ *   expect archive of bob: 2       messages in bob's XEP-0313 archive
  *   expect account alice           /   expect no account alice
  *   expect blocklist of alice: eve@localhost spam.example   (stored order; empty after ':' = none)
  *
@@ -147,6 +150,7 @@ export class Scenario {
   maxResources = 10;
   offlineLimit = 100;
   maxRosterItems = 1000;
+  mamDefault: 'always' | 'never' | 'roster' | null = null;
   private store: Storage | null = null;
   private router: HermodRouter | null = null;
   private readonly clients = new Map<string, Client>();
@@ -170,6 +174,7 @@ export class Scenario {
       version: '1.2.3',
       passwordIterations: 1,
       maxRosterItems: this.maxRosterItems,
+      ...(this.mamDefault ? { mam: { default: this.mamDefault, maxAge: 0, maxPerUser: 0, purgeInterval: 0 } } : {}),
     });
     return this.router;
   }
@@ -242,6 +247,7 @@ export class Scenario {
     if ((m = /^@max-resources\s+(\d+)$/.exec(text))) return void (this.maxResources = Number(m[1]));
     if ((m = /^@offline-limit\s+(\d+)$/.exec(text))) return void (this.offlineLimit = Number(m[1]));
     if ((m = /^@max-roster-items\s+(\d+)$/.exec(text))) return void (this.maxRosterItems = Number(m[1]));
+    if ((m = /^@mam\s+(always|never|roster)$/.exec(text))) return void (this.mamDefault = m[1] as 'always' | 'never' | 'roster');
     if ((m = /^account\s+(\S+)$/.exec(text))) return this.storage.users.create(this.bareOf(m[1]!), 'secret');
     if ((m = /^(\S+) has contact (\S+)(.*)$/.exec(text))) return this.seedContact(m[1]!, m[2]!, m[3]!);
     if ((m = /^(\S+) connects( without resource)?$/.exec(text))) return this.connect(m[1]!, !!m[2]);
@@ -303,6 +309,11 @@ export class Scenario {
     if ((m = /^expect offline of (\S+): (\d+)$/.exec(text))) {
       const n = this.storage.offline.count(this.bareOf(m[1]!));
       if (n !== Number(m[2])) throw new Error(`${n} offline messages`);
+      return;
+    }
+    if ((m = /^expect archive of (\S+): (\d+)$/.exec(text))) {
+      const n = this.storage.mam.query(this.bareOf(m[1]!), { max: 0 }).count;
+      if (n !== Number(m[2])) throw new Error(`${n} archived messages`);
       return;
     }
     if ((m = /^expect blocklist of (\S+):(.*)$/.exec(text))) {
