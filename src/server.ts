@@ -84,6 +84,7 @@ export async function startServer(config: HermodConfig, options: StartOptions = 
       domain: config.domain,
       storage,
       registration: config.registration,
+      mam: config.mam,
       ...(options.logger ? { log: options.logger } : {}),
     });
     const sasl: SaslProvider = new SaslMechanisms({ users: storage.users, domain: config.domain, plainCacheSize: config.tls.plainLoginCache });

@@ -100,6 +100,17 @@ export interface HermodConfig {
     /** Offline messages stored per user; further ones bounce with service-unavailable. */
     maxPerUser: number;
   };
+  /** XEP-0313 message archives. */
+  mam: {
+    /** Archiving policy of accounts that set no preferences (XEP-0441). */
+    default: 'always' | 'never' | 'roster';
+    /** Archived messages older than this are deleted (ms); 0 = kept. */
+    maxAge: number;
+    /** Newest archived messages kept per account; 0 = no cap. */
+    maxPerUser: number;
+    /** How often retention runs (ms). */
+    purgeInterval: number;
+  };
   /** XEP-0114 components: component domain → shared secret. */
   components: Record<string, string>;
   /** Prometheus endpoint (GET /metrics). */
@@ -423,6 +434,16 @@ export const SCHEMA: Schema<HermodConfig> = {
   },
   offline: {
     maxPerUser: int(1000, 0, 10_000_000, 'offline messages stored per user; 0 = store none'),
+  },
+  mam: {
+    default: oneOf<'always' | 'never' | 'roster'>(
+      'always',
+      ['always', 'never', 'roster'],
+      'XEP-0313 archiving of accounts that set no preferences: always, never, or roster (contacts in the roster)',
+    ),
+    maxAge: duration(0, 0, 3650 * 24 * HOUR, 'archived messages older than this are deleted; 0 = kept'),
+    maxPerUser: int(100_000, 0, 100_000_000, 'newest archived messages kept per account; 0 = no cap'),
+    purgeInterval: duration(1 * HOUR, 1 * MINUTE, 7 * 24 * HOUR, 'how often archive retention runs'),
   },
   components: secretMap('component domain → shared secret (XEP-0114)'),
   metrics: {

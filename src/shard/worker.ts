@@ -151,7 +151,13 @@ export default async function runShard(init: ShardInit): Promise<ShardResult> {
     rosterEpoch: init.rosterEpoch ? new Int32Array(init.rosterEpoch) : undefined,
   });
   const core = await (await import('../core/parser.js')).loadCore();
-  const router: MeshRouter = createRouter({ domain: config.domain, storage, registration: config.registration, log: stderrLog(init.shard) });
+  const router: MeshRouter = createRouter({
+    domain: config.domain,
+    storage,
+    registration: config.registration,
+    mam: config.mam,
+    log: stderrLog(init.shard),
+  });
   const sasl = new SaslMechanisms({ users: storage.users, domain: config.domain, plainCacheSize: config.tls.plainLoginCache });
 
   const mainBell = new Doorbell(init.mainBell);
