@@ -6,6 +6,7 @@
  */
 import { StanzaError } from '../errors.js';
 import type { IqEvent, Module } from '../router/context.js';
+import type { Identity } from '../router/hooks.js';
 import { attr } from '../xml/escape.js';
 
 export const DISCO_INFO = 'http://jabber.org/protocol/disco#info';
@@ -13,6 +14,10 @@ export const DISCO_ITEMS = 'http://jabber.org/protocol/disco#items';
 
 function features(list: string[]): string {
   return list.map((f) => `<feature${attr('var', f)}/>`).join('');
+}
+
+function identities(list: Identity[]): string {
+  return list.map((i) => `<identity${attr('category', i.category)}${attr('type', i.type)}${attr('name', i.name)}/>`).join('');
 }
 
 /** XEP-0030 §3.2: a node we do not know is item-not-found. */
@@ -29,10 +34,7 @@ export const disco: Module = {
 
     ctx.hooks.on(`iq-get/host/${DISCO_INFO}`, (ev: IqEvent) => {
       checkNode(ev);
-      const ids = ctx.features
-        .listIdentities()
-        .map((i) => `<identity${attr('category', i.category)}${attr('type', i.type)}${attr('name', i.name)}/>`)
-        .join('');
+      const ids = identities(ctx.features.listIdentities());
       ev.reply(`<query xmlns='${DISCO_INFO}'>${ids}${features(ctx.features.list())}</query>`);
       return true;
     });
@@ -47,6 +49,7 @@ export const disco: Module = {
       checkNode(ev);
       ev.reply(
         `<query xmlns='${DISCO_INFO}'><identity category='account' type='registered'/>` +
+          identities(ctx.features.listAccountIdentities()) +
           features([DISCO_INFO, DISCO_ITEMS, ...ctx.features.listAccountFeatures()].sort()) +
           `</query>`,
       );

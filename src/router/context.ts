@@ -153,6 +153,17 @@ export interface RemoteEvent {
   readonly to: Jid;
 }
 
+/**
+ * Event 'presence/available': a session's available presence broadcast has been handled (the
+ * session is available with its new presence). `text()` decodes the stanza (cold path, only when
+ * a handler needs it): XEP-0163 reads XEP-0115 caps from it.
+ */
+export interface PresenceAvailableEvent {
+  readonly ctx: RouterContext;
+  readonly session: SessionState;
+  text(): string;
+}
+
 /** Event 'presence/blocked': return true to keep `from`'s presence away from `to`. */
 export interface PresenceBlockedEvent {
   readonly ctx: RouterContext;

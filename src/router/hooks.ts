@@ -104,6 +104,17 @@ export class FeatureRegistry {
     return [...this.accountFeatures].sort();
   }
 
+  private readonly accountIdentities: Identity[] = [];
+
+  /** An identity of every account's bare JID (XEP-0030 §3.1, e.g. XEP-0163's pubsub/pep). */
+  addAccountIdentity(identity: Identity): void {
+    this.accountIdentities.push(identity);
+  }
+
+  listAccountIdentities(): Identity[] {
+    return this.accountIdentities.slice();
+  }
+
   private readonly items = new Map<string, string | undefined>();
 
   /** XEP-0030 §4: an entity the server lists in its disco#items (e.g. an XEP-0114 component). */

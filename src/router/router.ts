@@ -20,6 +20,7 @@ import type {
   MessageStampEvent,
   Module,
   NonzaEvent,
+  PresenceAvailableEvent,
   PreRouteEvent,
   PresenceBlockedEvent,
   RemoteEvent,
@@ -443,6 +444,11 @@ export class HermodRouter implements Router, RouterContext {
     // RFC 6121 §4.2, §4.4, §4.5: no 'to' (or the account's own bare JID) is a broadcast.
     if (to === null || (to.bare === st.bare && to.resource === null)) {
       if (type === StanzaType.None || type === StanzaType.Unavailable) this.presence.broadcast(st, view);
+      // XEP-0163 §4.3.1 reads the XEP-0115 caps of available presence, once it is broadcast.
+      if (type === StanzaType.None && this.hooks.has('presence/available')) {
+        const ev: PresenceAvailableEvent = { ctx: this, session: st, text: () => view.toString() };
+        this.hooks.fire('presence/available', ev);
+      }
       return;
     }
     if (to.domain !== this.domain) return this.remote(st, view, to);

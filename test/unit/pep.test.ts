@@ -1,0 +1,171 @@
+import { createHash } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { capsOf, verificationString, verifies } from '../../src/modules/pep/caps.js';
+import { checkPreconditions, keepCount, MAX_ITEMS_LIMIT } from '../../src/modules/pep/config.js';
+import { extractCaps, PEP_ITEM_LIMIT, PEP_NODE_LIMIT } from '../../src/modules/pep.js';
+import { StanzaError } from '../../src/errors.js';
+import { parseElement } from '../../src/xml/element.js';
+import { Scenario, jsFeederFactory } from '../scenario/runner.js';
+
+const DISCO = 'http://jabber.org/protocol/disco#info';
+
+/** XEP-0115 §5.2 (simple) and §5.3 (complex, with an XEP-0128 form) example queries. */
+const SIMPLE = `<query xmlns='${DISCO}'><identity category='client' name='Exodus 0.9.1' type='pc'/><feature var='http://jabber.org/protocol/caps'/><feature var='http://jabber.org/protocol/disco#info'/><feature var='http://jabber.org/protocol/disco#items'/><feature var='http://jabber.org/protocol/muc'/></query>`;
+const COMPLEX =
+  `<query xmlns='${DISCO}'><identity xml:lang='en' category='client' name='Psi 0.11' type='pc'/><identity xml:lang='el' category='client' name='Ψ 0.11' type='pc'/>` +
+  `<feature var='http://jabber.org/protocol/caps'/><feature var='http://jabber.org/protocol/disco#info'/><feature var='http://jabber.org/protocol/disco#items'/><feature var='http://jabber.org/protocol/muc'/>` +
+  `<x xmlns='jabber:x:data' type='result'><field var='FORM_TYPE' type='hidden'><value>urn:xmpp:dataforms:softwareinfo</value></field>` +
+  `<field var='ip_version'><value>ipv4</value><value>ipv6</value></field><field var='os'><value>Mac</value></field><field var='os_version'><value>10.5.1</value></field>` +
+  `<field var='software'><value>Psi</value></field><field var='software_version'><value>0.11</value></field></x></query>`;
+
+describe('XEP-0115 caps verification (server side of XEP-0163 §4.3.1)', () => {
+  it('computes the verification string and hash of the simple example (XEP-0115 §5.2)', () => {
+    const q = parseElement(SIMPLE);
+    expect(verificationString(q)).toBe(
+      'client/pc//Exodus 0.9.1<http://jabber.org/protocol/caps<http://jabber.org/protocol/disco#info<http://jabber.org/protocol/disco#items<http://jabber.org/protocol/muc<',
+    );
+    expect(verifies({ node: 'http://code.google.com/p/exodus', ver: 'QgayPKawpkPSDYmwT/WM94uAlu0=', hash: 'sha-1' }, q)).toBe(true);
+  });
+
+  it('orders identities, features and extended forms octet-wise in the complex example (XEP-0115 §5.3)', () => {
+    const q = parseElement(COMPLEX);
+    expect(verifies({ node: 'http://psi-im.org', ver: 'q07IKJEyjvHSyhy//CH0CxmKi8w=', hash: 'sha-1' }, q)).toBe(true);
+  });
+
+  it('rejects a wrong hash, duplicate features, an unknown hash function and legacy caps (XEP-0115 §5.4)', () => {
+    const q = parseElement(SIMPLE);
+    expect(verifies({ node: 'n', ver: 'AAAAAAAAAAAAAAAAAAAAAAAAAAA=', hash: 'sha-1' }, q)).toBe(false);
+    expect(verifies({ node: 'n', ver: 'QgayPKawpkPSDYmwT/WM94uAlu0=', hash: 'x-unknown' }, q)).toBe(false);
+    expect(verifies({ node: 'n', ver: 'QgayPKawpkPSDYmwT/WM94uAlu0=', hash: null }, q)).toBe(false);
+    const dup = parseElement(SIMPLE.replace('</query>', `<feature var='http://jabber.org/protocol/muc'/></query>`));
+    const ver = createHash('sha1').update(verificationString(dup)).digest('base64');
+    expect(verifies({ node: 'n', ver, hash: 'sha-1' }, dup)).toBe(false);
+  });
+
+  it('finds <c/> in presence text without parsing the presence, whatever its quotes and position', () => {
+    expect(extractCaps(`<presence><show>away</show><c hash="sha-1" node="n" ver="v=" xmlns="http://jabber.org/protocol/caps"/></presence>`)).toEqual({ node: 'n', ver: 'v=', hash: 'sha-1' });
+    expect(extractCaps(`<presence><c xmlns='http://jabber.org/protocol/caps' node='n' ver='1.0'></c></presence>`)).toEqual({ node: 'n', ver: '1.0', hash: null });
+    expect(extractCaps(`<presence><status>no caps</status></presence>`)).toBeNull();
+    expect(capsOf(parseElement(`<presence><c xmlns='http://jabber.org/protocol/caps' node='n'/></presence>`))).toBeNull();
+  });
+});
+
+describe('PEP node configuration', () => {
+  const form = (entries: [string, string][]) => new Map(entries);
+
+  it('applies publish-options to a new node and refuses a mismatch on an existing one (XEP-0060 §7.1.5)', () => {
+    const created = checkPreconditions(null, form([['pubsub#access_model', 'whitelist'], ['pubsub#max_items', 'max'], ['pubsub#persist_items', 'true']]));
+    expect(created['pubsub#access_model']).toBe('whitelist');
+    expect(created['pubsub#persist_items']).toBe('1');
+    expect(keepCount(created)).toBe(MAX_ITEMS_LIMIT);
+    expect(checkPreconditions(created, form([['pubsub#persist_items', '1'], ['pubsub#max_items', 'max']]))).toEqual(created);
+    const err = (() => {
+      try {
+        checkPreconditions(created, form([['pubsub#access_model', 'open']]));
+      } catch (e) {
+        return e as StanzaError;
+      }
+      return null;
+    })();
+    expect(err?.condition).toBe('conflict');
+    expect(err?.appCondition).toContain('precondition-not-met');
+  });
+
+  it('ignores publish-options fields it does not implement instead of refusing the publish', () => {
+    expect(checkPreconditions(null, form([['pubsub#notify_sub', '1']]))['pubsub#access_model']).toBe('presence');
+  });
+});
+
+const run = (script: string) => new Scenario({ feeder: jsFeederFactory }).run(script);
+const PS = "<pubsub xmlns='http://jabber.org/protocol/pubsub'>";
+const publish = (id: string, node: string, payload: string) =>
+  `alice sends: <iq type='set' id='${id}'>${PS}<publish node='${node}'><item>${payload}</item></publish></pubsub></iq>`;
+const published = (id: string, node: string) =>
+  `alice receives: <iq type='result' id='${id}' to='alice@localhost/res'>${PS}<publish node='${node}'><item id='*'/></publish></pubsub></iq>`;
+
+describe('PEP bounds', () => {
+  it('refuses an item over the size limit with not-acceptable + payload-too-big and keeps the previous item (XEP-0060 §7.1.3.4)', async () => {
+    await run(
+      [
+        'account alice',
+        'alice connects',
+        publish('p1', 'urn:xmpp:avatar:data', `<data xmlns='urn:xmpp:avatar:data'>small</data>`),
+        published('p1', 'urn:xmpp:avatar:data'),
+        publish('p2', 'urn:xmpp:avatar:data', `<data xmlns='urn:xmpp:avatar:data'>${'A'.repeat(PEP_ITEM_LIMIT)}</data>`),
+        `alice receives: <iq type='error' id='p2' to='alice@localhost/res'><error type='modify'><not-acceptable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>*</text><payload-too-big xmlns='http://jabber.org/protocol/pubsub#errors'/></error></iq>`,
+        `alice sends: <iq type='get' id='g1'>${PS}<items node='urn:xmpp:avatar:data'/></pubsub></iq>`,
+        `alice receives: <iq type='result' id='g1' to='alice@localhost/res'>${PS}<items node='urn:xmpp:avatar:data'><item id='*'><data xmlns='urn:xmpp:avatar:data'>small</data></item></items></pubsub></iq>`,
+      ].join('\n'),
+    );
+  });
+
+  it('refuses a node beyond the per-account limit with policy-violation + max-nodes-exceeded; existing nodes still take items', async () => {
+    const lines = ['account alice', 'alice connects'];
+    for (let i = 0; i < PEP_NODE_LIMIT; i++) {
+      lines.push(publish(`p${i}`, `urn:example:n${i}`, `<x xmlns='urn:example'/>`), published(`p${i}`, `urn:example:n${i}`));
+    }
+    lines.push(
+      publish('over', 'urn:example:one-too-many', `<x xmlns='urn:example'/>`),
+      `alice receives: <iq type='error' id='over' to='alice@localhost/res'><error type='modify'><policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>*</text><max-nodes-exceeded xmlns='http://jabber.org/protocol/pubsub#errors'/></error></iq>`,
+      publish('again', 'urn:example:n0', `<x xmlns='urn:example'/>`),
+      published('again', 'urn:example:n0'),
+    );
+    await run(lines.join('\n'));
+  });
+
+  it('refuses malformed publishes: no node, no item, two payloads (XEP-0060 §7.1.3)', async () => {
+    const err = (id: string, cond: string, app: string) =>
+      `alice receives: <iq type='error' id='${id}' to='alice@localhost/res'><error type='modify'><${cond} xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>${cond === 'bad-request' && app === 'invalid-payload' ? "<text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>*</text>" : ''}<${app} xmlns='http://jabber.org/protocol/pubsub#errors'/></error></iq>`;
+    await run(
+      [
+        'account alice',
+        'alice connects',
+        `alice sends: <iq type='set' id='e1'>${PS}<publish><item><x xmlns='urn:example'/></item></publish></pubsub></iq>`,
+        `alice receives: <iq type='error' id='e1' to='alice@localhost/res'><error type='modify'><bad-request xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>*</text><nodeid-required xmlns='http://jabber.org/protocol/pubsub#errors'/></error></iq>`,
+        `alice sends: <iq type='set' id='e2'>${PS}<publish node='urn:example'/></pubsub></iq>`,
+        err('e2', 'bad-request', 'item-required'),
+        `alice sends: <iq type='set' id='e3'>${PS}<publish node='urn:example'><item><a xmlns='urn:example'/><b xmlns='urn:example'/></item></publish></pubsub></iq>`,
+        err('e3', 'bad-request', 'invalid-payload'),
+        `alice sends: <iq type='get' id='e4'>${PS}<items node='urn:example'/></pubsub></iq>`,
+        `alice receives: <iq type='error' id='e4' to='alice@localhost/res'><error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>*</text></error></iq>`,
+      ].join('\n'),
+    );
+  });
+});
+
+describe('PEP caps resolution', () => {
+  const C = (ver: string) => `<c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='https://example.org/c' ver='${ver}'/>`;
+  const answer = (alias: string, id: string, ver: string) =>
+    `${alias} sends: <iq type='result' id='${id}' to='localhost'><query xmlns='${DISCO}' node='https://example.org/c#${ver}'><identity category='client' type='pc'/><feature var='urn:example:n+notify'/></query></iq>`;
+
+  it('uses an answer that does not match its hash for the resource that gave it only, and asks the next one (XEP-0115 §5.4)', async () => {
+    const bogus = 'bogusbogusbogusbogusbogus00=';
+    await run(
+      [
+        'account alice',
+        'alice/a connects',
+        'alice/b connects',
+        `alice/a sends: <presence>${C(bogus)}</presence>`,
+        `alice/a receives: <presence from='alice@localhost/a'>${C(bogus)}</presence>`,
+        `alice/a receives: <iq type='get' id='pep-caps-1' from='localhost' to='alice@localhost/a'><query xmlns='${DISCO}' node='https://example.org/c#${bogus}'/></iq>`,
+        // Another resource with the same caps waits for the answer to the question already asked.
+        `alice/b sends: <presence>${C(bogus)}</presence>`,
+        `alice/b receives: <presence from='alice@localhost/b'>${C(bogus)}</presence>`,
+        `alice/a receives: <presence from='alice@localhost/b'>${C(bogus)}</presence>`,
+        `alice/b receives: <presence from='alice@localhost/a'>${C(bogus)}</presence>`,
+        `alice/b receives nothing`,
+        // An answer from a resource that was not asked changes nothing.
+        answer('alice/b', 'pep-caps-1', bogus),
+        `alice/b receives nothing`,
+        answer('alice/a', 'pep-caps-1', bogus),
+        // The hash does not verify: alice/b is asked itself rather than trusted on alice/a's word.
+        `alice/b receives: <iq type='get' id='pep-caps-2' from='localhost' to='alice@localhost/b'><query xmlns='${DISCO}' node='https://example.org/c#${bogus}'/></iq>`,
+        answer('alice/b', 'pep-caps-2', bogus),
+        `alice/a sends: <iq type='set' id='p1'>${PS}<publish node='urn:example:n'><item id='i'><x xmlns='urn:example'/></item></publish></pubsub></iq>`,
+        `alice/a receives: <iq type='result' id='p1' to='alice@localhost/a'>${PS}<publish node='urn:example:n'><item id='i'/></publish></pubsub></iq>`,
+        `alice/a receives: <message from='alice@localhost' to='alice@localhost/a' type='headline'><event xmlns='http://jabber.org/protocol/pubsub#event'><items node='urn:example:n'><item id='i'><x xmlns='urn:example'/></item></items></event></message>`,
+        `alice/b receives: <message from='alice@localhost' to='alice@localhost/b' type='headline'><event xmlns='http://jabber.org/protocol/pubsub#event'><items node='urn:example:n'><item id='i'><x xmlns='urn:example'/></item></items></event></message>`,
+      ].join('\n'),
+    );
+  });
+});
