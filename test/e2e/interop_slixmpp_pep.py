@@ -1,0 +1,102 @@
+"""slixmpp's own PEP plugins against a running Hermod: XEP-0163 with XEP-0084 avatar metadata and
+XEP-0172 nicknames. bob loads them (so its XEP-0115 caps list the +notify features), carol does
+not. alice publishes; bob must get the events, carol none; a resource bob connects afterwards must
+get the last published items (XEP-0163 §6.2); bob and carol read the items themselves (XEP-0060
+§6.5). Prints one JSON object on its last line; interop-pep.test.ts asserts on it.
+
+Usage: /usr/bin/python3 interop_slixmpp_pep.py HOST PORT ALICE_PW BOB_PW CAROL_PW
+"""
+import asyncio
+import json
+import logging
+import ssl
+import sys
+
+from slixmpp import ClientXMPP
+
+HOST, PORT, ALICE_PW, BOB_PW, CAROL_PW = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+TIMEOUT = 10
+PEP = ['xep_0030', 'xep_0115', 'xep_0060', 'xep_0163', 'xep_0084', 'xep_0172']
+PLAIN = ['xep_0030', 'xep_0115', 'xep_0060']
+logging.basicConfig(level=logging.CRITICAL)
+
+
+class Client(ClientXMPP):
+    def __init__(self, jid, password, plugins):
+        super().__init__(jid, password)
+        for plugin in plugins:
+            self.register_plugin(plugin)
+        self.ssl_context.check_hostname = False
+        self.ssl_context.verify_mode = ssl.CERT_NONE
+        self.started = asyncio.Event()
+        self.avatars = asyncio.Queue()
+        self.nicks = asyncio.Queue()
+        self.headlines = []
+        self.add_event_handler('session_start', self.on_start)
+        self.add_event_handler('avatar_metadata_publish', lambda m: self.avatars.put_nowait(m))
+        self.add_event_handler('user_nick_publish', lambda m: self.nicks.put_nowait(m))
+        self.add_event_handler('pubsub_publish', lambda m: self.headlines.append(m['pubsub_event']['items']['node']))
+
+    async def on_start(self, _event):
+        # The caps hash must cover the +notify features the PEP plugins added at bind.
+        await self['xep_0115'].update_caps(broadcast=False)
+        self.send_presence()
+        await self.get_roster()
+        self.started.set()
+
+
+async def start(c):
+    c.connect((HOST, PORT))
+    await asyncio.wait_for(c.started.wait(), TIMEOUT)
+    # Let the server's caps query (XEP-0115 §6.2) and its answer go by.
+    await asyncio.sleep(1)
+
+
+def avatar_id(msg):
+    return msg['pubsub_event']['items']['item']['avatar_metadata']['info']['id']
+
+
+def nick_of(msg):
+    return msg['pubsub_event']['items']['item']['nick']['nick']
+
+
+async def main():
+    alice = Client('alice@localhost/phone', ALICE_PW, PEP)
+    bob = Client('bob@localhost/desk', BOB_PW, PEP)
+    carol = Client('carol@localhost/pc', CAROL_PW, PLAIN)
+    out = {}
+    # Connections are spread round-robin over shards: with --workers 2 this puts alice and bob on
+    # different shards, so the live events cross between them.
+    for c in (bob, alice, carol):
+        await start(c)
+
+    await alice['xep_0084'].publish_avatar_metadata(items=[{'id': 'a1b2c3', 'type': 'image/png', 'bytes': 1234}])
+    await alice['xep_0172'].publish_nick('Alice in Wonderland')
+    out['bob_avatar'] = avatar_id(await asyncio.wait_for(bob.avatars.get(), TIMEOUT))
+    out['bob_nick'] = nick_of(await asyncio.wait_for(bob.nicks.get(), TIMEOUT))
+    # alice's own resource asked for the same events (XEP-0163 §4.3: the owner is subscribed too).
+    out['alice_own_avatar'] = avatar_id(await asyncio.wait_for(alice.avatars.get(), TIMEOUT))
+
+    laptop = Client('bob@localhost/laptop', BOB_PW, PEP)
+    await start(laptop)
+    out['laptop_avatar'] = avatar_id(await asyncio.wait_for(laptop.avatars.get(), TIMEOUT))
+    out['laptop_nick'] = nick_of(await asyncio.wait_for(laptop.nicks.get(), TIMEOUT))
+
+    items = await bob['xep_0060'].get_items('alice@localhost', 'urn:xmpp:avatar:metadata')
+    out['bob_items'] = [i['id'] for i in items['pubsub']['items']]
+    nick = await carol['xep_0060'].get_items('alice@localhost', 'http://jabber.org/protocol/nick')
+    out['carol_reads_nick'] = [i['id'] for i in nick['pubsub']['items']]
+    info = await bob['xep_0030'].get_info(jid='alice@localhost')
+    out['account_identities'] = [list(i[:2]) for i in info['disco_info']['identities']]
+    out['account_features'] = sorted(info['disco_info']['features'])
+
+    await asyncio.sleep(1)
+    out['carol_events'] = len(carol.headlines)
+    out['bob_extra_avatars'] = bob.avatars.qsize()
+
+    for c in (alice, bob, carol, laptop):
+        c.disconnect()
+    print(json.dumps(out))
+
+
+asyncio.run(main())
