@@ -157,6 +157,13 @@ export async function startServer(config: HermodConfig, options: StartOptions = 
 
     const listeners = await listenClients(config.listen, secureContext, accept);
     const { c2s, directTls, sockets } = listeners;
+    if (c2s.backlog !== undefined && c2s.backlog < config.listen.c2s.backlog) {
+      // Linux caps the accept queue silently; a storm beyond it waits for SYN retransmissions.
+      options.logger?.warn(
+        { requested: config.listen.c2s.backlog, granted: c2s.backlog },
+        'listen backlog capped by net.core.somaxconn: raise it (sysctl) for larger reconnect storms',
+      );
+    }
     let websocket: Listener | null;
     try {
       websocket = await listenWebSocketClients({ ...config.listen.websocket, backlog: config.listen.c2s.backlog }, sockets, accept);

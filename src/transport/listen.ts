@@ -2,6 +2,7 @@
  * Listening sockets for client connections: plain TCP (STARTTLS offered on it) and Direct TLS
  * (XEP-0368). Both hand each accepted connection over as a SocketTransport.
  */
+import { readFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { TLSSocket, type SecureContext } from 'node:tls';
 import { SocketTransport } from './socket.js';
@@ -16,6 +17,11 @@ export interface Listener {
   readonly server: Server;
   readonly host: string;
   readonly port: number;
+  /**
+   * The accept queue the kernel grants: the configured backlog, capped on Linux by
+   * net.core.somaxconn (see kernelBacklogCap).
+   */
+  readonly backlog: number;
   /** Stop accepting; open connections are left alone. */
   close(): Promise<void>;
 }
@@ -40,6 +46,22 @@ export class ListenError extends Error {
   }
 }
 
+/**
+ * Linux caps every listen(2) backlog at net.core.somaxconn, silently (4096 by default since
+ * kernel 5.4). In a reconnect storm larger than the granted queue the kernel drops the surplus
+ * SYNs and those clients only retry after 1 s, 3 s, 7 s, 15 s … (docs/benchmarks.md, "Reconnect
+ * storm"), so an operator who raises listen.c2s.backlog must raise the sysctl too. Null where
+ * the value cannot be read (not Linux).
+ */
+export function kernelBacklogCap(): number | null {
+  try {
+    const n = Number.parseInt(readFileSync('/proc/sys/net/core/somaxconn', 'utf8'), 10);
+    return Number.isFinite(n) && n > 0 ? n : null;
+  } catch {
+    return null;
+  }
+}
+
 function start(server: Server, options: ListenOptions): Promise<Listener> {
   return new Promise((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException) => {
@@ -50,10 +72,12 @@ function start(server: Server, options: ListenOptions): Promise<Listener> {
       server.off('error', onError);
       const address = server.address();
       const port = typeof address === 'object' && address ? address.port : options.port;
+      const cap = kernelBacklogCap();
       resolve({
         server,
         host: options.host,
         port,
+        backlog: cap === null ? options.backlog : Math.min(options.backlog, cap),
         close: () => new Promise((done) => server.close(() => done())),
       });
     });
