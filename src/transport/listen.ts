@@ -21,7 +21,7 @@ export interface Listener {
    * The accept queue the kernel grants: the configured backlog, capped on Linux by
    * net.core.somaxconn (see kernelBacklogCap).
    */
-  readonly backlog: number;
+  readonly backlog?: number;
   /** Stop accepting; open connections are left alone. */
   close(): Promise<void>;
 }
