@@ -88,6 +88,9 @@ export const PEP_FEATURES = [
 
 /** Session data key of the caps key a resource announced last. */
 const CAPS_KEY = 'pep:caps';
+/** Session data key of the <c/> start tag it last sent (local to the session's shard). */
+const CAPS_TAG = 'pep:tag';
+const CAPS_BYTES = Buffer.from(CAPS_NS);
 /** A caps query unanswered for this long is asked again of the next client announcing it. */
 const QUERY_PATIENCE_MS = 30_000;
 /** Outstanding caps queries kept at most (hostile clients announcing random hashes). */
@@ -350,14 +353,22 @@ export class PepService {
 
   // ------------------------------------------------------------------ caps and interest
 
-  /** A resource sent available presence: learn what it wants to hear about (XEP-0163 §4.3.1). */
-  presence(st: SessionState, text: string): void {
-    const caps = extractCaps(text);
-    if (!caps) {
-      // A presence without caps leaves the interest it had (clients send caps in every presence,
-      // and some status updates omit it); a resource never announcing caps hears nothing.
-      return;
-    }
+  /**
+   * A resource sent available presence (`bytes`, as broadcast): learn what it wants to hear
+   * about (XEP-0163 §4.3.1). A presence without caps leaves the interest it had (some clients
+   * omit <c/> from status updates); a resource never announcing caps hears nothing.
+   */
+  presence(st: SessionState, bytes: Buffer | string): void {
+    const buf = typeof bytes === 'string' ? Buffer.from(bytes) : bytes;
+    const range = capsRange(buf);
+    if (range === null) return;
+    // Clients repeat the same <c/> in every presence: the same bytes mean nothing changed. Kept
+    // as a Buffer (compared in place, no decoding), which also keeps it off the shard mirrors.
+    const last = st.data.get(CAPS_TAG);
+    if (last instanceof Buffer && last.compare(buf, range[0], range[1]) === 0) return;
+    st.data.set(CAPS_TAG, Buffer.from(buf.subarray(range[0], range[1])));
+    const caps = parseCapsTag(buf.toString('utf8', range[0], range[1]));
+    if (!caps) return;
     const key = capsKey(caps);
     if (st.data.get(CAPS_KEY) === key) return;
     st.data.set(CAPS_KEY, key);
@@ -463,15 +474,27 @@ export class PepService {
   }
 }
 
-/** The <c/> element of a presence, found without parsing the whole stanza (presence is hot). */
-export function extractCaps(text: string): Caps | null {
-  const at = text.indexOf(CAPS_NS);
+/**
+ * Where the start tag of a presence's <c/> lies in its bytes, found without decoding or parsing
+ * the whole stanza (presence is the hottest broadcast); null when there is none.
+ */
+function capsRange(bytes: Buffer): [number, number] | null {
+  const at = bytes.indexOf(CAPS_BYTES);
   if (at < 0) return null;
-  const start = text.lastIndexOf('<', at);
-  const end = text.indexOf('>', at);
-  if (start < 0 || end < 0) return null;
-  let tag = text.slice(start, end + 1);
-  if (!tag.endsWith('/>')) tag = `${tag.slice(0, -1)}/>`;
+  const start = bytes.lastIndexOf(0x3c, at);
+  const end = bytes.indexOf(0x3e, at);
+  return start < 0 || end < 0 ? null : [start, end + 1];
+}
+
+/** The caps a presence announces (its bytes or text), or null. */
+export function extractCaps(bytes: Buffer | string): Caps | null {
+  const buf = typeof bytes === 'string' ? Buffer.from(bytes) : bytes;
+  const range = capsRange(buf);
+  return range === null ? null : parseCapsTag(buf.toString('utf8', range[0], range[1]));
+}
+
+function parseCapsTag(found: string): Caps | null {
+  const tag = found.endsWith('/>') ? found : `${found.slice(0, -1)}/>`;
   try {
     const el = parseElement(`<presence>${tag}</presence>`);
     return capsOf(el);
@@ -606,7 +629,8 @@ export function installPep(ctx: RouterContext): PepService {
   // XEP-0115: caps in available presence, and the answers to the server's caps queries.
   ctx.hooks.on('presence/available', (ev: { session: SessionState; text: () => string }) => {
     try {
-      pep.presence(ev.session, ev.text());
+      // The broadcast left the stamped bytes on the session: searched there, nothing is copied.
+      pep.presence(ev.session, ev.session.presence ?? ev.text());
     } catch (err) {
       ctx.log?.warn({ err, jid: ev.session.jid.full }, 'PEP caps handling failed');
     }

@@ -46,6 +46,8 @@ describe('XEP-0115 caps verification (server side of XEP-0163 §4.3.1)', () => {
     expect(extractCaps(`<presence><show>away</show><c hash="sha-1" node="n" ver="v=" xmlns="http://jabber.org/protocol/caps"/></presence>`)).toEqual({ node: 'n', ver: 'v=', hash: 'sha-1' });
     expect(extractCaps(`<presence><c xmlns='http://jabber.org/protocol/caps' node='n' ver='1.0'></c></presence>`)).toEqual({ node: 'n', ver: '1.0', hash: null });
     expect(extractCaps(`<presence><status>no caps</status></presence>`)).toBeNull();
+    // The bytes as broadcast, with multi-byte text before the tag.
+    expect(extractCaps(Buffer.from(`<presence from='a@b/c'><status>Grüße ✓</status><c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='n' ver='é='/></presence>`))).toEqual({ node: 'n', ver: 'é=', hash: 'sha-1' });
     expect(capsOf(parseElement(`<presence><c xmlns='http://jabber.org/protocol/caps' node='n'/></presence>`))).toBeNull();
   });
 });
