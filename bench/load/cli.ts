@@ -19,11 +19,15 @@ Connection and accounts:
   --prefix S          account names are S0, S1, … (default bench)
   --password S        shared password (default bench-secret)
   --register          create the accounts first by in-band registration (XEP-0077)
-  --sasl M            auto | plain | scram-sha-1 | scram-sha-256 (default auto: PLAIN if offered)
+  --sasl M, --mech M  auto | plain | scram-sha-1 | scram-sha-256 (default auto: the strongest
+                      offered, SCRAM-SHA-256 > SCRAM-SHA-1 > PLAIN, as real clients choose)
   --starttls          negotiate STARTTLS when offered (default off for loopback runs)
   --clients N         sessions (default 1000)
   --rate R            logins per second (default 500)
   --storm             connect all clients at once (reconnect storm; same as --rate 0)
+  --first-login       login scenario: measure the accounts' first login; by default every
+                      account logs in once, disconnects, and the reconnect round is measured
+                      (clients keep SCRAM keys per account as real clients do)
   --procs P           generator processes (default: 2 from 200 clients, one per 18000
                       clients beyond; 0 = in this process)
   --login-timeout S   per-login limit in seconds (default 60)
@@ -68,10 +72,12 @@ export function parseBenchArgs(argv: string[]): { opts: BenchOptions; json: bool
       password: { type: 'string' },
       register: { type: 'boolean' },
       sasl: { type: 'string' },
+      mech: { type: 'string' },
       starttls: { type: 'boolean' },
       clients: { type: 'string' },
       rate: { type: 'string' },
       storm: { type: 'boolean' },
+      'first-login': { type: 'boolean' },
       procs: { type: 'string' },
       'login-timeout': { type: 'string' },
       hold: { type: 'string' },
@@ -97,7 +103,7 @@ export function parseBenchArgs(argv: string[]): { opts: BenchOptions; json: bool
   const scenario = positionals[0] as Scenario;
   if (!SCENARIOS.includes(scenario)) throw new Error(`unknown scenario '${positionals[0] ?? ''}'\n\n${USAGE}`);
   const d = DEFAULTS;
-  const sasl = (values.sasl ?? d.sasl) as BenchOptions['sasl'];
+  const sasl = (values.mech ?? values.sasl ?? d.sasl) as BenchOptions['sasl'];
   if (!['auto', 'plain', 'scram-sha-1', 'scram-sha-256'].includes(sasl)) throw new Error(`--sasl: unknown mechanism '${sasl}'`);
   const mode = (values.mode ?? d.mode) as BenchOptions['mode'];
   if (mode !== 'closed' && mode !== 'open') throw new Error(`--mode is closed or open, got '${mode}'`);
@@ -118,6 +124,7 @@ export function parseBenchArgs(argv: string[]): { opts: BenchOptions; json: bool
     register: values.register ?? d.register,
     registerConcurrency: d.registerConcurrency,
     rate: values.storm ? 0 : num(values.rate, 'rate', d.rate),
+    relogin: values['first-login'] ? false : d.relogin,
     presence: values.presence ?? d.presence,
     loginTimeoutS: num(values['login-timeout'], 'login-timeout', d.loginTimeoutS),
     durationS: num(values.duration, 'duration', d.durationS),

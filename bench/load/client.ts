@@ -44,6 +44,8 @@ const NS_SASL = 'urn:ietf:params:xml:ns:xmpp-sasl';
 const NS_BIND = 'urn:ietf:params:xml:ns:xmpp-bind';
 const NS_SESSION = 'urn:ietf:params:xml:ns:xmpp-session';
 const NS_REGISTER = 'jabber:iq:register';
+/** `--sasl auto`: strongest first. */
+export const AUTO_PREFERENCE = ['SCRAM-SHA-256', 'SCRAM-SHA-1', 'PLAIN'];
 
 let pending: LoadClient[] = [];
 let flushScheduled = false;
@@ -63,6 +65,8 @@ export class LoadClient implements FrameSink {
   state: State = 'connecting';
   /** Connect-to-bound time in µs, once ready. */
   loginUs = 0;
+  /** The SASL mechanism this client authenticated with (set when it sends <auth/>). */
+  mechanism = '';
   /** Scenario-owned data (contacts, counters). */
   data: any = null;
 
@@ -280,14 +284,16 @@ export class LoadClient implements FrameSink {
     }
     let mech: string | undefined;
     if (this.cfg.sasl === 'auto') {
-      // PLAIN first: both ends do the least work, which is what a throughput run compares.
-      mech = ['PLAIN', 'SCRAM-SHA-1', 'SCRAM-SHA-256'].find((m) => offered.has(m));
+      // What a real client picks (RFC 6120 §6.3.3 leaves the choice to it): the strongest SCRAM
+      // offered, PLAIN only when nothing better is (Conversations, Gajim, Dino behave so).
+      mech = AUTO_PREFERENCE.find((m) => offered.has(m));
     } else {
       mech = this.cfg.sasl.toUpperCase();
       if (!offered.has(mech)) mech = undefined;
     }
     if (!mech) return this.fail(`no usable SASL mechanism (offered: ${[...offered].join(' ') || 'none'})`);
     this.state = 'auth';
+    this.mechanism = mech;
     let initial: string;
     if (mech === 'PLAIN') {
       // RFC 4616 §2: [authzid] NUL authcid NUL passwd

@@ -25,12 +25,14 @@ interface Sizes {
   contacts: number;
   presenceRate: number;
   procs: number;
+  sasl: BenchOptions['sasl'];
+  relogin: boolean;
 }
 
 function caseOptions(c: CaseName, z: Sizes): Partial<BenchOptions> {
   switch (c) {
     case 'login':
-      return { scenario: 'login', clients: z.clients, rate: z.loginRate };
+      return { scenario: 'login', clients: z.clients, rate: z.loginRate, relogin: z.relogin };
     case 'idle':
       return { scenario: 'idle', clients: z.idleClients, rate: z.loginRate, holdS: 5 };
     case 'messages':
@@ -63,6 +65,9 @@ const METRICS: Metric[] = [
   { c: 'login', label: 'logins/s', get: (r) => r.login.perSec, fmt: num0, higherIsBetter: true },
   { c: 'login', label: 'login time p99', get: (r) => r.login.latency.p99, fmt: fmtUs, higherIsBetter: false },
   { c: 'login', label: 'server CPU per login', get: (r) => r.cpu.serverUsPerOp, fmt: fmtUs, higherIsBetter: false },
+  { c: 'login', label: 'tool CPU per login', get: (r) => r.cpu.toolUs / r.login.ok, fmt: fmtUs, higherIsBetter: false },
+  { c: 'login', label: 'first logins/s', get: (r) => r.firstLogin?.perSec ?? NaN, fmt: num0, higherIsBetter: true },
+  { c: 'login', label: 'server CPU per first login', get: (r) => r.firstLogin?.serverUsPerLogin ?? NaN, fmt: fmtUs, higherIsBetter: false },
   { c: 'idle', label: 'server RSS per idle session', get: (r) => r.memory?.perSessionBytes ?? NaN, fmt: fmtBytes, higherIsBetter: false },
   { c: 'messages', label: 'messages/s (closed loop)', get: (r) => r.run?.perSec ?? NaN, fmt: num0, higherIsBetter: true },
   { c: 'messages', label: 'latency p50', get: (r) => r.run?.latency.p50 ?? NaN, fmt: fmtUs, higherIsBetter: false },
@@ -130,6 +135,8 @@ export async function main(argv: string[]): Promise<number> {
       contacts: { type: 'string' },
       'presence-rate': { type: 'string' },
       procs: { type: 'string' },
+      mech: { type: 'string' },
+      'first-login': { type: 'boolean' },
       json: { type: 'boolean' },
       html: { type: 'string' },
       quiet: { type: 'boolean' },
@@ -147,6 +154,9 @@ export async function main(argv: string[]): Promise<number> {
   --msg-rate R        open-loop messages per client per second (default 2)
   --contacts K        presence roster size (default 10); --presence-rate R per client/s (default 1)
   --procs P           generator processes (default: 1 per 18000 clients)
+  --mech M            SASL mechanism: auto (default: the strongest offered, as real clients
+                      choose) | plain | scram-sha-1 | scram-sha-256
+  --first-login       login case measures first logins instead of reconnecting clients
   --json | --html FILE | --quiet
 `);
     return 0;
@@ -164,7 +174,10 @@ export async function main(argv: string[]): Promise<number> {
     contacts: n(values.contacts, 10),
     presenceRate: n(values['presence-rate'], 1),
     procs: n(values.procs, -1),
+    sasl: (values.mech ?? 'auto') as BenchOptions['sasl'],
+    relogin: !values['first-login'],
   };
+  if (!['auto', 'plain', 'scram-sha-1', 'scram-sha-256'].includes(z.sasl)) throw new Error(`--mech: unknown mechanism '${z.sasl}'`);
   const wanted = (values.servers ?? 'ejabberd,prosody,hermod').split(',');
   const cases = (values.scenarios ?? ALL_CASES.join(',')).split(',') as CaseName[];
   for (const c of cases) if (!ALL_CASES.includes(c)) throw new Error(`unknown scenario '${c}'`);
@@ -199,6 +212,7 @@ export async function main(argv: string[]): Promise<number> {
           port: server.port,
           serverPid: server.pid,
           procs: z.procs,
+          sasl: z.sasl,
           // Fresh accounts per case, registered in-band before the measured phases: what one case
           // leaves behind (offline messages, rosters) must not load the next one.
           prefix: `hb${c.replace(/[^a-z]/g, '')}`,

@@ -10,6 +10,7 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { LoadClient, type ClientConfig, type SaslChoice } from './client.js';
 import { rootAttr } from './framing.js';
+import { scramCounters } from './scram.js';
 import { Histogram, nowUs, Timeline, type HistogramJSON } from './stats.js';
 
 export interface GenConfig {
@@ -36,6 +37,7 @@ export type GenCommand =
   | { cmd: 'presence'; t0: number; durationMs: number; rate: number }
   | { cmd: 'stats' }
   | { cmd: 'report' }
+  | { cmd: 'disconnect' }
   | { cmd: 'close' };
 
 export interface GenStats {
@@ -57,6 +59,10 @@ export interface GenReport extends GenStats {
   timeline: [number, HistogramJSON][];
   logins: HistogramJSON;
   errors: Record<string, number>;
+  /** Logins per SASL mechanism used. */
+  mechanisms: Record<string, number>;
+  /** SCRAM key derivations (PBKDF2) this process ran, and logins that reused cached keys. */
+  scram: { derived: number; reused: number };
   subscribed: number;
 }
 
@@ -77,6 +83,7 @@ export class Generator {
   private timeline = new Timeline();
   private logins = new Histogram();
   private errors: Record<string, number> = {};
+  private mechanisms: Record<string, number> = {};
   private counters = { sent: 0, received: 0, expected: 0, skipped: 0, drops: 0, failed: 0 };
   private t0 = 0;
   private running = false;
@@ -90,6 +97,8 @@ export class Generator {
   private connectWaiter: (() => void) | null = null;
   private pendingLogins = 0;
   private readonly cpuStart = process.cpuUsage();
+  /** The process-wide SCRAM counters when this generator began (inline runs share a process). */
+  private readonly scramStart = { ...scramCounters };
   private readonly loopDelay = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
   private closeLeft = 0;
   private closeWaiter: (() => void) | null = null;
@@ -123,6 +132,8 @@ export class Generator {
         return this.stats();
       case 'report':
         return this.report();
+      case 'disconnect':
+        return this.disconnect();
       case 'close':
         return this.close();
     }
@@ -187,6 +198,7 @@ export class Generator {
     const events = {
       ready: (c: LoadClient) => {
         this.logins.record(c.loginUs);
+        this.mechanisms[c.mechanism] = (this.mechanisms[c.mechanism] ?? 0) + 1;
         this.readyClients.push(c);
         lastUs = nowUs();
         // RFC 6121 §2.1.3: a roster get makes this an "interested resource", the only kind that
@@ -452,8 +464,24 @@ export class Generator {
       timeline: this.timeline.toJSON(),
       logins: this.logins.toJSON(),
       errors: this.errors,
+      mechanisms: this.mechanisms,
+      scram: { derived: scramCounters.derived - this.scramStart.derived, reused: scramCounters.reused - this.scramStart.reused },
       subscribed,
     };
+  }
+
+  /**
+   * End every session and forget it, so that the next 'connect' logs the same accounts in again
+   * (the reconnect round of the login scenario); SCRAM keys stay cached, as a real client's do.
+   */
+  private async disconnect(): Promise<void> {
+    await this.close();
+    this.clients = [];
+    this.readyClients = [];
+    this.logins = new Histogram();
+    this.mechanisms = {};
+    this.counters.failed = 0;
+    this.counters.drops = 0;
   }
 
   private close(): Promise<void> {

@@ -38,8 +38,26 @@ export function resultRows(r: BenchResult): [string, string][] {
     rows.push(['registration', `${fmtNum(g.created)} created, ${fmtNum(g.existed)} existed, ${fmtNum(g.failed)} failed in ${g.seconds.toFixed(1)} s`]);
   }
   const l = r.login;
-  rows.push(['logins', `${fmtNum(l.ok)} ok, ${fmtNum(l.failed)} failed in ${l.seconds.toFixed(2)} s = ${fmtNum(l.perSec)} logins/s`]);
+  const f = r.firstLogin;
+  if (f) {
+    rows.push([
+      'first logins',
+      `${fmtNum(f.ok)} ok, ${fmtNum(f.failed)} failed in ${f.seconds.toFixed(2)} s = ${fmtNum(f.perSec)} logins/s` +
+        (Number.isFinite(f.serverUsPerLogin) ? `; server ${fmtNum(f.serverUsPerLogin, 1)} µs CPU per login` : '') +
+        `, tool ${fmtNum(f.toolUsPerLogin, 1)} µs`,
+    ]);
+  }
+  const mechs = Object.entries(l.mechanisms ?? {})
+    .map(([m, n]) => `${m} ${fmtNum(n)}`)
+    .join(', ');
+  rows.push([
+    l.reconnect ? 'logins (reconnect)' : 'logins',
+    `${fmtNum(l.ok)} ok, ${fmtNum(l.failed)} failed in ${l.seconds.toFixed(2)} s = ${fmtNum(l.perSec)} logins/s` + (mechs ? ` (${mechs})` : ''),
+  ]);
   rows.push(['login time', latencyRow(l.latency) + (l.over1s ? `  (${fmtNum(l.over1s)} over 1 s)` : '')]);
+  if (l.scram && l.scram.derived + l.scram.reused > 0) {
+    rows.push(['tool SCRAM keys', `${fmtNum(l.scram.derived)} derived (PBKDF2), ${fmtNum(l.scram.reused)} reused from the per-account cache`]);
+  }
   if (r.setup) {
     const s = r.setup;
     rows.push(['rosters', `${fmtNum(s.complete)} complete; ${fmtNum(s.confirmed)}/${fmtNum(s.wanted)} subscriptions confirmed in ${s.seconds.toFixed(1)} s`]);
@@ -64,7 +82,7 @@ export function resultRows(r: BenchResult): [string, string][] {
   const per = r.scenario === 'login' || r.scenario === 'idle' ? 'login' : r.scenario === 'presence' ? 'delivery' : 'message';
   rows.push([
     'cpu',
-    `tool ${c.toolPct.toFixed(0)} %` +
+    `tool ${c.toolPct.toFixed(0)} % = ${fmtNum(c.toolUs / Math.max(1, opsOf(r)), 1)} µs per ${per}` +
       (Number.isFinite(c.serverUs) ? `, server ${c.serverPct.toFixed(0)} % = ${fmtNum(c.serverUsPerOp, 1)} µs per ${per}` : ', server – (no --server-pid)') +
       ` over ${c.seconds.toFixed(1)} s`,
   ]);
@@ -75,6 +93,11 @@ export function resultRows(r: BenchResult): [string, string][] {
   rows.push(['drops', `${fmtNum(r.drops)} sessions lost after login`]);
   for (const [k, v] of Object.entries(r.errors)) rows.push(['error', `${fmtNum(v)} × ${k}`]);
   return rows;
+}
+
+/** Operations the CPU figures are divided by: logins, or deliveries in the run window. */
+function opsOf(r: BenchResult): number {
+  return r.run ? r.run.deliveredInWindow : r.login.ok;
 }
 
 export function textTable(r: BenchResult): string {

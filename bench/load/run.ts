@@ -32,6 +32,12 @@ export interface BenchOptions {
   registerConcurrency: number;
   /** Logins per second over the whole swarm; 0 connects everyone at once (reconnect storm). */
   rate: number;
+  /**
+   * Login scenario: log every account in once first (its first login: the client derives its
+   * SCRAM keys, the server fills its caches), end those sessions, then measure the second round
+   * — reconnecting clients, which is what a login storm consists of. False measures first logins.
+   */
+  relogin: boolean;
   /** Send initial presence after login (always on for presence; on for messages to bare JIDs). */
   presence: boolean;
   loginTimeoutS: number;
@@ -67,6 +73,7 @@ export const DEFAULTS: Omit<BenchOptions, 'scenario'> = {
   register: false,
   registerConcurrency: 100,
   rate: 500,
+  relogin: true,
   presence: false,
   loginTimeoutS: 60,
   durationS: 20,
@@ -91,7 +98,16 @@ export interface BenchResult {
   clients: number;
   procs: number;
   registration?: { created: number; existed: number; failed: number; seconds: number };
-  login: { ok: number; failed: number; seconds: number; perSec: number; latency: LatencySummary; over1s: number };
+  login: LoginRound & {
+    /** SASL mechanisms the clients used (auto picks the strongest offered). */
+    mechanisms: Record<string, number>;
+    /** Whether this round is of reconnecting clients (an earlier round logged them in once). */
+    reconnect: boolean;
+    /** SCRAM key derivations (PBKDF2) the tool ran over the whole run, and reuses of cached keys. */
+    scram: { derived: number; reused: number };
+  };
+  /** The unmeasured-by-default first round of a reconnect run, with its own CPU figures. */
+  firstLogin?: LoginRound & { serverUsPerLogin: number; toolUsPerLogin: number };
   setup?: { seconds: number; complete: number; approved: number; confirmed: number; wanted: number };
   run?: {
     seconds: number;
@@ -121,6 +137,15 @@ export interface BenchResult {
   errors: Record<string, number>;
   timeline: { t: number; n: number; p50: number; p99: number; max: number }[];
   histogram: HistogramJSON;
+}
+
+export interface LoginRound {
+  ok: number;
+  failed: number;
+  seconds: number;
+  perSec: number;
+  latency: LatencySummary;
+  over1s: number;
 }
 
 interface Handle {
@@ -212,8 +237,8 @@ export async function runBench(opts: BenchOptions, allowRemote = false): Promise
   // Watchdog: the longest the phases may take together, plus slack; then everything is torn down.
   const budgetS =
     (opts.register ? opts.loginTimeoutS + opts.clients / 50 : 0) +
-    opts.loginTimeoutS +
-    (opts.rate > 0 ? opts.clients / opts.rate : 0) +
+    (opts.loginTimeoutS + (opts.rate > 0 ? opts.clients / opts.rate : 0)) * (reconnectRun(opts) ? 2 : 1) +
+    (reconnectRun(opts) ? 5 : 0) +
     (opts.scenario === 'presence' ? opts.setupTimeoutS : 0) +
     (opts.scenario === 'idle' ? opts.holdS : opts.durationS) +
     opts.drainS +
@@ -233,6 +258,11 @@ export async function runBench(opts: BenchOptions, allowRemote = false): Promise
     ]);
     for (const g of gens) g.kill();
   }
+}
+
+/** Whether this run measures a second, reconnecting round of logins. */
+function reconnectRun(o: Pick<BenchOptions, 'scenario' | 'relogin'>): boolean {
+  return o.scenario === 'login' && o.relogin;
 }
 
 function sumStats(all: GenStats[]): GenStats {
@@ -303,25 +333,63 @@ async function drive(opts: BenchOptions, gens: Handle[], procs: number): Promise
       say(`registered: ${r.created} created, ${r.existed} existed, ${r.failed} failed in ${r.seconds.toFixed(1)} s`, true);
     }
 
-    const rssBefore = pid ? rssBytes(pid) : NaN;
-    startTicker(opts.rate > 0 ? 'login' : 'storm');
     const presence = opts.presence || opts.scenario === 'presence' || opts.to === 'bare';
-    let cpu0 = { at: nowUs(), tool: (await stats()).cpuUs + (procs > 0 ? selfCpu() : 0), server: pid ? cpuMicros(pid) : NaN };
-    const conns = await all<{ ok: number; failed: number; firstUs: number; lastUs: number }>({
-      cmd: 'connect',
-      rate: opts.rate / P,
-      presence,
-      roster: opts.scenario === 'presence',
+    const cpuNow = async (): Promise<{ at: number; tool: number; server: number }> => ({
+      at: nowUs(),
+      tool: (await stats()).cpuUs + (procs > 0 ? selfCpu() : 0),
+      server: pid ? cpuMicros(pid) : NaN,
     });
-    const first = Math.min(...conns.map((c) => c.firstUs));
-    const last = Math.max(...conns.map((c) => c.lastUs));
-    const ok = conns.reduce((a, c) => a + c.ok, 0);
-    const loginSeconds = (last - first) / 1e6;
-    if (ok === 0) {
-      const why = Object.entries((await all<GenReport>({ cmd: 'report' })).reduce((a, r) => Object.assign(a, r.errors), {} as Record<string, number>));
-      throw new Error(`no client logged in (${why.map(([k, v]) => `${v} × ${k}`).join('; ') || 'no error reported'})`);
+    const loginRound = async (label: string): Promise<{ ok: number; seconds: number; logins: Histogram }> => {
+      startTicker(label);
+      const conns = await all<{ ok: number; failed: number; firstUs: number; lastUs: number }>({
+        cmd: 'connect',
+        rate: opts.rate / P,
+        presence,
+        roster: opts.scenario === 'presence',
+      });
+      const first = Math.min(...conns.map((c) => c.firstUs));
+      const last = Math.max(...conns.map((c) => c.lastUs));
+      const ok = conns.reduce((a, c) => a + c.ok, 0);
+      const reports = await all<GenReport>({ cmd: 'report' });
+      if (ok === 0) {
+        const why = Object.entries(reports.reduce((a, r) => Object.assign(a, r.errors), {} as Record<string, number>));
+        throw new Error(`no client logged in (${why.map(([k, v]) => `${v} × ${k}`).join('; ') || 'no error reported'})`);
+      }
+      const logins = new Histogram();
+      for (const r of reports) logins.merge(Histogram.fromJSON(r.logins));
+      return { ok, seconds: (last - first) / 1e6, logins };
+    };
+    const roundOf = (r: { ok: number; seconds: number; logins: Histogram }): LoginRound => ({
+      ok: r.ok,
+      failed: opts.clients - r.ok,
+      seconds: r.seconds,
+      perSec: r.seconds > 0 ? r.ok / r.seconds : NaN,
+      latency: summarize(r.logins),
+      // A login over 1 s usually means a dropped SYN retransmitted (listen backlog overflow).
+      over1s: r.logins.countAtLeast(1e6),
+    });
+
+    if (reconnectRun(opts)) {
+      const c0 = await cpuNow();
+      const r1 = await loginRound(opts.rate > 0 ? 'first login' : 'first storm');
+      const c1 = await cpuNow();
+      result.firstLogin = {
+        ...roundOf(r1),
+        serverUsPerLogin: (c1.server - c0.server) / r1.ok,
+        toolUsPerLogin: (c1.tool - c0.tool) / r1.ok,
+      };
+      say(`first logins: ${r1.ok}/${opts.clients} in ${r1.seconds.toFixed(2)} s; reconnecting`, true);
+      await all({ cmd: 'disconnect' });
+      // Let the server finish closing those sessions before the measured round.
+      await sleep(1000);
     }
-    let cpu1 = { at: nowUs(), tool: (await stats()).cpuUs + (procs > 0 ? selfCpu() : 0), server: pid ? cpuMicros(pid) : NaN };
+
+    const rssBefore = pid ? rssBytes(pid) : NaN;
+    let cpu0 = await cpuNow();
+    const round = await loginRound(opts.rate > 0 ? 'login' : 'storm');
+    const ok = round.ok;
+    const loginSeconds = round.seconds;
+    let cpu1 = await cpuNow();
     let ops = ok;
     say(`logged in: ${ok}/${opts.clients} in ${loginSeconds.toFixed(2)} s`, true);
 
@@ -402,23 +470,18 @@ async function drive(opts: BenchOptions, gens: Handle[], procs: number): Promise
     }
 
     const reports = await all<GenReport>({ cmd: 'report' });
-    const logins = new Histogram();
     const errors: Record<string, number> = {};
+    const mechanisms: Record<string, number> = {};
+    const scram = { derived: 0, reused: 0 };
     let drops = 0;
     for (const r of reports) {
-      logins.merge(Histogram.fromJSON(r.logins));
       drops += r.drops;
       for (const [k, v] of Object.entries(r.errors)) errors[k] = (errors[k] ?? 0) + v;
+      for (const [k, v] of Object.entries(r.mechanisms)) mechanisms[k] = (mechanisms[k] ?? 0) + v;
+      scram.derived += r.scram.derived;
+      scram.reused += r.scram.reused;
     }
-    result.login = {
-      ok,
-      failed: opts.clients - ok,
-      seconds: loginSeconds,
-      perSec: loginSeconds > 0 ? ok / loginSeconds : NaN,
-      latency: summarize(logins),
-      // A login over 1 s usually means a dropped SYN retransmitted (listen backlog overflow).
-      over1s: logins.countAtLeast(1e6),
-    };
+    result.login = { ...roundOf(round), mechanisms, reconnect: reconnectRun(opts), scram };
     const seconds = (cpu1.at - cpu0.at) / 1e6;
     const serverUs = cpu1.server - cpu0.server;
     result.cpu = {
@@ -434,7 +497,7 @@ async function drive(opts: BenchOptions, gens: Handle[], procs: number): Promise
     result.drops = drops;
     result.errors = errors;
     result.timeline ??= [];
-    result.histogram ??= opts.scenario === 'login' ? logins.toJSON() : new Histogram().toJSON();
+    result.histogram ??= opts.scenario === 'login' ? round.logins.toJSON() : new Histogram().toJSON();
     return result as BenchResult;
   } finally {
     clearInterval(ticker);

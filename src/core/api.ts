@@ -175,6 +175,12 @@ export interface StreamParser {
   feed(chunk: Uint8Array): void;
   /** Forget everything: the next bytes start a new stream (after STARTTLS / SASL success). */
   reset(): void;
+  /**
+   * During onStanza only: a copy of the bytes fed after the current element (what the client
+   * pipelined behind it in this read). Lets the stream layer carry input across a restart after
+   * SASL success. Optional (added): parsers that cannot tell leave it out.
+   */
+  rest?(): Uint8Array;
   setLimits(limits: Partial<ParserLimits>): void;
   /** Release this connection's WASM state; the parser is unusable afterwards. */
   free(): void;

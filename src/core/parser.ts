@@ -416,6 +416,16 @@ class Parser implements StreamParser {
     return { code, condition, message, offset: this.fed - (i32[s + F.WinEnd] - at) };
   }
 
+  rest(): Uint8Array {
+    const i32 = this.core.i32;
+    const end = i32[this.slot + F.End];
+    const winEnd = i32[this.slot + F.WinEnd];
+    // Queued chunks (fed from inside a handler) follow the window: they belong to the rest too.
+    const tail = this.core.buf.subarray(end, Math.max(end, winEnd));
+    if (this.queue.length === 0) return Uint8Array.from(tail);
+    return Buffer.concat([tail, ...this.queue]);
+  }
+
   reset(): void {
     if (!this.state) return;
     this.core.ex.resetState(this.state);

@@ -31,6 +31,7 @@ import { TokenBucket } from './limits.js';
 import { AckTooHigh, SM_NS, StreamManagement, isStanzaBytes, parseH } from './sm.js';
 import { localName, parseElement } from '../xml/element.js';
 import { decodeSaslPayload, encodeSaslPayload, type SaslExchange, type SaslStep } from './sasl/index.js';
+import { randomHex } from './random.js';
 
 export const TLS_NS = 'urn:ietf:params:xml:ns:xmpp-tls';
 export const BIND_NS = 'urn:ietf:params:xml:ns:xmpp-bind';
@@ -155,6 +156,8 @@ export enum StreamPhase {
 }
 
 let nextSessionId = 1;
+/** <success/> without additional data (PLAIN), built once. */
+const SUCCESS_EMPTY = `<success xmlns='${SASL_NS}'></success>`;
 let routeSamples = 0;
 
 /**
@@ -203,6 +206,11 @@ function inClientNamespace(view: StanzaView): boolean {
   return view.namespace() === CLIENT_NS;
 }
 
+function allStrings(chunks: (string | Uint8Array)[]): chunks is string[] {
+  for (const c of chunks) if (typeof c !== 'string') return false;
+  return true;
+}
+
 function byteSize(data: string | Uint8Array): number {
   // Strings count UTF-16 units: exact for the ASCII markup that dominates, close otherwise.
   return typeof data === 'string' ? data.length : data.byteLength;
@@ -246,6 +254,14 @@ export class C2SStream implements ClientSession, ParserHandler {
   /** A SASL step is being computed (PBKDF2 runs off the event loop); input waits in `held`. */
   private saslPending = false;
   private held: Uint8Array[] = [];
+  /**
+   * What the client pipelined behind its <auth/> or <response/> in the same read (it presumes
+   * success and restarts at once): parsed as the start of the new stream after <success/>; any
+   * other answer makes it a protocol violation (RFC 6120 §6.4: the client waits for it).
+   */
+  private pipelined: Uint8Array | null = null;
+  /** `pipelined` was taken from the current read: the parser's further events in it are void. */
+  private pipelinedTaken = false;
   private queue: (string | Uint8Array)[] = [];
   private flushScheduled = false;
   private closedNotified = false;
@@ -318,6 +334,14 @@ export class C2SStream implements ClientSession, ParserHandler {
     }
   }
 
+  /** Write what is queued at the end of this turn, with everything else queued by then. */
+  private flushLater(): void {
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      scheduleFlush(this);
+    }
+  }
+
   /** Write everything queued now, in one gathered write. */
   flush(): void {
     this.flushScheduled = false;
@@ -343,7 +367,13 @@ export class C2SStream implements ClientSession, ParserHandler {
         sm.ackRequested = true;
       }
     }
-    this.transport.write(chunks);
+    if (chunks.length > 1 && this.phase !== StreamPhase.Bound && allStrings(chunks)) {
+      // Negotiation replies are short strings: one joined string is one plain write, cheaper
+      // than a corked writev of several.
+      this.transport.write([chunks.join('')]);
+    } else {
+      this.transport.write(chunks);
+    }
     let bytes = 0;
     for (const chunk of chunks) bytes += byteSize(chunk);
     stats.flushed(bytes);
@@ -495,6 +525,17 @@ export class C2SStream implements ClientSession, ParserHandler {
       this.resetAfterFeed = false;
       this.discardRest = false;
       this.parser.reset();
+    } else if (this.pipelinedTaken) {
+      // The step is still running; what followed it waits in `held`.
+      this.pipelinedTaken = false;
+      this.discardRest = false;
+    }
+    const pipelined = this.pipelined;
+    if (pipelined && !this.saslPending && this.phase === StreamPhase.AwaitingHeader) {
+      // Answered in this turn with <success/>: the rest of the read opens the new stream.
+      this.pipelined = null;
+      this.pipelinedTaken = false;
+      this.feed(pipelined);
     }
   }
 
@@ -517,10 +558,14 @@ export class C2SStream implements ClientSession, ParserHandler {
       this.queue.push(this.header(to));
       return this.close(new StreamError('policy-violation', 'TLS is required: connect over TLS'));
     }
-    this.queue.push(this.header(to), this.features());
+    // One string, one write: header and features go out together (a login's replies are small
+    // and many; each write is a syscall, and a writev of two strings costs more than one write).
+    this.queue.push(this.header(to) + this.features());
     this.headerSent = true;
     this.phase = this.account_ ? StreamPhase.Authenticated : StreamPhase.Negotiating;
-    this.flush();
+    // At the end of the turn: a client that pipelined its bind request behind the restart gets
+    // <success/>, header, features and the bind result in one write.
+    this.flushLater();
   }
 
   onStanza(view: StanzaView): void {
@@ -600,7 +645,7 @@ export class C2SStream implements ClientSession, ParserHandler {
   }
 
   private header(to: string | null): string {
-    this.streamId = randomBytes(16).toString('hex');
+    this.streamId = randomHex(16);
     const toAttr = to === null ? '' : ` to='${escapeXml(to)}'`;
     this.headerSent = true;
     return (
@@ -643,18 +688,31 @@ export class C2SStream implements ClientSession, ParserHandler {
     return this.secure || this.options.tls === 'optional';
   }
 
-  /** RFC 6120 §4.3.3: after STARTTLS or SASL success both sides start a fresh stream. */
-  private restart(): void {
+  /**
+   * RFC 6120 §4.3.3: after STARTTLS or SASL success both sides start a fresh stream. Mid-chunk
+   * the parser is reset once feed() returns; after STARTTLS the rest of the chunk is dropped
+   * (§5.4.3.3), after SASL it is kept (`keepRest`) and opens the new stream.
+   */
+  private restart(keepRest = false): void {
     this.phase = StreamPhase.AwaitingHeader;
     this.headerSent = false;
     if (this.feeding) {
-      // Mid-chunk: the parser is reset once feed() returns; the rest of the chunk is dropped.
+      if (keepRest && !this.pipelined) this.pipelined = this.pipelinedRest();
       this.resetAfterFeed = true;
       this.discardRest = true;
     } else {
       this.parser.reset();
     }
   }
+
+  /** During onStanza: the bytes of this read after the current element, unless only whitespace. */
+  private pipelinedRest(): Uint8Array | null {
+    const rest = this.parser.rest?.();
+    if (!rest) return null;
+    for (const b of rest) if (b !== 0x20 && b !== 0x0a && b !== 0x0d && b !== 0x09) return rest;
+    return null;
+  }
+
 
   // ---- negotiation elements -----------------------------------------------------------------
 
@@ -732,14 +790,32 @@ export class C2SStream implements ClientSession, ParserHandler {
       return this.onSaslFailure(err);
     }
     this.sasl = exchange;
-    this.saslPending = true;
     let step: Promise<SaslStep>;
     try {
-      step = Promise.resolve(exchange.step(payload));
+      // Answered in this turn when the mechanism needs no thread-pool work (SCRAM against stored
+      // keys, a remembered PLAIN login) and the parser can hand over what follows the element.
+      const now = exchange.stepNow && this.parser.rest ? exchange.stepNow(payload) : exchange.step(payload);
+      if (!(now instanceof Promise)) {
+        this.onSaslStep(exchange, now);
+        this.flushLater();
+        return;
+      }
+      step = now;
     } catch (err) {
       step = Promise.reject(err);
     }
+    this.saslPending = true;
+    if (this.feeding) {
+      // Whatever the client pipelined behind this element in the same read waits for the answer.
+      const rest = this.pipelinedRest();
+      if (rest) {
+        this.pipelined = rest;
+        this.pipelinedTaken = true;
+        this.discardRest = true;
+      }
+    }
     step.then(
+
       (result) => this.afterSaslStep(() => this.onSaslStep(exchange, result)),
       (err: unknown) => {
         const answer = () => this.afterSaslStep(() => this.onSaslFailure(err));
@@ -762,6 +838,14 @@ export class C2SStream implements ClientSession, ParserHandler {
     } catch {
       this.close(new StreamError('internal-server-error'));
       return;
+    }
+    const pipelined = this.pipelined;
+    if (pipelined) {
+      this.pipelined = null;
+      // Only a <success/> makes pipelined input meaningful (it opens the new stream); behind a
+      // challenge or a failure the client sent what §6.4 says it must wait with.
+      if (this.phase !== StreamPhase.AwaitingHeader || !this.account_) return this.pipelinedDuringSasl();
+      this.held.unshift(pipelined);
     }
     this.flush();
     while (this.held.length > 0 && !this.saslPending && (this.phase as StreamPhase) !== StreamPhase.Closed) {
@@ -786,11 +870,14 @@ export class C2SStream implements ClientSession, ParserHandler {
     this.account_ = account;
     stats.authSucceeded(exchange.mechanism);
     this.deps.authThrottle?.succeeded();
-    // §6.4.6: <success/>, with the mechanism's additional data (SCRAM's server signature).
-    this.queue.push(`<success xmlns='${SASL_NS}'>${encodeSaslPayload(result.additionalData)}</success>`);
-    this.flush();
+    // §6.4.6: <success/>, with the mechanism's additional data (SCRAM's server signature). It
+    // goes out with whatever else this turn produces (the caller flushes).
+    this.queue.push(
+      result.additionalData === null ? SUCCESS_EMPTY : `<success xmlns='${SASL_NS}'>${encodeSaslPayload(result.additionalData)}</success>`,
+    );
     // §6.4.6: both sides now start a new stream, without closing the connection.
-    this.restart();
+    this.restart(true);
+
     this.parser.setLimits({ maxStanzaBytes: this.options.maxStanzaBytes });
   }
 

@@ -2,8 +2,8 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { setImmediate as settle } from 'node:timers/promises';
 import { StanzaKind } from '../../src/core/api.js';
 import { loadCore } from '../../src/core/parser.js';
-import { StreamError } from '../../src/errors.js';
-import { C2SStream, StreamPhase, type C2SDeps, type C2SOptions, type ParserFactory } from '../../src/stream/c2s.js';
+import { SaslFailure, StreamError } from '../../src/errors.js';
+import { C2SStream, StreamPhase, type C2SDeps, type C2SOptions, type ParserFactory, type SaslProvider } from '../../src/stream/c2s.js';
 import {
   HEADER,
   RecordingTransport,
@@ -285,11 +285,52 @@ describe.each(cores)('c2s stream state machine (%s)', (_name, core) => {
       expect(out).toContain('<jid>alice@localhost/phone</jid>');
     });
 
-    it('closes with policy-violation when elements are pipelined behind <auth/> in one read (§6.4)', async () => {
+    // Pipelining needs the parser to hand over the rest of a read (StreamParser.rest, the WASM
+    // core has it); the reference parser does not, and keeps the old refusal.
+    it.skipIf(core === referenceCore)('closes with policy-violation when elements are pipelined behind a failed <auth/> in one read (§6.4)', async () => {
       const s = open({}, { secure: true });
       await s.feed(HEADER);
-      expect(streamErrorOf(await s.feed(AUTH_OK + "<presence/>"))).toBe('policy-violation');
+      const out = await s.feed(`<auth ${SASL} mechanism='PLAIN'>${plainAuth('alice', 'wrong')}</auth>` + HEADER + BIND);
+      expect(out).toContain('<not-authorized/>');
+      expect(streamErrorOf(out)).toBe('policy-violation');
       expect(s.stream.isAuthenticated).toBe(false);
+    });
+
+    it.skipIf(core === referenceCore)('parses a restart and bind pipelined behind a successful <auth/> in one read as the new stream', async () => {
+      const s = open({}, { secure: true });
+      await s.feed(HEADER);
+      const out = await s.feed(AUTH_OK + HEADER + BIND);
+      expect(out).toMatch(/^<success [^>]*><\/success><\?xml version='1.0'\?><stream:stream .*<stream:features><bind /);
+      expect(out).toContain('<jid>alice@localhost/phone</jid>');
+      expect(s.stream.phase).toBe(StreamPhase.Bound);
+    });
+
+    it.skipIf(core === referenceCore)('answers a synchronous step in the same turn: success, header, features and bind result in one write', async () => {
+      // A mechanism that needs no thread-pool work (SCRAM with stored keys, a remembered PLAIN
+      // login) answers through stepNow; a client pipelining its restart gets everything at once.
+      const stepNow = (response: Buffer | null) => {
+        const [, user, pass] = (response ?? Buffer.alloc(0)).toString('utf8').split('\0');
+        if (user === 'alice' && pass === 'secret') return { done: true as const, username: user, additionalData: null };
+        throw new SaslFailure('not-authorized');
+      };
+      const syncSasl: SaslProvider = {
+        mechanisms: () => ['PLAIN'],
+        start: () => ({ mechanism: 'PLAIN', step: async (r) => stepNow(r), stepNow }),
+      };
+      const s = open({}, { secure: true }, { sasl: syncSasl });
+      await s.feed(HEADER);
+      s.stream.feed(Buffer.from(AUTH_OK + HEADER + BIND));
+      await settle();
+      expect(s.transport.writes).toHaveLength(1);
+      const out = s.transport.take();
+      expect(out).toMatch(/^<success [^>]*><\/success><\?xml version='1.0'\?><stream:stream .*<stream:features><bind /);
+      expect(out).toContain('<jid>alice@localhost/phone</jid>');
+      // Not pipelined: each answer comes in its own turn, and the stream works the same way.
+      const t = open({}, { secure: true }, { sasl: syncSasl });
+      await t.feed(HEADER);
+      expect(await t.feed(AUTH_OK)).toMatch(/^<success [^>]*><\/success>$/);
+      expect(await t.feed(HEADER)).toContain('<bind ');
+      expect(await t.feed(BIND)).toContain('<jid>alice@localhost/phone</jid>');
     });
 
     it('refuses SASL after authentication with a stream error', async () => {

@@ -24,6 +24,11 @@ export class PlainExchange implements SaslExchange {
   constructor(private readonly context: SaslContext) {}
 
   async step(response: Buffer | null): Promise<SaslStep> {
+    return this.stepNow(response);
+  }
+
+  /** Synchronous unless the password has to go through PBKDF2 (not a remembered login). */
+  stepNow(response: Buffer | null): SaslStep | Promise<SaslStep> {
     if (this.state === 'done') throw malformed('the exchange is over');
     if (response === null) {
       // RFC 4616 §2 / RFC 4422 §5: no initial response → an empty challenge asks for it.
@@ -35,7 +40,7 @@ export class PlainExchange implements SaslExchange {
     return this.verify(response);
   }
 
-  private async verify(message: Buffer): Promise<SaslStep> {
+  private verify(message: Buffer): SaslStep | Promise<SaslStep> {
     // RFC 4616 §2: message = [authzid] UTF8NUL authcid UTF8NUL passwd
     const parts = decodeUtf8(message).split('\u0000');
     if (parts.length !== 3) throw malformed('PLAIN needs exactly three NUL-separated fields');
@@ -53,11 +58,12 @@ export class PlainExchange implements SaslExchange {
     if (stored !== null && username !== null && cache.matches(account!, stored, password)) {
       return { done: true, username, additionalData: null };
     }
-    const salted = await saltedPassword(HASH, normalizePassword(password), creds.salt, creds.iterations);
-    const candidate = credentialsFromSaltedPassword(HASH, salted, creds.salt, creds.iterations);
-    const match = timingSafeEqual(candidate.storedKey, creds.storedKey);
-    if (!match || stored === null || username === null) throw notAuthorized();
-    cache.remember(account!, stored, password);
-    return { done: true, username, additionalData: null };
+    return saltedPassword(HASH, normalizePassword(password), creds.salt, creds.iterations).then((salted) => {
+      const candidate = credentialsFromSaltedPassword(HASH, salted, creds.salt, creds.iterations);
+      const match = timingSafeEqual(candidate.storedKey, creds.storedKey);
+      if (!match || stored === null || username === null) throw notAuthorized();
+      cache.remember(account!, stored, password);
+      return { done: true, username, additionalData: null };
+    });
   }
 }

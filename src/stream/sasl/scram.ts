@@ -7,9 +7,10 @@
  *   client-final  = c=<b64 gs2-header>,r=<nonce>,p=<proof>
  *   server-final  = v=<b64 ServerSignature>             (additional data with <success/>)
  */
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
 import { digest, hashSize, hmac } from '../../storage/password.js';
 import type { ScramCredentials, ScramHash } from '../../storage/types.js';
+import { randomBase64 } from '../random.js';
 import { accountFromAuthcid, checkAuthzid, decodeUtf8, decoyCredentials, malformed, notAuthorized } from './account.js';
 import type { SaslContext, SaslExchange, SaslStep } from './types.js';
 
@@ -94,6 +95,11 @@ export class ScramExchange implements SaslExchange {
   }
 
   async step(response: Buffer | null): Promise<SaslStep> {
+    return this.stepNow(response);
+  }
+
+  /** Every SCRAM step is synchronous: the server stores the keys, so no PBKDF2 runs here. */
+  stepNow(response: Buffer | null): SaslStep {
     switch (this.state) {
       case 'first':
       case 'awaiting-first':
@@ -123,7 +129,7 @@ export class ScramExchange implements SaslExchange {
     this.known = stored !== null;
     // An unknown account gets a plausible challenge and fails only at the proof (RFC 5802 §9).
     this.creds = stored ?? decoyCredentials(this.context, this.hash, this.username ?? message.authcid);
-    const serverNonce = this.context.nonce ? this.context.nonce() : randomBytes(18).toString('base64');
+    const serverNonce = this.context.nonce ? this.context.nonce() : randomBase64(18);
     this.nonce = message.clientNonce + serverNonce;
     this.gs2Header = message.gs2Header;
     const serverFirst = `r=${this.nonce},s=${this.creds.salt.toString('base64')},i=${this.creds.iterations}`;

@@ -4,9 +4,9 @@
  * One exchange per <auth/>: the stream layer calls step() with the decoded initial response
  * (null when the <auth/> carried none) and then once per <response/>. Each step resolves to a
  * challenge or to success, or rejects with a SaslFailure whose condition is the one RFC 6120 §6.5
- * names. Steps are asynchronous because verifying a PLAIN password runs PBKDF2 on libuv's thread
- * pool rather than on the event loop; the stream layer must not start another step of the same
- * exchange before the previous one settled.
+ * names. Steps may be asynchronous because verifying a PLAIN password runs PBKDF2 on libuv's
+ * thread pool rather than on the event loop; the stream layer must not start another step of the
+ * same exchange before the previous one settled.
  */
 import type { UserStore } from '../../storage/types.js';
 
@@ -25,6 +25,13 @@ export interface SaslExchange {
   readonly mechanism: string;
   /** Resolves to the next challenge or to success; rejects with SaslFailure. */
   step(response: Buffer | null): Promise<SaslStep>;
+  /**
+   * The same step, answered at once when it needs no work off the event loop (SCRAM always;
+   * PLAIN when the login is remembered): a SaslStep, a thrown SaslFailure, or a Promise when it
+   * does need the thread pool. Optional (added): the stream layer then answers in the same turn
+   * as the client's message, so replies are written together and pipelined input goes on.
+   */
+  stepNow?(response: Buffer | null): SaslStep | Promise<SaslStep>;
 }
 
 /** What a mechanism needs to know about the server it authenticates for. */
