@@ -974,8 +974,10 @@ export class C2SStream implements ClientSession, ParserHandler {
   /** Continue this session on `carrier`'s connection (its transport and parser). */
   private adopt(carrier: C2SStream): void {
     if (this.detachedUntil === 0) {
-      // The client came back before we noticed the old connection die: drop it quietly.
+      // The old connection still looks alive (a dead link not yet noticed, or a second client
+      // racing with the same resumption id): RFC 6120 §4.9.3.3, it is replaced by the new one.
       this.transport.attach?.(NO_SINK);
+      this.transport.write([new StreamError('conflict', 'replaced by a resumed connection').toXml(), '</stream:stream>']);
       this.transport.end();
     }
     this.freeParser();

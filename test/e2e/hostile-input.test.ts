@@ -293,6 +293,26 @@ for (const workers of [0, 2]) {
       });
     });
 
+    // Sharded, the second connection may land on the other shard, which does not hold the
+    // session (item-not-found); hostile-process.test.ts races both layouts.
+    it.skipIf(workers > 0)('resuming a session whose connection is still open replaces that connection with <conflict/> (XEP-0198 §5)', async () => {
+      const first = await attacker('bound', 'resumable');
+      first.send("<enable xmlns='urn:xmpp:sm:3' resume='true'/>");
+      const enabled = await first.waitFor('<enabled');
+      const previd = /<enabled [^>]*id='([^']+)'/.exec(enabled)![1]!;
+      const second = await RawClient.connect(port);
+      open.push(second);
+      await second.login('carol', { tls: false, bind: false, password: USERS.carol });
+      second.send(`<resume xmlns='urn:xmpp:sm:3' previd='${previd}' h='0'/>`);
+      await second.waitFor('<resumed');
+      await first.waitClosed();
+      expect(first.received).toMatch(streamError('conflict'));
+      // The resumed session answers on the new connection under the same full JID.
+      second.send("<iq type='get' id='alive'><ping xmlns='urn:xmpp:ping'/></iq>");
+      await second.waitFor(/<iq type='result' id='alive' to='carol@localhost\/resumable'/);
+      await bystandersStillWork();
+    });
+
     it('the message stored for dave before the attacks is delivered intact', async () => {
       await bystandersStillWork();
       const dave = await RawClient.connect(port);
