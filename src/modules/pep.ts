@@ -24,7 +24,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { StanzaError } from '../errors.js';
-import type { IqEvent, Module, RouterContext } from '../router/context.js';
+import type { IqEvent, Module, PresenceAvailableEvent, RouterContext, SubscriptionApprovedEvent } from '../router/context.js';
 import type { SessionState } from '../router/session.js';
 import { receivesPresence } from '../router/subscription.js';
 import type { PepStore } from '../storage/types.js';
@@ -93,6 +93,8 @@ const CAPS_TAG = 'pep:tag';
 const CAPS_BYTES = Buffer.from(CAPS_NS);
 /** A caps query unanswered for this long is asked again of the next client announcing it. */
 const QUERY_PATIENCE_MS = 30_000;
+/** +notify nodes kept per resource (a client listing thousands gains nothing from them). */
+const MAX_INTEREST = 256;
 /** Outstanding caps queries kept at most (hostile clients announcing random hashes). */
 const MAX_PENDING = 1000;
 
@@ -445,19 +447,38 @@ export class PepService {
    * Record a resource's +notify nodes; for nodes it newly cares about, send the last published
    * item of each contact (and of its own account) it may read (XEP-0163 §6.2).
    */
-  interest(st: SessionState, nodes: readonly string[]): void {
+  interest(st: SessionState, announced: readonly string[]): void {
     const before = notifySet(st);
+    // A resource's interest travels with its session state to the other shards: bounded.
+    const nodes = announced.filter((n) => Buffer.byteLength(n) <= NAME_LIMIT).slice(0, MAX_INTEREST);
     st.data.set(NOTIFY_KEY, nodes.join('\n'));
     const fresh = new Set(nodes.filter((n) => !before.has(n)));
     if (fresh.size === 0 || !st.available) return;
     const publishers = [st.bare];
-    for (const item of this.ctx.storage.rosters.list(st.bare)) {
+    const roster = this.ctx.storage.rosters.peek?.(st.bare) ?? this.ctx.storage.rosters.list(st.bare);
+    for (const item of roster) {
       if (item.jid !== st.bare && receivesPresence(item.subscription)) publishers.push(item.jid);
     }
-    for (const owner of publishers) {
+    this.sendLast(st, publishers, fresh);
+  }
+
+  /**
+   * XEP-0163 §6.2: a contact now receives the owner's presence (the owner approved its
+   * subscription): its interested resources get the owner's last items.
+   */
+  approved(owner: string, contact: string): void {
+    for (const s of this.ctx.sessions.bare(contact)) {
+      const wanted = notifySet(s);
+      if (s.available && wanted.size > 0) this.sendLast(s, [owner], wanted);
+    }
+  }
+
+  /** The last item of each node of `owners` named in `nodes` that `st` may read. */
+  private sendLast(st: SessionState, owners: readonly string[], nodes: ReadonlySet<string>): void {
+    for (const owner of owners) {
       if (owner !== st.bare && this.ctx.blocked(owner, st.bare)) continue;
       for (const { node, config: stored } of this.store.nodes(owner)) {
-        if (!fresh.has(node)) continue;
+        if (!nodes.has(node)) continue;
         const config = withDefaults(stored);
         if (config['pubsub#send_last_published_item'] === 'never' || config['pubsub#deliver_notifications'] === '0') continue;
         if (!mayRead(this.ctx, owner, st.bare, config)) continue;
@@ -627,7 +648,7 @@ export function installPep(ctx: RouterContext): PepService {
   );
 
   // XEP-0115: caps in available presence, and the answers to the server's caps queries.
-  ctx.hooks.on('presence/available', (ev: { session: SessionState; text: () => string }) => {
+  ctx.hooks.on('presence/available', (ev: PresenceAvailableEvent) => {
     try {
       // The broadcast left the stamped bytes on the session: searched there, nothing is copied.
       pep.presence(ev.session, ev.session.presence ?? ev.text());
@@ -639,6 +660,13 @@ export function installPep(ctx: RouterContext): PepService {
   ctx.hooks.on('iq-result/host', answer);
   ctx.hooks.on('iq-error/host', answer);
   ctx.hooks.on('session/unbound', (ev: { session: SessionState }) => pep.gone(ev.session));
+  ctx.hooks.on('subscription/approved', (ev: SubscriptionApprovedEvent) => {
+    try {
+      pep.approved(ev.owner, ev.contact);
+    } catch (err) {
+      ctx.log?.warn({ err, owner: ev.owner, contact: ev.contact }, 'PEP last items after approval failed');
+    }
+  });
   return pep;
 }
 

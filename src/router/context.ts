@@ -164,6 +164,17 @@ export interface PresenceAvailableEvent {
   text(): string;
 }
 
+/**
+ * Event 'subscription/approved': `owner` (a local account) approved `contact`'s subscription,
+ * which now receives its presence (RFC 6121 §3.1.5: roster from/both). XEP-0163 §6.2 sends the
+ * contact the last published items then.
+ */
+export interface SubscriptionApprovedEvent {
+  readonly ctx: RouterContext;
+  readonly owner: string;
+  readonly contact: string;
+}
+
 /** Event 'presence/blocked': return true to keep `from`'s presence away from `to`. */
 export interface PresenceBlockedEvent {
   readonly ctx: RouterContext;

@@ -24,6 +24,7 @@ import type {
   PreRouteEvent,
   PresenceBlockedEvent,
   RemoteEvent,
+  SubscriptionApprovedEvent,
   RoutedMessageEvent,
   RouterContext,
 } from './context.js';
@@ -31,7 +32,7 @@ import { FeatureRegistry, HookBus } from './hooks.js';
 import { PresenceEngine, subscriptionType } from './presence.js';
 import { rosterItemXml, rosterPushXml } from './roster.js';
 import { SessionRegistry, SessionState, conflictError } from './session.js';
-import type { SubscriptionType } from './subscription.js';
+import { sendsPresence, type SubscriptionType } from './subscription.js';
 import type { ClientSession, Router } from './types.js';
 import type { Element } from '../xml/element.js';
 
@@ -455,7 +456,14 @@ export class HermodRouter implements Router, RouterContext {
     const sub = subscriptionType(type);
     if (sub) {
       if (to.local === null) return; // subscriptions are between accounts
+      // XEP-0163 §6.2 wants to know when a contact starts to receive the user's presence.
+      const watch = sub === 'subscribed' && this.hooks.has('subscription/approved');
+      const before = watch ? (this.storage.rosters.get(st.bare, to.bare)?.subscription ?? 'none') : 'none';
       this.presence.fromClient(st, view, sub, to);
+      if (watch && !sendsPresence(before) && sendsPresence(this.storage.rosters.get(st.bare, to.bare)?.subscription ?? 'none')) {
+        const ev: SubscriptionApprovedEvent = { ctx: this, owner: st.bare, contact: to.bare };
+        this.hooks.fire('subscription/approved', ev);
+      }
       return;
     }
     switch (type) {
