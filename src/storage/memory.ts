@@ -234,7 +234,10 @@ export function createMemoryStorage(options?: StorageOptions): Storage {
     remove(owner, jids) {
       open();
       const set = blocks.get(owner);
-      return set ? uniq(jids).filter((j) => set.delete(j)) : [];
+      if (!set) return [];
+      const removed = uniq(jids).filter((j) => set.delete(j));
+      if (set.size === 0) blocks.delete(owner); // keeps anyBlocked() a size check
+      return removed;
     },
     clear(owner) {
       open();
@@ -249,8 +252,7 @@ export function createMemoryStorage(options?: StorageOptions): Storage {
     },
     anyBlocked() {
       open();
-      for (const set of blocks.values()) if (set.size > 0) return true;
-      return false;
+      return blocks.size > 0;
     },
   };
 
