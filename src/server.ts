@@ -102,6 +102,7 @@ export async function startServer(config: HermodConfig, options: StartOptions = 
       extraFeatures: options.extraFeatures,
       smSessions: new Map(),
       onUnacked: (session, stanzas) => keepUnacked(storage, session.account.bare, stanzas),
+      ...(options.logger ? { log: options.logger } : {}),
     };
     let stopping = false;
     const facts = new WeakMap<C2SStream, ConnectionFacts>();

@@ -51,6 +51,8 @@ export interface StreamTransport {
   readonly secure: boolean;
   /** Whether STARTTLS can be offered (a certificate is configured and the channel is plain). */
   readonly canStartTls: boolean;
+  /** The peer's address, where there is one (for the log of failed authentications). */
+  readonly remoteAddress?: string | undefined;
   /** Write these chunks in order, as one gathered write. */
   write(chunks: (string | Uint8Array)[]): void;
   /**
@@ -139,6 +141,8 @@ export interface C2SDeps {
   smSessions?: Map<string, C2SStream>;
   /** A session ended with stanzas the client never acknowledged (XEP-0198 §4): keep them. */
   onUnacked?: (session: C2SStream, stanzas: (string | Uint8Array)[]) => void;
+  /** Where failed authentications are reported (info: operators and fail2ban watch them). */
+  log?: { info(fields: object, message: string): void };
 }
 
 /** Where the stream is in RFC 6120's negotiation (§4.3). */
@@ -884,7 +888,16 @@ export class C2SStream implements ClientSession, ParserHandler {
   private onSaslFailure(err: unknown): void {
     if (!(err instanceof SaslFailure)) throw err;
     stats.saslFailure(err.condition);
-    if (err.condition === 'not-authorized') stats.authFailed(this.sasl?.mechanism ?? 'other');
+    if (err.condition === 'not-authorized') {
+      const mechanism = this.sasl?.mechanism ?? 'other';
+      stats.authFailed(mechanism);
+      // One line per failed attempt, at info: the successes are only counted (metrics), the
+      // failures are what an operator (or fail2ban) looks for. No credentials, only the name tried.
+      this.deps.log?.info(
+        { account: this.sasl?.authcid ?? null, mechanism, address: this.transport.remoteAddress ?? null },
+        'authentication failed',
+      );
+    }
     this.sasl = null;
     this.saslFailures++;
     this.queue.push(err.toXml());

@@ -19,6 +19,7 @@ const HASH = 'SHA-256';
 
 export class PlainExchange implements SaslExchange {
   readonly mechanism = 'PLAIN';
+  authcid?: string;
   private state: 'start' | 'awaiting-response' | 'done' = 'start';
 
   constructor(private readonly context: SaslContext) {}
@@ -46,6 +47,7 @@ export class PlainExchange implements SaslExchange {
     if (parts.length !== 3) throw malformed('PLAIN needs exactly three NUL-separated fields');
     const [authzid, authcid, password] = parts as [string, string, string];
     if (authcid === '' || password === '') throw malformed('empty authentication identity or password');
+    this.authcid = authcid;
 
     const { domain, users } = this.context;
     const username = accountFromAuthcid(authcid, domain);

@@ -79,6 +79,7 @@ function parseClientFirst(message: string): FirstMessage {
 
 export class ScramExchange implements SaslExchange {
   readonly mechanism: string;
+  authcid?: string;
   private state: 'first' | 'awaiting-first' | 'final' | 'done' = 'first';
   private gs2Header = '';
   private nonce = '';
@@ -122,6 +123,7 @@ export class ScramExchange implements SaslExchange {
   private first(response: Buffer): SaslStep {
     this.state = 'done'; // until the message proved acceptable
     const message = parseClientFirst(decodeUtf8(response));
+    this.authcid = message.authcid;
     const { domain, users } = this.context;
     this.username = accountFromAuthcid(message.authcid, domain);
     if (this.username !== null) checkAuthzid(message.authzid, this.username, domain);

@@ -23,6 +23,8 @@ export type SaslStep =
 
 export interface SaslExchange {
   readonly mechanism: string;
+  /** The authentication identity the client gave, once a step has read it (for logs; optional). */
+  readonly authcid?: string;
   /** Resolves to the next challenge or to success; rejects with SaslFailure. */
   step(response: Buffer | null): Promise<SaslStep>;
   /**
