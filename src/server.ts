@@ -257,9 +257,6 @@ export async function runServe(argv: string[]): Promise<number> {
     }
     for (const warning of args.loaded.warnings) print(process.stderr, `hermod: warning: ${warning}`);
     config = args.loaded.config;
-    if (config.workers > 0 && Object.keys(config.components).length > 0) {
-      print(process.stderr, 'hermod: warning: components (XEP-0114) and the admin socket run with --workers 0 only; not started');
-    }
   } catch (err) {
     if (err instanceof UsageError) {
       print(process.stderr, `hermod serve: ${err.message}\n\n${serveUsage()}`);

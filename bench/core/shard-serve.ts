@@ -4,7 +4,10 @@
  * box's cores shared with the load generator — as in production benchmarks here.
  *
  *   node dist/bench/core/shard-serve.js [--workers 0,1,2] [--rounds 2] [--scenario messages]
- *        [--json] [-- extra hermod bench flags, e.g. --clients 1000 --window 50 --duration 10]
+ *        [--serve 'FLAGS|FLAGS'] [--json] [-- extra hermod bench flags, e.g. --clients 1000 --window 50]
+ *
+ * --serve compares server settings as well: each '|'-separated group of `hermod serve` flags is a
+ * case of its own, e.g. --serve '--set mam.default=never|--set mam.default=always'.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -27,10 +30,10 @@ function arg(name: string, fallback: string): string {
   return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1]! : fallback;
 }
 
-async function startServer(workers: number, dataDir: string): Promise<{ proc: ChildProcess; port: number }> {
+async function startServer(workers: number, dataDir: string, serveFlags: string[]): Promise<{ proc: ChildProcess; port: number }> {
   const proc = spawn(
     process.execPath,
-    [CLI, 'serve', '--workers', String(workers), '--port', '0', '--tls-port', '0', '--data', dataDir, '--tls', 'optional', '--registration', 'open'],
+    [CLI, 'serve', '--workers', String(workers), '--port', '0', '--tls-port', '0', '--data', dataDir, '--tls', 'optional', '--registration', 'open', ...serveFlags],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let out = '';
@@ -71,16 +74,20 @@ async function main(): Promise<void> {
   const scenario = arg('scenario', 'messages');
   const dash = process.argv.indexOf('--');
   const extra = dash >= 0 ? process.argv.slice(dash + 1) : ['--clients', '1000', '--window', '50', '--duration', '10', '--drain', '2', '--procs', '2'];
+  const variants = arg('serve', '')
+    .split('|')
+    .map((v) => v.trim().split(/\s+/).filter(Boolean));
+  const cases = workersList.flatMap((workers) => variants.map((flags) => ({ workers, flags })));
   const rows: Row[] = [];
   for (let r = 0; r < rounds; r++) {
-    const order = r % 2 === 0 ? workersList : [...workersList].reverse();
-    for (const workers of order) {
+    const order = r % 2 === 0 ? cases : [...cases].reverse();
+    for (const { workers, flags } of order) {
       const dataDir = mkdtempSync(join(tmpdir(), 'hermod-shard-serve-'));
-      const { proc, port } = await startServer(workers, dataDir);
+      const { proc, port } = await startServer(workers, dataDir, flags);
       try {
         const res = await runBench(scenario, port, proc.pid!, extra);
         rows.push({
-          case: `--workers ${workers} (round ${r + 1})`,
+          case: `--workers ${workers}${flags.length > 0 ? ` ${flags.join(' ')}` : ''} (round ${r + 1})`,
           'ops/s': Math.round(res.run?.perSec ?? res.login.perSec),
           'server µs/op': round(res.cpu.serverUsPerOp),
           'server CPU %': Math.round(res.cpu.serverPct),

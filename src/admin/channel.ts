@@ -48,6 +48,15 @@ export interface AdminTarget {
   kick(jid: Jid, error: StreamError): number;
 }
 
+/**
+ * The same questions answered later: with `--workers N` the sessions live in the shard threads,
+ * which answer over their control ports (src/shard/pool.ts). Every AdminTarget is one too.
+ */
+export interface AsyncAdminTarget {
+  sessions(): SessionInfo[] | Promise<SessionInfo[]>;
+  kick(jid: Jid, error: StreamError): number | Promise<number>;
+}
+
 export interface AdminRequest {
   cmd: string;
   jid?: string;
@@ -63,21 +72,41 @@ export type AdminReply =
 /** Conditions an operator may close a stream with (RFC 6120 §4.9.3); the default is policy-violation. */
 const KICK_CONDITIONS: ReadonlySet<string> = new Set(['policy-violation', 'not-authorized', 'conflict', 'reset', 'system-shutdown']);
 
-export function answer(target: AdminTarget, req: AdminRequest): AdminReply {
-  if (req.cmd === 'sessions') return { ok: true, sessions: target.sessions() };
+/** A checked request: what to ask the target, or the refusal to send back. */
+type Plan = { reply: AdminReply } | { cmd: 'sessions' } | { cmd: 'kick'; jid: Jid; error: StreamError };
+
+function plan(req: AdminRequest): Plan {
+  if (req.cmd === 'sessions') return { cmd: 'sessions' };
   if (req.cmd === 'kick') {
     const jid = typeof req.jid === 'string' ? Jid.tryParse(req.jid) : null;
-    if (!jid || jid.local === null) return { ok: false, error: 'bad-request', message: `'${req.jid}' is not USER@DOMAIN[/RESOURCE]` };
+    if (!jid || jid.local === null) return { reply: { ok: false, error: 'bad-request', message: `'${req.jid}' is not USER@DOMAIN[/RESOURCE]` } };
     const condition = req.condition ?? 'policy-violation';
-    if (!KICK_CONDITIONS.has(condition)) return { ok: false, error: 'bad-request', message: `condition '${condition}' is not offered` };
+    if (!KICK_CONDITIONS.has(condition)) return { reply: { ok: false, error: 'bad-request', message: `condition '${condition}' is not offered` } };
     const text = typeof req.text === 'string' && req.text !== '' ? req.text : 'disconnected by the server administrator';
-    return { ok: true, kicked: target.kick(jid, new StreamError(condition as StreamErrorCondition, text)) };
+    return { cmd: 'kick', jid, error: new StreamError(condition as StreamErrorCondition, text) };
   }
-  return { ok: false, error: 'bad-request', message: `unknown command '${String(req.cmd)}'` };
+  return { reply: { ok: false, error: 'bad-request', message: `unknown command '${String(req.cmd)}'` } };
 }
 
-function serve(socket: Socket, target: AdminTarget): void {
+export function answer(target: AdminTarget, req: AdminRequest): AdminReply {
+  const p = plan(req);
+  if ('reply' in p) return p.reply;
+  if (p.cmd === 'sessions') return { ok: true, sessions: target.sessions() };
+  return { ok: true, kicked: target.kick(p.jid, p.error) };
+}
+
+/** answer() for a target that may answer later (the shards of --workers N). */
+export async function answerAsync(target: AsyncAdminTarget, req: AdminRequest): Promise<AdminReply> {
+  const p = plan(req);
+  if ('reply' in p) return p.reply;
+  if (p.cmd === 'sessions') return { ok: true, sessions: await target.sessions() };
+  return { ok: true, kicked: await target.kick(p.jid, p.error) };
+}
+
+function serve(socket: Socket, target: AsyncAdminTarget): void {
   let buffered = '';
+  // Answers may come later (shards): chained, so each request's line goes out in order.
+  let answered: Promise<void> = Promise.resolve();
   socket.setEncoding('utf8');
   socket.on('error', () => socket.destroy());
   socket.on('data', (text: string) => {
@@ -89,13 +118,20 @@ function serve(socket: Socket, target: AdminTarget): void {
       const line = buffered.slice(0, nl).trim();
       buffered = buffered.slice(nl + 1);
       if (line === '') continue;
-      let reply: AdminReply;
+      let reply: Promise<AdminReply>;
       try {
-        reply = answer(target, JSON.parse(line) as AdminRequest);
+        reply = answerAsync(target, JSON.parse(line) as AdminRequest).catch((err: unknown) => ({
+          ok: false as const,
+          error: 'internal-server-error',
+          message: (err as Error).message ?? String(err),
+        }));
       } catch (err) {
-        reply = { ok: false, error: 'bad-request', message: err instanceof SyntaxError ? 'not a JSON line' : (err as Error).message };
+        reply = Promise.resolve({ ok: false, error: 'bad-request', message: err instanceof SyntaxError ? 'not a JSON line' : (err as Error).message });
       }
-      socket.write(`${JSON.stringify(reply)}\n`);
+      answered = answered.then(async () => {
+        const r = await reply;
+        if (!socket.destroyed) socket.write(`${JSON.stringify(r)}\n`);
+      });
     }
   });
 }
@@ -130,7 +166,7 @@ export interface AdminChannel {
  * means another server uses this data directory, which would corrupt nothing (SQLite locks) but
  * confuse every admin command: refused with a ConfigError.
  */
-export async function listenAdmin(dataDir: string, target: AdminTarget): Promise<AdminChannel> {
+export async function listenAdmin(dataDir: string, target: AsyncAdminTarget): Promise<AdminChannel> {
   const path = adminSocketPath(dataDir);
   // sockaddr_un.sun_path holds 108 bytes with the NUL on Linux (104 on BSDs); libuv would
   // silently truncate a longer path and bind somewhere else.

@@ -15,13 +15,14 @@
  * Queries, preferences and metadata are IQs to the account itself; results go to the asking
  * resource only.
  */
-import { randomBytes } from 'node:crypto';
 import { StanzaError } from '../errors.js';
 import { Jid } from '../jid.js';
 import type { IqEvent, MessageStampEvent, Module, RouterContext, RoutedMessageEvent } from '../router/context.js';
 import type { SessionState } from '../router/session.js';
 import {
   ARCHIVE_DEFAULTS,
+  archiveIds,
+  archiveIdTime,
   UnknownArchiveId,
   type ArchiveDefault,
   type ArchivedMessage,
@@ -124,21 +125,6 @@ function stripForgedIds(b: Buffer, domain: string): Buffer {
     return by !== null && by.domain !== domain;
   });
   return el.children.length === before ? b : Buffer.from(el.toString(), 'utf8');
-}
-
-let idPool = Buffer.alloc(0);
-let idAt = 0;
-const ID_BYTES = 9;
-
-/** XEP-0313 §'Business rules': an id unique in the archive and unpredictable (72 random bits, 12 characters). */
-function newArchiveId(): string {
-  if (idAt + ID_BYTES > idPool.length) {
-    idPool = randomBytes(ID_BYTES * 512);
-    idAt = 0;
-  }
-  const id = idPool.toString('base64url', idAt, idAt + ID_BYTES);
-  idAt += ID_BYTES;
-  return id;
 }
 
 /** What 'message/stamp' decided, for 'message/routed' to store once delivery went through. */
@@ -330,6 +316,7 @@ function installMam(ctx: RouterContext, settings: MamSettings): void {
   };
 
   let pending: Pending | null = null;
+  const nextId = archiveIds();
 
   ctx.hooks.on('message/stamp', (ev: MessageStampEvent) => {
     pending = null;
@@ -351,10 +338,11 @@ function installMam(ctx: RouterContext, settings: MamSettings): void {
     if (owners.length === 0) return;
     const close = clean.lastIndexOf(CLOSE_TAG);
     if (close < 0) return;
-    const id = newArchiveId();
+    // XEP-0313 §'Business rules': an id unique in the archive and unpredictable (storage/archive.ts).
+    const id = nextId(ctx.now());
     const ids = owners.map((o) => `<stanza-id xmlns='${SID_NS}'${attr('by', o.owner)}${attr('id', id)}/>`).join('');
     ev.bytes = Buffer.concat([clean.subarray(0, close), Buffer.from(ids, 'utf8'), clean.subarray(close)]);
-    const stamp = ctx.now();
+    const stamp = new Date(archiveIdTime(id));
     const stanza = clean.toString('utf8');
     pending = { bytes: ev.bytes, entries: owners.map((o) => ({ owner: o.owner, id, stamp, with: o.with, stanza })) };
   });

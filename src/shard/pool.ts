@@ -16,12 +16,14 @@ import type { HermodConfig } from '../config/schema.js';
 import { STREAMS_NS, StreamError } from '../errors.js';
 import { ConnectionCounter } from '../stream/limits.js';
 import { AuthBan } from '../limits/auth-ban.js';
-import { type HotStats, type Metrics, stats, Transport } from '../observability/metrics.js';
+import { type HotStats, type Metrics, stats, Transport, TRANSPORTS } from '../observability/metrics.js';
+import type { SessionInfo } from '../admin/channel.js';
+import type { Jid } from '../jid.js';
 import type { ClientTransport } from '../transport/socket.js';
 import { WebSocketTransport } from '../transport/websocket.js';
 import { HEADER_BYTES, Op, OPEN_CAN_STARTTLS, OPEN_SECURE, readHeader, reassembling, type RecordHeader, RingSender } from './protocol.js';
 import { createRing, Doorbell, RingReader, RingWriter } from './ring.js';
-import type { PeerLink, ShardControl, ShardInit, ShardResult } from './worker.js';
+import type { PeerLink, ShardAdminReply, ShardControl, ShardInit, ShardResult } from './worker.js';
 
 /**
  * The worker entry as compiled JavaScript. Under vitest this module runs from src/*.ts, which a
@@ -84,6 +86,8 @@ interface Connection {
   readonly kind: number;
   /** Counted by the connection limits (released when the connection goes). */
   readonly admitted: boolean;
+  /** When it was accepted (ms epoch), for the admin session list. */
+  readonly since: number;
   /** Whether the shard wrote anything (then our stream header went out). */
   wrote: boolean;
   /** The shard was told the client reads too slowly. */
@@ -109,6 +113,9 @@ interface Shard {
   connections: Set<Connection>;
 }
 
+/** How long an admin question waits for a shard (one restarting after a crash may not answer). */
+const ADMIN_TIMEOUT_MS = 2000;
+
 /** Bytes queued for a shard behind its full input ring before its clients' reads pause. */
 const MAX_QUEUED_INPUT = 8 << 20;
 const INPUT_PAUSE_MS = 20;
@@ -132,6 +139,9 @@ export class ShardPool {
    */
   private readonly rosterEpoch = new SharedArrayBuffer(8);
   private readonly conns = new Map<number, Connection>();
+  /** Admin questions sent to the shards and not answered yet, by request number. */
+  private readonly adminWaiting = new Map<number, (reply: ShardAdminReply) => void>();
+  private adminRequests = 0;
   private nextConnId = 1;
   private nextShard = 0;
   private stopping = false;
@@ -206,7 +216,7 @@ export class ShardPool {
     const refused = this.authBan.bannedUntil(address) > 0 ? 'too many failed authentications from your address' : this.limits.admit(address);
     const kind = transport instanceof WebSocketTransport ? Transport.websocket : transport.secure ? Transport.direct_tls : Transport.c2s;
     stats.connectionOpened(kind);
-    const conn: Connection = { id: this.nextConnId++, shard: shard.index, transport, address, kind, admitted: refused === null, wrote: false, overflowed: false };
+    const conn: Connection = { id: this.nextConnId++, shard: shard.index, transport, address, kind, admitted: refused === null, since: Date.now(), wrote: false, overflowed: false };
     if (this.nextConnId > 0xffffffff) this.nextConnId = 1;
     this.conns.set(conn.id, conn);
     shard.connections.add(conn);
@@ -228,6 +238,68 @@ export class ShardPool {
       },
     });
     return conn.id;
+  }
+
+  /**
+   * The bound sessions of every shard that is up, for the admin socket (`hermod sessions`): each
+   * shard lists its streams' JIDs, this thread adds what it knows of their sockets. A shard that
+   * does not answer within `timeoutMs` (restarting after a crash) is left out of the list.
+   */
+  async sessions(timeoutMs = ADMIN_TIMEOUT_MS): Promise<SessionInfo[]> {
+    const replies = await this.askShards((request) => ({ type: 'admin-sessions', request }), timeoutMs);
+    const list: SessionInfo[] = [];
+    for (const [k, reply] of replies) {
+      if (!('sessions' in reply)) continue;
+      for (const s of reply.sessions) {
+        const conn = this.conns.get(s.conn);
+        list.push({
+          jid: s.jid,
+          ip: conn?.address ?? '',
+          since: new Date(conn?.since ?? 0).toISOString(),
+          transport: TRANSPORTS[conn?.kind ?? Transport.c2s] as SessionInfo['transport'],
+          tls: conn?.transport.secure ?? false,
+          sm: s.sm,
+          shard: String(k),
+        });
+      }
+    }
+    return list;
+  }
+
+  /** Close the sessions of a bare JID (all) or full JID (that one) on every shard; how many. */
+  async kick(jid: Jid, error: StreamError, timeoutMs = ADMIN_TIMEOUT_MS): Promise<number> {
+    const replies = await this.askShards(
+      (request) => ({ type: 'admin-kick', request, jid: jid.full, condition: error.condition, text: error.text }),
+      timeoutMs,
+    );
+    let kicked = 0;
+    for (const reply of replies.values()) if ('kicked' in reply) kicked += reply.kicked;
+    return kicked;
+  }
+
+  /** One control message to every shard that is up; their answers by shard index. */
+  private async askShards(make: (request: number) => ShardControl, timeoutMs: number): Promise<Map<number, ShardAdminReply>> {
+    const replies = new Map<number, ShardAdminReply>();
+    await Promise.all(
+      this.list
+        .filter((shard) => shard.up)
+        .map(
+          (shard) =>
+            new Promise<void>((done) => {
+              const request = ++this.adminRequests;
+              const finish = (reply?: ShardAdminReply): void => {
+                clearTimeout(timer);
+                this.adminWaiting.delete(request);
+                if (reply) replies.set(shard.index, reply);
+                done();
+              };
+              const timer = setTimeout(finish, timeoutMs);
+              this.adminWaiting.set(request, finish);
+              shard.port.postMessage(make(request));
+            }),
+        ),
+    );
+    return replies;
   }
 
   /** Fault injection for tests: make shard k's thread throw from a callback. */
@@ -286,11 +358,13 @@ export class ShardPool {
     const bell = new Doorbell();
     let markReady!: () => void;
     const ready = new Promise<void>((r) => (markReady = r));
-    port1.on('message', (msg: { type: string }) => {
+    port1.on('message', (msg: { type: string } | ShardAdminReply) => {
       if (msg.type === 'ready') {
         shard.up = true;
         this.crashesInARow = 0;
         markReady();
+      } else if (msg.type === 'admin-reply') {
+        this.adminWaiting.get((msg as ShardAdminReply).request)?.(msg as ShardAdminReply);
       }
     });
     // The control port must not keep the process alive on its own.

@@ -14,7 +14,8 @@
  */
 import type { MessagePort } from 'node:worker_threads';
 import type { HermodConfig } from '../config/schema.js';
-import { StreamError } from '../errors.js';
+import { StreamError, type StreamErrorCondition } from '../errors.js';
+import { Jid } from '../jid.js';
 import { createRouter, type Logger } from '../router/index.js';
 import { openStorage } from '../storage/index.js';
 import { SaslProvider as SaslMechanisms } from '../stream/sasl/index.js';
@@ -66,7 +67,24 @@ export type ShardControl =
   | { type: 'peer-down'; peer: number; announce: boolean }
   | { type: 'shutdown' }
   /** Fault injection for the crash tests: throw from a callback, as a bug would. */
-  | { type: 'crash' };
+  | { type: 'crash' }
+  /** The admin socket (src/admin/channel.ts) asks for this shard's bound sessions. */
+  | { type: 'admin-sessions'; request: number }
+  /** …or to close the sessions of a bare JID (all) or full JID (that one). */
+  | { type: 'admin-kick'; request: number; jid: string; condition: StreamErrorCondition; text?: string };
+
+/** A bound session as the shard knows it; the main thread adds what it knows of the socket. */
+export interface ShardSession {
+  /** The connection id of the main thread's records. */
+  conn: number;
+  jid: string;
+  sm: boolean;
+}
+
+/** Answer to an admin-* control message, on the same port. */
+export type ShardAdminReply =
+  | { type: 'admin-reply'; request: number; sessions: ShardSession[] }
+  | { type: 'admin-reply'; request: number; kicked: number };
 
 export interface ShardResult {
   shard: number;
@@ -281,6 +299,26 @@ export default async function runShard(init: ShardInit): Promise<ShardResult> {
           throw new Error(`shard ${init.shard}: injected crash`);
         });
         return;
+      case 'admin-sessions': {
+        const sessions: ShardSession[] = [];
+        for (const [conn, stream] of streams) if (stream.jid) sessions.push({ conn, jid: stream.jid.full, sm: stream.smEnabled });
+        init.port.postMessage({ type: 'admin-reply', request: msg.request, sessions } satisfies ShardAdminReply);
+        return;
+      }
+      case 'admin-kick': {
+        // Checked by the admin channel already; a JID that does not parse matches nobody.
+        const jid = Jid.tryParse(msg.jid);
+        let kicked = 0;
+        for (const stream of jid ? [...streams.values()] : []) {
+          const bound = stream.jid;
+          if (!bound || (jid!.resource === null ? bound.bare !== jid!.bare : bound.full !== jid!.full)) continue;
+          stream.close(new StreamError(msg.condition, msg.text));
+          kicked++;
+        }
+        init.port.postMessage({ type: 'admin-reply', request: msg.request, kicked } satisfies ShardAdminReply);
+        // Wake the loop so the closing streams' last bytes are committed to the main thread.
+        break;
+      }
     }
     // Wake the loop if it is parked.
     bell.ring();

@@ -1,11 +1,83 @@
 /**
- * XEP-0313 message archives: the store contract, the query semantics every backend shares, and
- * the in-memory backend (unit tests; the SQLite one is archive-sqlite.ts).
+ * XEP-0313 message archives: the store contract, the query semantics every backend shares, the
+ * archive ids, and the in-memory backend (unit tests; the SQLite one is archive-sqlite.ts).
  *
- * Each account's archive is one ordered list: the order is the order of appending (a store-wide
- * sequence), not the stamp, so that paging by id (XEP-0059 after/before, XEP-0313 after-id /
- * before-id) is well defined even when two messages share a millisecond.
+ * Archive ids sort by time: 9 base32hex characters of the millisecond, 3 of a per-process
+ * counter, 8 random ones (40 bits: XEP-0313 wants them unpredictable). An archive is ordered by
+ * id, so one index (owner, id) serves paging by id (XEP-0059 after/before, #extended
+ * after-id/before-id), the unknown-id check, and start/end (an id range first, then the stamp).
+ * Measured: every further index on the archive costs the message path about as much as the
+ * whole routing of a message (docs/benchmarks.md, "Message archive").
  */
+import { randomBytes } from 'node:crypto';
+
+const B32 = '0123456789abcdefghijklmnopqrstuv';
+const TIME_CHARS = 9;
+const COUNTER_CHARS = 3;
+const RANDOM_CHARS = 8;
+
+function base32(n: number, width: number): string {
+  let out = '';
+  for (let i = 0; i < width; i++) {
+    out = B32[n % 32]! + out;
+    n = Math.floor(n / 32);
+  }
+  return out;
+}
+
+/** The smallest id of this millisecond: ids of messages stamped at `ms` or later sort at or after it. */
+export function archiveIdFloor(ms: number): string {
+  return base32(Math.max(0, Math.floor(ms)), TIME_CHARS);
+}
+
+/** The millisecond an archive id was made at (NaN for a string that is not one). */
+export function archiveIdTime(id: string): number {
+  if (id.length !== TIME_CHARS + COUNTER_CHARS + RANDOM_CHARS) return NaN;
+  let ms = 0;
+  for (let i = 0; i < TIME_CHARS; i++) {
+    const d = B32.indexOf(id[i]!);
+    if (d < 0) return NaN;
+    ms = ms * 32 + d;
+  }
+  return ms;
+}
+
+let pool = Buffer.alloc(0);
+let poolAt = 0;
+
+function randomChars(): string {
+  if (poolAt + RANDOM_CHARS > pool.length) {
+    pool = randomBytes(RANDOM_CHARS * 256);
+    poolAt = 0;
+  }
+  let out = '';
+  for (let i = 0; i < RANDOM_CHARS; i++) out += B32[pool[poolAt++]! & 31];
+  return out;
+}
+
+/**
+ * A source of archive ids (one per router). Its ids never go backwards, even when the clock
+ * does (the id's time is then the last one used): read the stamp back with archiveIdTime() so
+ * that stamp and order agree.
+ */
+export function archiveIds(): (now: Date) => string {
+  let lastMs = 0;
+  let counter = 0;
+  return (now) => {
+    let ms = now.getTime();
+    if (ms > lastMs) {
+      lastMs = ms;
+      counter = 0;
+    } else {
+      ms = lastMs;
+      if (++counter >= 32 ** COUNTER_CHARS) {
+        lastMs = ms = lastMs + 1;
+        counter = 0;
+      }
+    }
+    return base32(ms, TIME_CHARS) + base32(counter, COUNTER_CHARS) + randomChars();
+  };
+}
 
 /** XEP-0441 (formerly XEP-0313 §5) default archiving policy of an account. */
 export type ArchiveDefault = 'always' | 'never' | 'roster';
@@ -21,9 +93,9 @@ export interface ArchivePrefs {
 
 /** One archived message as a query returns it. */
 export interface ArchivedMessage {
-  /** The server-assigned id (also the XEP-0359 stanza-id given to the delivered message). */
+  /** The server-assigned id from archiveIds() (also the XEP-0359 stanza-id of the delivered message). */
   id: string;
-  /** When the server accepted it (the XEP-0203 delay stamp of a result). */
+  /** When the server accepted it, archiveIdTime(id) (the XEP-0203 delay stamp of a result). */
   stamp: Date;
   /** The contact: 'to' of an outgoing message, 'from' of an incoming one (full or bare). */
   with: string;
@@ -75,8 +147,8 @@ export class UnknownArchiveId extends Error {
 
 export interface ArchiveStore {
   /**
-   * Add a message. A backend may batch appends and write them at the end of the event-loop turn
-   * (archive-sqlite.ts); every read below sees it at once all the same.
+   * Add a message. A backend may batch appends and write them a little later (archive-sqlite.ts);
+   * every read below sees it at once all the same.
    */
   append(entry: ArchiveEntry): void;
   /** Throws UnknownArchiveId for an id the owner's archive does not hold. */
@@ -112,76 +184,78 @@ export function bareOf(jid: string): string {
   return slash < 0 ? jid : jid.slice(0, slash);
 }
 
-interface Row extends ArchivedMessage {
-  seq: number;
-}
-
 /**
- * The paging rules over rows already filtered and ordered oldest first, for backends that filter
- * in memory. `position(id)` gives an id's sequence number in the whole archive (undefined: not
- * there), so that after/before ids outside the filtered set still cut the list.
+ * The paging rules over one archive's messages, filtered and ordered by id, for backends that
+ * filter in memory. `exists(id)` says whether an id is in the whole archive (an id filtered out
+ * still cuts the list where it would be).
  */
-export function pageOf(rows: readonly Row[], q: ArchiveQuery, position: (id: string) => number | undefined): ArchivePage {
-  const seqOf = (id: string): number => {
-    const s = position(id);
-    if (s === undefined) throw new UnknownArchiveId(id);
-    return s;
+export function pageOf(rows: readonly ArchivedMessage[], q: ArchiveQuery, exists: (id: string) => boolean): ArchivePage {
+  const known = (id: string): string => {
+    if (!exists(id)) throw new UnknownArchiveId(id);
+    return id;
   };
   let list = rows;
   if (q.afterId !== undefined) {
-    const s = seqOf(q.afterId);
-    list = list.filter((r) => r.seq > s);
+    const a = known(q.afterId);
+    list = list.filter((r) => r.id > a);
   }
   if (q.beforeId !== undefined) {
-    const s = seqOf(q.beforeId);
-    list = list.filter((r) => r.seq < s);
+    const b = known(q.beforeId);
+    list = list.filter((r) => r.id < b);
   }
   const count = list.length;
-  const strip = (r: Row): ArchivedMessage => ({ id: r.id, stamp: new Date(r.stamp), with: r.with, stanza: r.stanza });
+  const copy = (r: ArchivedMessage): ArchivedMessage => ({ ...r, stamp: new Date(r.stamp) });
   if (q.before !== undefined) {
     // XEP-0059 §2.5: paging backwards; an empty <before/> is the last page.
-    const limit = q.before === '' ? Infinity : seqOf(q.before);
-    const upTo = list.filter((r) => r.seq < limit);
+    const b = q.before === '' ? null : known(q.before);
+    const upTo = b === null ? list : list.filter((r) => r.id < b);
     const items = q.max === 0 ? [] : upTo.slice(Math.max(0, upTo.length - q.max));
-    return { items: items.map(strip), complete: upTo.length <= q.max, count };
+    return { items: items.map(copy), complete: upTo.length <= q.max, count };
   }
-  const start = q.after === undefined ? -Infinity : seqOf(q.after);
-  const from = list.filter((r) => r.seq > start);
-  return { items: from.slice(0, q.max).map(strip), complete: from.length <= q.max, count };
+  const a = q.after === undefined ? null : known(q.after);
+  const from = a === null ? list : list.filter((r) => r.id > a);
+  return { items: from.slice(0, q.max).map(copy), complete: from.length <= q.max, count };
 }
 
-/** The in-memory archive (every account's list in one Map); `open()` throws once closed. */
+/** Whether a message passes the filters other than ids and paging. */
+export function matchesFilters(m: ArchivedMessage, q: ArchiveQuery): boolean {
+  return (
+    (q.with === undefined || withMatches(q.with, m.with)) &&
+    (q.start === undefined || m.stamp.getTime() >= q.start.getTime()) &&
+    (q.end === undefined || m.stamp.getTime() <= q.end.getTime()) &&
+    (q.ids === undefined || q.ids.includes(m.id))
+  );
+}
+
+/** The in-memory archive (every account's list in one Map, ordered by id); `open()` throws once closed. */
 export function createMemoryArchive(open: () => void): ArchiveStore & { deleteOwner(owner: string): void } {
-  const archives = new Map<string, Row[]>();
+  const archives = new Map<string, ArchivedMessage[]>();
   const prefsByOwner = new Map<string, ArchivePrefs>();
-  let seq = 0;
-  const matches = (r: Row, q: ArchiveQuery): boolean =>
-    (q.with === undefined || withMatches(q.with, r.with)) &&
-    (q.start === undefined || r.stamp.getTime() >= q.start.getTime()) &&
-    (q.end === undefined || r.stamp.getTime() <= q.end.getTime()) &&
-    (q.ids === undefined || q.ids.includes(r.id));
+  const copy = (r: ArchivedMessage): ArchivedMessage => ({ ...r, stamp: new Date(r.stamp) });
   return {
     append(e) {
       open();
       let list = archives.get(e.owner);
       if (!list) archives.set(e.owner, (list = []));
       if (list.some((r) => r.id === e.id)) return;
-      list.push({ seq: ++seq, id: e.id, stamp: new Date(e.stamp), with: e.with, stanza: e.stanza });
+      const row = { id: e.id, stamp: new Date(e.stamp), with: e.with, stanza: e.stanza };
+      let at = list.length;
+      while (at > 0 && list[at - 1]!.id > e.id) at--;
+      list.splice(at, 0, row);
     },
     query(owner, q) {
       open();
       const all = archives.get(owner) ?? [];
       return pageOf(
-        all.filter((r) => matches(r, q)),
+        all.filter((r) => matchesFilters(r, q)),
         q,
-        (id) => all.find((r) => r.id === id)?.seq,
+        (id) => all.some((r) => r.id === id),
       );
     },
     bounds(owner) {
       open();
       const all = archives.get(owner);
       if (!all || all.length === 0) return null;
-      const copy = (r: Row): ArchivedMessage => ({ id: r.id, stamp: new Date(r.stamp), with: r.with, stanza: r.stanza });
       return { first: copy(all[0]!), last: copy(all[all.length - 1]!) };
     },
     prefs(owner) {

@@ -70,6 +70,55 @@ describe('admin socket', () => {
     }
   });
 
+  it('keeps replies in request order when an earlier answer comes later (shards answer asynchronously)', async () => {
+    let release!: () => void;
+    const slow = new Promise<void>((r) => (release = r));
+    const ch = await listenAdmin(dir, {
+      // The session list waits for the shards; the kick after it is answered at once.
+      sessions: async () => {
+        await slow;
+        return [];
+      },
+      kick: async () => {
+        release();
+        return 3;
+      },
+    });
+    try {
+      const replies = await new Promise<string>((done) => {
+        const s = connect(ch.path);
+        let text = '';
+        s.on('data', (d) => {
+          text += d;
+          if (text.split('\n').length > 2) {
+            s.end();
+            done(text);
+          }
+        });
+        s.write('{"cmd":"sessions"}\n{"cmd":"kick","jid":"a@x"}\n');
+      });
+      expect(replies.trim().split('\n').map((l) => JSON.parse(l) as object)).toEqual([
+        { ok: true, sessions: [] },
+        { ok: true, kicked: 3 },
+      ]);
+    } finally {
+      await ch.close();
+    }
+  });
+
+  it('answers internal-server-error when the server fails to answer, and keeps serving', async () => {
+    const ch = await listenAdmin(dir, {
+      sessions: () => Promise.reject(new Error('shard gone')),
+      kick: () => 1,
+    });
+    try {
+      expect(await adminRequest(dir, { cmd: 'sessions' })).toEqual({ ok: false, error: 'internal-server-error', message: 'shard gone' });
+      expect(await adminRequest(dir, { cmd: 'kick', jid: 'a@x' })).toEqual({ ok: true, kicked: 1 });
+    } finally {
+      await ch.close();
+    }
+  });
+
   it('replaces a stale socket file but refuses to start beside a live server on the same data directory', async () => {
     writeFileSync(join(dir, 'hermod.sock'), '');
     const first = await listenAdmin(dir, fakeTarget());

@@ -8,8 +8,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { UnknownArchiveId, type ArchiveQuery } from '../../src/storage/archive.js';
+import { archiveIds, archiveIdTime, UnknownArchiveId, type ArchiveQuery } from '../../src/storage/archive.js';
 import { createMemoryStorage } from '../../src/storage/memory.js';
+import { FLUSH_MS } from '../../src/storage/archive-sqlite.js';
 import { DATABASE_FILE, openSqliteStorage, SCHEMA_VERSION } from '../../src/storage/sqlite.js';
 import type { Storage } from '../../src/storage/types.js';
 
@@ -31,15 +32,20 @@ const backends: [string, () => Storage][] = [
 const ALICE = 'alice@example.org';
 const T0 = Date.UTC(2026, 0, 1, 12, 0, 0);
 
+/** Archive ids of messages m0..m19, one minute apart from T0 (made once: ids are unique). */
+const next = archiveIds();
+const M = Array.from({ length: 20 }, (_, i) => next(new Date(T0 + i * 60_000)));
+const name = new Map(M.map((id, i) => [id, `m${i}`]));
+
 /** Ten messages m0..m9 one minute apart, alternately with bob/phone and carol/desk (incoming). */
 function fill(s: Storage, owner = ALICE, n = 10): void {
   for (let i = 0; i < n; i++) {
     const contact = i % 2 === 0 ? 'bob@example.org/phone' : 'carol@example.org/desk';
-    s.mam.append({ owner, id: `m${i}`, stamp: new Date(T0 + i * 60_000), with: contact, stanza: `<message><body>${i}</body></message>` });
+    s.mam.append({ owner, id: M[i]!, stamp: new Date(T0 + i * 60_000), with: contact, stanza: `<message><body>${i}</body></message>` });
   }
 }
 
-const ids = (s: Storage, q: Partial<ArchiveQuery>, owner = ALICE) => s.mam.query(owner, { max: 100, ...q }).items.map((m) => m.id);
+const ids = (s: Storage, q: Partial<ArchiveQuery>, owner = ALICE) => s.mam.query(owner, { max: 100, ...q }).items.map((m) => name.get(m.id) ?? m.id);
 
 describe.each(backends)('archive store (%s)', (_name, open) => {
   it('returns an archive oldest first with stamp, contact and stanza as appended (XEP-0313 §4.2)', () => {
@@ -50,8 +56,8 @@ describe.each(backends)('archive store (%s)', (_name, open) => {
       complete: true,
       count: 2,
       items: [
-        { id: 'm0', stamp: new Date(T0), with: 'bob@example.org/phone', stanza: '<message><body>0</body></message>' },
-        { id: 'm1', stamp: new Date(T0 + 60_000), with: 'carol@example.org/desk', stanza: '<message><body>1</body></message>' },
+        { id: M[0]!, stamp: new Date(T0), with: 'bob@example.org/phone', stanza: '<message><body>0</body></message>' },
+        { id: M[1]!, stamp: new Date(T0 + 60_000), with: 'carol@example.org/desk', stanza: '<message><body>1</body></message>' },
       ],
     });
     expect(s.mam.query('bob@example.org', { max: 10 })).toEqual({ items: [], complete: true, count: 0 });
@@ -80,13 +86,13 @@ describe.each(backends)('archive store (%s)', (_name, open) => {
   it('filters by after-id, before-id and ids (urn:xmpp:mam:2#extended)', () => {
     const s = open();
     fill(s);
-    expect(ids(s, { afterId: 'm6' })).toEqual(['m7', 'm8', 'm9']);
-    expect(ids(s, { beforeId: 'm2' })).toEqual(['m0', 'm1']);
-    expect(ids(s, { afterId: 'm2', beforeId: 'm5' })).toEqual(['m3', 'm4']);
-    expect(ids(s, { ids: ['m7', 'm1', 'nope'] })).toEqual(['m1', 'm7']);
+    expect(ids(s, { afterId: M[6]! })).toEqual(['m7', 'm8', 'm9']);
+    expect(ids(s, { beforeId: M[2]! })).toEqual(['m0', 'm1']);
+    expect(ids(s, { afterId: M[2]!, beforeId: M[5]! })).toEqual(['m3', 'm4']);
+    expect(ids(s, { ids: [M[7]!, M[1]!, 'nope'] })).toEqual(['m1', 'm7']);
     expect(ids(s, { ids: [] })).toEqual([]);
     // An id that exists but is filtered out by 'with' still cuts the list.
-    expect(ids(s, { with: 'bob@example.org', afterId: 'm5' })).toEqual(['m6', 'm8']);
+    expect(ids(s, { with: 'bob@example.org', afterId: M[5]! })).toEqual(['m6', 'm8']);
     s.close();
   });
 
@@ -94,14 +100,14 @@ describe.each(backends)('archive store (%s)', (_name, open) => {
     const s = open();
     fill(s);
     const p1 = s.mam.query(ALICE, { max: 4 });
-    expect([p1.items.map((m) => m.id), p1.complete, p1.count]).toEqual([['m0', 'm1', 'm2', 'm3'], false, 10]);
-    const p2 = s.mam.query(ALICE, { max: 4, after: 'm3' });
-    expect([p2.items.map((m) => m.id), p2.complete]).toEqual([['m4', 'm5', 'm6', 'm7'], false]);
-    const p3 = s.mam.query(ALICE, { max: 4, after: 'm7' });
-    expect([p3.items.map((m) => m.id), p3.complete, p3.count]).toEqual([['m8', 'm9'], true, 10]);
+    expect([p1.items.map((m) => name.get(m.id)), p1.complete, p1.count]).toEqual([['m0', 'm1', 'm2', 'm3'], false, 10]);
+    const p2 = s.mam.query(ALICE, { max: 4, after: M[3]! });
+    expect([p2.items.map((m) => name.get(m.id)), p2.complete]).toEqual([['m4', 'm5', 'm6', 'm7'], false]);
+    const p3 = s.mam.query(ALICE, { max: 4, after: M[7]! });
+    expect([p3.items.map((m) => name.get(m.id)), p3.complete, p3.count]).toEqual([['m8', 'm9'], true, 10]);
     // Exactly max left: complete, as no further page exists.
-    expect(s.mam.query(ALICE, { max: 2, after: 'm7' }).complete).toBe(true);
-    expect(s.mam.query(ALICE, { max: 4, after: 'm9' })).toEqual({ items: [], complete: true, count: 10 });
+    expect(s.mam.query(ALICE, { max: 2, after: M[7]! }).complete).toBe(true);
+    expect(s.mam.query(ALICE, { max: 4, after: M[9]! })).toEqual({ items: [], complete: true, count: 10 });
     s.close();
   });
 
@@ -109,12 +115,12 @@ describe.each(backends)('archive store (%s)', (_name, open) => {
     const s = open();
     fill(s);
     const last = s.mam.query(ALICE, { max: 3, before: '' });
-    expect([last.items.map((m) => m.id), last.complete]).toEqual([['m7', 'm8', 'm9'], false]);
-    const prev = s.mam.query(ALICE, { max: 3, before: 'm7' });
-    expect([prev.items.map((m) => m.id), prev.complete]).toEqual([['m4', 'm5', 'm6'], false]);
-    const first = s.mam.query(ALICE, { max: 4, before: 'm4' });
-    expect([first.items.map((m) => m.id), first.complete]).toEqual([['m0', 'm1', 'm2', 'm3'], true]);
-    expect(s.mam.query(ALICE, { max: 3, before: 'm0' })).toEqual({ items: [], complete: true, count: 10 });
+    expect([last.items.map((m) => name.get(m.id)), last.complete]).toEqual([['m7', 'm8', 'm9'], false]);
+    const prev = s.mam.query(ALICE, { max: 3, before: M[7]! });
+    expect([prev.items.map((m) => name.get(m.id)), prev.complete]).toEqual([['m4', 'm5', 'm6'], false]);
+    const first = s.mam.query(ALICE, { max: 4, before: M[4]! });
+    expect([first.items.map((m) => name.get(m.id)), first.complete]).toEqual([['m0', 'm1', 'm2', 'm3'], true]);
+    expect(s.mam.query(ALICE, { max: 3, before: M[0]! })).toEqual({ items: [], complete: true, count: 10 });
     s.close();
   });
 
@@ -134,7 +140,7 @@ describe.each(backends)('archive store (%s)', (_name, open) => {
       expect(() => s.mam.query(ALICE, { max: 5, ...q })).toThrow(UnknownArchiveId);
     }
     // m0 exists, but in alice's archive only: bob's own m0 does not leak into alice's lookups.
-    expect(() => s.mam.query('carol@example.org', { max: 5, after: 'm0' })).toThrow(UnknownArchiveId);
+    expect(() => s.mam.query('carol@example.org', { max: 5, after: M[0]! })).toThrow(UnknownArchiveId);
     s.close();
   });
 
@@ -143,7 +149,7 @@ describe.each(backends)('archive store (%s)', (_name, open) => {
     expect(s.mam.bounds(ALICE)).toBeNull();
     fill(s, ALICE, 3);
     const b = s.mam.bounds(ALICE)!;
-    expect([b.first.id, b.first.stamp, b.last.id, b.last.stamp]).toEqual(['m0', new Date(T0), 'm2', new Date(T0 + 120_000)]);
+    expect([name.get(b.first.id), b.first.stamp, name.get(b.last.id), b.last.stamp]).toEqual(['m0', new Date(T0), 'm2', new Date(T0 + 120_000)]);
     s.close();
   });
 
@@ -185,8 +191,28 @@ describe.each(backends)('archive store (%s)', (_name, open) => {
   });
 });
 
+describe('archive ids', () => {
+  it('sort by time and carry it; never go backwards when the clock does', () => {
+    const make = archiveIds();
+    const a = make(new Date(T0));
+    const b = make(new Date(T0));
+    const c = make(new Date(T0 - 5000)); // clock stepped back
+    const d = make(new Date(T0 + 1));
+    expect([a < b, b < c, c < d]).toEqual([true, true, true]);
+    expect([archiveIdTime(a), archiveIdTime(c), archiveIdTime(d)]).toEqual([T0, T0, T0 + 1]);
+    expect(a).toMatch(/^[0-9a-v]{20}$/);
+    expect(archiveIdTime('not-an-archive-id')).toBeNaN();
+  });
+
+  it('differ in their random part when made in the same millisecond by different sources', () => {
+    const [x, y] = [archiveIds()(new Date(T0)), archiveIds()(new Date(T0))];
+    expect(x.slice(0, 12)).toBe(y.slice(0, 12));
+    expect(x).not.toBe(y);
+  });
+});
+
 describe('archive store (sqlite specifics)', () => {
-  it('writes batched appends at the end of the turn, and reads see them before that', async () => {
+  it('writes batched appends a moment later, and reads see them before that', async () => {
     const dir = tempDir();
     const s = openSqliteStorage({ dataDir: dir, iterations: 16 });
     fill(s, ALICE, 2);
@@ -196,7 +222,7 @@ describe('archive store (sqlite specifics)', () => {
     expect(s.mam.query(ALICE, { max: 10 }).count).toBe(2); // the reader flushed it
     expect(rows()).toBe(2);
     fill(s, 'bob@example.org', 3);
-    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setTimeout(r, FLUSH_MS + 50));
     expect(rows()).toBe(5);
     other.close();
     s.close();
