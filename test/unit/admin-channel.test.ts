@@ -25,6 +25,22 @@ function fakeTarget(): AdminTarget & { kicks: [string, StreamError][] } {
   };
 }
 
+/** Write `lines` on one connection to the socket and collect `count` answer lines. */
+function exchange(path: string, lines: string, count: number): Promise<string> {
+  return new Promise<string>((done) => {
+    const s = connect(path);
+    let text = '';
+    s.on('data', (d) => {
+      text += d;
+      if (text.split('\n').length > count) {
+        s.end();
+        done(text);
+      }
+    });
+    s.write(lines);
+  });
+}
+
 describe('admin channel requests', () => {
   it('kicks with policy-violation and a default text unless another offered condition is named', () => {
     const t = fakeTarget();
@@ -50,18 +66,7 @@ describe('admin socket', () => {
     const ch = await listenAdmin(dir, fakeTarget());
     try {
       expect(await adminRequest(dir, { cmd: 'sessions' })).toMatchObject({ ok: true, sessions: [{ jid: 'a@x/r' }] });
-      const replies = await new Promise<string>((done) => {
-        const s = connect(ch.path);
-        let text = '';
-        s.on('data', (d) => {
-          text += d;
-          if (text.split('\n').length > 2) {
-            s.end();
-            done(text);
-          }
-        });
-        s.write('not json\n{"cmd":"kick","jid":"a@x"}\n');
-      });
+      const replies = await exchange(ch.path, 'not json\n{"cmd":"kick","jid":"a@x"}\n', 2);
       const [first, second] = replies.trim().split('\n').map((l) => JSON.parse(l) as { ok: boolean });
       expect(first).toMatchObject({ ok: false, error: 'bad-request', message: 'not a JSON line' });
       expect(second).toEqual({ ok: true, kicked: 1 });
@@ -85,18 +90,7 @@ describe('admin socket', () => {
       },
     });
     try {
-      const replies = await new Promise<string>((done) => {
-        const s = connect(ch.path);
-        let text = '';
-        s.on('data', (d) => {
-          text += d;
-          if (text.split('\n').length > 2) {
-            s.end();
-            done(text);
-          }
-        });
-        s.write('{"cmd":"sessions"}\n{"cmd":"kick","jid":"a@x"}\n');
-      });
+      const replies = await exchange(ch.path, '{"cmd":"sessions"}\n{"cmd":"kick","jid":"a@x"}\n', 2);
       expect(replies.trim().split('\n').map((l) => JSON.parse(l) as object)).toEqual([
         { ok: true, sessions: [] },
         { ok: true, kicked: 3 },
