@@ -56,6 +56,11 @@ const DISCO_ITEMS = 'http://jabber.org/protocol/disco#items';
 
 /** Bytes one item's payload may take: an XEP-0084 avatar of a few hundred KiB, like a vCard. */
 export const PEP_ITEM_LIMIT = 256 * 1024;
+/**
+ * Bytes of all the items one account keeps: an avatar, OMEMO bundles for a dozen devices,
+ * hundreds of bookmarks fit many times over; nodes × max_items × item size would not be a bound.
+ */
+export const PEP_ACCOUNT_BYTES = 4 * 1024 * 1024;
 /** Nodes one account may own: every PEP-using XEP together needs a few dozen. */
 export const PEP_NODE_LIMIT = 100;
 /** Bytes of a node name or item id. */
@@ -211,11 +216,30 @@ export class PepService {
     } else if (!config) {
       this.createNode(owner, node, (config = defaultConfig()));
     }
+    this.checkQuota(owner, node, id, xml, keepCount(config));
     this.store.publish(owner, node, { id, xml, stamp: this.ctx.now(), publisher: ev.session!.jid.full }, keepCount(config));
     ev.reply(`<pubsub xmlns='${PUBSUB}'><publish${attr('node', node)}><item${attr('id', id)}/></publish></pubsub>`);
     // §7.1.2.1: the event to every interested resource, the publisher's own included.
     if (config['pubsub#deliver_notifications'] !== '0') {
       deliverEvent(owner, recipients(this.ctx, owner, node, config), `<items${attr('node', node)}>${itemXml(id, xml, config)}</items>`);
+    }
+  }
+
+  /**
+   * The account's items together stay under PEP_ACCOUNT_BYTES. Only near the limit are the
+   * items this publish replaces or pushes out (max_items) counted, so that replacing an avatar
+   * in a full account still works.
+   */
+  private checkQuota(owner: string, node: string, id: string, xml: string, keep: number): void {
+    const size = Buffer.byteLength(xml);
+    const used = this.store.usage(owner);
+    if (used + size <= PEP_ACCOUNT_BYTES) return;
+    const after = [{ id, xml }, ...this.store.items(owner, node).filter((i) => i.id !== id)];
+    const kept = after.slice(0, keep).reduce((n, i) => n + Buffer.byteLength(i.xml), 0);
+    const before = this.store.items(owner, node).reduce((n, i) => n + Buffer.byteLength(i.xml), 0);
+    if (used - before + kept > PEP_ACCOUNT_BYTES) {
+      // RFC 6120 §8.3.3.12: a local service policy (the per-account quota) refuses it.
+      throw new StanzaError('policy-violation', `PEP items of an account are limited to ${PEP_ACCOUNT_BYTES} bytes`);
     }
   }
 

@@ -335,6 +335,12 @@ export function createMemoryStorage(options?: StorageOptions): Storage {
       items?.clear();
       return n;
     },
+    usage(owner) {
+      open();
+      let bytes = 0;
+      for (const e of pepNodes.get(owner)?.values() ?? []) for (const i of e.items.values()) bytes += Buffer.byteLength(i.xml);
+      return bytes;
+    },
   };
 
   return {

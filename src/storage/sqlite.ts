@@ -325,6 +325,7 @@ export function openSqliteStorage(options: SqliteStorageOptions): SqliteStorage 
       ),
     pepPurge: db.prepare('DELETE FROM pep_item WHERE owner = ? AND node = ?'),
     pepItemDeleteAll: db.prepare('DELETE FROM pep_item WHERE owner = ?'),
+    pepUsage: db.prepare('SELECT coalesce(sum(length(CAST(xml AS BLOB))), 0) FROM pep_item WHERE owner = ?').pluck(),
   };
 
   const writePassword = (account: string, password: ReturnType<typeof toStoredPassword>): void => {
@@ -582,6 +583,7 @@ export function openSqliteStorage(options: SqliteStorageOptions): SqliteStorage 
     },
     retract: (owner, node, id) => q.pepItemDelete.run(owner, node, id).changes > 0,
     purge: (owner, node) => q.pepPurge.run(owner, node).changes,
+    usage: (owner) => q.pepUsage.get(owner) as number,
   };
 
   // PRAGMA synchronous reads back as a number: 1 NORMAL, 2 FULL.

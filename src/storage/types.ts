@@ -266,6 +266,8 @@ export interface PepStore {
   retract(owner: string, node: string, id: string): boolean;
   /** Remove every item of the node; returns how many there were. */
   purge(owner: string, node: string): number;
+  /** UTF-8 bytes of the payloads of every item the owner keeps, all nodes together (quotas). */
+  usage(owner: string): number;
 }
 
 export interface Storage {

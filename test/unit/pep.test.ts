@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { capsOf, verificationString, verifies } from '../../src/modules/pep/caps.js';
 import { checkPreconditions, keepCount, MAX_ITEMS_LIMIT } from '../../src/modules/pep/config.js';
-import { extractCaps, PEP_ITEM_LIMIT, PEP_NODE_LIMIT } from '../../src/modules/pep.js';
+import { extractCaps, PEP_ACCOUNT_BYTES, PEP_ITEM_LIMIT, PEP_NODE_LIMIT } from '../../src/modules/pep.js';
 import { StanzaError } from '../../src/errors.js';
 import { parseElement } from '../../src/xml/element.js';
 import { Scenario, jsFeederFactory } from '../scenario/runner.js';
@@ -111,6 +111,29 @@ describe('PEP bounds', () => {
       `alice receives: <iq type='error' id='over' to='alice@localhost/res'><error type='modify'><policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>*</text><max-nodes-exceeded xmlns='http://jabber.org/protocol/pubsub#errors'/></error></iq>`,
       publish('again', 'urn:example:n0', `<x xmlns='urn:example'/>`),
       published('again', 'urn:example:n0'),
+    );
+    await run(lines.join('\n'));
+  });
+
+  it('keeps an account under its byte quota (policy-violation) yet lets it replace items when full', async () => {
+    const chunk = 250 * 1024;
+    const fit = Math.floor((PEP_ACCOUNT_BYTES - 60 * 1024) / (chunk + 64));
+    const item = (node: string, id: string, size: number) =>
+      `alice sends: <iq type='set' id='${id}'>${PS}<publish node='${node}'><item id='${id}'><d xmlns='urn:example'>${'A'.repeat(size)}</d></item></publish>` +
+      `<publish-options><x xmlns='jabber:x:data' type='submit'><field var='pubsub#max_items'><value>${node === 'urn:example:big' ? 'max' : '1'}</value></field></x></publish-options></pubsub></iq>`;
+    const ok = (node: string, id: string) => `alice receives: <iq type='result' id='${id}' to='alice@localhost/res'>${PS}<publish node='${node}'><item id='${id}'/></publish></pubsub></iq>`;
+    const refused = (id: string) =>
+      `alice receives: <iq type='error' id='${id}' to='alice@localhost/res'><error type='modify'><policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>*</text></error></iq>`;
+    const lines = ['account alice', 'alice connects', item('urn:example:avatar', 'av1', 50 * 1024), ok('urn:example:avatar', 'av1')];
+    for (let i = 0; i < fit; i++) lines.push(item('urn:example:big', `b${i}`, chunk), ok('urn:example:big', `b${i}`));
+    lines.push(
+      item('urn:example:big', 'one-more', chunk),
+      refused('one-more'),
+      // Replacing an item by id, or pushing out a node's only item, does not grow the account.
+      item('urn:example:big', 'b0', chunk),
+      ok('urn:example:big', 'b0'),
+      item('urn:example:avatar', 'av2', 50 * 1024),
+      ok('urn:example:avatar', 'av2'),
     );
     await run(lines.join('\n'));
   });

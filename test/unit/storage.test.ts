@@ -427,6 +427,18 @@ describe.each(backends)('%s storage conformance', (_name, open) => {
       expect(s.pep.items(owner, node)).toEqual([]);
     });
 
+    it('counts the UTF-8 bytes of every item the owner keeps, across nodes', () => {
+      expect(s.pep.usage(owner)).toBe(0);
+      s.pep.setNode(owner, node, {});
+      s.pep.setNode(owner, 'urn:xmpp:nick', {});
+      s.pep.publish(owner, node, { id: 'a', xml: '<x>é</x>', stamp: new Date(1) }, 5);
+      s.pep.publish(owner, 'urn:xmpp:nick', { id: 'b', xml: '<y/>', stamp: new Date(1) }, 5);
+      expect(s.pep.usage(owner)).toBe(9 + 4);
+      s.pep.publish(owner, node, { id: 'a', xml: '<x/>', stamp: new Date(2) }, 5);
+      expect(s.pep.usage(owner)).toBe(4 + 4);
+      expect(s.pep.usage('bob@example.org')).toBe(0);
+    });
+
     it("deleting the account deletes its nodes and items and no one else's", () => {
       s.users.create(owner, 'secret');
       s.pep.setNode(owner, node, {});
