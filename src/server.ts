@@ -167,7 +167,11 @@ export async function startServer(config: HermodConfig, options: StartOptions = 
     }
     let websocket: Listener | null;
     try {
-      websocket = await listenWebSocketClients({ ...config.listen.websocket, backlog: config.listen.c2s.backlog }, sockets, accept);
+      websocket = await listenWebSocketClients(
+        { ...config.listen.websocket, backlog: config.listen.c2s.backlog, maxMessageBytes: config.limits.maxStanzaBytes },
+        sockets,
+        accept,
+      );
     } catch (err) {
       await listeners.close();
       throw err;

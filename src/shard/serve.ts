@@ -100,7 +100,11 @@ export async function startShardedServer(config: HermodConfig, options: ShardedO
   const { c2s, directTls, sockets } = listeners;
   let websocket: Listener | null;
   try {
-    websocket = await listenWebSocketClients({ ...config.listen.websocket, backlog: config.listen.c2s.backlog }, sockets, accept);
+    websocket = await listenWebSocketClients(
+      { ...config.listen.websocket, backlog: config.listen.c2s.backlog, maxMessageBytes: config.limits.maxStanzaBytes },
+      sockets,
+      accept,
+    );
   } catch (err) {
     await listeners.close();
     await pool.close(0);

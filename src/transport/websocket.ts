@@ -59,6 +59,48 @@ export function frameOutbound(chunk: string | Uint8Array): string {
   return xml;
 }
 
+/**
+ * Our own output strings cut into their top-level pieces: the stream layer may join several
+ * (header and features, an error and the close tag) into one string for a single socket write,
+ * but §3.3.3 wants one element per WebSocket message. Only well-formed, escaped markup we wrote
+ * comes here (routed stanzas are bytes), so tracking tags, quotes and depth is enough; the
+ * stream header and </stream:stream> are pieces of their own.
+ */
+export function splitTopLevel(xml: string): string[] {
+  const pieces: string[] = [];
+  let start = 0;
+  let depth = 0;
+  let i = 0;
+  while (i < xml.length) {
+    const lt = xml.indexOf('<', i);
+    if (lt === -1) break;
+    let gt = lt + 1;
+    for (let quote = ''; gt < xml.length; gt++) {
+      const c = xml[gt]!;
+      if (quote) {
+        if (c === quote) quote = '';
+      } else if (c === "'" || c === '"') quote = c;
+      else if (c === '>') break;
+    }
+    const tag = xml.slice(lt, gt + 1);
+    i = gt + 1;
+    if (tag.startsWith('<?')) continue; // the XML declaration travels with the header
+    if (depth === 0 && (tag.startsWith('<stream:stream') || tag === STREAM_END)) {
+      pieces.push(xml.slice(start, i));
+      start = i;
+      continue;
+    }
+    if (tag.startsWith('</')) depth--;
+    else if (!tag.endsWith('/>')) depth++;
+    if (depth === 0) {
+      pieces.push(xml.slice(start, i));
+      start = i;
+    }
+  }
+  if (start < xml.length) pieces.push(xml.slice(start));
+  return pieces;
+}
+
 const XMLNS = Buffer.from('xmlns');
 const CLIENT_XMLNS = Buffer.from(` xmlns='${CLIENT_NS}'`);
 
@@ -166,7 +208,8 @@ export class WebSocketTransport implements ClientTransport {
     // §3.3.3: one element per message; the stream queues one element per chunk. Routed stanzas
     // arrive as spliced bytes and go out as text frames without a decode to a string.
     for (const chunk of chunks) {
-      this.ws.send(typeof chunk === 'string' ? frameOutbound(chunk) : frameOutboundBytes(chunk), { binary: false });
+      if (typeof chunk !== 'string') this.ws.send(frameOutboundBytes(chunk), { binary: false });
+      else for (const piece of splitTopLevel(chunk)) this.ws.send(frameOutbound(piece), { binary: false });
     }
   }
 
@@ -223,6 +266,8 @@ export interface WebSocketListenOptions {
   port: number;
   path: string;
   backlog: number;
+  /** Largest message accepted (limits.max_stanza_bytes): ws refuses bigger ones with 1009 before buffering them. */
+  maxMessageBytes?: number;
 }
 
 /**
@@ -257,7 +302,10 @@ export function listenWebSocket(
     path: options.path,
     // §3.1: only the 'xmpp' subprotocol; a client that does not offer it is refused below.
     handleProtocols: (protocols: Set<string>) => (protocols.has('xmpp') ? 'xmpp' : false),
-    maxPayload: 16 * 1024 * 1024,
+    // §3.3.3: a message is one element, so nothing larger than a stanza may be is ever useful;
+    // without this bound ws would buffer up to its default (100 MiB) per connection, before
+    // authentication and before the core's size check could see a byte.
+    maxPayload: (options.maxMessageBytes ?? 16 * 1024 * 1024) + 1024,
   });
   wss.on('connection', (ws: WebSocket, req: IncomingMessage) => {
     if (ws.protocol !== 'xmpp') {
