@@ -151,6 +151,18 @@ VirtualHost "localhost"
   },
 };
 
+/**
+ * ejabberd's password storage: its default 'plain' (then every SCRAM login runs PBKDF2 on the
+ * server, in Erlang), or, with HERMOD_BENCH_EJABBERD_PASSWORDS=scram, SCRAM-SHA-256 keys stored
+ * the way Hermod stores them (then SCRAM logins need no PBKDF2 on either server).
+ */
+function ejabberdPasswords(): string {
+  const mode = process.env.HERMOD_BENCH_EJABBERD_PASSWORDS ?? 'plain';
+  if (mode === 'scram') return 'auth_password_format: scram\nauth_scram_hash: sha256';
+  if (mode !== 'plain') throw new Error(`HERMOD_BENCH_EJABBERD_PASSWORDS is plain or scram, not '${mode}'`);
+  return 'auth_password_format: plain';
+}
+
 export const ejabberd: ServerKind = {
   name: 'ejabberd',
   unavailable: () => (existsSync('/usr/sbin/ejabberdctl') && which('erl') ? null : 'ejabberd is not installed (apt-get install ejabberd)'),
@@ -183,7 +195,7 @@ access_rules:
   local:
     allow: local
 auth_method: internal
-auth_password_format: plain
+${ejabberdPasswords()}
 registration_timeout: infinity
 max_fsm_queue: 100000
 modules:

@@ -4,12 +4,13 @@
  * <auth/>, and the log line of a failed attempt.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ScramClient } from '../../bench/load/scram.js';
 import { loadCore } from '../../src/core/parser.js';
 import { createMemoryStorage } from '../../src/storage/memory.js';
 import { C2SStream, StreamPhase, type C2SDeps } from '../../src/stream/c2s.js';
-import { SaslProvider } from '../../src/stream/sasl/index.js';
+import { SaslProvider, decodeSaslPayload } from '../../src/stream/sasl/index.js';
 import { randomBase64, randomHex } from '../../src/stream/random.js';
 import { BIND, HEADER, RecordingTransport, SASL, STREAM_OPTIONS, plainAuth, recordingRouter } from './stream-helpers.js';
 
@@ -91,6 +92,35 @@ describe('login path', () => {
     // A success is counted in the metrics, not logged.
     expect(await s.feed(`<auth ${SASL} mechanism='PLAIN'>${plainAuth('alice', 'secret')}</auth>`)).toContain('<success');
     expect(logged).toHaveLength(1);
+  });
+
+  it('decodes SASL payloads exactly as the RFC 4648 §4 rule says (one-pass decoder against the regex rule)', () => {
+    // The rule as written before the one-pass decoder: strip whitespace, '=' alone is empty data,
+    // otherwise padded base64 or <incorrect-encoding/> (RFC 6120 §6.4.2, §6.5.5).
+    const reference = (text: string): Buffer | null | 'incorrect-encoding' => {
+      const compact = text.replace(/[ \t\r\n]/g, '');
+      if (compact === '') return null;
+      if (compact === '=') return Buffer.alloc(0);
+      if (!/^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(compact)) return 'incorrect-encoding';
+      return Buffer.from(compact, 'base64');
+    };
+    const actual = (text: string): Buffer | null | 'incorrect-encoding' => {
+      try {
+        return decodeSaslPayload(text);
+      } catch (err) {
+        return (err as { condition: string }).condition as 'incorrect-encoding';
+      }
+    };
+    const chars = fc.constantFrom(...'AQYZaz09+/=== \n\r\t*-_é'.split(''));
+    fc.assert(
+      fc.property(fc.array(chars, { maxLength: 14 }), fc.uint8Array({ maxLength: 12 }), (cs, bytes) => {
+        const text = cs.join('');
+        expect(actual(text)).toEqual(reference(text));
+        const b64 = Buffer.from(bytes).toString('base64');
+        expect(actual(b64)).toEqual(reference(b64));
+      }),
+      { numRuns: 3000, seed: 4616 },
+    );
   });
 
   it('draws stream ids and nonces from the random pool without reuse', () => {
