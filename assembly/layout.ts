@@ -143,8 +143,8 @@ export const enum A {
 /** The atom table: short ASCII values (the `to` JIDs a client sends again and again). */
 export const enum Atom {
   Slots = 1024,
-  MaxLen = 56,
-  /** bytes per slot: generation i32, length i32, the bytes */
+  MaxLen = 52,
+  /** bytes per slot: generation i32, length i32, last use i32, the bytes */
   SlotSize = 64,
 }
 

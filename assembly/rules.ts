@@ -33,8 +33,9 @@ export function eqBytes(a: usize, b: usize, n: i32): bool {
 
 /** StanzaKind from the local name (RFC 6120 §8: message, presence, iq). */
 export function kindOf(p: usize, len: i32): i32 {
-  if (len == 7 && eqAscii(p, len, 'message')) return Kind.Message;
-  if (len == 8 && eqAscii(p, len, 'presence')) return Kind.Presence;
+  // whole-word compares (little-endian ASCII): this runs once per stanza
+  if (len == 7 && load<u32>(p) == 0x7373656d && load<u32>(p + 3) == 0x65676173) return Kind.Message;
+  if (len == 8 && load<u64>(p) == 0x65636e6573657270) return Kind.Presence;
   if (len == 2 && load<u16>(p) == 0x7169) return Kind.Iq; // "iq"
   return Kind.Other;
 }
@@ -86,22 +87,31 @@ export function decodeType(p: usize, len: i32, amp: bool): i32 {
     if (len < 0) return Type.Unknown;
     p = TMP;
   }
+  // the frequent values by whole-word compares (little-endian ASCII), the rest byte by byte
   switch (len) {
-    case 3:
-      if (eqAscii(p, len, 'get')) return Type.Get;
-      if (eqAscii(p, len, 'set')) return Type.Set;
+    case 3: {
+      const w = <u32>load<u16>(p) | (<u32>load<u8>(p + 2) << 16);
+      if (w == 0x746567) return Type.Get;
+      if (w == 0x746573) return Type.Set;
       break;
+    }
     case 4:
-      if (eqAscii(p, len, 'chat')) return Type.Chat;
+      if (load<u32>(p) == 0x74616863) return Type.Chat;
       break;
-    case 5:
-      if (eqAscii(p, len, 'error')) return Type.Error;
-      if (eqAscii(p, len, 'probe')) return Type.Probe;
+    case 5: {
+      const w = load<u32>(p);
+      const c = load<u8>(p + 4);
+      if (w == 0x6f727265 && c == 0x72) return Type.Error;
+      if (w == 0x626f7270 && c == 0x65) return Type.Probe;
       break;
-    case 6:
-      if (eqAscii(p, len, 'result')) return Type.Result;
-      if (eqAscii(p, len, 'normal')) return Type.Normal;
+    }
+    case 6: {
+      const w = load<u32>(p);
+      const c = load<u16>(p + 4);
+      if (w == 0x75736572 && c == 0x746c) return Type.Result;
+      if (w == 0x6d726f6e && c == 0x6c61) return Type.Normal;
       break;
+    }
     case 8:
       if (eqAscii(p, len, 'headline')) return Type.Headline;
       break;
@@ -204,28 +214,53 @@ const ATOMS: usize = memory.data(Atom.Slots * Atom.SlotSize, 16);
 
 /**
  * Intern a short ASCII value: returns (slot + 1) and sets atomGen, or 0 when it does not fit.
- * A direct-mapped cache: a new value evicts the slot's previous one and bumps its generation,
- * so JS can keep one decoded string per slot and trust it while the generation matches.
+ * A two-way set-associative cache: a new value evicts the less recently used slot of its pair
+ * and bumps that slot's generation, so JS can keep one decoded string per slot and trust it
+ * while the generation matches. (The clock wrapping after 2^32 values only blurs which slot of
+ * a pair is evicted.)
  */
 export let atomGen: i32 = 0;
+let atomClock: u32 = 0;
+
+/** Slot e holds the value [p, p+len). */
+@inline function atomIs(e: usize, p: usize, len: i32): bool {
+  return load<i32>(e + 4) == len && eqBytes(e + 12, p, len);
+}
+
 export function intern(p: usize, len: i32): i32 {
   if (len == 0 || len > Atom.MaxLen) return 0;
-  let head: u64 = 0;
-  let tail: u64 = 0;
-  if (len >= 8) {
-    head = load<u64>(p);
-    tail = load<u64>(p + <usize>len - 8);
-  } else {
-    for (let i = 0; i < len; i++) head = (head << 8) | <u64>load<u8>(p + <usize>i);
+  // every byte counts: JIDs that differ only in the middle (juliet@example.com/balcony,
+  // juliet@example.net/balcony) must not share a slot, or they evict each other on every stanza
+  let x: u64 = <u64>len;
+  let i = 0;
+  while (i + 8 <= len) {
+    x = (x ^ load<u64>(p + <usize>i)) * 0x9e3779b97f4a7c15;
+    x ^= x >> 29;
+    i += 8;
   }
-  const h = <u32>(((head * 0x9e3779b97f4a7c15) ^ (tail * 0xc2b2ae3d27d4eb4f) ^ <u64>len) >> 40);
-  const slot = h & (Atom.Slots - 1);
-  const e = ATOMS + <usize>(slot * Atom.SlotSize);
-  if (load<i32>(e + 4) != len || !eqBytes(e + 8, p, len)) {
-    memory.copy(e + 8, p, len);
-    store<i32>(e + 4, len);
-    store<i32>(e, load<i32>(e) + 1);
+  if (i < len) {
+    // the last 8 bytes again (overlapping), or the whole short value byte by byte
+    let t: u64 = 0;
+    if (len >= 8) t = load<u64>(p + <usize>len - 8);
+    else for (; i < len; i++) t = (t << 8) | <u64>load<u8>(p + <usize>i);
+    x = (x ^ t) * 0xc2b2ae3d27d4eb4f;
   }
+  const h = <u32>(x >> 40);
+  // two-way set: the value may sit in either slot of its pair; a new one replaces the pair's
+  // less recently used slot, so two hot values that hash alike do not evict each other
+  const pair = ATOMS + <usize>((h & (Atom.Slots - 2)) * Atom.SlotSize);
+  atomClock++;
+  let e = pair;
+  if (!atomIs(e, p, len)) {
+    e = pair + Atom.SlotSize;
+    if (!atomIs(e, p, len)) {
+      e = load<u32>(pair + 8) <= load<u32>(e + 8) ? pair : e;
+      memory.copy(e + 12, p, len);
+      store<i32>(e + 4, len);
+      store<i32>(e, load<i32>(e) + 1);
+    }
+  }
+  store<u32>(e + 8, atomClock);
   atomGen = load<i32>(e);
-  return <i32>slot + 1;
+  return <i32>((e - ATOMS) / Atom.SlotSize) + 1;
 }

@@ -977,6 +977,50 @@ function skipTextUtf8(p: usize, end: usize): usize {
 }
 
 /**
+ * ASCII NameChar bits by nibble (simdjson-style lookup): a byte is a NameChar when
+ * NAME_LO[low nibble] & NAME_HI[high nibble] ≠ 0. Bit 0: A-O a-o; bit 1: P-Z p-z; bit 2: 0-9 ':';
+ * bit 3: '-' '.'; bit 4: '_'. Bytes ≥ 0x80 get 0 (they stop the run; callers decode them).
+ */
+const NAME_LO: v128 = i8x16(6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 1, 1, 9, 9, 17);
+const NAME_HI: v128 = i8x16(0, 0, 8, 4, 1, 18, 1, 2, 0, 0, 0, 0, 0, 0, 0, 0);
+/** set by nameRun: offset of the one ':' in the run from `from`, -1 none, -2 several */
+let runColon: i32 = -1;
+
+/**
+ * End of the run of ASCII NameChars starting at p (16 bytes per step while the window allows),
+ * counting its colons into runColon relative to `from`. Same set as C.Name in the class table.
+ */
+@inline function nameRun(p: usize, end: usize, from: usize): usize {
+  let colon = -1;
+  while (p + 16 <= end) {
+    const v = v128.load(p);
+    const lo = v128.and(v, i8x16.splat(0x0f));
+    const hi = v128.and(i16x8.shr_u(v, 4), i8x16.splat(0x0f));
+    const m = v128.and(i8x16.swizzle(NAME_LO, lo), i8x16.swizzle(NAME_HI, hi));
+    const stop = <u32>i8x16.bitmask(i8x16.eq(m, i8x16.splat(0)));
+    let colons = <u32>i8x16.bitmask(i8x16.eq(v, i8x16.splat(<i8>Ch.Colon)));
+    if (stop != 0) colons &= (stop ^ (stop - 1)) >> 1;
+    if (colons != 0) {
+      if (colon != -1 || popcnt(colons) > 1) colon = -2;
+      else colon = <i32>(p - from) + ctz(colons);
+    }
+    if (stop != 0) {
+      runColon = colon;
+      return p + <usize>ctz(stop);
+    }
+    p += 16;
+  }
+  while (p < end) {
+    const c = <u32>load<u8>(p);
+    if ((cls(c) & C.Name) == 0) break;
+    if (c == Ch.Colon) colon = colon == -1 ? <i32>(p - from) : -2;
+    p++;
+  }
+  runColon = colon;
+  return p;
+}
+
+/**
  * Fast path for the common tag: ASCII names, attribute values without references or non-ASCII,
  * the whole tag inside the window. Anything else (window end, references, non-ASCII, any error)
  * returns 0 and the resumable state machine reads the same tag again from its '<' — so a byte
@@ -1009,24 +1053,29 @@ function fastTag(lt: usize, end: usize): usize {
   }
   if ((cls(c) & C.NameStart) == 0) return 0;
   const ns = p;
-  let colon = -1;
-  p++;
-  while (true) {
-    if (p >= end) return 0;
-    c = <u32>load<u8>(p);
-    if ((cls(c) & C.Name) == 0) break;
-    if (c == Ch.Colon) {
-      if (colon != -1) return 0;
-      colon = <i32>(p - ns);
-    }
-    p++;
-  }
+  p = nameRun(p + 1, end, ns);
+  if (p >= end) return 0;
+  const colon = runColon;
+  if (colon == -2) return 0;
+  c = <u32>load<u8>(p);
   const nlen = <i32>(p - ns);
   if (colon >= 0 && !qnameOk(ns, nlen, colon)) return 0;
   const base = sStart;
   const maxN = maxAttrs;
   let n = 0;
   let self = false;
+  let prefixed = false;
+  let xv: usize = 0;
+  let xl = 0;
+  let toV: usize = 0;
+  let toL = 0;
+  let fromW: usize = 0;
+  let fromV: usize = 0;
+  let fromL = 0;
+  let idV: usize = 0;
+  let idL = 0;
+  let typeV: usize = 0;
+  let typeL = 0;
   while (true) {
     // p < end here
     const ws = p;
@@ -1046,18 +1095,11 @@ function fastTag(lt: usize, end: usize): usize {
     }
     if (ws == p || (cls(c) & C.NameStart) == 0) return 0;
     const an = p;
-    let acolon = -1;
-    p++;
-    while (true) {
-      if (p >= end) return 0;
-      c = <u32>load<u8>(p);
-      if ((cls(c) & C.Name) == 0) break;
-      if (c == Ch.Colon) {
-        if (acolon != -1) return 0;
-        acolon = <i32>(p - an);
-      }
-      p++;
-    }
+    p = nameRun(p + 1, end, an);
+    if (p >= end) return 0;
+    const acolon = runColon;
+    if (acolon == -2) return 0;
+    c = <u32>load<u8>(p);
     const alen = <i32>(p - an);
     if (acolon >= 0 && !qnameOk(an, alen, acolon)) return 0;
     while ((cls(c) & C.Ws) != 0) {
@@ -1092,15 +1134,43 @@ function fastTag(lt: usize, end: usize): usize {
       if (load<u8>(o) == load<u8>(an) && eqBytes(o, an, alen)) return 0;
     }
     const e = ATTRS + (<usize>(n * A.Size) << 2);
+    const vl = <i32>(p - vs);
     store<i32>(e + (A.NameOff << 2), <i32>(an - base));
     store<i32>(e + (A.NameLen << 2), alen);
     store<i32>(e + (A.Colon << 2), acolon);
     store<i32>(e + (A.ValOff << 2), <i32>(vs - base));
-    store<i32>(e + (A.ValLen << 2), <i32>(p - vs));
+    store<i32>(e + (A.ValLen << 2), vl);
     store<i32>(e + (A.Amp << 2), 0);
     store<i32>(e + (A.PreWs << 2), <i32>(ws - base));
     store<i32>(e + (A.Spare << 2), 0);
     n++;
+    // the attributes the descriptor and the namespace scope need, picked out in this same pass
+    if (acolon >= 0) prefixed = true;
+    else if (alen == 5) {
+      if (isXmlnsAt(an)) {
+        xv = vs;
+        xl = vl;
+      }
+    } else if (alen == 2) {
+      const w = load<u16>(an);
+      if (w == 0x6f74) {
+        toV = vs;
+        toL = vl;
+      } else if (w == 0x6469) {
+        idV = vs;
+        idL = vl;
+      }
+    } else if (alen == 4) {
+      const w = load<u32>(an);
+      if (w == 0x6d6f7266) {
+        fromW = ws;
+        fromV = vs;
+        fromL = vl;
+      } else if (w == 0x65707974) {
+        typeV = vs;
+        typeL = vl;
+      }
+    }
     if (++p >= end) return 0;
     c = <u32>load<u8>(p);
   }
@@ -1109,7 +1179,90 @@ function fastTag(lt: usize, end: usize): usize {
   elemColon = colon;
   attrCount = n;
   tagKind = TagKind.Element;
-  finishStartTag(p, self);
+  const level = depth + 1;
+  // Unprefixed element, no prefixed attribute, no xmlns='' of the xml namespace, within the
+  // limits: nothing but the default namespace can be in play, so the general routine (which
+  // would find every failure below) is not needed. Everything else goes through it.
+  if (
+    prefixed ||
+    colon >= 0 ||
+    <i32>(p - base) > maxBytes ||
+    level > maxDepth ||
+    nsCount >= NS_CAP ||
+    (xl == XML_NS_LEN && eqBytes(xv, XML_NS, xl))
+  ) {
+    finishStartTag(p, self);
+    return p;
+  }
+  const ns0 = nsCount;
+  let nsOff: usize = 0;
+  let nsLen = 0;
+  let nsIn = true;
+  if (xv != 0) {
+    // Namespaces in XML §3: the default namespace declaration of this element
+    const d = NSS + <usize>(nsCount * NS_SIZE);
+    store<i32>(d, 0);
+    store<i32>(d + 4, 0);
+    store<i32>(d + 8, <i32>(xv - base));
+    store<i32>(d + 12, xl);
+    store<i32>(d + 16, level);
+    store<i32>(d + 20, 0);
+    nsCount++;
+    nsOff = xv;
+    nsLen = xl;
+  } else if (depth == 0 || (depth == 1 && S(F.ChildCount) == 0)) {
+    resolve(ns, 0);
+    nsOff = resOff;
+    nsLen = resLen;
+    nsIn = resInStanza;
+  }
+  if (depth == 0) {
+    const kind = kindOf(ns, nlen);
+    let flags = nsIn ? 0 : Fl.NsAbs;
+    W(F.Kind, kind);
+    W(F.NameEnd, <i32>(ns - base) + nlen);
+    W(F.ToOff, toV != 0 ? <i32>(toV - base) : -1);
+    W(F.ToLen, toL);
+    W(F.ToAtom, toV != 0 ? intern(toV, toL) : 0);
+    W(F.ToAtomGen, atomGen);
+    W(F.FromOff, fromV != 0 ? <i32>(fromV - base) : -1);
+    W(F.FromLen, fromL);
+    W(F.FromAttrStart, fromV != 0 ? <i32>(fromW - base) : -1);
+    W(F.FromAttrEnd, fromV != 0 ? <i32>(fromV - base) + fromL + 1 : -1);
+    W(F.IdOff, idV != 0 ? <i32>(idV - base) : -1);
+    W(F.IdLen, idL);
+    W(F.TypeOff, typeV != 0 ? <i32>(typeV - base) : -1);
+    W(F.TypeLen, typeL);
+    W(F.Type, typeV != 0 ? typeForKind(kind, decodeType(typeV, typeL, false)) : Type.None);
+    W(F.NsOff, nsIn ? <i32>(nsOff - base) : <i32>nsOff);
+    W(F.NsLen, nsLen);
+    W(F.ChildCount, 0);
+    W(F.ChildNameOff, -1);
+    W(F.ChildNameLen, 0);
+    W(F.ChildNsOff, -1);
+    W(F.ChildNsLen, 0);
+    attrCount = 0;
+    if (self) {
+      nsCount = ns0;
+      W(F.Flags, flags | Fl.SelfClosing);
+      finishStanza(p);
+      return p;
+    }
+    W(F.Flags, flags);
+  } else {
+    if (depth == 1) captureChild(nsOff, nsLen, nsIn, 0);
+    attrCount = 0;
+    if (self) {
+      nsCount = ns0;
+      tok = Tok.Text;
+      return p;
+    }
+  }
+  const slot = ELEM + (<usize>depth << 3);
+  store<i32>(slot, <i32>(ns - base));
+  store<i32>(slot + 4, nlen);
+  depth = level;
+  tok = Tok.Text;
   return p;
 }
 
@@ -1552,7 +1705,7 @@ function captureChild(nsOff: usize, nsLen: i32, nsIn: bool, nsAmp: i32): void {
   const cc = SO(s0, F.ChildCount) + 1;
   let flags = SO(s0, F.Flags);
   WO(s0, F.ChildCount, cc);
-  if (llen == 5 && eqAscii(local, 5, 'error')) flags |= Fl.HasErrorChild;
+  if (llen == 5 && load<u32>(local) == 0x6f727265 && load<u8>(local + 4) == 0x72) flags |= Fl.HasErrorChild; // "error"
   if (cc == 1) {
     WO(s0, F.ChildNameOff, rel(local));
     WO(s0, F.ChildNameLen, llen);
