@@ -318,7 +318,7 @@ export class PepService {
   items(ev: IqEvent, el: Element): void {
     const owner = ev.to!.bare;
     const node = nodeAttr(el);
-    const config = this.readable(owner, node, ev.session!.bare);
+    this.readable(owner, node, ev.session!.bare);
     const wanted = childElements(el)
       .filter((c) => c.getName() === 'item' && typeof c.attrs.id === 'string')
       .map((c) => c.attrs.id as string);
@@ -336,7 +336,8 @@ export class PepService {
       }
       list = this.store.items(owner, node, n).reverse();
     }
-    const body = list.map((i) => itemXml(i.id, i.xml, config)).join('');
+    // deliver_payloads concerns notifications only (XEP-0060 §16.4.4): retrieval returns payloads.
+    const body = list.map((i) => `<item${attr('id', i.id)}>${i.xml}</item>`).join('');
     ev.reply(`<pubsub xmlns='${PUBSUB}'><items${attr('node', node)}>${body}</items></pubsub>`);
   }
 

@@ -158,6 +158,36 @@ describe('PEP bounds', () => {
   });
 });
 
+describe('PEP notifications', () => {
+  const C = `<c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='https://example.org/alice' ver='yiOCQxodEtR+lCsJUA6EGCitGU8='/>`;
+  const EVENT = (inner: string) =>
+    `alice/desk receives: <message from='alice@localhost' to='alice@localhost/desk' type='headline'><event xmlns='http://jabber.org/protocol/pubsub#event'>${inner}</event></message>`;
+
+  it('leaves payloads out of events when deliver_payloads is off, but not out of retrieval (XEP-0060 §16.4.4)', async () => {
+    await run(
+      [
+        'account alice',
+        'alice/desk connects',
+        `alice/desk sends: <presence>${C}</presence>`,
+        `alice/desk receives: <presence from='alice@localhost/desk'>${C}</presence>`,
+        `alice/desk receives: <iq type='get' id='pep-caps-1' from='localhost' to='alice@localhost/desk'><query xmlns='${DISCO}' node='https://example.org/alice#yiOCQxodEtR+lCsJUA6EGCitGU8='/></iq>`,
+        `alice/desk sends: <iq type='result' id='pep-caps-1' to='localhost'><query xmlns='${DISCO}'><identity category='client' type='pc' name='Alice'/><feature var='${DISCO}'/><feature var='urn:xmpp:bookmarks:1+notify'/><feature var='urn:example:list+notify'/></query></iq>`,
+        `alice/desk sends: <iq type='set' id='c1'>${PS}<create node='urn:example:list'/><configure><x xmlns='jabber:x:data' type='submit'><field var='pubsub#deliver_payloads'><value>0</value></field></x></configure></pubsub></iq>`,
+        `alice/desk receives: <iq type='result' id='c1' to='alice@localhost/desk'/>`,
+        `alice/desk sends: <iq type='set' id='p1'>${PS}<publish node='urn:example:list'><item id='x'><e xmlns='urn:example'>secret</e></item></publish></pubsub></iq>`,
+        `alice/desk receives: <iq type='result' id='p1' to='alice@localhost/desk'>${PS}<publish node='urn:example:list'><item id='x'/></publish></pubsub></iq>`,
+        EVENT(`<items node='urn:example:list'><item id='x'/></items>`),
+        `alice/desk sends: <iq type='get' id='g1'>${PS}<items node='urn:example:list'/></pubsub></iq>`,
+        `alice/desk receives: <iq type='result' id='g1' to='alice@localhost/desk'>${PS}<items node='urn:example:list'><item id='x'><e xmlns='urn:example'>secret</e></item></items></pubsub></iq>`,
+        // A node that does not notify at all (deliver_notifications off) stays silent.
+        `alice/desk sends: <iq type='set' id='p2'>${PS}<publish node='urn:xmpp:bookmarks:1'><item id='b'><conference xmlns='urn:xmpp:bookmarks:1'/></item></publish><publish-options><x xmlns='jabber:x:data' type='submit'><field var='pubsub#deliver_notifications'><value>false</value></field></x></publish-options></pubsub></iq>`,
+        `alice/desk receives: <iq type='result' id='p2' to='alice@localhost/desk'>${PS}<publish node='urn:xmpp:bookmarks:1'><item id='b'/></publish></pubsub></iq>`,
+        'alice/desk receives nothing',
+      ].join('\n'),
+    );
+  });
+});
+
 describe('PEP caps resolution', () => {
   const C = (ver: string) => `<c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='https://example.org/c' ver='${ver}'/>`;
   const answer = (alias: string, id: string, ver: string) =>
