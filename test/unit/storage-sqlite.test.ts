@@ -246,6 +246,25 @@ describe('sqlite storage persistence', () => {
     check.close();
   });
 
+  it('keeps PEP nodes, their configuration and items (order, publisher, stamp) across reopen', () => {
+    const dataDir = tempDir();
+    const a = openSqliteStorage({ dataDir, iterations: 16 });
+    a.pep.setNode('alice@example.org', 'urn:xmpp:bookmarks:1', { 'pubsub#access_model': 'whitelist', 'pubsub#max_items': 'max' });
+    a.pep.publish('alice@example.org', 'urn:xmpp:bookmarks:1', { id: 'r1', xml: '<conference/>', stamp: new Date(1000), publisher: 'alice@example.org/pc' }, 10);
+    a.pep.publish('alice@example.org', 'urn:xmpp:bookmarks:1', { id: 'r2', xml: '<conference name="é"/>', stamp: new Date(2000) }, 10);
+    a.close();
+    const b = openSqliteStorage({ dataDir, iterations: 16 });
+    try {
+      expect(b.pep.node('alice@example.org', 'urn:xmpp:bookmarks:1')?.config).toEqual({ 'pubsub#access_model': 'whitelist', 'pubsub#max_items': 'max' });
+      expect(b.pep.items('alice@example.org', 'urn:xmpp:bookmarks:1')).toEqual([
+        { id: 'r2', xml: '<conference name="é"/>', stamp: new Date(2000), publisher: null },
+        { id: 'r1', xml: '<conference/>', stamp: new Date(1000), publisher: 'alice@example.org/pc' },
+      ]);
+    } finally {
+      b.close();
+    }
+  });
+
   it('upgrades a schema-4 database in place, adding empty PEP tables and keeping stored XML', () => {
     const dataDir = tempDir();
     const old = openSqliteStorage({ dataDir, iterations: 16 });
