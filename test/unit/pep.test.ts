@@ -30,6 +30,12 @@ describe('XEP-0115 caps verification (server side of XEP-0163 §4.3.1)', () => {
   it('orders identities, features and extended forms octet-wise in the complex example (XEP-0115 §5.3)', () => {
     const q = parseElement(COMPLEX);
     expect(verifies({ node: 'http://psi-im.org', ver: 'q07IKJEyjvHSyhy//CH0CxmKi8w=', hash: 'sha-1' }, q)).toBe(true);
+    // §5.4 step 3.5: a form without FORM_TYPE is left out; step 3.4: a repeated FORM_TYPE fails.
+    const extra = parseElement(COMPLEX.replace('</query>', `<x xmlns='jabber:x:data' type='result'><field var='x'><value>y</value></field></x></query>`));
+    expect(verifies({ node: 'http://psi-im.org', ver: 'q07IKJEyjvHSyhy//CH0CxmKi8w=', hash: 'sha-1' }, extra)).toBe(true);
+    const form = COMPLEX.slice(COMPLEX.indexOf(`<x xmlns='jabber:x:data'`), COMPLEX.indexOf('</query>'));
+    const twice = parseElement(COMPLEX.replace('</query>', `${form}</query>`));
+    expect(verifies({ node: 'http://psi-im.org', ver: createHash('sha1').update(verificationString(twice)).digest('base64'), hash: 'sha-1' }, twice)).toBe(false);
   });
 
   it('rejects a wrong hash, duplicate features, an unknown hash function and legacy caps (XEP-0115 §5.4)', () => {

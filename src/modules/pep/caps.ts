@@ -69,24 +69,32 @@ export function verificationString(query: Element): string {
       }
       return { formType, text: `${formType}<${fields.sort(octets).join('')}` };
     })
+    // XEP-0115 §5.4 step 3.5: a form without FORM_TYPE is not part of the string.
+    .filter((f) => f.formType !== '')
     .sort((a, b) => octets(a.formType, b.formType));
   return identities.map((i) => `${i}<`).join('') + features.map((f) => `${f}<`).join('') + forms.map((f) => f.text).join('');
 }
 
 /**
  * XEP-0115 §5.4 step 3: whether the answer matches the announced hash. Legacy caps and hash
- * functions we do not have cannot be checked: false (trusted for the one client only).
+ * functions we do not have cannot be checked: false (the caller trusts legacy caps by node#ver,
+ * as pre-1.5 servers did, and anything else for the one client that answered).
  */
 export function verifies(caps: Caps, query: Element): boolean {
   const algo = caps.hash === null ? undefined : HASHES[caps.hash.toLowerCase()];
   if (!algo) return false;
   const children = childElements(query);
-  // §5.4 step 3.3–3.5: duplicate identities or features, or malformed forms, fail verification.
+  // §5.4 step 3.3–3.4: duplicate identities, features or form types fail verification.
   const seen = new Set<string>();
   for (const c of children) {
     const name = c.getName();
-    if (name !== 'identity' && name !== 'feature') continue;
-    const key = `${name} ${JSON.stringify(c.attrs)}`;
+    let key: string;
+    if (name === 'identity' || name === 'feature') key = `${name} ${JSON.stringify(c.attrs)}`;
+    else if (name === 'x' && c.attrs.xmlns === 'jabber:x:data') {
+      const type = c.getChildren('field').find((f) => f.attrs.var === 'FORM_TYPE');
+      if (!type) continue;
+      key = `form ${type.getChildText('value') ?? ''}`;
+    } else continue;
     if (seen.has(key)) return false;
     seen.add(key);
   }
