@@ -4,54 +4,20 @@
  * with <system-shutdown/> and exits 0, and a message a dying XEP-0198 session never acknowledged
  * is in offline storage that also survives a crash, delivered at the next login.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
-import { resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openStorage } from '../../src/storage/index.js';
-import { RawClient } from './harness.js';
+import { RawClient, killServed, spawnServe, type ServeProcess } from './harness.js';
 import { makeDataDir, until } from './shard-helpers.js';
 
-const CLI = resolve(import.meta.dirname, '../../dist/src/cli.js');
 const SM = "xmlns='urn:xmpp:sm:3'";
 
-interface Serve {
-  proc: ChildProcess;
-  port: number;
-  output(): string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-const running = new Set<ChildProcess>();
 const dirs: string[] = [];
 
 afterEach(() => {
-  for (const proc of running) proc.kill('SIGKILL');
-  running.clear();
+  killServed();
   for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
-
-async function serve(dir: string, extra: string[] = []): Promise<Serve> {
-  const proc = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--tls-port', 'off', '--tls', 'optional', '--data', dir, ...extra], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  running.add(proc);
-  let output = '';
-  proc.stdout!.on('data', (d: Buffer) => (output += d.toString()));
-  proc.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((done) =>
-    proc.once('exit', (code, signal) => {
-      running.delete(proc);
-      done({ code, signal });
-    }),
-  );
-  const port = await until('the listening line', () => Number(/listening on 127\.0\.0\.1:(\d+) \(c2s/.exec(output)?.[1] ?? 0) || undefined, 30_000).catch(
-    (err: Error) => {
-      throw new Error(`${err.message}; output: ${output}`);
-    },
-  );
-  return { proc, port, output: () => output, exited };
-}
 
 async function login(port: number, user: string, resource: string): Promise<RawClient> {
   const c = await RawClient.connect(port);
@@ -65,7 +31,7 @@ async function roundTrip(c: RawClient, id: string): Promise<void> {
   await c.waitFor(new RegExp(`<iq [^>]*id='${id}'`));
 }
 
-async function crash(s: Serve): Promise<void> {
+async function crash(s: ServeProcess): Promise<void> {
   s.proc.kill('SIGKILL');
   expect((await s.exited).signal).toBe('SIGKILL');
 }
@@ -74,7 +40,7 @@ describe('durability of a hermod serve process', () => {
   it('delivers an offline message and keeps a roster and a pending subscription across kill -9', async () => {
     const dir = makeDataDir(['alice', 'bob']);
     dirs.push(dir);
-    const first = await serve(dir);
+    const first = await spawnServe(dir);
     const alice = await login(first.port, 'alice', 'phone');
     alice.send(
       "<iq type='set' id='r1'><query xmlns='jabber:iq:roster'><item jid='bob@localhost' name='Bob'><group>Friends</group></item></query></iq>",
@@ -88,7 +54,7 @@ describe('durability of a hermod serve process', () => {
     await crash(first);
     alice.close();
 
-    const second = await serve(dir);
+    const second = await spawnServe(dir);
     const bob = await login(second.port, 'bob', 'desk');
     bob.send('<presence/>');
     const text = await bob.waitFor('written before the crash');
@@ -115,7 +81,7 @@ describe('durability of a hermod serve process', () => {
   it('on SIGTERM ends every stream with <system-shutdown/>, exits 0, and loses nothing accepted', async () => {
     const dir = makeDataDir(['alice', 'bob', 'carol', 'dave']);
     dirs.push(dir);
-    const first = await serve(dir);
+    const first = await spawnServe(dir);
     const alice = await login(first.port, 'alice', 'phone');
     // carol (connected) and dave (connection gone, session waiting for a resume) have XEP-0198
     // on and have not acknowledged what they got when the server stops.
@@ -149,7 +115,7 @@ describe('durability of a hermod serve process', () => {
     expect(exit).toEqual({ code: 0, signal: null });
     expect(first.output()).toMatch(/SIGTERM: closing 4 stream/);
 
-    const second = await serve(dir);
+    const second = await spawnServe(dir);
     const bob = await login(second.port, 'bob', 'desk');
     bob.send('<presence/>');
     expect(await bob.waitFor('sent just before shutdown')).toContain("<delay xmlns='urn:xmpp:delay'");
@@ -166,7 +132,7 @@ describe('durability of a hermod serve process', () => {
   it('keeps a message a dead XEP-0198 session never acknowledged, through kill -9, for the next login', async () => {
     const dir = makeDataDir(['alice', 'bob']);
     dirs.push(dir);
-    const first = await serve(dir, ['--set', 'stream_management.resume_timeout=1s']);
+    const first = await spawnServe(dir, ['--set', 'stream_management.resume_timeout=1s']);
     const bob = await login(first.port, 'bob', 'mobile');
     bob.send(`<enable ${SM} resume='true'/>`);
     await bob.waitFor('<enabled');
@@ -187,7 +153,7 @@ describe('durability of a hermod serve process', () => {
     await crash(first);
     alice.close();
 
-    const second = await serve(dir);
+    const second = await spawnServe(dir);
     const back = await login(second.port, 'bob', 'mobile');
     back.send('<presence/>');
     const text = await back.waitFor('never acknowledged');

@@ -2,11 +2,11 @@
  * End-to-end harness: a real Hermod server in this process, on ephemeral loopback ports, with a
  * fresh data directory and a few accounts; and a raw XMPP socket client for byte-level checks.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { parseServeArgs } from '../../src/config/flags.js';
 import { startServer, type HermodServer, type StartOptions } from '../../src/server.js';
@@ -217,4 +217,48 @@ export async function runPythonClient(script: string, args: string[], timeoutMs:
     );
   });
   return JSON.parse(stdout.trim().split('\n').pop()!) as Record<string, unknown>;
+}
+
+/** A `hermod serve` child process (dist/, so `npm run build` first) on an ephemeral port. */
+export interface ServeProcess {
+  proc: ChildProcess;
+  port: number;
+  /** Everything it wrote to stdout and stderr so far. */
+  output(): string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+const CLI = resolve(import.meta.dirname, '../../dist/src/cli.js');
+const served = new Set<ChildProcess>();
+
+/**
+ * Run `hermod serve` on `dataDir` (plain TCP allowed, no Direct TLS) with `extra` flags, node
+ * started with `nodeFlags` (e.g. --unhandled-rejections=strict); resolves once it listens.
+ */
+export async function spawnServe(dataDir: string, extra: string[] = [], nodeFlags: string[] = []): Promise<ServeProcess> {
+  const args = [...nodeFlags, CLI, 'serve', '--port', '0', '--tls-port', 'off', '--tls', 'optional', '--data', dataDir, ...extra];
+  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  served.add(proc);
+  let output = '';
+  proc.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+  proc.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((done) =>
+    proc.once('exit', (code, signal) => {
+      served.delete(proc);
+      done({ code, signal });
+    }),
+  );
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const port = Number(/listening on 127\.0\.0\.1:(\d+) \(c2s/.exec(output)?.[1] ?? 0);
+    if (port) return { proc, port, output: () => output, exited };
+    if (proc.exitCode !== null || Date.now() > deadline) throw new Error(`hermod serve did not start listening; output: ${output}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** SIGKILL every process spawnServe started that is still running (for afterEach). */
+export function killServed(): void {
+  for (const proc of served) proc.kill('SIGKILL');
+  served.clear();
 }

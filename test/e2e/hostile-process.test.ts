@@ -7,56 +7,26 @@
  * stderr. A kill -9 in the middle of a stream of messages to an offline user must leave SQLite
  * intact and keep every message the server acknowledged (XEP-0198 <a h=…/>), once and in order.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DATABASE_FILE } from '../../src/storage/sqlite.js';
-import { RawClient, SASL, STREAM_HEADER, plain, streamError } from './harness.js';
+import { RawClient, SASL, STREAM_HEADER, killServed, plain, spawnServe, streamError } from './harness.js';
 import { makeDataDir, until } from './shard-helpers.js';
 
-const CLI = resolve(import.meta.dirname, '../../dist/src/cli.js');
 const SM = "xmlns='urn:xmpp:sm:3'";
+const STRICT = ['--unhandled-rejections=strict'];
 
-interface Serve {
-  proc: ChildProcess;
-  port: number;
-  output(): string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-const running = new Set<ChildProcess>();
 const dirs: string[] = [];
 const clients: RawClient[] = [];
 
 afterEach(() => {
   for (const c of clients.splice(0)) c.close();
-  for (const proc of running) proc.kill('SIGKILL');
-  running.clear();
+  killServed();
   for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
-
-async function serve(dir: string, extra: string[]): Promise<Serve> {
-  const args = ['--unhandled-rejections=strict', CLI, 'serve', '--port', '0', '--tls-port', 'off', '--tls', 'optional', '--data', dir];
-  const proc = spawn(process.execPath, [...args, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
-  running.add(proc);
-  let output = '';
-  proc.stdout!.on('data', (d: Buffer) => (output += d.toString()));
-  proc.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((done) =>
-    proc.once('exit', (code, signal) => {
-      running.delete(proc);
-      done({ code, signal });
-    }),
-  );
-  const listening = () => Number(/listening on 127\.0\.0\.1:(\d+) \(c2s/.exec(output)?.[1] ?? 0) || undefined;
-  const port = await until('the listening line', listening, 30_000).catch((err: Error) => {
-    throw new Error(`${err.message}; output: ${output}`);
-  });
-  return { proc, port, output: () => output, exited };
-}
 
 async function connect(port: number): Promise<RawClient> {
   const c = await RawClient.connect(port);
@@ -173,7 +143,7 @@ for (const workers of [0, 2]) {
     it('survives connections dropped at every asynchronous step and hostile input, then serves logins and stops cleanly', async () => {
       const dir = makeDataDir(['alice', 'bob', 'carol']);
       dirs.push(dir);
-      const s = await serve(dir, ['--workers', String(workers), '--set', 'limits.auth_failure_delay=200ms', '--set', 'limits.auth_ban_failures=0', '--set', 'stream_management.resume_timeout=5s']);
+      const s = await spawnServe(dir, ['--workers', String(workers), '--set', 'limits.auth_failure_delay=200ms', '--set', 'limits.auth_ban_failures=0', '--set', 'stream_management.resume_timeout=5s'], STRICT);
       await attackBattery(s.port);
       // Let held answers, timers and shard messages settle, then check the process is whole.
       await pause(500);
@@ -194,7 +164,7 @@ describe('kill -9 in the middle of a message stream to an offline user', () => {
   it('leaves SQLite intact and keeps every message the server acknowledged, once and in order', async () => {
     const dir = makeDataDir(['alice', 'bob']);
     dirs.push(dir);
-    const first = await serve(dir, ['--set', 'limits.stanza_rate.rate=100000', '--set', 'limits.stanza_rate.burst=100000', '--set', 'offline.max_per_user=100000']);
+    const first = await spawnServe(dir, ['--set', 'limits.stanza_rate.rate=100000', '--set', 'limits.stanza_rate.burst=100000', '--set', 'offline.max_per_user=100000'], STRICT);
     const alice = await login(first.port, 'alice', 'phone');
     alice.send(`<enable ${SM}/>`);
     await alice.waitFor('<enabled');
@@ -220,7 +190,7 @@ describe('kill -9 in the middle of a message stream to an offline user', () => {
     } finally {
       db.close();
     }
-    const second = await serve(dir, []);
+    const second = await spawnServe(dir, [], STRICT);
     const bob = await login(second.port, 'bob', 'desk');
     bob.send('<presence/>');
     // Offline delivery comes before the presence round trip completes; wait for the last acked.
