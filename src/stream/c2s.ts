@@ -160,6 +160,8 @@ export enum StreamPhase {
 }
 
 let nextSessionId = 1;
+/** Pre-authentication <stream:features/> per server (deps, options) and channel state. */
+const preAuthFeatures = new WeakMap<C2SDeps, { options: C2SOptions; byState: string[] }>();
 /** <success/> without additional data (PLAIN), built once. */
 const SUCCESS_EMPTY = `<success xmlns='${SASL_NS}'></success>`;
 let routeSamples = 0;
@@ -660,31 +662,43 @@ export class C2SStream implements ClientSession, ParserHandler {
 
   /** RFC 6120 §4.3.2: the features the client may negotiate in the current phase. */
   private features(): string {
-    let body = '';
     if (this.account_) {
       // §7.4 resource binding; RFC 3921 §3 session kept optional for old clients (RFC 6121 App. E).
-      body =
+      const body =
         `<bind xmlns='${BIND_NS}'/><session xmlns='${SESSION_NS}'><optional/></session>` +
         // RFC 6121 §2.6.1 roster versioning, §3.4.1 pre-approval: the router knows what it does.
         (this.deps.router.streamFeatures?.() ?? '') +
         (this.options.streamManagement ? `<sm xmlns='${SM_NS}'/>` : '') +
         (this.deps.extraFeatures?.() ?? '');
-    } else {
-      const tlsRequired = this.options.tls === 'required';
-      if (!this.secure && this.transport.canStartTls) {
-        // §5.3.1: <required/> marks TLS as mandatory-to-negotiate under our policy.
-        body += `<starttls xmlns='${TLS_NS}'>${tlsRequired ? '<required/>' : ''}</starttls>`;
-      }
-      if (this.authAllowed()) {
-        const mechanisms = this.deps.sasl.mechanisms(this.secure || !tlsRequired);
-        body += `<mechanisms xmlns='${SASL_NS}'>${mechanisms.map((m) => `<mechanism>${escapeXml(m)}</mechanism>`).join('')}</mechanisms>`;
-        if (this.options.registration === 'open') {
-          // XEP-0077 §4: advertise in-band registration as a stream feature.
-          body += `<register xmlns='${REGISTER_FEATURE_NS}'/>`;
-        }
+      return `<stream:features>${body}</stream:features>`;
+    }
+    // Fixed per server and channel state, and sent twice per login attempt: built once.
+    const state = (this.secure ? 1 : 0) | (this.transport.canStartTls ? 2 : 0);
+    let cached = preAuthFeatures.get(this.deps);
+    if (!cached || cached.options !== this.options) {
+      cached = { options: this.options, byState: [] };
+      preAuthFeatures.set(this.deps, cached);
+    }
+    return (cached.byState[state] ??= `<stream:features>${this.preAuthFeatureBody()}</stream:features>`);
+  }
+
+  /** §5.3.1 STARTTLS, §6.3.3 the SASL mechanisms, XEP-0077 §4 registration, as policy allows. */
+  private preAuthFeatureBody(): string {
+    let body = '';
+    const tlsRequired = this.options.tls === 'required';
+    if (!this.secure && this.transport.canStartTls) {
+      // §5.3.1: <required/> marks TLS as mandatory-to-negotiate under our policy.
+      body += `<starttls xmlns='${TLS_NS}'>${tlsRequired ? '<required/>' : ''}</starttls>`;
+    }
+    if (this.authAllowed()) {
+      const mechanisms = this.deps.sasl.mechanisms(this.secure || !tlsRequired);
+      body += `<mechanisms xmlns='${SASL_NS}'>${mechanisms.map((m) => `<mechanism>${escapeXml(m)}</mechanism>`).join('')}</mechanisms>`;
+      if (this.options.registration === 'open') {
+        // XEP-0077 §4: advertise in-band registration as a stream feature.
+        body += `<register xmlns='${REGISTER_FEATURE_NS}'/>`;
       }
     }
-    return `<stream:features>${body}</stream:features>`;
+    return body;
   }
 
   /** SASL (and registration) may run once TLS is up, or on plain TCP when policy allows it. */
