@@ -98,8 +98,23 @@ const CAPS_TAG = 'pep:tag';
 const CAPS_BYTES = Buffer.from(CAPS_NS);
 /** A caps query unanswered for this long is asked again of the next client announcing it. */
 const QUERY_PATIENCE_MS = 30_000;
-/** +notify nodes kept per resource (a client listing thousands gains nothing from them). */
+/** +notify nodes kept per resource and per cached caps hash (a client listing thousands gains
+ *  nothing from them), and their bytes together: 2000 cached hashes stay under 16 MiB. */
 const MAX_INTEREST = 256;
+const MAX_INTEREST_BYTES = 8 * 1024;
+
+function boundInterest(nodes: readonly string[]): string[] {
+  const out: string[] = [];
+  let bytes = 0;
+  for (const n of nodes) {
+    const size = Buffer.byteLength(n) + 1;
+    if (size > NAME_LIMIT) continue;
+    if (out.length >= MAX_INTEREST || bytes + size > MAX_INTEREST_BYTES) break;
+    bytes += size;
+    out.push(n);
+  }
+  return out;
+}
 /** Outstanding caps queries kept at most (hostile clients announcing random hashes). */
 const MAX_PENDING = 1000;
 
@@ -445,7 +460,7 @@ export class PepService {
       this.askNext(q);
       return true;
     }
-    const nodes = notifyNodes(featuresOf(query));
+    const nodes = boundInterest(notifyNodes(featuresOf(query)));
     // XEP-0115 §5.4 step 3.6: a verified answer describes every client with that hash.
     if (q.caps.hash === null || verifies(q.caps, query)) {
       this.caps.set(q.key, nodes);
@@ -475,7 +490,7 @@ export class PepService {
   interest(st: SessionState, announced: readonly string[]): void {
     const before = notifySet(st);
     // A resource's interest travels with its session state to the other shards: bounded.
-    const nodes = announced.filter((n) => Buffer.byteLength(n) <= NAME_LIMIT).slice(0, MAX_INTEREST);
+    const nodes = boundInterest(announced);
     st.data.set(NOTIFY_KEY, nodes.join('\n'));
     const fresh = new Set(nodes.filter((n) => !before.has(n)));
     if (fresh.size === 0 || !st.available) return;

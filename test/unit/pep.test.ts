@@ -2,7 +2,9 @@ import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { capsOf, verificationString, verifies } from '../../src/modules/pep/caps.js';
 import { checkPreconditions, keepCount, MAX_ITEMS_LIMIT } from '../../src/modules/pep/config.js';
-import { extractCaps, PEP_ACCOUNT_BYTES, PEP_ITEM_LIMIT, PEP_NODE_LIMIT } from '../../src/modules/pep.js';
+import { createRouter } from '../../src/router/index.js';
+import { createMemoryStorage } from '../../src/storage/memory.js';
+import { extractCaps, installPep, PEP_ACCOUNT_BYTES, PEP_ITEM_LIMIT, PEP_NODE_LIMIT } from '../../src/modules/pep.js';
 import { StanzaError } from '../../src/errors.js';
 import { parseElement } from '../../src/xml/element.js';
 import { Scenario, jsFeederFactory } from '../scenario/runner.js';
@@ -195,6 +197,15 @@ describe('PEP notifications', () => {
 });
 
 describe('PEP caps resolution', () => {
+  it('keeps at most 256 +notify nodes of a resource, and no node name over 1024 bytes', () => {
+    const service = installPep(createRouter({ domain: 'localhost', storage: createMemoryStorage({ iterations: 1 }), modules: [] }) as never);
+    const st = { bare: 'a@localhost', available: false, data: new Map<string, unknown>() } as never;
+    service.interest(st, ['x'.repeat(2000), ...Array.from({ length: 400 }, (_, i) => `urn:n${i}`)]);
+    const kept = String((st as { data: Map<string, unknown> }).data.get('pep')).split('\n');
+    expect(kept.length).toBe(256);
+    expect(kept[0]).toBe('urn:n0');
+  });
+
   const C = (ver: string) => `<c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='https://example.org/c' ver='${ver}'/>`;
   const answer = (alias: string, id: string, ver: string) =>
     `${alias} sends: <iq type='result' id='${id}' to='localhost'><query xmlns='${DISCO}' node='https://example.org/c#${ver}'><identity category='client' type='pc'/><feature var='urn:example:n+notify'/></query></iq>`;

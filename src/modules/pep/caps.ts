@@ -123,7 +123,7 @@ export function discoQuery(id: string, from: string, to: string, caps: Caps): st
  */
 export class CapsCache {
   private readonly map = new Map<string, string[]>();
-  constructor(private readonly max = 5000) {}
+  constructor(private readonly max = 2000) {}
 
   get(key: string): string[] | undefined {
     return this.map.get(key);
