@@ -7,9 +7,10 @@
  * form, so that routing compares `bare` and `full` with plain string equality.
  *
  * Pure-ASCII parts, by far the common case on the wire, take a short path that gives the same
- * result as the full Unicode procedure. Not implemented: the PRECIS Bidi Rule (RFC 5893), which
- * JavaScript's regular expressions cannot express (no Bidi_Class property); right-to-left parts
- * are accepted when every other rule holds.
+ * result as the full Unicode procedure. The Bidi Rule (RFC 5893) that UsernameCaseMapped applies
+ * to localparts is checked with bidirectional classes derived from scripts and general
+ * categories, since JavaScript's regular expressions have no Bidi_Class property: exact for the
+ * letters, digits and marks a localpart may hold.
  */
 import { isIPv4, isIPv6 } from 'node:net';
 import { domainToASCII, domainToUnicode } from 'node:url';
@@ -37,6 +38,52 @@ const WIDE = /[\uff01-\uffef]/gu;
 const NON_ASCII_SPACE = /(?! )\p{Zs}/gu;
 /** A domain label that is an LDH label (RFC 5890 §2.3.1), the only form allowed in DNS names. */
 const LDH_LABEL = /^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$/;
+
+/** Scripts written right to left: their letters and digits are bidi class R or AL (UAX #9). */
+const RTL_SCRIPT = new RegExp(
+  `[${['Hebrew', 'Arabic', 'Syriac', 'Thaana', 'Nko', 'Samaritan', 'Mandaic', 'Adlam', 'Hanifi_Rohingya', 'Yezidi',
+    'Old_South_Arabian', 'Old_North_Arabian', 'Phoenician', 'Imperial_Aramaic', 'Inscriptional_Parthian',
+    'Inscriptional_Pahlavi', 'Psalter_Pahlavi', 'Avestan', 'Nabataean', 'Palmyrene', 'Hatran', 'Manichaean',
+    'Mende_Kikakui', 'Old_Hungarian', 'Old_Sogdian', 'Sogdian', 'Elymaic', 'Chorasmian', 'Kharoshthi', 'Lydian',
+    'Meroitic_Cursive', 'Meroitic_Hieroglyphs', 'Cypriot', 'Old_Turkic', 'Old_Uyghur'].map((s) => `\\p{Script=${s}}`).join('')}]`,
+  'u',
+);
+/** Bidi class AN (Arabic number): Arabic-Indic and Hanifi Rohingya digits and separators. */
+const ARABIC_NUMBER = /[\u0660-\u0669\u066b\u066c\u{10d30}-\u{10d39}\u{10e60}-\u{10e7e}]/u;
+/** Bidi class EN (European number), as far as a prepared localpart can hold it. */
+const EUROPEAN_NUMBER = /[0-9\u00b2\u00b3\u00b9\u06f0-\u06f9\u2070-\u2079\u2080-\u2089]/u;
+/** Classes NSM (marks) and the ASCII neutrals ES, CS, ET, ON: allowed anywhere in an RTL string. */
+const BIDI_NEUTRAL = /[\p{Mn}\p{Me}!-\/:-@\[-`{-~]/u;
+
+type BidiClass = 'RTL' | 'AN' | 'EN' | 'NSM' | 'NEUTRAL' | 'L';
+
+function bidiClass(ch: string): BidiClass {
+  if (ARABIC_NUMBER.test(ch)) return 'AN';
+  if (EUROPEAN_NUMBER.test(ch)) return 'EN';
+  if (/\p{Mn}|\p{Me}/u.test(ch)) return 'NSM';
+  if (RTL_SCRIPT.test(ch)) return 'RTL';
+  return BIDI_NEUTRAL.test(ch) ? 'NEUTRAL' : 'L';
+}
+
+/**
+ * RFC 5893 §2, for a string holding right-to-left characters (R, AL or AN): it starts with R or
+ * AL (rule 1), holds no L (rule 2), ends with R, AL, EN or AN before any marks (rule 3), and
+ * does not mix EN and AN (rule 4). Strings without them are left to rules 5 and 6, which any
+ * left-to-right string meets.
+ */
+function checkBidiRule(prepared: string, part: string): void {
+  const classes = Array.from(prepared, bidiClass);
+  if (!classes.some((c) => c === 'RTL' || c === 'AN')) return;
+  const last = classes.filter((c) => c !== 'NSM').at(-1);
+  if (
+    classes[0] !== 'RTL' ||
+    classes.includes('L') ||
+    (last !== 'RTL' && last !== 'EN' && last !== 'AN') ||
+    (classes.includes('EN') && classes.includes('AN'))
+  ) {
+    throw malformed(`${part} breaks the Bidi Rule (RFC 5893): right-to-left text must not mix with left-to-right`);
+  }
+}
 
 function byteLength(text: string): number {
   return Buffer.byteLength(text, 'utf8');
@@ -69,6 +116,8 @@ export function prepareLocalpart(local: string): string {
         throw malformed(`localpart contains a disallowed character U+${ch.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`);
       }
     }
+    // RFC 8265 §3.3.2 rule 5 (directionality); an ASCII localpart holds no right-to-left text.
+    checkBidiRule(prepared, 'localpart');
   }
   checkLength(prepared, 'localpart');
   if (LOCALPART_FORBIDDEN.test(prepared)) throw malformed('localpart contains a forbidden character');

@@ -101,6 +101,7 @@ const BAD_ADDRESSES: { name: string; to: string }[] = [
   { name: 'zero-width joiner in the localpart', to: 'b\u200dob@localhost' },
   { name: 'symbol in the localpart (not IdentifierClass)', to: '\u2603@localhost' },
   { name: 'malformed IPv6 literal', to: 'bob@[zz::1]' },
+  { name: 'left-to-right and right-to-left letters mixed in the localpart (Bidi Rule, RFC 5893)', to: 'a\u05d0b@localhost' },
 ];
 
 for (const workers of [0, 2]) {

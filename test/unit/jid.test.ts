@@ -85,6 +85,23 @@ describe('localpart (RFC 7622 §3.3, UsernameCaseMapped)', () => {
     }
   });
 
+  it('applies the Bidi Rule (RFC 5893, RFC 8265 §3.3.2) to right-to-left localparts', () => {
+    // Right-to-left letters alone, with digits at the end, with marks, with ASCII neutrals inside.
+    expect(prepareLocalpart('שלום')).toBe('שלום');
+    expect(prepareLocalpart('مرحبا')).toBe('مرحبا');
+    expect(prepareLocalpart('דני2')).toBe('דני2');
+    expect(prepareLocalpart('عمر\u0660\u0661')).toBe('عمر\u0660\u0661');
+    expect(prepareLocalpart('\u0645\u064e')).toBe('\u0645\u064e');
+    expect(prepareLocalpart('דן.כהן')).toBe('דן.כהן');
+    // Left-to-right text mixed in (rule 2), a digit or neutral first (rule 1), a neutral last
+    // (rule 3), European and Arabic digits together (rule 4).
+    for (const bad of ['a\u05d0b', 'abcم', 'שלוםa', '1שלום', '.שלום', 'שלום.', 'م\u06f1\u0661']) {
+      malformed(() => prepareLocalpart(bad));
+    }
+    // Left-to-right localparts with European digits and marks are untouched by the rule.
+    expect(prepareLocalpart('jürgen2')).toBe('jürgen2');
+  });
+
   it('limits a localpart to 1023 octets of UTF-8', () => {
     expect(prepareLocalpart('a'.repeat(1023))).toHaveLength(1023);
     malformed(() => prepareLocalpart('a'.repeat(1024)));
