@@ -4,14 +4,14 @@
  * device lists and bundles (XEP-0384), moods, … and their contacts hear about changes.
  *
  * Implemented (XEP-0060 subset PEP clients use):
- *  - publish with auto-create (§7.1, XEP-0163 §4.1), server-generated item ids, max_items,
+ *  - publish with auto-create (§7.1, XEP-0163 §3), server-generated item ids, max_items,
  *    publish-options preconditions (§7.1.5, XEP-0223);
  *  - items retrieval: all, newest N (max_items), by id (§6.5);
  *  - retract with notify (§7.2), create (§8.1), configure get/set (§8.2), default config
  *    (§8.3), delete (§8.4), purge (§8.5), own affiliations and subscriptions (§5.6, §5.7);
- *  - access models presence (the default, XEP-0163 §4.2), open and whitelist (owner only);
+ *  - access models presence (the default, XEP-0163 §5), open and whitelist (owner only);
  *  - notifications filtered by XEP-0115 caps (+notify), last published item to a contact's
- *    resource when it starts to care (XEP-0163 §6.2), events as headline messages from the
+ *    resource when it starts to care (XEP-0163 §4.3.4), events as headline messages from the
  *    bare JID (§4.3);
  *  - disco: the account's pubsub/pep identity and features, its nodes and items (XEP-0163 §6.1,
  *    XEP-0060 §5.2, §5.5).
@@ -130,7 +130,7 @@ interface PendingQuery {
 
 function nodeAttr(el: Element): string {
   const node = el.attrs.node;
-  // XEP-0060 §6.5.9.? / §7.1.3.3: a request about a node must name it.
+  // XEP-0060 §7.1.3, §7.2.3 (NodeID Required): a request about a node must name it.
   if (typeof node !== 'string' || node === '') throw pubsubError('bad-request', 'nodeid-required', 'node attribute required');
   if (Buffer.byteLength(node) > NAME_LIMIT) throw new StanzaError('not-acceptable', `node name longer than ${NAME_LIMIT} bytes`);
   return node;
@@ -166,20 +166,20 @@ export class PepService {
   /** XEP-0060 §6.5.9: the node exists and the requester may read it, else the specific error. */
   private readable(owner: string, node: string, requester: string): NodeConfig {
     const config = this.configOf(owner, node);
-    // §6.5.9.11: node does not exist.
+    // §6.5.9 (Node Does Not Exist).
     if (!config) throw new StanzaError('item-not-found', `no node ${node}`);
     if (mayRead(this.ctx, owner, requester, config)) return config;
     switch (config['pubsub#access_model']) {
-      // §6.5.9.3: presence subscription required.
+      // §6.5.9 (Presence Subscription Required).
       case 'presence':
         throw pubsubError('not-authorized', 'presence-subscription-required');
-      // §6.5.9.5: not in whitelist.
+      // §6.5.9 (Not on Whitelist).
       default:
         throw pubsubError('not-allowed', 'closed-node');
     }
   }
 
-  /** The requester's own node named by `el`; XEP-0060 §7.2.3.5, §8.2.3.4, …: item-not-found when absent. */
+  /** The requester's own node named by `el`; XEP-0060 §7.2.3, §8.2.3, §8.4.3, §8.5.3 (Node Does Not Exist): item-not-found. */
   private ownNode(ev: IqEvent, el: Element): { owner: string; node: string; config: NodeConfig } {
     const owner = ev.session!.bare;
     const node = nodeAttr(el);
@@ -197,24 +197,24 @@ export class PepService {
 
   // ------------------------------------------------------------------ owner actions
 
-  /** XEP-0060 §7.1: publish one item; XEP-0163 §4.1: the node is created on first publish. */
+  /** XEP-0060 §7.1: publish one item; XEP-0163 §3: the node is created on first publish. */
   publish(ev: IqEvent, el: Element, optionsEl: Element | null): void {
     const owner = ev.session!.bare;
     const node = nodeAttr(el);
     const items = childElements(el).filter((c) => c.getName() === 'item');
-    // §7.1.3.6: a persistent node needs an item; several in one request are not supported.
+    // §7.1.3 (Item Required): a persistent node needs an item; several in one request are not supported.
     if (items.length === 0) throw pubsubError('bad-request', 'item-required');
     if (items.length > 1) throw pubsubError('bad-request', 'invalid-payload', 'one item per publish');
     const item = items[0]!;
     const payloads = childElements(item);
-    // §7.1.3.6 / §7.1.3.7: exactly one payload element.
+    // §7.1.3 (Payload Required, Bad Payload): exactly one payload element.
     if (payloads.length === 0) throw pubsubError('bad-request', 'payload-required');
     if (payloads.length > 1) throw pubsubError('bad-request', 'invalid-payload', 'one payload element per item');
     const payload = payloads[0]!;
     // The payload keeps its namespace when it only inherited it inside the request.
     if (payload.attrs.xmlns === undefined) payload.attrs.xmlns = payload.getNS();
     const xml = payload.toString();
-    // §7.1.3.4 (payload too big): not-acceptable with <payload-too-big/>.
+    // §7.1.3 (Payload Too Big): not-acceptable with <payload-too-big/>.
     if (Buffer.byteLength(xml) > PEP_ITEM_LIMIT) throw pubsubError('not-acceptable', 'payload-too-big', `item exceeds ${PEP_ITEM_LIMIT} bytes`);
     let id = item.attrs.id as string | undefined;
     if (id !== undefined && Buffer.byteLength(id) > NAME_LIMIT) throw new StanzaError('not-acceptable', `item id longer than ${NAME_LIMIT} bytes`);
@@ -263,10 +263,10 @@ export class PepService {
     const ids = childElements(el)
       .filter((c) => c.getName() === 'item')
       .map((c) => c.attrs.id as string | undefined);
-    // §7.2.3.3 / §7.2.3.4: an item with its id is required.
+    // §7.2.3 (Item or ItemID Required).
     if (ids.length === 0 || ids.some((id) => !id)) throw pubsubError('bad-request', 'item-required');
     const { owner, node, config } = this.ownNode(ev, el);
-    // §7.2.3.5: item does not exist (checked for all before any is removed).
+    // §7.2.3 (Item Does Not Exist), checked for all before any is removed.
     for (const id of ids) if (!this.store.item(owner, node, id!)) throw new StanzaError('item-not-found', `no item ${id}`);
     for (const id of ids) this.store.retract(owner, node, id!);
     ev.reply();
@@ -298,7 +298,7 @@ export class PepService {
       return;
     }
     const form = formIn(el);
-    // §8.2.5.3 (no form submitted): bad-request.
+    // §8.2.5 (no form submitted): bad-request.
     if (!form) throw new StanzaError('bad-request', 'configuration form required');
     const fields = readForm(form, NODE_CONFIG);
     if (fields) {
@@ -397,7 +397,7 @@ export class PepService {
 
   /**
    * A resource sent available presence (`bytes`, as broadcast): learn what it wants to hear
-   * about (XEP-0163 §4.3.1). A presence without caps leaves the interest it had (some clients
+   * about (XEP-0163 §4.2). A presence without caps leaves the interest it had (some clients
    * omit <c/> from status updates); a resource never announcing caps hears nothing.
    */
   presence(st: SessionState, bytes: Buffer | string): void {
@@ -485,7 +485,7 @@ export class PepService {
 
   /**
    * Record a resource's +notify nodes; for nodes it newly cares about, send the last published
-   * item of each contact (and of its own account) it may read (XEP-0163 §6.2).
+   * item of each contact (and of its own account) it may read (XEP-0163 §4.3.4).
    */
   interest(st: SessionState, announced: readonly string[]): void {
     const before = notifySet(st);
@@ -503,7 +503,7 @@ export class PepService {
   }
 
   /**
-   * XEP-0163 §6.2: a contact now receives the owner's presence (the owner approved its
+   * XEP-0163 §4.3.4: a contact now receives the owner's presence (the owner approved its
    * subscription): its interested resources get the owner's last items.
    */
   approved(owner: string, contact: string): void {
@@ -603,7 +603,7 @@ export function installPep(ctx: RouterContext): PepService {
         throw new StanzaError('bad-request', `unknown pubsub action ${act.getName()}`);
     }
   });
-  // XEP-0060 §7.1.3.1 and friends: only the owner changes its PEP service; explicit
+  // XEP-0060 §7.1.3, §7.2.3 (Insufficient Privileges): only the owner changes its PEP service; explicit
   // subscriptions (the one set a contact may make) are not offered.
   ctx.hooks.on(`iq-set/bare/${PUBSUB}`, (ev: IqEvent) => {
     const name = action(pubsubOf(ev), 'publish-options', 'configure', 'options').getName();

@@ -166,7 +166,7 @@ export interface PresenceAvailableEvent {
 
 /**
  * Event 'subscription/approved': `owner` (a local account) approved `contact`'s subscription,
- * which now receives its presence (RFC 6121 §3.1.5: roster from/both). XEP-0163 §6.2 sends the
+ * which now receives its presence (RFC 6121 §3.1.5: roster from/both). XEP-0163 §4.3.4 sends the
  * contact the last published items then.
  */
 export interface SubscriptionApprovedEvent {

@@ -445,7 +445,7 @@ export class HermodRouter implements Router, RouterContext {
     // RFC 6121 §4.2, §4.4, §4.5: no 'to' (or the account's own bare JID) is a broadcast.
     if (to === null || (to.bare === st.bare && to.resource === null)) {
       if (type === StanzaType.None || type === StanzaType.Unavailable) this.presence.broadcast(st, view);
-      // XEP-0163 §4.3.1 reads the XEP-0115 caps of available presence, once it is broadcast.
+      // XEP-0163 §4.2 reads the XEP-0115 caps of available presence, once it is broadcast.
       if (type === StanzaType.None && this.hooks.has('presence/available')) {
         const ev: PresenceAvailableEvent = { ctx: this, session: st, text: () => view.toString() };
         this.hooks.fire('presence/available', ev);
@@ -456,7 +456,7 @@ export class HermodRouter implements Router, RouterContext {
     const sub = subscriptionType(type);
     if (sub) {
       if (to.local === null) return; // subscriptions are between accounts
-      // XEP-0163 §6.2 wants to know when a contact starts to receive the user's presence.
+      // XEP-0163 §4.3.4 wants to know when a contact starts to receive the user's presence.
       const watch = sub === 'subscribed' && this.hooks.has('subscription/approved');
       const before = watch ? (this.storage.rosters.get(st.bare, to.bare)?.subscription ?? 'none') : 'none';
       this.presence.fromClient(st, view, sub, to);

@@ -27,7 +27,7 @@ describe.each([['--workers', '0'], ['--workers', '2']])('slixmpp PEP plugins (%s
     await t?.stop();
   });
 
-  it('delivers avatar metadata and nickname events to a contact whose caps ask for them (XEP-0163 §4.3.1)', () => {
+  it('delivers avatar metadata and nickname events to a contact whose caps ask for them (XEP-0163 §4.2)', () => {
     expect(r.bob_avatar).toBe('a1b2c3');
     expect(r.bob_nick).toBe('Alice in Wonderland');
     expect(r.alice_own_avatar).toBe('a1b2c3');
@@ -38,7 +38,7 @@ describe.each([['--workers', '0'], ['--workers', '2']])('slixmpp PEP plugins (%s
     expect(r.carol_events).toBe(0);
   });
 
-  it('sends the last published items to a resource that comes online later (XEP-0163 §6.2)', () => {
+  it('sends the last published items to a resource that comes online later (XEP-0163 §4.3.4)', () => {
     expect(r.laptop_avatar).toBe('a1b2c3');
     expect(r.laptop_nick).toBe('Alice in Wonderland');
   });

@@ -1,7 +1,7 @@
 """slixmpp's own PEP plugins against a running Hermod: XEP-0163 with XEP-0084 avatar metadata and
 XEP-0172 nicknames. bob loads them (so its XEP-0115 caps list the +notify features), carol does
 not. alice publishes; bob must get the events, carol none; a resource bob connects afterwards must
-get the last published items (XEP-0163 §6.2); bob and carol read the items themselves (XEP-0060
+get the last published items (XEP-0163 §4.3.4); bob and carol read the items themselves (XEP-0060
 §6.5). Prints one JSON object on its last line; interop-pep.test.ts asserts on it.
 
 Usage: /usr/bin/python3 interop_slixmpp_pep.py HOST PORT ALICE_PW BOB_PW CAROL_PW
@@ -74,7 +74,7 @@ async def main():
     await alice['xep_0172'].publish_nick('Alice in Wonderland')
     out['bob_avatar'] = avatar_id(await asyncio.wait_for(bob.avatars.get(), TIMEOUT))
     out['bob_nick'] = nick_of(await asyncio.wait_for(bob.nicks.get(), TIMEOUT))
-    # alice's own resource asked for the same events (XEP-0163 §4.3: the owner is subscribed too).
+    # alice's own resource asked for the same events (XEP-0163 §4.1: the owner is subscribed too).
     out['alice_own_avatar'] = avatar_id(await asyncio.wait_for(alice.avatars.get(), TIMEOUT))
 
     laptop = Client('bob@localhost/laptop', BOB_PW, PEP)

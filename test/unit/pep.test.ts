@@ -20,7 +20,7 @@ const COMPLEX =
   `<field var='ip_version'><value>ipv4</value><value>ipv6</value></field><field var='os'><value>Mac</value></field><field var='os_version'><value>10.5.1</value></field>` +
   `<field var='software'><value>Psi</value></field><field var='software_version'><value>0.11</value></field></x></query>`;
 
-describe('XEP-0115 caps verification (server side of XEP-0163 §4.3.1)', () => {
+describe('XEP-0115 caps verification (server side of XEP-0163 §4.2)', () => {
   it('computes the verification string and hash of the simple example (XEP-0115 §5.2)', () => {
     const q = parseElement(SIMPLE);
     expect(verificationString(q)).toBe(
@@ -94,7 +94,7 @@ const published = (id: string, node: string) =>
   `alice receives: <iq type='result' id='${id}' to='alice@localhost/res'>${PS}<publish node='${node}'><item id='*'/></publish></pubsub></iq>`;
 
 describe('PEP bounds', () => {
-  it('refuses an item over the size limit with not-acceptable + payload-too-big and keeps the previous item (XEP-0060 §7.1.3.4)', async () => {
+  it('refuses an item over the size limit with not-acceptable + payload-too-big and keeps the previous item (XEP-0060 §7.1.3, Payload Too Big)', async () => {
     await run(
       [
         'account alice',

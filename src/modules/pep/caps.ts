@@ -1,6 +1,6 @@
 /**
  * XEP-0115 Entity Capabilities, the server's side: what a client's <c/> in its presence means.
- * PEP needs it for XEP-0163 §4.3 filtered notifications: a resource gets events of node N only
+ * PEP needs it for XEP-0163 §4.2 filtered notifications: a resource gets events of node N only
  * when its features include 'N+notify' (XEP-0060 §9.2).
  *
  * The hash names a feature set; the server asks one client that announced it (disco#info to

@@ -51,9 +51,9 @@ const ACCESS_MODELS = ['presence', 'open', 'whitelist'] as const;
 const SEND_LAST = ['never', 'on_sub', 'on_sub_and_presence'] as const;
 
 export const FIELDS: Record<string, FieldSpec> = {
-  // XEP-0163 §4.2: PEP nodes default to the presence access model.
+  // XEP-0163 §5: PEP nodes default to the presence access model.
   'pubsub#access_model': { type: 'list-single', label: 'Who may subscribe and retrieve items', options: ACCESS_MODELS, default: 'presence', normalise: oneOf(ACCESS_MODELS) },
-  // XEP-0163 §4.2 / XEP-0060 §16.4.4: one item unless configured otherwise; 'max' is the service's limit.
+  // XEP-0163 §5 / XEP-0060 §16.4.4: one item unless configured otherwise; 'max' is the service's limit.
   'pubsub#max_items': {
     type: 'text-single',
     label: 'Max # of items to persist',
@@ -70,7 +70,7 @@ export const FIELDS: Record<string, FieldSpec> = {
   'pubsub#notify_delete': { type: 'boolean', label: 'Notify subscribers when the node is deleted', default: '1', normalise: bool },
   'pubsub#deliver_notifications': { type: 'boolean', label: 'Deliver event notifications', default: '1', normalise: bool },
   'pubsub#deliver_payloads': { type: 'boolean', label: 'Deliver payloads with event notifications', default: '1', normalise: bool },
-  // XEP-0163 §6.2: the last item goes to a contact when it comes online.
+  // XEP-0163 §4.3.4: the last item goes to a contact when it comes online.
   'pubsub#send_last_published_item': { type: 'list-single', label: 'When to send the last published item', options: SEND_LAST, default: 'on_sub_and_presence', normalise: oneOf(SEND_LAST) },
   'pubsub#title': {
     type: 'text-single',
@@ -97,7 +97,7 @@ export function withDefaults(stored: NodeConfig): NodeConfig {
 /** How many items the node keeps. */
 export function keepCount(config: NodeConfig): number {
   // XEP-0060 §16.4.4 persist_items=false: nothing is kept for retrieval; the last item stays so
-  // that XEP-0163 §6.2 can still send it to contacts coming online.
+  // that XEP-0163 §4.3.4 can still send it to contacts coming online.
   if (config['pubsub#persist_items'] === '0') return 1;
   const max = config['pubsub#max_items'];
   return max === 'max' || max === undefined ? MAX_ITEMS_LIMIT : Math.min(Number(max), MAX_ITEMS_LIMIT);
@@ -140,7 +140,7 @@ export function formIn(parent: Element | undefined | null): Element | null {
 }
 
 /**
- * Apply submitted fields to a configuration. Unknown fields are refused (XEP-0060 §8.2.5.3: a
+ * Apply submitted fields to a configuration. Unknown fields are refused (XEP-0060 §8.2.5: a
  * configuration the service cannot honour is not-acceptable) so that a client never believes a
  * setting took effect when it did not.
  */

@@ -1,5 +1,5 @@
 /**
- * Who hears about a PEP node (XEP-0163 §4.3 'automatic subscriptions', §4.3.1 filtered
+ * Who hears about a PEP node (XEP-0163 §4.1 'automatic subscriptions', §4.2 filtered
  * notifications) and the event messages they get (XEP-0060 §7.1.2.1, §7.2.2.1, §8.4.2.1,
  * §8.5.2.1).
  *
@@ -50,7 +50,7 @@ export function mayRead(ctx: RouterContext, owner: string, requester: string, co
 
 /**
  * The available resources that get events of the owner's node: the owner's own and those of
- * contacts with a presence subscription to the owner (XEP-0163 §4.3: the auto-subscription is
+ * contacts with a presence subscription to the owner (XEP-0163 §4.1: the auto-subscription is
  * the presence subscription), each filtered by its +notify interest; blocked contacts are left
  * out (XEP-0191 §3.1: no stanzas from a blocked JID).
  */
