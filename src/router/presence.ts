@@ -170,27 +170,29 @@ export class PresenceEngine {
   // ---------------------------------------------------------------- directed presence (§4.6)
 
   directed(st: SessionState, view: StanzaView, target: Jid): void {
-    const bytes = spliceFrom(view, st.fromStamp);
+    const delivered = this.deliverDirected(st.bare, target, spliceFrom(view, st.fromStamp));
     if (view.type === StanzaType.Unavailable) st.directed.delete(target.full);
-    else {
-      // §4.6.3: remember it unless the target already hears our broadcasts.
+    else if (delivered) {
+      // §4.6.3: remember it unless the target already hears our broadcasts. Only a target that
+      // got it needs our unavailable later: remembering every address a client names (accounts
+      // that do not exist, made-up resources) would grow the session without bound.
       const item = target.local === null ? null : this.rosters.get(st.bare, target.bare);
       if (!item || !sendsPresence(item.subscription)) st.directed.add(target.full);
     }
-    this.deliverDirected(st.bare, target, bytes);
   }
 
   /** §8.5.2.1.2 / §8.5.3: presence to a bare JID goes to all available resources; to a full
-   * JID only to that resource; otherwise it is silently dropped (§8.5.1, §8.5.2.2.2, §8.5.3.2.2). */
-  private deliverDirected(from: string, target: Jid, bytes: Uint8Array): void {
-    if (target.domain !== this.ctx.domain || target.local === null) return;
-    if (this.ctx.blocked(from, target.bare)) return;
+   * JID only to that resource; otherwise it is silently dropped (§8.5.1, §8.5.2.2.2, §8.5.3.2.2).
+   * Whether any session got it. */
+  private deliverDirected(from: string, target: Jid, bytes: Uint8Array): boolean {
+    if (target.domain !== this.ctx.domain || target.local === null) return false;
+    if (this.ctx.blocked(from, target.bare)) return false;
     if (target.resource !== null) {
       const s = this.ctx.sessions.full(target.full);
-      if (s) s.deliver(bytes, 'presence');
-      return;
+      s?.deliver(bytes, 'presence');
+      return s !== undefined;
     }
-    this.ctx.deliverToAvailable(target.bare, bytes, 'presence');
+    return this.ctx.deliverToAvailable(target.bare, bytes, 'presence') > 0;
   }
 
   /** A client-sent probe (§4.3): answered with the current presence when subscribed. */

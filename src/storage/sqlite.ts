@@ -63,6 +63,11 @@ export interface SqliteStorageOptions extends StorageOptions {
    * (src/storage/blocklist-cache.ts) in the same way.
    */
   rosterEpoch?: Int32Array;
+  /**
+   * XEP-0313 archive batches written by a thread of their own (default) rather than on the
+   * event loop (src/storage/archive-sqlite.ts).
+   */
+  archiveThread?: boolean;
   /** How often (ms) to look for writes by other processes (PRAGMA data_version); default 250. */
   externalCheckMs?: number;
 }
@@ -347,7 +352,11 @@ export function openSqliteStorage(options: SqliteStorageOptions): SqliteStorage 
     writePassword(bare, password);
   });
 
-  const archive = openSqliteArchive(db);
+  const archive = openSqliteArchive(db, {
+    file,
+    thread: options.archiveThread ?? true,
+    synchronous: options.synchronous === 'FULL' ? 'FULL' : 'NORMAL',
+  });
 
   const deleteTx = db.transaction((account: string): boolean => {
     if (q.userDelete.run(account).changes === 0) return false;
@@ -605,7 +614,7 @@ export function openSqliteStorage(options: SqliteStorageOptions): SqliteStorage 
       clearInterval(versionTimer);
       if (!db.open) return;
       try {
-        archive.flush();
+        archive.close();
       } finally {
         db.close();
       }

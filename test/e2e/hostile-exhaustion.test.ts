@@ -57,13 +57,18 @@ async function bystandersStillWork(): Promise<void> {
   expect(alice.c.closed || bob.c.closed).toBe(false);
 }
 
-/** Send `n` copies of `stanza(i)` in writes of 500 and return once `last` was received. */
-async function flood(c: RawClient, n: number, stanza: (i: number) => string, last: string): Promise<string> {
-  for (let i = 0; i < n; i += 500) {
+/** Send `stanza(i)` for i in [from, to) in writes of 500 stanzas. */
+function sendAll(c: RawClient, from: number, to: number, stanza: (i: number) => string): void {
+  for (let i = from; i < to; i += 500) {
     let chunk = '';
-    for (let j = i; j < Math.min(n, i + 500); j++) chunk += stanza(j);
+    for (let j = i; j < Math.min(to, i + 500); j++) chunk += stanza(j);
     c.send(chunk);
   }
+}
+
+/** Send `n` copies of `stanza(i)` and return once `last` was received. */
+async function flood(c: RawClient, n: number, stanza: (i: number) => string, last: string): Promise<string> {
+  sendAll(c, 0, n, stanza);
   return c.waitFor(last, 60_000);
 }
 
@@ -167,6 +172,29 @@ describe('per-account bounds', () => {
 });
 
 describe('floods', () => {
+  it('directed presence to 30000 addresses nobody is at grows nothing, while one that reached bob still gets him our unavailable (RFC 6121 §4.6.3)', async () => {
+    const c = await connect();
+    const jid = await c.login('carol', { tls: false, resource: 'directed' });
+    // Directed presence to a session that exists: remembered, so bob hears the unavailable.
+    c.send(`<presence to='${bob.jid}' id='d-real'/>`);
+    await bob.c.waitFor(new RegExp(`<presence from='${jid}'[^>]* id='d-real'`));
+    const presence = (i: number) => `<presence to='nobody${i}@localhost/r${i}' id='d${i}'/>`;
+    const heap = () => {
+      gc();
+      return process.memoryUsage().heapUsed;
+    };
+    const before = heap();
+    sendAll(c, 0, 30000, presence);
+    // Presence to nobody is dropped silently (§8.5.2.2.2); a ping answered means all were handled.
+    c.send("<iq type='get' id='alive'><ping xmlns='urn:xmpp:ping'/></iq>");
+    await c.waitFor("id='alive'", 60_000);
+    // 30000 remembered addresses would be megabytes in the session's directed-presence set.
+    expect(heap() - before).toBeLessThan(2 * 1024 * 1024);
+    c.close();
+    await bob.c.waitFor(new RegExp(`<presence [^>]*from='${jid.replace(/[.]/g, '\\.')}'[^>]*type='unavailable'`));
+    await bystandersStillWork();
+  });
+
   it('20000 IQs to namespaces nobody serves are each answered <service-unavailable/>, and the heap returns to where it was', async () => {
     const sender = await connect();
     await sender.login('carol', { tls: false, resource: 'flood' });
