@@ -194,8 +194,9 @@ export class Jid {
     readonly local: string | null,
     readonly domain: string,
     readonly resource: string | null,
+    bare?: string,
   ) {
-    this.bare = local === null ? domain : `${local}@${domain}`;
+    this.bare = bare ?? (local === null ? domain : `${local}@${domain}`);
     this.full = resource === null ? this.bare : `${this.bare}/${resource}`;
   }
 
@@ -238,7 +239,8 @@ export class Jid {
   }
 
   withResource(resource: string): Jid {
-    return new Jid(this.local, this.domain, prepareResourcepart(resource));
+    // The bare string is shared with this JID: a bound session holds both (account and full).
+    return new Jid(this.local, this.domain, prepareResourcepart(resource), this.bare);
   }
 
   equals(other: Jid): boolean {

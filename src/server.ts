@@ -73,6 +73,27 @@ export { keepUnacked } from './router/unacked.js';
 /** How long shutdown waits for clients to read their <system-shutdown/> before cutting them. */
 const SHUTDOWN_GRACE_MS = 3000;
 
+/**
+ * What the server keeps of one accepted connection: its address and listener for bookkeeping and
+ * the session list. A class, so every connection shares one object shape and `secure` is a
+ * prototype getter, not a closure per connection (idle sessions dominate memory: docs/benchmarks.md).
+ */
+class Accepted implements ConnectionFacts {
+  readonly since = Date.now();
+  constructor(
+    readonly address: string,
+    readonly kind: number,
+    readonly link: ClientTransport,
+    readonly refused: boolean,
+  ) {}
+  get transport(): ConnectionFacts['transport'] {
+    return TRANSPORTS[this.kind] as ConnectionFacts['transport'];
+  }
+  get secure(): boolean {
+    return this.link.secure;
+  }
+}
+
 export async function startServer(config: HermodConfig, options: StartOptions = {}): Promise<HermodServer> {
   // Storage first: an unusable data directory is the most common start failure, and it must
   // be reported before any port is taken.
@@ -94,7 +115,11 @@ export async function startServer(config: HermodConfig, options: StartOptions = 
     const connections = new ConnectionCounter(config.limits.maxConnections, config.limits.connectionsPerIp);
     const authFailures = new AuthFailureTracker(config.limits.authFailureDelay, config.limits.authFailureDelayMax);
     const authBan = new AuthBan(config.limits.authBanFailures, config.limits.authBanTime);
-    const baseDeps: C2SDeps = {
+    let stopping = false;
+    const facts = new WeakMap<C2SStream, Accepted>();
+    const { byteRate, preauthByteRate } = config.limits;
+    // One deps object for every stream: what differs per connection is found through `facts`.
+    const deps: C2SDeps = {
       core,
       router,
       sasl,
@@ -103,9 +128,28 @@ export async function startServer(config: HermodConfig, options: StartOptions = 
       smSessions: new Map(),
       onUnacked: (session, stanzas) => keepUnacked(storage, session.account.bare, stanzas),
       ...(options.logger ? { log: options.logger } : {}),
+      authThrottle: {
+        failed: (stream) => {
+          const address = facts.get(stream)?.address ?? '';
+          authBan.failed(address);
+          return authFailures.failed(address);
+        },
+        succeeded: (stream) => {
+          const conn = facts.get(stream);
+          if (!conn) return;
+          authFailures.succeeded(conn.address);
+          // Anonymous peers read at the lower pre-authentication rate until SASL succeeds.
+          conn.link.limitBytes(byteRate.rate, byteRate.burst);
+        },
+      },
+      onClosed: (closed) => {
+        const conn = facts.get(closed);
+        streams.delete(closed);
+        if (!conn) return;
+        stats.connectionClosed(conn.kind);
+        if (!conn.refused) connections.release(conn.address);
+      },
     };
-    let stopping = false;
-    const facts = new WeakMap<C2SStream, ConnectionFacts>();
     const accept = (transport: ClientTransport) => {
       if (stopping) {
         transport.destroy();
@@ -115,31 +159,11 @@ export async function startServer(config: HermodConfig, options: StartOptions = 
       const kind =
         transport instanceof WebSocketTransport ? Transport.websocket : transport.secure ? Transport.direct_tls : Transport.c2s;
       stats.connectionOpened(kind);
-      // Anonymous peers read at the lower pre-authentication rate until SASL succeeds.
-      const { byteRate, preauthByteRate } = config.limits;
       transport.limitBytes(preauthByteRate.rate, preauthByteRate.burst);
-      const throttle = authFailures.for(address);
       const refused = authBan.bannedUntil(address) > 0 ? 'too many failed authentications from your address' : connections.admit(address);
-      const stream = new C2SStream(transport, streamOptions, {
-        ...baseDeps,
-        authThrottle: {
-          failed: () => {
-            authBan.failed(address);
-            return throttle.failed();
-          },
-          succeeded: () => {
-            throttle.succeeded();
-            transport.limitBytes(byteRate.rate, byteRate.burst);
-          },
-        },
-        onClosed: (closed) => {
-          stats.connectionClosed(kind);
-          streams.delete(closed);
-          if (!refused) connections.release(address);
-        },
-      });
+      const stream = new C2SStream(transport, streamOptions, deps);
       streams.add(stream);
-      facts.set(stream, { address, since: Date.now(), transport: TRANSPORTS[kind] as ConnectionFacts['transport'], get secure() { return transport.secure; } });
+      facts.set(stream, new Accepted(address, kind, transport, refused !== null));
       transport.attach(stream);
       // Refused with a reason the client can read (after our header, RFC 6120 §4.9.1.2).
       if (refused) {

@@ -18,9 +18,97 @@ export type DeliveryKind = 'message' | 'presence' | 'iq' | 'other';
  */
 export type OutputFilter = (bytes: Uint8Array | string, kind: DeliveryKind) => boolean;
 
+/**
+ * A Map that allocates its table on the first write: most sessions never store module state,
+ * and an empty Map still costs ~180 bytes of hash table (heap snapshot, docs/benchmarks.md).
+ * Reads of an empty one allocate nothing.
+ */
+class LazyMap<K, V> implements Map<K, V> {
+  private map: Map<K, V> | null = null;
+  get size(): number {
+    return this.map === null ? 0 : this.map.size;
+  }
+  get(key: K): V | undefined {
+    return this.map === null ? undefined : this.map.get(key);
+  }
+  has(key: K): boolean {
+    return this.map !== null && this.map.has(key);
+  }
+  set(key: K, value: V): this {
+    (this.map ??= new Map()).set(key, value);
+    return this;
+  }
+  delete(key: K): boolean {
+    return this.map !== null && this.map.delete(key);
+  }
+  clear(): void {
+    this.map = null;
+  }
+  forEach(fn: (value: V, key: K, map: Map<K, V>) => void, thisArg?: unknown): void {
+    this.map?.forEach((v, k) => fn.call(thisArg, v, k, this));
+  }
+  entries(): IterableIterator<[K, V]> {
+    return (this.map ?? EMPTY_MAP).entries() as IterableIterator<[K, V]>;
+  }
+  keys(): IterableIterator<K> {
+    return (this.map ?? EMPTY_MAP).keys() as IterableIterator<K>;
+  }
+  values(): IterableIterator<V> {
+    return (this.map ?? EMPTY_MAP).values() as IterableIterator<V>;
+  }
+  [Symbol.iterator](): IterableIterator<[K, V]> {
+    return this.entries();
+  }
+  get [Symbol.toStringTag](): string {
+    return 'Map';
+  }
+}
+
+/** The same for a Set (directed presence is rare: most sessions never send any). */
+class LazySet<T> implements Set<T> {
+  private set: Set<T> | null = null;
+  get size(): number {
+    return this.set === null ? 0 : this.set.size;
+  }
+  has(value: T): boolean {
+    return this.set !== null && this.set.has(value);
+  }
+  add(value: T): this {
+    (this.set ??= new Set()).add(value);
+    return this;
+  }
+  delete(value: T): boolean {
+    return this.set !== null && this.set.delete(value);
+  }
+  clear(): void {
+    this.set = null;
+  }
+  forEach(fn: (value: T, value2: T, set: Set<T>) => void, thisArg?: unknown): void {
+    this.set?.forEach((v) => fn.call(thisArg, v, v, this));
+  }
+  entries(): IterableIterator<[T, T]> {
+    return (this.set ?? EMPTY_SET).entries() as IterableIterator<[T, T]>;
+  }
+  keys(): IterableIterator<T> {
+    return this.values();
+  }
+  values(): IterableIterator<T> {
+    return (this.set ?? EMPTY_SET).values() as IterableIterator<T>;
+  }
+  [Symbol.iterator](): IterableIterator<T> {
+    return this.values();
+  }
+  get [Symbol.toStringTag](): string {
+    return 'Set';
+  }
+}
+
+const EMPTY_MAP: ReadonlyMap<unknown, unknown> = new Map();
+const EMPTY_SET: ReadonlySet<unknown> = new Set();
+const NO_FILTERS: OutputFilter[] = [];
+
 export class SessionState {
-  /** ` from='full jid'` bytes, computed once: stamped on every stanza this session sends. */
-  readonly fromStamp: Buffer;
+  private stamp: Buffer | null = null;
   readonly bare: string;
   /** RFC 6121 §4.2: has sent initial presence and not gone unavailable since. */
   available = false;
@@ -31,22 +119,36 @@ export class SessionState {
   /** RFC 6121 §2.1.6: requested the roster, so it receives roster pushes. */
   interested = false;
   /** RFC 6121 §4.6: JIDs that got directed presence and must hear our unavailable. */
-  readonly directed = new Set<string>();
+  readonly directed: Set<string> = new LazySet<string>();
   /** Per-module state (carbons enabled, CSI inactive, …), keyed by module name. */
-  readonly data = new Map<string, unknown>();
-  readonly filters: OutputFilter[] = [];
+  readonly data: Map<string, unknown> = new LazyMap<string, unknown>();
+  private filters_: OutputFilter[] = NO_FILTERS;
 
   constructor(
     readonly session: ClientSession,
     readonly jid: Jid,
   ) {
-    this.fromStamp = fromAttribute(jid.full);
     this.bare = jid.bare;
+  }
+
+  /**
+   * ` from='full jid'` bytes, stamped on every stanza this session sends: made on the first
+   * stanza, since a session that never sends (most idle ones) need not hold them.
+   */
+  get fromStamp(): Buffer {
+    return (this.stamp ??= fromAttribute(this.jid.full));
+  }
+
+  /** Output filters (XEP-0352 CSI, …); the array is made on first access, then kept. */
+  get filters(): OutputFilter[] {
+    if (this.filters_ === NO_FILTERS) this.filters_ = [];
+    return this.filters_;
   }
 
   /** Write bytes to the client, unless an output filter takes them. */
   deliver(bytes: Uint8Array | string, kind: DeliveryKind): void {
-    for (let i = 0; i < this.filters.length; i++) if (this.filters[i]!(bytes, kind)) return;
+    const filters = this.filters_;
+    for (let i = 0; i < filters.length; i++) if (filters[i]!(bytes, kind)) return;
     this.session.send(bytes);
   }
 }

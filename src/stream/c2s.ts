@@ -11,7 +11,7 @@
  *
  * With XEP-0198 a session can outlive its connection: it stays bound while detached, and a new
  * connection that authenticates as the same account and sends <resume/> hands it its transport
- * and parser (the parser calls through `parserTarget`, so the hand-over is a pointer change).
+ * and parser (the parser calls through a ParserRelay, so the hand-over is a pointer change).
  */
 import { randomBytes } from 'node:crypto';
 import type {
@@ -27,7 +27,7 @@ import { SASL_NS, STANZA_ERRORS_NS, STREAMS_NS, SaslFailure, StanzaError, Stream
 import { Jid, prepareDomainpart } from '../jid.js';
 import type { ClientSession, Router } from '../router/types.js';
 import { stats } from '../observability/metrics.js';
-import { TokenBucket } from './limits.js';
+import { shaperFor, type Shaper } from './limits.js';
 import { AckTooHigh, SM_NS, StreamManagement, isStanzaBytes, parseH } from './sm.js';
 import { localName, parseElement } from '../xml/element.js';
 import { decodeSaslPayload, encodeSaslPayload, type SaslExchange, type SaslStep } from './sasl/index.js';
@@ -86,8 +86,9 @@ const NO_SINK: ByteSink = { feed: () => {}, transportClosed: () => {} };
  * `succeeded()` forgets the address's failures.
  */
 export interface AuthThrottle {
-  failed(): number;
-  succeeded(): void;
+  /** `stream` lets one throttle object serve every connection (no closures per connection). */
+  failed(stream: C2SStream): number;
+  succeeded(stream: C2SStream): void;
 }
 
 /** The SASL mechanisms offered and the factory of their exchanges (src/stream/sasl). */
@@ -235,6 +236,26 @@ export function headerPrefixError(header: StreamHeader): StreamError | null {
   return null;
 }
 
+/**
+ * The parser's handler: forwards to whichever stream owns the parser now (XEP-0198 resumption
+ * moves it). One small object with prototype methods, not four closures per connection.
+ */
+class ParserRelay implements ParserHandler {
+  constructor(public stream: C2SStream) {}
+  onStreamOpen(header: StreamHeader): void {
+    this.stream.onStreamOpen(header);
+  }
+  onStanza(view: StanzaView): void {
+    this.stream.onStanza(view);
+  }
+  onStreamClose(): void {
+    this.stream.onStreamClose();
+  }
+  onError(error: CoreError): void {
+    this.stream.onError(error);
+  }
+}
+
 export class C2SStream implements ClientSession, ParserHandler {
   readonly id = nextSessionId++;
   /** The id of the current response stream header (RFC 6120 §4.7.3), fresh per restart. */
@@ -242,7 +263,7 @@ export class C2SStream implements ClientSession, ParserHandler {
   phase = StreamPhase.AwaitingHeader;
   private parser: StreamParser;
   /** The parser calls through this, so that a resumed session can take the parser over. */
-  private readonly parserTarget: { stream: C2SStream };
+  private readonly parserTarget: ParserRelay;
   private parserLive = true;
   private sm: StreamManagement | null = null;
   /** XEP-0198: the connection is gone but the session waits to be resumed until then (ms). */
@@ -277,7 +298,9 @@ export class C2SStream implements ClientSession, ParserHandler {
   private readonly openedAt: number;
   /** When bytes last arrived (whitespace keepalives count: RFC 6120 §4.6.1). */
   private lastInput: number;
-  private readonly stanzaBucket: TokenBucket | null;
+  /** Stanza rate: the shared limits and this stream's bucket state (see Shaper). */
+  private readonly stanzaShaper: Shaper | null;
+  private stanzasFullAt = 0;
 
   constructor(
     private transport: StreamTransport,
@@ -287,22 +310,11 @@ export class C2SStream implements ClientSession, ParserHandler {
     const limits: Partial<ParserLimits> = { maxStanzaBytes: options.preAuthMaxStanzaBytes };
     if (options.maxDepth !== undefined) limits.maxDepth = options.maxDepth;
     if (options.maxAttributes !== undefined) limits.maxAttributes = options.maxAttributes;
-    const target = { stream: this as C2SStream };
-    this.parserTarget = target;
-    this.parser = deps.core.createParser(
-      {
-        onStreamOpen: (header) => target.stream.onStreamOpen(header),
-        onStanza: (view) => target.stream.onStanza(view),
-        onStreamClose: () => target.stream.onStreamClose(),
-        onError: (error) => target.stream.onError(error),
-      },
-      limits,
-    );
+    this.parserTarget = new ParserRelay(this);
+    this.parser = deps.core.createParser(this.parserTarget, limits);
     this.openedAt = this.lastInput = (deps.now ?? Date.now)();
     const rate = options.stanzaRate;
-    // The bucket reads the time of the current chunk, not the clock: one clock read per read
-    // from the socket instead of one per stanza.
-    this.stanzaBucket = rate && rate.rate > 0 ? new TokenBucket(rate.rate, rate.burst, () => this.lastInput) : null;
+    this.stanzaShaper = rate && rate.rate > 0 ? shaperFor(rate.rate, rate.burst) : null;
   }
 
   // ---- ClientSession ------------------------------------------------------------------------
@@ -578,9 +590,13 @@ export class C2SStream implements ClientSession, ParserHandler {
     if (this.phase === StreamPhase.Closed || this.discardRest) return;
     if (this.saslPending) return this.pipelinedDuringSasl();
     stats.stanzaIn(view.kind);
-    if (this.stanzaBucket) {
+    const shaper = this.stanzaShaper;
+    if (shaper) {
       // Over the rate: stop reading for a while; what was already read is still handled.
-      const wait = this.stanzaBucket.take(1);
+      // The time of the current chunk, not the clock: one clock read per read from the socket
+      // instead of one per stanza.
+      this.stanzasFullAt = shaper.spend(this.stanzasFullAt, this.lastInput, 1);
+      const wait = shaper.wait(this.stanzasFullAt, this.lastInput);
       if (wait > 0) this.transport.pauseFor?.(wait);
     }
     try {
@@ -840,7 +856,7 @@ export class C2SStream implements ClientSession, ParserHandler {
         // Wrong credentials slow the address down (input stays held meanwhile), so that
         // guessing passwords costs time; other failures are answered at once.
         const delay =
-          err instanceof SaslFailure && err.condition === 'not-authorized' ? (this.deps.authThrottle?.failed() ?? 0) : 0;
+          err instanceof SaslFailure && err.condition === 'not-authorized' ? (this.deps.authThrottle?.failed(this) ?? 0) : 0;
         if (delay > 0) setTimeout(answer, delay);
         else answer();
       },
@@ -887,7 +903,7 @@ export class C2SStream implements ClientSession, ParserHandler {
     }
     this.account_ = account;
     stats.authSucceeded(exchange.mechanism);
-    this.deps.authThrottle?.succeeded();
+    this.deps.authThrottle?.succeeded(this);
     // §6.4.6: <success/>, with the mechanism's additional data (SCRAM's server signature). It
     // goes out with whatever else this turn produces (the caller flushes).
     this.queue.push(

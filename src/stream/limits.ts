@@ -3,7 +3,6 @@
  * server in total), and how many times in a row it failed to authenticate. Both are consulted
  * at accept time and on SASL failure; neither keeps a timer per connection.
  */
-import type { AuthThrottle } from './c2s.js';
 
 /** An address is forgotten after this long without a failed authentication. */
 const FORGET_FAILURES_MS = 10 * 60_000;
@@ -21,11 +20,17 @@ export class AuthFailureTracker {
     private readonly now: () => number = Date.now,
   ) {}
 
-  for(address: string): AuthThrottle {
+  /** Bound to one address (for a caller that keeps one throttle per connection). */
+  for(address: string): { failed(): number; succeeded(): void } {
     return {
       failed: () => this.failed(address),
-      succeeded: () => void this.failures.delete(address),
+      succeeded: () => this.succeeded(address),
     };
+  }
+
+  /** A success forgets the address's failures. */
+  succeeded(address: string): void {
+    this.failures.delete(address);
   }
 
   failed(address: string): number {
@@ -85,27 +90,70 @@ export class ConnectionCounter {
 }
 
 /**
- * A token bucket (ejabberd's shaper): `rate` units a second sustained, `burst` at once. take()
- * spends units and says how long the reader should pause for the balance to recover (0 = go on).
+ * A token bucket (ejabberd's shaper): `rate` units a second sustained, `burst` at once.
+ *
+ * Kept in its GCRA form (ITU-T I.371's generic cell rate algorithm, the same shaper seen from the
+ * clock): a bucket's only state is the time at which it would be full again. A Shaper holds the
+ * rate and burst, shared by every connection with the same limits; each connection keeps just
+ * that one number (every authenticated session has one or two shapers for its whole life, so a
+ * bucket object per connection would be idle memory).
  */
-export class TokenBucket {
-  private tokens: number;
-  private last: number;
+export class Shaper {
+  /** How many ms of refill the burst is worth. */
+  private readonly burstMs: number;
 
   constructor(
-    private readonly rate: number,
-    private readonly burst: number,
-    private readonly now: () => number = Date.now,
+    readonly rate: number,
+    readonly burst: number,
   ) {
-    this.tokens = burst;
-    this.last = now();
+    this.burstMs = (burst * 1000) / rate;
   }
 
-  take(units: number): number {
-    const now = this.now();
-    this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) * this.rate) / 1000);
-    this.last = now;
-    this.tokens -= units;
-    return this.tokens >= 0 ? 0 : Math.ceil((-this.tokens * 1000) / this.rate);
+  /** Spend `units` at time `at` (ms) from a bucket full again at `fullAt`; returns its new fullAt. */
+  spend(fullAt: number, at: number, units: number): number {
+    // Refilled past full is full: the balance never exceeds the burst.
+    return (fullAt > at ? fullAt : at) + (units * 1000) / this.rate;
+  }
+
+  /** How long (ms) a reader must pause at `at` for the bucket to be out of debt; 0 = go on. */
+  wait(fullAt: number, at: number): number {
+    const over = fullAt - at - this.burstMs;
+    return over > 1e-6 ? Math.ceil(over) : 0;
+  }
+}
+
+const shapers: Shaper[] = [];
+
+/**
+ * The shared Shaper for a rate and burst. A configuration has a handful, so a short list searched
+ * without building a key (this runs for every accepted connection).
+ */
+export function shaperFor(rate: number, burst: number): Shaper {
+  for (const shaper of shapers) if (shaper.rate === rate && shaper.burst === burst) return shaper;
+  const shaper = new Shaper(rate, burst);
+  // Bounded for processes that try many limits (tests): the oldest is only forgotten, not broken.
+  if (shapers.length >= 32) shapers.shift();
+  shapers.push(shaper);
+  return shaper;
+}
+
+/** One bucket with its own state, for callers that keep an object per connection anyway. */
+export class TokenBucket {
+  private readonly shaper: Shaper;
+  /** When (ms epoch) the balance is back at `burst`; anything in the past means full. */
+  private fullAt = 0;
+
+  constructor(
+    rate: number,
+    burst: number,
+    private readonly now?: () => number,
+  ) {
+    this.shaper = shaperFor(rate, burst);
+  }
+
+  /** Spend `units` at time `at` (default: the clock); returns the pause in ms, 0 for none. */
+  take(units: number, at: number = this.now ? this.now() : Date.now()): number {
+    this.fullAt = this.shaper.spend(this.fullAt, at, units);
+    return this.shaper.wait(this.fullAt, at);
   }
 }

@@ -8,7 +8,7 @@
 import type { Socket } from 'node:net';
 import { TLSSocket, type SecureContext } from 'node:tls';
 import type { ByteSink, StreamTransport } from '../stream/c2s.js';
-import { TokenBucket } from '../stream/limits.js';
+import { shaperFor, type Shaper } from '../stream/limits.js';
 
 export type { ByteSink } from '../stream/c2s.js';
 
@@ -20,27 +20,34 @@ export interface ClientTransport extends StreamTransport {
   destroy(): void;
 }
 
+/**
+ * The transport a socket belongs to is kept on the socket, so that the three listeners are
+ * shared functions rather than three closures (and a context) per connection: an idle session's
+ * memory is mostly such per-connection objects (docs/benchmarks.md, "Idle sessions").
+ */
+const OWNER = Symbol('hermod.transport');
+type OwnedSocket = Socket & { [OWNER]?: SocketTransport };
+
+function onData(this: OwnedSocket, chunk: Buffer): void {
+  this[OWNER]?.received(chunk);
+}
+
+function onClose(this: OwnedSocket): void {
+  this[OWNER]?.closed();
+}
+
+/** Errors (ECONNRESET, TLS alerts) are followed by 'close', where the session is dropped. */
+function onError(): void {}
+
 export class SocketTransport implements ClientTransport {
   private socket: Socket;
   private sink: ByteSink | null = null;
   private upgraded = false;
   private gone = false;
-  private byteBucket: TokenBucket | null = null;
+  /** Read shaping: the shared rate and this connection's bucket state (see Shaper). */
+  private byteShaper: Shaper | null = null;
+  private bytesFullAt = 0;
   private resumeTimer: NodeJS.Timeout | null = null;
-  private readonly onData = (chunk: Buffer) => {
-    this.sink?.feed(chunk);
-    if (this.byteBucket) {
-      const wait = this.byteBucket.take(chunk.length);
-      if (wait > 0) this.pauseFor(wait);
-    }
-  };
-  private readonly onGone = () => {
-    if (this.gone) return;
-    this.gone = true;
-    this.sink?.transportClosed();
-  };
-  /** Errors (ECONNRESET, TLS alerts) are followed by 'close', where the session is dropped. */
-  private readonly onError = () => {};
 
   constructor(
     socket: Socket,
@@ -52,6 +59,25 @@ export class SocketTransport implements ClientTransport {
     this.listen(socket);
   }
 
+  /** What the socket read (called by the shared 'data' listener). */
+  received(chunk: Buffer): void {
+    this.sink?.feed(chunk);
+    const shaper = this.byteShaper;
+    if (shaper) {
+      const now = Date.now();
+      this.bytesFullAt = shaper.spend(this.bytesFullAt, now, chunk.length);
+      const wait = shaper.wait(this.bytesFullAt, now);
+      if (wait > 0) this.pauseFor(wait);
+    }
+  }
+
+  /** The socket closed (called by the shared 'close' listener of the plain and the TLS socket). */
+  closed(): void {
+    if (this.gone) return;
+    this.gone = true;
+    this.sink?.transportClosed();
+  }
+
   /** Start delivering bytes; separate from the constructor so the sink can hold the transport. */
   attach(sink: ByteSink): void {
     this.sink = sink;
@@ -59,7 +85,9 @@ export class SocketTransport implements ClientTransport {
 
   /** Shape reading to `rate` bytes a second (bursts up to `burst`), ejabberd style. */
   limitBytes(rate: number, burst: number): void {
-    this.byteBucket = rate > 0 ? new TokenBucket(rate, burst) : null;
+    // A new rate starts from a full bucket, as a new bucket would.
+    this.byteShaper = rate > 0 ? shaperFor(rate, burst) : null;
+    this.bytesFullAt = 0;
   }
 
   /** Stop reading for `ms`: the peer's writes back up into its own socket buffer. */
@@ -111,7 +139,7 @@ export class SocketTransport implements ClientTransport {
       this.resumeTimer = null;
     }
     // The cleartext socket stops feeding the stream; anything it still reads is discarded.
-    plain.off('data', this.onData);
+    plain.off('data', onData);
     const secured = new TLSSocket(plain, { isServer: true, secureContext: this.secureContext });
     this.upgraded = true;
     this.socket = secured;
@@ -130,9 +158,10 @@ export class SocketTransport implements ClientTransport {
     this.socket.destroy();
   }
 
-  private listen(socket: Socket): void {
-    socket.on('data', this.onData);
-    socket.on('close', this.onGone);
-    socket.on('error', this.onError);
+  private listen(socket: OwnedSocket): void {
+    socket[OWNER] = this;
+    socket.on('data', onData);
+    socket.on('close', onClose);
+    socket.on('error', onError);
   }
 }
