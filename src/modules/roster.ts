@@ -8,16 +8,27 @@ import { ROSTER_NS, checkRosterRoom, rosterItemXml, rosterPushXml } from '../rou
 import type { RosterItem } from '../storage/types.js';
 import { childElements, type Element } from '../xml/element.js';
 
-/** §2.1.2.3 / §2.3.3: group names are non-empty, unique within the item. */
+/**
+ * §2.3.3's "server-configured limits" on a roster item: without them one account could store a
+ * quarter-megabyte item a thousand times over, and every roster get and push would carry it.
+ */
+const MAX_ROSTER_NAME = 1024;
+const MAX_GROUP_NAME = 1024;
+const MAX_GROUPS = 100;
+
+/** §2.1.2.3 / §2.3.3: group names are non-empty, unique within the item, and bounded. */
 function readGroups(item: Element): string[] {
-  const groups: string[] = [];
-  for (const g of item.getChildren('group')) {
+  const children = item.getChildren('group');
+  if (children.length > MAX_GROUPS) throw new StanzaError('not-acceptable', `at most ${MAX_GROUPS} groups per item`);
+  const groups = new Set<string>();
+  for (const g of children) {
     const name = g.getText();
     if (name === '') throw new StanzaError('not-acceptable', 'empty group name');
-    if (groups.includes(name)) throw new StanzaError('bad-request', `duplicate group '${name}'`);
-    groups.push(name);
+    if (name.length > MAX_GROUP_NAME) throw new StanzaError('not-acceptable', `group name longer than ${MAX_GROUP_NAME} characters`);
+    if (groups.has(name)) throw new StanzaError('bad-request', `duplicate group '${name}'`);
+    groups.add(name);
   }
-  return groups;
+  return [...groups];
 }
 
 function get(ctx: RouterContext, ev: IqEvent): boolean {
@@ -79,14 +90,19 @@ function set(ctx: RouterContext, ev: IqEvent): boolean {
     return true;
   }
 
+  // The item itself is checked first: a malformed one is refused whatever room is left.
+  const name = (item.attrs.name as string | undefined) ?? null;
+  if (name !== null && name.length > MAX_ROSTER_NAME) {
+    throw new StanzaError('not-acceptable', `name longer than ${MAX_ROSTER_NAME} characters`);
+  }
+  const groups = readGroups(item);
   // §2.1.2.5: subscription and ask are the server's business; a client's values are ignored.
   const existing = rosters.get(st.bare, contact.bare);
   if (!existing) checkRosterRoom(ctx, st.bare);
-  const name = (item.attrs.name as string | undefined) ?? null;
   const next: RosterItem = {
     jid: contact.bare,
     name: name === '' ? null : name,
-    groups: readGroups(item),
+    groups,
     subscription: existing?.subscription ?? 'none',
     ask: existing?.ask ?? null,
     approved: existing?.approved ?? false,

@@ -171,6 +171,36 @@ describe('per-account bounds', () => {
   });
 });
 
+describe('roster items (RFC 6121 §2.3.3: server-configured limits → <not-acceptable/>)', () => {
+  const set = (id: string, item: string) => `<iq type='set' id='${id}'><query xmlns='jabber:iq:roster'>${item}</query></iq>`;
+  const groups = (n: number, prefix = 'g') => Array.from({ length: n }, (_, i) => `<group>${prefix}${i}</group>`).join('');
+
+  it('a name or a group name over 1024 characters, or more than 100 groups, is refused and nothing is stored', async () => {
+    const c = await connect();
+    await c.login('carol', { tls: false, resource: 'items' });
+    const cases: [string, string][] = [
+      ['long-name', `<item jid='long-name@example.org' name='${'n'.repeat(1025)}'/>`],
+      ['long-group', `<item jid='long-group@example.org'><group>${'g'.repeat(1025)}</group></item>`],
+      ['many-groups', `<item jid='many-groups@example.org'>${groups(101)}</item>`],
+      // 11000 groups fit in one 256 KiB stanza; checking them pairwise cost ~0.1 s of CPU each.
+      ['huge-groups', `<item jid='huge-groups@example.org'>${groups(11000)}</item>`],
+    ];
+    for (const [id, item] of cases) {
+      c.send(set(id, item));
+      const got = await c.waitFor(`id='${id}'`);
+      expect(got, id).toMatch(new RegExp(`<iq type='error' id='${id}'[^>]*><error type='modify'><not-acceptable xmlns='${STANZAS_NS}'/>`));
+      expect(t.server.storage.rosters.get('carol@localhost', `${id}@example.org`)).toBeFalsy();
+    }
+    // At the limits the item is accepted (carol's roster is full from the test above, so an
+    // item already there is updated).
+    c.send(set('at-limits', `<item jid='contact7@example.org' name='${'n'.repeat(1024)}'>${groups(99)}<group>${'g'.repeat(1024)}</group></item>`));
+    await c.waitFor(/<iq type='result' id='at-limits'/);
+    expect(t.server.storage.rosters.get('carol@localhost', 'contact7@example.org')?.groups).toHaveLength(100);
+    c.close();
+    await bystandersStillWork();
+  });
+});
+
 describe('floods', () => {
   it('directed presence to 30000 addresses nobody is at grows nothing, while one that reached bob still gets him our unavailable (RFC 6121 §4.6.3)', async () => {
     const c = await connect();
