@@ -21,7 +21,7 @@ import type { SessionInfo } from '../admin/channel.js';
 import type { Jid } from '../jid.js';
 import type { ClientTransport } from '../transport/socket.js';
 import { WebSocketTransport } from '../transport/websocket.js';
-import { HEADER_BYTES, Op, OPEN_CAN_STARTTLS, OPEN_SECURE, readHeader, reassembling, type RecordHeader, RingSender } from './protocol.js';
+import { HEADER_BYTES, Op, OPEN_CAN_STARTTLS, OPEN_SECURE, readHeader, reassembling, type RecordHeader, RingSender, WRITE_TEXT } from './protocol.js';
 import { createRing, Doorbell, RingReader, RingWriter } from './ring.js';
 import type { PeerLink, ShardAdminReply, ShardControl, ShardInit, ShardResult } from './worker.js';
 
@@ -113,6 +113,8 @@ interface Shard {
   connections: Set<Connection>;
 }
 
+const textDecoder = new TextDecoder();
+
 /** How long an admin question waits for a shard (one restarting after a crash may not answer). */
 const ADMIN_TIMEOUT_MS = 2000;
 
@@ -147,7 +149,7 @@ export class ShardPool {
   private stopping = false;
   private draining: Promise<void> | null = null;
   private readonly header: RecordHeader = { op: Op.Open, arg: 0, id: 0 };
-  private readonly pendingWrites = new Map<Connection, Uint8Array[]>();
+  private readonly pendingWrites = new Map<Connection, (string | Uint8Array)[]>();
   private startFailed: ((err: unknown) => void) | null = null;
   private readonly stats: HotStats[];
   /** Crashes since a shard last came up: the restart delay doubles with each. */
@@ -491,8 +493,10 @@ export class ShardPool {
     switch (h.op) {
       case Op.Write: {
         conn.wrote = true;
-        // Shared memory is reused as soon as the drain ends: the socket gets its own copy.
-        const bytes = Buffer.from(record.subarray(HEADER_BYTES));
+        // Shared memory is reused as soon as the drain ends: the socket gets its own copy. A
+        // WebSocket gets the stream layer's strings back as strings, to cut per element.
+        const body = record.subarray(HEADER_BYTES);
+        const bytes = h.arg & WRITE_TEXT && conn.kind === Transport.websocket ? textDecoder.decode(body) : Buffer.from(body);
         const list = this.pendingWrites.get(conn);
         if (list) list.push(bytes);
         else this.pendingWrites.set(conn, [bytes]);
@@ -531,7 +535,7 @@ export class ShardPool {
     this.pendingWrites.clear();
   }
 
-  private write(conn: Connection, chunks: Uint8Array[]): void {
+  private write(conn: Connection, chunks: (string | Uint8Array)[]): void {
     conn.transport.write(chunks);
     const limit = this.config.limits.outputQueueBytes;
     // Only the main thread sees the socket's backlog: it tells the shard to end the stream.

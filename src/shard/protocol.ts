@@ -28,7 +28,7 @@ export enum Op {
   OutputFull = 4,
 
   // shard → main, id = connection
-  /** Bytes for the client. */
+  /** Bytes for the client; arg WRITE_TEXT: the stream layer wrote them as a string. */
   Write = 16,
   /** RFC 6120 §5.4.3.3: <proceed/> was written; wrap the socket in TLS now. */
   StartTls = 17,
@@ -63,6 +63,14 @@ export enum Op {
 
 export const OPEN_SECURE = 1;
 export const OPEN_CAN_STARTTLS = 2;
+
+/**
+ * Write records: the chunk was a string. The stream layer writes its own output (headers,
+ * features, negotiation and IQ replies) as strings that may hold several top-level elements,
+ * routed stanzas as bytes of exactly one; a WebSocket transport cuts strings into one element
+ * per message (RFC 7395 §3.3.3) and sends bytes whole, so the distinction must cross the ring.
+ */
+export const WRITE_TEXT = 1;
 
 export const STATE_AVAILABLE = 1;
 export const STATE_INTERESTED = 2;

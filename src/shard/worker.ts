@@ -25,7 +25,7 @@ import { C2SStream, type C2SDeps, type StreamTransport } from '../stream/c2s.js'
 import { AuthFailureTracker } from '../stream/limits.js';
 import { HotStats, useStats } from '../observability/metrics.js';
 import { type MeshRouter, ShardMesh } from './mirror.js';
-import { HEADER_BYTES, Op, OPEN_CAN_STARTTLS, OPEN_SECURE, readHeader, reassembling, type RecordHeader, RingSender } from './protocol.js';
+import { HEADER_BYTES, Op, OPEN_CAN_STARTTLS, OPEN_SECURE, readHeader, reassembling, type RecordHeader, RingSender, WRITE_TEXT } from './protocol.js';
 import { Doorbell, RingReader, RingWriter } from './ring.js';
 
 /** The shared memory of one direction between this shard and a peer shard. */
@@ -118,7 +118,7 @@ class RingTransport implements StreamTransport {
     if (this.ended) return;
     // One record per chunk: the main thread hands the socket the same chunks, and a WebSocket
     // transport frames each chunk as one message (RFC 7395 §3.3.3: one element per message).
-    for (const chunk of chunks) this.out.send(Op.Write, this.id, chunk);
+    for (const chunk of chunks) this.out.send(Op.Write, this.id, chunk, typeof chunk === 'string' ? WRITE_TEXT : 0);
   }
 
   startTls(): void {
