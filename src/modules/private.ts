@@ -13,6 +13,9 @@ export const PRIVATE_NS = 'jabber:iq:private';
 /** Bytes one stored fragment may take: bookmarks of a heavy user fit easily, a disk filler does not. */
 export const PRIVATE_ITEM_LIMIT = 64 * 1024;
 
+/** Namespaces one account may keep fragments under: real clients use a handful. */
+export const PRIVATE_NAMESPACE_LIMIT = 100;
+
 /** XEP-0049 §3: namespaces no fragment may claim (they would confuse stanza processing). */
 const RESERVED = new Set(['jabber:client', 'jabber:server', PRIVATE_NS]);
 
@@ -52,6 +55,11 @@ export const privateStorage: Module = {
         if (Buffer.byteLength(doc) > PRIVATE_ITEM_LIMIT) {
           throw new StanzaError('not-acceptable', `fragment ${ns} exceeds ${PRIVATE_ITEM_LIMIT} bytes`);
         }
+      }
+      // Without a bound on namespaces, 64 KiB fragments under ever new names would fill the disk.
+      const fresh = new Set(items.filter(({ ns }) => xml.get(owner, key(ns)) === null).map(({ ns }) => ns)).size;
+      if (fresh > 0 && (xml.count?.(owner, 'private:') ?? 0) + fresh > PRIVATE_NAMESPACE_LIMIT) {
+        throw new StanzaError('resource-constraint', `at most ${PRIVATE_NAMESPACE_LIMIT} private storage namespaces per account`);
       }
       for (const { ns, doc } of items) xml.set(owner, key(ns), doc);
       ev.reply();

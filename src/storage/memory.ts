@@ -271,6 +271,12 @@ export function createMemoryStorage(options?: StorageOptions): Storage {
       open();
       return xmlDocs.get(owner)?.delete(key) ?? false;
     },
+    count(owner, prefix) {
+      open();
+      let n = 0;
+      for (const key of xmlDocs.get(owner)?.keys() ?? []) if (key.startsWith(prefix)) n++;
+      return n;
+    },
   };
 
   const pepEntry = (owner: string, node: string) => {

@@ -312,6 +312,8 @@ export function openSqliteStorage(options: SqliteStorageOptions): SqliteStorage 
     xmlGet: db.prepare('SELECT xml FROM xmlstore WHERE owner = ? AND key = ?').pluck(),
     xmlSet: db.prepare('INSERT OR REPLACE INTO xmlstore (owner, key, xml) VALUES (?, ?, ?)'),
     xmlRemove: db.prepare('DELETE FROM xmlstore WHERE owner = ? AND key = ?'),
+    // A key range rather than LIKE: the primary key (owner, key) answers it without a scan.
+    xmlCount: db.prepare('SELECT count(*) FROM xmlstore WHERE owner = ? AND key >= ? AND key < ?').pluck(),
     xmlDeleteAll: db.prepare('DELETE FROM xmlstore WHERE owner = ?'),
     pepNodes: db.prepare('SELECT node, config FROM pep_node WHERE owner = ? ORDER BY node'),
     pepNode: db.prepare('SELECT node, config FROM pep_node WHERE owner = ? AND node = ?'),
@@ -559,6 +561,9 @@ export function openSqliteStorage(options: SqliteStorageOptions): SqliteStorage 
     get: (owner, key) => (q.xmlGet.get(owner, key) as string | undefined) ?? null,
     set: (owner, key, doc) => void q.xmlSet.run(owner, key, doc),
     remove: (owner, key) => q.xmlRemove.run(owner, key).changes > 0,
+    // Keys from `prefix` up to the prefix with its last character incremented.
+    count: (owner, prefix) =>
+      q.xmlCount.get(owner, prefix, prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1)) as number,
   };
 
   type PepRow = { id: string; stamp: number; publisher: string | null; xml: string };

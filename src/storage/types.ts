@@ -216,6 +216,8 @@ export interface XmlStore {
   set(owner: string, key: string, xml: string): void;
   /** False when there was nothing under the key. */
   remove(owner: string, key: string): boolean;
+  /** How many keys of `owner` start with `prefix` (for per-account quotas). Optional: added. */
+  count?(owner: string, prefix: string): number;
 }
 
 /** One XEP-0060 item of a PEP node, as published: its id and the payload XML, verbatim. */

@@ -201,6 +201,27 @@ describe('roster items (RFC 6121 §2.3.3: server-configured limits → <not-acce
   });
 });
 
+describe('private XML storage (XEP-0049)', () => {
+  it('keeps at most 100 namespaces per account: the 101st is <resource-constraint/>, replacing one still works', async () => {
+    const c = await connect();
+    await c.login('carol', { tls: false, resource: 'private' });
+    const store = (id: string, ns: string) =>
+      `<iq type='set' id='${id}'><query xmlns='jabber:iq:private'><data xmlns='${ns}'>${'p'.repeat(1000)}</data></query></iq>`;
+    for (let i = 0; i < 100; i++) c.send(store(`p${i}`, `urn:example:private:${i}`));
+    await c.waitFor(/<iq type='result' id='p99'/);
+    expect(c.received).not.toContain("type='error'");
+    c.take();
+    c.send(store('p100', 'urn:example:private:100'));
+    const refused = await c.waitFor("id='p100'");
+    expect(refused).toMatch(new RegExp(`<iq type='error' id='p100'[^>]*><error type='wait'><resource-constraint xmlns='${STANZAS_NS}'/>`));
+    expect(t.server.storage.xml.get('carol@localhost', 'private:urn:example:private:100')).toBeNull();
+    c.send(store('p7', 'urn:example:private:7'));
+    await c.waitFor(/<iq type='result' id='p7'/);
+    c.close();
+    await bystandersStillWork();
+  });
+});
+
 describe('floods', () => {
   it('directed presence to 30000 addresses nobody is at grows nothing, while one that reached bob still gets him our unavailable (RFC 6121 §4.6.3)', async () => {
     const c = await connect();

@@ -364,6 +364,14 @@ describe.each(backends)('%s storage conformance', (_name, open) => {
       expect(s.xml.get(owner, 'vcard')).toBeNull();
     });
 
+    it('counts one owner\'s keys under a prefix, and only those', () => {
+      for (const k of ['private:a', 'private:b', 'private:b', 'privatex', 'private', 'vcard']) s.xml.set(owner, k, '<x/>');
+      s.xml.set('bob@example.org', 'private:c', '<x/>');
+      expect(s.xml.count!(owner, 'private:')).toBe(2);
+      expect(s.xml.count!('bob@example.org', 'private:')).toBe(1);
+      expect(s.xml.count!('carol@example.org', 'private:')).toBe(0);
+    });
+
     it('deleting the account deletes its documents and no one else\'s', () => {
       s.users.create(owner, 'secret');
       s.xml.set(owner, 'vcard', '<vCard/>');
