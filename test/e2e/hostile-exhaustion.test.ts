@@ -201,6 +201,23 @@ describe('roster items (RFC 6121 §2.3.3: server-configured limits → <not-acce
   });
 });
 
+describe('XEP-0198 acknowledgements', () => {
+  it('a client that enables stream management and never acknowledges is closed with <resource-constraint/> past stream_management.max_unacked (1000)', async () => {
+    const lazy = await connect();
+    const jid = await lazy.login('carol', { tls: false, resource: 'never-acks' });
+    lazy.send("<enable xmlns='urn:xmpp:sm:3'/>");
+    await lazy.waitFor('<enabled');
+    // bob sends 1100 messages; carol's client never answers an <r/>. They arrive within a turn
+    // or two, so the bound trips before the client could have acknowledged anything: as with
+    // Prosody's and ejabberd's queue bounds, a burst past max_unacked ends an SM session.
+    sendAll(bob.c, 0, 1100, (i) => `<message to='${jid}' type='chat' id='u${i}'><body>unacked ${i}</body></message>`);
+    await lazy.waitClosed(20_000);
+    expect(lazy.received).toMatch(streamError('resource-constraint'));
+    // The sender is not affected.
+    await bystandersStillWork();
+  });
+});
+
 describe('private XML storage (XEP-0049)', () => {
   it('keeps at most 100 namespaces per account: the 101st is <resource-constraint/>, replacing one still works', async () => {
     const c = await connect();
