@@ -22,27 +22,15 @@ import { createRouter } from '../../src/router/index.js';
 import { createMemoryStorage } from '../../src/storage/memory.js';
 import { openSqliteStorage } from '../../src/storage/sqlite.js';
 import type { Storage } from '../../src/storage/types.js';
-import { C2SStream, type C2SOptions, type StreamTransport } from '../../src/stream/c2s.js';
 import { SaslProvider } from '../../src/stream/sasl/index.js';
+import { DOMAIN, login, PER_TURN, ringName, seedRing, turn, type PathSession } from './c2s-path.js';
 import { numArg, report, round, type Row } from './shard-common.js';
 
 const users = numArg('users', 200);
 const contacts = numArg('contacts', 20);
 const stanzas = numArg('stanzas', 5000);
-const DOMAIN = 'localhost';
-const PASSWORD = 'bench';
-const PER_TURN = 100;
 const NODE = 'urn:xmpp:avatar:metadata';
-
-const HEADER = `<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='${DOMAIN}' version='1.0'>`;
-const OPTIONS: C2SOptions = {
-  domain: DOMAIN,
-  tls: 'optional',
-  registration: 'closed',
-  preAuthMaxStanzaBytes: 65536,
-  maxStanzaBytes: 262144,
-  saslMaxAttempts: 3,
-};
+const name = ringName(users);
 
 /** One client's XEP-0115 caps: a real hash over its identity and +notify feature. */
 const IDENTITY = `<identity category='client' type='pc' name='Bench'/>`;
@@ -50,54 +38,15 @@ const FEATURES = ['http://jabber.org/protocol/disco#info', `${NODE}+notify`];
 const VER = createHash('sha1').update(`client/pc//Bench<${FEATURES.sort().map((f) => `${f}<`).join('')}`).digest('base64');
 const CAPS = `<c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='https://example.org/bench' ver='${VER}'/>`;
 
-class CountingTransport implements StreamTransport {
-  readonly secure = true;
-  readonly canStartTls = false;
-  bytes = 0;
-  text = '';
-  keepText = true;
-  write(chunks: (string | Uint8Array)[]): void {
-    for (const c of chunks) {
-      this.bytes += typeof c === 'string' ? c.length : c.byteLength;
-      if (this.keepText) this.text += typeof c === 'string' ? c : Buffer.from(c).toString('utf8');
-    }
-  }
-  startTls(): void {}
-  end(): void {}
-}
-
-const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
-const name = (i: number): string => `u${((i % users) + users) % users}`;
-
-function seed(storage: Storage): void {
-  for (let i = 0; i < users; i++) {
-    storage.users.create(`${name(i)}@${DOMAIN}`, PASSWORD);
-    for (let d = 1; d <= contacts / 2; d++) {
-      for (const j of [i - d, i + d]) {
-        storage.rosters.set(`${name(i)}@${DOMAIN}`, { jid: `${name(j)}@${DOMAIN}`, name: null, groups: [], subscription: 'both', ask: null, approved: false });
-      }
-    }
-  }
-}
-
-type Session = { stream: C2SStream; transport: CountingTransport; feed: (xml: string) => void };
-
-async function connect(storage: Storage, withPep: boolean): Promise<Session[]> {
+async function connect(storage: Storage, withPep: boolean): Promise<PathSession[]> {
   const core = loadCore();
   const modules = defaultModules().filter((m) => withPep || m.name !== 'pep');
   const router = createRouter({ domain: DOMAIN, storage, modules });
   const sasl = new SaslProvider({ users: storage.users, domain: DOMAIN });
-  const sessions: Session[] = [];
+  const sessions: PathSession[] = [];
   for (let i = 0; i < users; i++) {
-    const transport = new CountingTransport();
-    const stream = new C2SStream(transport, OPTIONS, { core, router, sasl });
-    const feed = (xml: string) => stream.feed(Buffer.from(xml));
-    feed(HEADER);
-    feed(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${Buffer.from(`\0${name(i)}\0${PASSWORD}`).toString('base64')}</auth>`);
-    while (!transport.text.includes('<success')) await turn();
-    feed(HEADER);
-    feed(`<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>r</resource></bind></iq><iq type='get' id='r'><query xmlns='jabber:iq:roster'/></iq><presence>${CAPS}</presence>`);
-    sessions.push({ stream, transport, feed });
+    const after = `<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>r</resource></bind></iq><iq type='get' id='r'><query xmlns='jabber:iq:roster'/></iq><presence>${CAPS}</presence>`;
+    sessions.push(await login({ core, router, sasl }, name(i), after));
   }
   // Answer the server's caps queries (XEP-0115 §6.2) until none is left unanswered.
   const answered = new Set<string>();
@@ -119,7 +68,7 @@ async function connect(storage: Storage, withPep: boolean): Promise<Session[]> {
   return sessions;
 }
 
-async function run(sessions: Session[], label: string, stanza: (i: number) => string, fanout: number, rows: Row[]): Promise<void> {
+async function run(sessions: PathSession[], label: string, stanza: (i: number) => string, fanout: number, rows: Row[]): Promise<void> {
   for (const [pass, n] of [Math.min(2000, stanzas), stanzas].entries()) {
     const before = sessions.reduce((a, s) => a + s.transport.bytes, 0);
     const cpu0 = process.cpuUsage();
@@ -141,7 +90,7 @@ async function measure(store: string, open: () => Storage, rows: Row[]): Promise
   // each, alternating, so that neither side alone pays the JIT's first compiles.
   for (const [k, withPep] of [false, true, false, true].entries()) {
     const storage = open();
-    seed(storage);
+    seedRing(storage, users, contacts);
     const sessions = await connect(storage, withPep);
     await run(sessions, `presence+caps → ${contacts} contacts + self, pep ${withPep ? 'on' : 'off'}, ${store}`, presence, contacts + 1, rows);
     if (k === 3) {

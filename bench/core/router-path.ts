@@ -20,83 +20,24 @@ import { createRouter } from '../../src/router/index.js';
 import { createMemoryStorage } from '../../src/storage/memory.js';
 import { openSqliteStorage } from '../../src/storage/sqlite.js';
 import type { Storage } from '../../src/storage/types.js';
-import { C2SStream, type C2SOptions, type StreamTransport } from '../../src/stream/c2s.js';
 import { SaslProvider } from '../../src/stream/sasl/index.js';
+import { DOMAIN, login, PER_TURN, ringName, seedRing, turn, type PathSession } from './c2s-path.js';
 import { numArg, report, round, type Row } from './shard-common.js';
 
 const users = numArg('users', 1000);
 const contacts = numArg('contacts', 20);
 const stanzas = numArg('stanzas', 20_000);
-const DOMAIN = 'localhost';
-const PASSWORD = 'bench';
-/** Stanzas fed per event-loop turn: the streams flush once per turn, as over real sockets. */
-const PER_TURN = 100;
-
-const HEADER = `<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='${DOMAIN}' version='1.0'>`;
-const OPTIONS: C2SOptions = {
-  domain: DOMAIN,
-  tls: 'optional',
-  registration: 'closed',
-  preAuthMaxStanzaBytes: 65536,
-  maxStanzaBytes: 262144,
-  saslMaxAttempts: 3,
-};
-
-/** Writes go nowhere; the bytes are counted so the work cannot be skipped. */
-class CountingTransport implements StreamTransport {
-  readonly secure = true;
-  readonly canStartTls = false;
-  bytes = 0;
-  text = '';
-  keepText = true;
-  write(chunks: (string | Uint8Array)[]): void {
-    for (const c of chunks) {
-      this.bytes += typeof c === 'string' ? c.length : c.byteLength;
-      if (this.keepText) this.text += typeof c === 'string' ? c : Buffer.from(c).toString('utf8');
-    }
-  }
-  startTls(): void {}
-  end(): void {}
-}
-
-const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
-const name = (i: number): string => `u${((i % users) + users) % users}`;
-
-/** Contacts are ring neighbours (i±1 … i±contacts/2), subscribed both ways. */
-function seed(storage: Storage): void {
-  for (let i = 0; i < users; i++) {
-    storage.users.create(`${name(i)}@${DOMAIN}`, PASSWORD);
-    for (let d = 1; d <= contacts / 2; d++) {
-      for (const j of [i - d, i + d]) {
-        storage.rosters.set(`${name(i)}@${DOMAIN}`, {
-          jid: `${name(j)}@${DOMAIN}`,
-          name: null,
-          groups: [],
-          subscription: 'both',
-          ask: null,
-          approved: false,
-        });
-      }
-    }
-  }
-}
+const name = ringName(users);
 
 async function measure(label: string, storage: Storage, rows: Row[]): Promise<void> {
   const core = loadCore();
   const router = createRouter({ domain: DOMAIN, storage });
   const sasl = new SaslProvider({ users: storage.users, domain: DOMAIN });
-  const sessions: { stream: C2SStream; transport: CountingTransport }[] = [];
+  const sessions: PathSession[] = [];
   for (let i = 0; i < users; i++) {
-    const transport = new CountingTransport();
-    const stream = new C2SStream(transport, OPTIONS, { core, router, sasl });
-    const feed = (xml: string) => stream.feed(Buffer.from(xml));
-    feed(HEADER);
-    feed(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${Buffer.from(`\0${name(i)}\0${PASSWORD}`).toString('base64')}</auth>`);
-    while (!transport.text.includes('<success')) await turn();
-    feed(HEADER);
     // Roster get first: an interested resource receives presence (RFC 6121 §2.1.3, §3.1.5).
-    feed(`<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>r</resource></bind></iq><iq type='get' id='r'><query xmlns='jabber:iq:roster'/></iq><presence/>`);
-    sessions.push({ stream, transport });
+    const after = `<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>r</resource></bind></iq><iq type='get' id='r'><query xmlns='jabber:iq:roster'/></iq><presence/>`;
+    sessions.push(await login({ core, router, sasl }, name(i), after));
   }
   await turn();
   await turn();
@@ -139,7 +80,7 @@ try {
   for (const store of order) {
     if (store === 'memory') {
       const memory = createMemoryStorage({ iterations: 16 });
-      seed(memory);
+      seedRing(memory, users, contacts);
       await measure('memory', memory, rows);
       continue;
     }
@@ -147,7 +88,7 @@ try {
     const dataDir = mkdtempSync(join(tmpdir(), 'hermod-router-path-'));
     dirs.push(dataDir);
     const sqlite = openSqliteStorage({ dataDir, iterations: 16, ...(store === 'sqlite-nocache' ? { rosterCache: 0 } : {}) });
-    seed(sqlite);
+    seedRing(sqlite, users, contacts);
     await measure(store === 'sqlite-nocache' ? 'SQLite, rosterCache 0' : 'SQLite', sqlite, rows);
     sqlite.close();
   }
