@@ -5,17 +5,24 @@
  * its end), and one index, (owner, id): ids sort by time (archive.ts), so that index pages, seeks
  * by id and start/end all at once. Filters on 'with' read the owner's rows in id order.
  *
- * Appends are batched: a transaction per message would put a commit on the path of every chat
- * message, and each commit writes every index page it touched to the WAL — with messages to many
- * accounts, one page per row. Measured (docs/benchmarks.md, "Message archive"): ~12 µs CPU per
- * row in batches of 200, ~5 µs in batches of 5000. So appends are queued and written in one
- * IMMEDIATE transaction FLUSH_MS after the first of them (or at once past MAX_QUEUE). Every read
- * (query, bounds, purge) and account deletion writes the queue first, so a client always finds
- * its latest messages, and close() writes it before the file closes. A crash of the process
- * loses at most the last FLUSH_MS of archive writes; those messages were delivered live or are
- * in offline storage, which is written at once.
+ * Appends are batched and written off the event loop. A commit writes every index page it
+ * touched to the WAL, and with messages to many accounts that is about one page per row; measured
+ * (docs/benchmarks.md, "Message archive"): ~12 µs CPU per row in batches of 200, ~5 µs in
+ * batches of 5000, and on this machine's disk about as much again waiting for writes. So the
+ * router's appends are queued and handed, FLUSH_MS after the first of them (or at once past
+ * MAX_QUEUE), to a writer thread with its own connection to the same file, which inserts each
+ * batch in one transaction. Until the writer confirms a batch, the entries stay here: a query
+ * or metadata request for an account first inserts that account's unconfirmed entries itself
+ * (INSERT OR IGNORE: the writer's copy of a row is then ignored, and the other way round), so a
+ * client always finds its latest messages; close() inserts all of them. A crash of the process
+ * loses at most the unconfirmed batches (a fraction of a second of archive writes); those
+ * messages were delivered live or are in offline storage, which is written at once.
+ * Without a thread (option `thread: false`, or if the thread cannot start) the batches are
+ * written on the event loop.
  */
 import type Database from 'better-sqlite3';
+import { createRequire } from 'node:module';
+import { Worker } from 'node:worker_threads';
 import {
   type ArchiveEntry,
   type ArchivePrefs,
@@ -51,8 +58,14 @@ CREATE TABLE IF NOT EXISTS mam_prefs (
 export const FLUSH_MS = 250;
 /** Rows past the first young one that retention still looks at (appended out of time order). */
 const OUT_OF_ORDER_ROWS = 10_000;
-/** Queued appends written at once without waiting for the timer. */
-const MAX_QUEUE = 5000;
+/** Queued appends handed over at once without waiting for the timer. */
+const MAX_QUEUE = 20_000;
+/**
+ * Entries the writer may hold unconfirmed. Past this (a disk slower than the message rate), batches
+ * are written on the event loop: the router slows down to the disk's pace instead of the queue
+ * growing without bound.
+ */
+const MAX_INFLIGHT = 200_000;
 
 interface MessageRow {
   id: string;
@@ -61,16 +74,57 @@ interface MessageRow {
   stanza: string;
 }
 
+const INSERT_SQL = 'INSERT OR IGNORE INTO mam (owner, id, stamp, with_bare, with_full, stanza) VALUES (?, ?, ?, ?, ?, ?)';
+const toRow = (e: ArchiveEntry): [string, string, number, string, string, string] => [e.owner, e.id, e.stamp.getTime(), bareOf(e.with), e.with, e.stanza];
+
 const toMessage = (r: MessageRow): ArchivedMessage => ({ id: r.id, stamp: new Date(r.stamp), with: r.with_full, stanza: r.stanza });
+
+/** The writer thread (CommonJS, evaluated: it runs the same from src/ under vitest and from dist/). */
+const WRITER = `
+const { parentPort, workerData } = require('node:worker_threads');
+const Database = require(workerData.sqlite);
+const db = new Database(workerData.file, { timeout: 5000 });
+db.pragma('synchronous = ' + workerData.synchronous);
+const insert = db.prepare(${JSON.stringify(INSERT_SQL)});
+const remove = db.prepare('DELETE FROM mam WHERE owner = ?');
+const write = db.transaction((rows) => { for (const r of rows) insert.run(r); });
+parentPort.on('message', (m) => {
+  if (m.close) {
+    db.close();
+    Atomics.store(workerData.closed, 0, 1);
+    Atomics.notify(workerData.closed, 0);
+    parentPort.close();
+    return;
+  }
+  try {
+    if (m.rows !== undefined) write.immediate(JSON.parse(m.rows));
+    if (m.deleteOwner !== undefined) remove.run(m.deleteOwner);
+    parentPort.postMessage({ done: m.n });
+  } catch (err) {
+    Atomics.add(workerData.closed, 1, 1);
+    parentPort.postMessage({ failed: m.n, error: String((err && err.message) || err) });
+  }
+});
+`;
+
+export interface SqliteArchiveOptions {
+  /** The database file, for the writer thread's own connection; without it, no thread. */
+  file?: string;
+  /** Write batches on a thread (default, when `file` is given) or on the event loop. */
+  thread?: boolean;
+  synchronous?: 'NORMAL' | 'FULL';
+}
 
 export interface SqliteArchive extends ArchiveStore {
   /** Remove an account's archive and preferences (inside the caller's transaction). */
   deleteOwner(owner: string): void;
+  /** Write everything pending and stop the writer thread (before the connection closes). */
+  close(): void;
 }
 
-export function openSqliteArchive(db: Database.Database): SqliteArchive {
+export function openSqliteArchive(db: Database.Database, options: SqliteArchiveOptions = {}): SqliteArchive {
   const q = {
-    insert: db.prepare('INSERT OR IGNORE INTO mam (owner, id, stamp, with_bare, with_full, stanza) VALUES (?, ?, ?, ?, ?, ?)'),
+    insert: db.prepare(INSERT_SQL),
     has: db.prepare('SELECT 1 FROM mam WHERE owner = ? AND id = ?').pluck(),
     first: db.prepare('SELECT id, stamp, with_full, stanza FROM mam WHERE owner = ? ORDER BY id LIMIT 1'),
     last: db.prepare('SELECT id, stamp, with_full, stanza FROM mam WHERE owner = ? ORDER BY id DESC LIMIT 1'),
@@ -96,31 +150,131 @@ export function openSqliteArchive(db: Database.Database): SqliteArchive {
 
   let queue: ArchiveEntry[] = [];
   let timer: NodeJS.Timeout | null = null;
+  /** Batches handed to the writer thread and not yet confirmed, by number. */
+  const inflight = new Map<number, ArchiveEntry[]>();
+  let batchNo = 0;
+  let useThread = options.thread ?? options.file !== undefined;
+  let worker: Worker | null = null;
+  /**
+   * [0]: set to 1 by the writer once it has handled everything sent before 'close' and let go of
+   * the file; [1]: batches it failed to write (their entries are then written here).
+   */
+  const closed = new Int32Array(new SharedArrayBuffer(8));
+
   const writeAll = db.transaction((entries: ArchiveEntry[]) => {
-    for (const e of entries) q.insert.run(e.owner, e.id, e.stamp.getTime(), bareOf(e.with), e.with, e.stanza);
+    for (const e of entries) q.insert.run(toRow(e));
   });
-  const flush = (): void => {
+  /** Insert on this connection, now (what the writer inserts later is then ignored). */
+  const writeNow = (entries: ArchiveEntry[]): void => {
+    if (entries.length > 0) writeAll.immediate(entries);
+  };
+  /** Write here, now; on failure (SQLITE_BUSY past the timeout, a full disk) keep them for the next attempt. */
+  const writeOrKeep = (entries: ArchiveEntry[]): void => {
+    try {
+      writeNow(entries);
+    } catch (err) {
+      queue = entries.concat(queue);
+      throw err;
+    }
+  };
+  /** The writer failed or went away: its unconfirmed batches are written here. */
+  const takeBack = (n?: number): void => {
+    for (const [k, batch] of inflight) {
+      if (n !== undefined && k !== n) continue;
+      inflight.delete(k);
+      queue = batch.concat(queue);
+    }
+    schedule();
+  };
+  const startWorker = (): Worker | null => {
+    if (worker !== null || !useThread) return worker;
+    try {
+      worker = new Worker(WRITER, {
+        eval: true,
+        workerData: {
+          file: options.file,
+          sqlite: createRequire(import.meta.url).resolve('better-sqlite3'),
+          synchronous: options.synchronous ?? 'NORMAL',
+          closed,
+        },
+      });
+    } catch (err) {
+      process.emitWarning(`message archive writer thread did not start, writing on the event loop: ${(err as Error).message}`);
+      useThread = false;
+      return null;
+    }
+    worker.unref();
+    worker.on('message', (m: { done?: number; failed?: number; error?: string }) => {
+      if (m.done !== undefined) inflight.delete(m.done);
+      else if (m.failed !== undefined) {
+        process.emitWarning(`message archive writer failed, writing here: ${m.error}`);
+        takeBack(m.failed);
+      }
+    });
+    const gone = (why: string) => {
+      if (worker === null) return;
+      worker = null;
+      useThread = false;
+      if (db.open) {
+        process.emitWarning(`message archive writer thread ${why}, writing on the event loop`);
+        takeBack();
+      }
+    };
+    worker.on('error', (err) => gone(`failed (${err.message})`));
+    worker.on('exit', () => gone('exited'));
+    return worker;
+  };
+
+  /** Hand the queue over (thread) or write it (no thread). */
+  const ship = (): void => {
     if (timer !== null) clearTimeout(timer), (timer = null);
     if (queue.length === 0) return;
     const batch = queue;
     queue = [];
-    try {
-      writeAll.immediate(batch);
-    } catch (err) {
-      // Keep them for the next attempt (SQLITE_BUSY past the timeout, a full disk that clears).
-      queue = batch.concat(queue);
-      throw err;
+    let held = 0;
+    for (const b of inflight.values()) held += b.length;
+    const w = held < MAX_INFLIGHT ? startWorker() : null;
+    if (w !== null) {
+      const n = ++batchNo;
+      inflight.set(n, batch);
+      w.postMessage({ n, rows: JSON.stringify(batch.map(toRow)) });
+      return;
     }
+    writeOrKeep(batch);
   };
   const onTimer = (): void => {
     timer = null;
     if (!db.open) return;
     try {
-      flush();
+      ship();
     } catch (err) {
       process.emitWarning(`message archive write failed, retrying: ${(err as Error).message}`);
       if (timer === null) timer = setTimeout(onTimer, 4 * FLUSH_MS);
     }
+  };
+  function schedule(): void {
+    if (timer !== null || queue.length === 0) return;
+    timer = setTimeout(onTimer, FLUSH_MS);
+    // Pending writes do not keep a process alive; close() writes them.
+    timer.unref();
+  }
+  /** Make every entry of `owner` (all when omitted) durable on this connection before a read. */
+  const settle = (owner?: string): void => {
+    const out: ArchiveEntry[] = [];
+    // Taken out of the queue and of the unconfirmed batches, so that no later read writes them
+    // again (a row deleted in between must stay deleted).
+    const take = (list: ArchiveEntry[]): ArchiveEntry[] => {
+      const keep: ArchiveEntry[] = [];
+      for (const e of list) (owner === undefined || e.owner === owner ? out : keep).push(e);
+      return keep;
+    };
+    queue = take(queue);
+    for (const [n, batch] of inflight) inflight.set(n, take(batch));
+    writeOrKeep(out);
+  };
+  const flush = (): void => {
+    if (timer !== null) clearTimeout(timer), (timer = null);
+    settle();
   };
 
   const known = (owner: string, id: string): string => {
@@ -150,15 +304,11 @@ export function openSqliteArchive(db: Database.Database): SqliteArchive {
     append(entry) {
       if (!db.open) throw new Error('storage is closed');
       queue.push(entry);
-      if (queue.length >= MAX_QUEUE) flush();
-      else if (timer === null) {
-        timer = setTimeout(onTimer, FLUSH_MS);
-        // Pending writes do not keep a process alive; close() writes them.
-        timer.unref();
-      }
+      if (queue.length >= MAX_QUEUE) ship();
+      else schedule();
     },
     query(owner, query: ArchiveQuery) {
-      flush();
+      settle(owner);
       const where = ['owner = ?'];
       const params: (string | number)[] = [owner];
       if (query.with !== undefined) {
@@ -200,7 +350,7 @@ export function openSqliteArchive(db: Database.Database): SqliteArchive {
       return { items: page.map(toMessage), complete, count };
     },
     bounds(owner) {
-      flush();
+      settle(owner);
       const first = q.first.get(owner) as MessageRow | undefined;
       const last = q.last.get(owner) as MessageRow | undefined;
       return first && last ? { first: toMessage(first), last: toMessage(last) } : null;
@@ -214,7 +364,8 @@ export function openSqliteArchive(db: Database.Database): SqliteArchive {
       q.prefsSet.run(owner, p.default, JSON.stringify(p.always), JSON.stringify(p.never));
     },
     purge({ before, maxPerUser = 0 }) {
-      flush();
+      // At most a fraction of a second of traffic is pending: written first, so that the caps count it.
+      settle();
       return db.transaction(() => {
         // The rowid bound keeps the scan to the expired rows plus a margin for rows a batch of
         // another shard appended out of time order; the stamp decides row by row.
@@ -228,9 +379,28 @@ export function openSqliteArchive(db: Database.Database): SqliteArchive {
     },
     flush,
     deleteOwner(owner) {
-      flush();
+      // What is queued for the account is dropped; what the writer holds is deleted after it.
+      const others = (list: ArchiveEntry[]) => list.filter((e) => e.owner !== owner);
+      queue = others(queue);
+      for (const [n, batch] of inflight) inflight.set(n, others(batch));
+      if (inflight.size > 0 && worker !== null) worker.postMessage({ n: 0, deleteOwner: owner });
       q.deleteAll.run(owner);
       q.prefsDelete.run(owner);
+    },
+    close() {
+      if (timer !== null) clearTimeout(timer), (timer = null);
+      const w = worker;
+      worker = null;
+      if (w !== null) {
+        // The writer finishes what it was sent (batches, deletions) in order, then says so: wait
+        // for it (bounded like the busy timeout), so nothing it does lands after this close.
+        w.postMessage({ close: true });
+        const finished = Atomics.wait(closed, 0, 0, 5000) !== 'timed-out';
+        void w.terminate();
+        // Every batch it was handed is written, unless it said it failed or did not finish.
+        if (finished && Atomics.load(closed, 1) === 0) inflight.clear();
+      }
+      settle();
     },
   };
 }

@@ -212,20 +212,44 @@ describe('archive ids', () => {
 });
 
 describe('archive store (sqlite specifics)', () => {
-  it('writes batched appends a moment later, and reads see them before that', async () => {
+  /** Poll another connection until `check` holds (the writer thread commits on its own time). */
+  const eventually = async (check: () => boolean): Promise<void> => {
+    for (let i = 0; i < 500 && !check(); i++) await new Promise((r) => setTimeout(r, 10));
+    expect(check()).toBe(true);
+  };
+
+  it.each([
+    ['on a writer thread', true],
+    ['on the event loop', false],
+  ])('writes batched appends a moment later %s, and reads see them before that', async (_how, archiveThread) => {
     const dir = tempDir();
-    const s = openSqliteStorage({ dataDir: dir, iterations: 16 });
+    const s = openSqliteStorage({ dataDir: dir, iterations: 16, archiveThread });
     fill(s, ALICE, 2);
     const other = new Database(join(dir, DATABASE_FILE), { readonly: true });
     const rows = () => other.prepare('SELECT count(*) FROM mam').pluck().get();
     expect(rows()).toBe(0); // still queued
-    expect(s.mam.query(ALICE, { max: 10 }).count).toBe(2); // the reader flushed it
+    expect(s.mam.query(ALICE, { max: 10 }).count).toBe(2); // the reader wrote alice's
     expect(rows()).toBe(2);
     fill(s, 'bob@example.org', 3);
-    await new Promise((r) => setTimeout(r, FLUSH_MS + 50));
-    expect(rows()).toBe(5);
+    await eventually(() => rows() === 5);
+    expect(ids(s, {}, 'bob@example.org')).toEqual(['m0', 'm1', 'm2']);
     other.close();
     s.close();
+  });
+
+  it('does not bring back the archive of an account deleted while its messages were being written', async () => {
+    const dir = tempDir();
+    const s = openSqliteStorage({ dataDir: dir, iterations: 16 });
+    s.users.create(ALICE, 'pw');
+    fill(s, ALICE, 5);
+    fill(s, 'bob@example.org', 1);
+    await new Promise((r) => setTimeout(r, FLUSH_MS + 20)); // handed to the writer, maybe not yet written
+    expect(s.users.delete(ALICE)).toBe(true);
+    const other = new Database(join(dir, DATABASE_FILE), { readonly: true });
+    await eventually(() => other.prepare('SELECT count(*) FROM mam WHERE owner = ?').pluck().get('bob@example.org') === 1);
+    s.close();
+    expect(other.prepare('SELECT count(*) FROM mam WHERE owner = ?').pluck().get(ALICE)).toBe(0);
+    other.close();
   });
 
   it('writes what is queued when closed, and it is there after reopening', () => {
