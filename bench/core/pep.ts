@@ -2,15 +2,15 @@
  * What XEP-0163 PEP costs on the in-process path of `--workers 0` (C2SStream → WASM core →
  * router → modules → the recipients' output queues), CPU per stanza:
  * - a presence update carrying unchanged XEP-0115 caps, fanned out to the sender's contacts,
- *   with the pep module installed and without it (side by side, same run): the price of the
- *   'presence/available' hook;
+ *   on two servers, without and with the pep module, measured in alternating pairs: the price
+ *   of the 'presence/available' hook;
  * - a PEP publish (XEP-0084 avatar metadata) whose event goes to every contact and own resource
  *   that announced +notify (XEP-0163 §4.2), per publish and per event delivered.
  * Every session announces caps and the server resolves them through its disco#info query, as
  * with real clients.
  *
  *   npm run build && node dist/bench/core/pep.js [--users 200] [--contacts 20] [--stanzas 5000]
- *       [--stores memory,sqlite] [--json]
+ *       [--pairs 4] [--stores memory,sqlite] [--json]
  */
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -29,6 +29,7 @@ import { numArg, report, round, type Row } from './shard-common.js';
 const users = numArg('users', 200);
 const contacts = numArg('contacts', 20);
 const stanzas = numArg('stanzas', 5000);
+const pairs = numArg('pairs', 4);
 const NODE = 'urn:xmpp:avatar:metadata';
 const name = ringName(users);
 
@@ -86,20 +87,25 @@ async function run(sessions: PathSession[], label: string, stanza: (i: number) =
 
 async function measure(store: string, open: () => Storage, rows: Row[]): Promise<void> {
   const presence = (i: number) => `<presence><show>away</show><status>s${i}</status>${CAPS}</presence>`;
-  // Side by side: the same presence update without and with the pep module installed, twice
-  // each, alternating, so that neither side alone pays the JIT's first compiles.
-  for (const [k, withPep] of [false, true, false, true].entries()) {
+  // Side by side: two servers with the same accounts and sessions, without and with the pep
+  // module, measured in turns (pairs), so that load on the box and the JIT hit both alike.
+  const setups: { withPep: boolean; storage: Storage; sessions: PathSession[] }[] = [];
+  for (const withPep of [false, true]) {
     const storage = open();
     seedRing(storage, users, contacts);
-    const sessions = await connect(storage, withPep);
-    await run(sessions, `presence+caps → ${contacts} contacts + self, pep ${withPep ? 'on' : 'off'}, ${store}`, presence, contacts + 1, rows);
-    if (k === 3) {
-      const publish = (i: number) =>
-        `<iq type='set' id='p${i}'><pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='${NODE}'><item id='a${i}'>` +
-        `<metadata xmlns='${NODE}'><info id='a${i}' bytes='1234' type='image/png' width='64' height='64'/></metadata></item></publish></pubsub></iq>`;
-      // One result to the publisher plus an event to each contact and to the publisher's resource.
-      await run(sessions, `PEP publish → ${contacts} contacts + self (+notify), ${store}`, publish, contacts + 2, rows);
+    setups.push({ withPep, storage, sessions: await connect(storage, withPep) });
+  }
+  for (let pair = 0; pair < pairs; pair++) {
+    for (const { withPep, sessions } of setups) {
+      await run(sessions, `presence+caps → ${contacts} contacts + self, pep ${withPep ? 'on' : 'off'}, ${store}`, presence, contacts + 1, rows);
     }
+  }
+  const publish = (i: number) =>
+    `<iq type='set' id='p${i}'><pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='${NODE}'><item id='a${i}'>` +
+    `<metadata xmlns='${NODE}'><info id='a${i}' bytes='1234' type='image/png' width='64' height='64'/></metadata></item></publish></pubsub></iq>`;
+  // One result to the publisher plus an event to each contact and to the publisher's resource.
+  await run(setups[1]!.sessions, `PEP publish → ${contacts} contacts + self (+notify), ${store}`, publish, contacts + 2, rows);
+  for (const { storage, sessions } of setups) {
     for (const s of sessions) s.stream.close();
     storage.close();
   }

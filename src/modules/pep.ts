@@ -402,14 +402,15 @@ export class PepService {
    */
   presence(st: SessionState, bytes: Buffer | string): void {
     const buf = typeof bytes === 'string' ? Buffer.from(bytes) : bytes;
-    const range = capsRange(buf);
-    if (range === null) return;
+    const start = capsStart(buf);
+    if (start < 0) return;
+    const end = capsEnd;
     // Clients repeat the same <c/> in every presence: the same bytes mean nothing changed. Kept
     // as a Buffer (compared in place, no decoding), which also keeps it off the shard mirrors.
     const last = st.data.get(CAPS_TAG);
-    if (last instanceof Buffer && last.compare(buf, range[0], range[1]) === 0) return;
-    st.data.set(CAPS_TAG, Buffer.from(buf.subarray(range[0], range[1])));
-    const caps = parseCapsTag(buf.toString('utf8', range[0], range[1]));
+    if (last instanceof Buffer && last.compare(buf, start, end) === 0) return;
+    st.data.set(CAPS_TAG, Buffer.from(buf.subarray(start, end)));
+    const caps = parseCapsTag(buf.toString('utf8', start, end));
     if (!caps) return;
     const key = capsKey(caps);
     if (st.data.get(CAPS_KEY) === key) return;
@@ -536,22 +537,26 @@ export class PepService {
 }
 
 /**
- * Where the start tag of a presence's <c/> lies in its bytes, found without decoding or parsing
- * the whole stanza (presence is the hottest broadcast); null when there is none.
+ * Where the start tag of a presence's <c/> begins in its bytes (-1: none), found without
+ * decoding or parsing the whole stanza (presence is the hottest broadcast).
  */
-function capsRange(bytes: Buffer): [number, number] | null {
+function capsStart(bytes: Buffer): number {
   const at = bytes.indexOf(CAPS_BYTES);
-  if (at < 0) return null;
+  if (at < 0) return -1;
   const start = bytes.lastIndexOf(0x3c, at);
   const end = bytes.indexOf(0x3e, at);
-  return start < 0 || end < 0 ? null : [start, end + 1];
+  if (start < 0 || end < 0) return -1;
+  capsEnd = end + 1;
+  return start;
 }
+/** Where the tag capsStart() found ends (a second result without allocating a pair per presence). */
+let capsEnd = 0;
 
 /** The caps a presence announces (its bytes or text), or null. */
 export function extractCaps(bytes: Buffer | string): Caps | null {
   const buf = typeof bytes === 'string' ? Buffer.from(bytes) : bytes;
-  const range = capsRange(buf);
-  return range === null ? null : parseCapsTag(buf.toString('utf8', range[0], range[1]));
+  const start = capsStart(buf);
+  return start < 0 ? null : parseCapsTag(buf.toString('utf8', start, capsEnd));
 }
 
 function parseCapsTag(found: string): Caps | null {
@@ -691,7 +696,7 @@ export function installPep(ctx: RouterContext): PepService {
   ctx.hooks.on('presence/available', (ev: PresenceAvailableEvent) => {
     try {
       // The broadcast left the stamped bytes on the session: searched there, nothing is copied.
-      pep.presence(ev.session, ev.session.presence ?? ev.text());
+      pep.presence(ev.session, ev.session.presence ?? ev.view.raw());
     } catch (err) {
       ctx.log?.warn({ err, jid: ev.session.jid.full }, 'PEP caps handling failed');
     }

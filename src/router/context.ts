@@ -155,13 +155,13 @@ export interface RemoteEvent {
 
 /**
  * Event 'presence/available': a session's available presence broadcast has been handled (the
- * session is available with its new presence). `text()` decodes the stanza (cold path, only when
- * a handler needs it): XEP-0163 reads XEP-0115 caps from it.
+ * session is available, `session.presence` holds the stamped bytes as broadcast). XEP-0163 reads
+ * XEP-0115 caps from them; `view` is the stanza as received, valid during the call only.
  */
 export interface PresenceAvailableEvent {
   readonly ctx: RouterContext;
   readonly session: SessionState;
-  text(): string;
+  readonly view: import('../core/api.js').StanzaView;
 }
 
 /**

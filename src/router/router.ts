@@ -447,7 +447,7 @@ export class HermodRouter implements Router, RouterContext {
       if (type === StanzaType.None || type === StanzaType.Unavailable) this.presence.broadcast(st, view);
       // XEP-0163 §4.2 reads the XEP-0115 caps of available presence, once it is broadcast.
       if (type === StanzaType.None && this.hooks.has('presence/available')) {
-        const ev: PresenceAvailableEvent = { ctx: this, session: st, text: () => view.toString() };
+        const ev: PresenceAvailableEvent = { ctx: this, session: st, view };
         this.hooks.fire('presence/available', ev);
       }
       return;
