@@ -538,7 +538,7 @@ export function openSqliteStorage(options: SqliteStorageOptions): SqliteStorage 
     if (!db.open) return;
     const v = dataVersion.get() as number;
     if (v !== blockVersion) (blockVersion = v), externalWrites++;
-  }, externalCheckMs);
+  }, Math.max(externalCheckMs, 10)); // 0 (tests: check the roster cache on every read) would spin the timer
   versionTimer.unref();
   const blocklist = cacheBlocklists(blockTable, {
     maxOwners: options.rosterCache ?? DEFAULT_ROSTER_CACHE,
