@@ -18,7 +18,7 @@
 import type { BlocklistStore } from './types.js';
 
 export interface BlocklistCacheOptions {
-  /** Lists kept at most (least recently read evicted first); 0 disables the per-owner copies. */
+  /** Lists kept at most (the first read evicted first); 0 disables the per-owner copies. */
   maxOwners: number;
   /** True when the store was written by someone else since the last call. */
   changedElsewhere: () => boolean;
@@ -88,12 +88,10 @@ export function cacheBlocklists(inner: BlocklistStore, opts: BlocklistCacheOptio
     peek(owner) {
       if (!anyBlocked()) return EMPTY;
       let set = cache.get(owner);
-      if (set !== undefined) {
-        // Least recently read goes first: re-inserting moves the owner to the end.
-        cache.delete(owner);
-        cache.set(owner, set);
-        return set;
-      }
+      // A hit is returned as is: unlike the roster cache (read per broadcast), this one is read
+      // twice per stanza, and moving the owner to the end of the Map for LRU order doubled the
+      // cost of a check (bench/core/blocklist.ts). Eviction is oldest-read-first instead.
+      if (set !== undefined) return set;
       const items = inner.list(owner);
       set = items.length === 0 ? EMPTY : new Set(items);
       if (max > 0) {

@@ -136,19 +136,20 @@ describe('blocklist cache in front of any store', () => {
     expect(calls.list).toBe(2); // a's list read before and after the signal, not per check
   });
 
-  it('keeps at most maxOwners lists, evicting the least recently read', () => {
+  it('keeps at most maxOwners lists, evicting the one read first', () => {
     const { store, calls, anyStored } = counted();
     for (const o of ['a@x', 'b@x', 'c@x']) store.add(o, ['eve@x']);
     const cache = cacheBlocklists(store, { maxOwners: 2, changedElsewhere: () => false, anyStored });
     cache.peek('a@x');
     cache.peek('b@x');
-    cache.peek('a@x'); // a is now the most recent
-    cache.peek('c@x'); // evicts b
+    cache.peek('c@x'); // evicts a
     expect(cache.size).toBe(2);
     const before = calls.list;
-    cache.peek('a@x');
-    expect(calls.list).toBe(before);
     cache.peek('b@x');
+    cache.peek('c@x');
+    expect(calls.list).toBe(before);
+    expect(cache.peek('a@x').has('eve@x')).toBe(true); // read again, evicting b
     expect(calls.list).toBe(before + 1);
+    expect(cache.size).toBe(2);
   });
 });
