@@ -211,8 +211,7 @@ export class PepService {
     if (payloads.length === 0) throw pubsubError('bad-request', 'payload-required');
     if (payloads.length > 1) throw pubsubError('bad-request', 'invalid-payload', 'one payload element per item');
     const payload = payloads[0]!;
-    // The payload keeps its namespace when it only inherited it inside the request.
-    if (payload.attrs.xmlns === undefined) payload.attrs.xmlns = payload.getNS();
+    selfContained(payload);
     const xml = payload.toString();
     // §7.1.3 (Payload Too Big): not-acceptable with <payload-too-big/>.
     if (Buffer.byteLength(xml) > PEP_ITEM_LIMIT) throw pubsubError('not-acceptable', 'payload-too-big', `item exceeds ${PEP_ITEM_LIMIT} bytes`);
@@ -566,6 +565,43 @@ function parseCapsTag(found: string): Caps | null {
     return capsOf(el);
   } catch {
     return null;
+  }
+}
+
+/**
+ * Make a payload mean the same once cut out of the request: it is stored and later sent inside
+ * other stanzas, where the request's namespace declarations are not in scope. The default
+ * namespace it inherited and every prefix it uses but declares above itself are declared on it
+ * (otherwise a contact's client would receive an unbound prefix, a fatal XML error).
+ */
+function selfContained(payload: Element): void {
+  if (payload.attrs.xmlns === undefined) {
+    const inherited = payload.findNS();
+    if (inherited) payload.attrs.xmlns = inherited;
+  }
+  const outside = new Set<string>();
+  const walk = (el: Element, scope: Set<string>): void => {
+    let here = scope;
+    for (const name of Object.keys(el.attrs)) {
+      if (!name.startsWith('xmlns:')) continue;
+      if (here === scope) here = new Set(scope);
+      here.add(name.slice(6));
+    }
+    const used = [el.name, ...Object.keys(el.attrs).filter((a) => a !== 'xmlns' && !a.startsWith('xmlns:'))];
+    for (const qname of used) {
+      const colon = qname.indexOf(':');
+      if (colon < 0) continue;
+      const prefix = qname.slice(0, colon);
+      if (prefix !== 'xml' && !here.has(prefix)) outside.add(prefix);
+    }
+    for (const child of childElements(el)) walk(child, here);
+  };
+  walk(payload, new Set());
+  for (const prefix of outside) {
+    const ns = payload.parent ? (payload.parent as Element).findNS(prefix) : undefined;
+    // The core refuses unbound prefixes; a payload that still has one is not ours to repair.
+    if (!ns) throw pubsubError('bad-request', 'invalid-payload', `prefix ${prefix} is not declared`);
+    payload.attrs[`xmlns:${prefix}`] = ns;
   }
 }
 

@@ -146,6 +146,19 @@ describe('PEP bounds', () => {
     await run(lines.join('\n'));
   });
 
+  it('declares on the stored payload the namespaces it inherited from the request, so events stay well-formed', async () => {
+    await run(
+      [
+        'account alice',
+        'alice connects',
+        `alice sends: <iq type='set' id='p1'><pubsub xmlns='http://jabber.org/protocol/pubsub' xmlns:x='urn:x'><publish node='urn:x'><item id='i'><x:data x:a='1'><x:inner/><plain/></x:data></item></publish></pubsub></iq>`,
+        `alice receives: <iq type='result' id='p1' to='alice@localhost/res'>${PS}<publish node='urn:x'><item id='i'/></publish></pubsub></iq>`,
+        `alice sends: <iq type='get' id='g1'>${PS}<items node='urn:x'/></pubsub></iq>`,
+        `alice receives: <iq type='result' id='g1' to='alice@localhost/res'>${PS}<items node='urn:x'><item id='i'><x:data xmlns:x='urn:x' xmlns='http://jabber.org/protocol/pubsub' x:a='1'><x:inner/><plain/></x:data></item></items></pubsub></iq>`,
+      ].join('\n'),
+    );
+  });
+
   it('refuses malformed publishes: no node, no item, two payloads (XEP-0060 §7.1.3)', async () => {
     const err = (id: string, cond: string, app: string) =>
       `alice receives: <iq type='error' id='${id}' to='alice@localhost/res'><error type='modify'><${cond} xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>${cond === 'bad-request' && app === 'invalid-payload' ? "<text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>*</text>" : ''}<${app} xmlns='http://jabber.org/protocol/pubsub#errors'/></error></iq>`;
