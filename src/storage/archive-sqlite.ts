@@ -87,7 +87,12 @@ const db = new Database(workerData.file, { timeout: 5000 });
 db.pragma('synchronous = ' + workerData.synchronous);
 const insert = db.prepare(${JSON.stringify(INSERT_SQL)});
 const remove = db.prepare('DELETE FROM mam WHERE owner = ?');
-const write = db.transaction((rows) => { for (const r of rows) insert.run(r); });
+// One string per batch, fields separated by NUL (which neither XML nor a JID can contain).
+const write = db.transaction((flat, count) => {
+  const f = flat.split('\\0');
+  if (f.length !== 6 * count) throw new Error('batch does not split into its rows');
+  for (let i = 0; i + 6 <= f.length; i += 6) insert.run(f[i], f[i + 1], Number(f[i + 2]), f[i + 3], f[i + 4], f[i + 5]);
+});
 parentPort.on('message', (m) => {
   if (m.close) {
     db.close();
@@ -97,7 +102,7 @@ parentPort.on('message', (m) => {
     return;
   }
   try {
-    if (m.rows !== undefined) write.immediate(JSON.parse(m.rows));
+    if (m.rows !== undefined) write.immediate(m.rows, m.count);
     if (m.deleteOwner !== undefined) remove.run(m.deleteOwner);
     parentPort.postMessage({ done: m.n });
   } catch (err) {
@@ -237,7 +242,9 @@ export function openSqliteArchive(db: Database.Database, options: SqliteArchiveO
     if (w !== null) {
       const n = ++batchNo;
       inflight.set(n, batch);
-      w.postMessage({ n, rows: JSON.stringify(batch.map(toRow)) });
+      const fields: (string | number)[] = [];
+      for (const e of batch) fields.push(...toRow(e));
+      w.postMessage({ n, count: batch.length, rows: fields.join('\0') });
       return;
     }
     writeOrKeep(batch);
