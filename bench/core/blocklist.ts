@@ -14,16 +14,10 @@ import { join } from 'node:path';
 import { Jid } from '../../src/jid.js';
 import { blockMatches } from '../../src/modules/blocking.js';
 import { openSqliteStorage, type SqliteStorage } from '../../src/storage/sqlite.js';
-import { nowNs, report, round, type Row } from './shard-common.js';
+import { nowNs, numArg, report, round, type Row } from './shard-common.js';
 
-function arg(name: string, fallback: number): number {
-  const argv = process.argv.slice(2);
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 ? Number(argv[i + 1]) : fallback;
-}
-
-const owners = arg('owners', 1000);
-const checks = arg('checks', 2_000_000);
+const owners = numArg('owners', 1000);
+const checks = numArg('checks', 2_000_000);
 const rows: Row[] = [];
 const EMPTY: ReadonlySet<string> = new Set();
 const jids = Array.from({ length: owners }, (_, i) => Jid.parse(`u${i}@localhost/r`));
