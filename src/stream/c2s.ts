@@ -163,6 +163,8 @@ export enum StreamPhase {
 let nextSessionId = 1;
 /** Pre-authentication <stream:features/> per server (deps, options) and channel state. */
 const preAuthFeatures = new WeakMap<C2SDeps, { options: C2SOptions; byState: string[] }>();
+/** Stands for pipelined input over the pre-authentication bound (not kept). */
+const TOO_MUCH_PIPELINED = new Uint8Array(0);
 /** <success/> without additional data (PLAIN), built once. */
 const SUCCESS_EMPTY = `<success xmlns='${SASL_NS}'></success>`;
 let routeSamples = 0;
@@ -621,9 +623,10 @@ export class C2SStream implements ClientSession, ParserHandler {
   }
 
   /**
-   * RFC 6120 §6.4: each SASL message waits for the server's answer. Elements read in the same
-   * chunk as an <auth/> or <response/> still being verified cannot be held (their view dies
-   * with this call), and no conforming client sends them.
+   * RFC 6120 §6.4: each SASL message waits for the server's answer. What a client pipelines
+   * behind it is honoured only as the start of the new stream after <success/> (`pipelined`);
+   * behind a challenge or a failure, beyond the pre-authentication bound, or without a parser
+   * that can hand the rest of a read over (its views die with the call), it ends the stream.
    */
   private pipelinedDuringSasl(): void {
     this.close(new StreamError('policy-violation', 'data sent before the SASL answer'));
@@ -843,7 +846,9 @@ export class C2SStream implements ClientSession, ParserHandler {
       // Whatever the client pipelined behind this element in the same read waits for the answer.
       const rest = this.pipelinedRest();
       if (rest) {
-        this.pipelined = rest;
+        // Held until the answer (PBKDF2, or a failure's back-off), so bounded like `held`: too
+        // much is not kept, and the answer then ends the stream.
+        this.pipelined = rest.length > this.options.preAuthMaxStanzaBytes ? TOO_MUCH_PIPELINED : rest;
         this.pipelinedTaken = true;
         this.discardRest = true;
       }
@@ -878,7 +883,9 @@ export class C2SStream implements ClientSession, ParserHandler {
       this.pipelined = null;
       // Only a <success/> makes pipelined input meaningful (it opens the new stream); behind a
       // challenge or a failure the client sent what §6.4 says it must wait with.
-      if (this.phase !== StreamPhase.AwaitingHeader || !this.account_) return this.pipelinedDuringSasl();
+      if (pipelined === TOO_MUCH_PIPELINED || this.phase !== StreamPhase.AwaitingHeader || !this.account_) {
+        return this.pipelinedDuringSasl();
+      }
       this.held.unshift(pipelined);
     }
     this.flush();

@@ -305,6 +305,14 @@ describe.each(cores)('c2s stream state machine (%s)', (_name, core) => {
       expect(s.stream.phase).toBe(StreamPhase.Bound);
     });
 
+    it.skipIf(core === referenceCore)('does not keep more pipelined input than the pre-authentication bound while a step runs', async () => {
+      const s = open({}, { secure: true });
+      await s.feed(HEADER);
+      const out = await s.feed(AUTH_OK + HEADER + `<iq type='get' id='x'><query xmlns='urn:x:${'a'.repeat(OPTIONS.preAuthMaxStanzaBytes)}'/></iq>`);
+      expect(out).toContain('<success');
+      expect(streamErrorOf(out)).toBe('policy-violation');
+    });
+
     it.skipIf(core === referenceCore)('answers a synchronous step in the same turn: success, header, features and bind result in one write', async () => {
       // A mechanism that needs no thread-pool work (SCRAM with stored keys, a remembered PLAIN
       // login) answers through stepNow; a client pipelining its restart gets everything at once.
