@@ -259,6 +259,10 @@ export const hermod: ServerKind = {
       'open',
       '--backlog',
       '4096',
+      // Equal settings: the ejabberd and Prosody instances above run without a message archive
+      // (no mod_mam), so Hermod's XEP-0313 archive (default `always`) is off here too.
+      '--set',
+      'mam.default=never',
       ...(process.env.HERMOD_BENCH_WORKERS ? ['--workers', process.env.HERMOD_BENCH_WORKERS] : []),
     ];
     return launch('hermod', process.execPath, args, { ...process.env }, dir, port, 20_000);
