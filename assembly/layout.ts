@@ -99,6 +99,11 @@ export const enum F {
   ToAtomGen = 57,
   /** internal: attributes of the unfinished tag while its tables wait in scratch or a spill */
   SavedAttrs = 58,
+  /** internal: the stream header's default namespace (absolute span; Off 0 = none), so that a
+   * stanza without declarations of its own does not search the header's bindings */
+  StreamNsOff = 59,
+  StreamNsLen = 60,
+  StreamNsAmp = 61,
   /** Slots in a state (248 bytes: one 256-byte allocator block with its header). */
   Size = 62,
 }

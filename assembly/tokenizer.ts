@@ -948,10 +948,37 @@ function skipTextUtf8(p: usize, end: usize): usize {
     const v = v128.load(p);
     const stop = textStops(v);
     const lim: u32 = stop == 0 ? 16 : ctz(stop);
+    const mlim: u32 = (<u32>1 << lim) - 1;
     // lead and continuation bytes before the stop; each sequence clears the bits it covers
-    let hi = <u32>i8x16.bitmask(v) & ((<u32>1 << lim) - 1);
-    // dense non-ASCII (Cyrillic, CJK): the caller's scalar loop is cheaper than a mask per
-    // character (measured: +24-33 % instructions on such text without this exit)
+    let hi = <u32>i8x16.bitmask(v) & mlim;
+    // Only 2-byte (C2..DF) and 3-byte (E1..EC, EE) sequences, which can be neither overlong,
+    // surrogates nor U+FFFE/FFFF: the whole block is checked by masks — every lead's
+    // continuation positions must be exactly the 80..BF bytes (RFC 3629 §4). A sequence that
+    // runs past the block restarts the next block at its lead; one that runs into a stop byte,
+    // and any other lead byte, goes to the per-sequence loop below, which reports the error.
+    const special = v128.or(
+      v128.or(i8x16.eq(v, i8x16.splat(<i8>0xe0)), i8x16.eq(v, i8x16.splat(<i8>0xed))),
+      v128.or(i8x16.ge_u(v, i8x16.splat(<i8>0xef)), i8x16.lt_u(v, i8x16.splat(<i8>0xc2))),
+    );
+    if (((<u32>i8x16.bitmask(v128.and(special, v128.not(i8x16.lt_s(v, i8x16.splat(<i8>0xc0)))))) & hi) == 0) {
+      const cont = <u32>i8x16.bitmask(i8x16.lt_s(v, i8x16.splat(<i8>0xc0))) & hi;
+      const l3 = <u32>i8x16.bitmask(i8x16.gt_s(v, i8x16.splat(<i8>0xdf))) & hi;
+      const l2 = hi & ~cont & ~l3;
+      // leads whose sequence does not end inside the block (only possible without a stop)
+      const cross = stop == 0 ? (l2 & 0x8000) | (l3 & 0xc000) : 0;
+      const adv: u32 = cross == 0 ? lim : ctz(cross);
+      const m: u32 = (<u32>1 << adv) - 1;
+      const a2 = l2 & ~cross;
+      const a3 = l3 & ~cross;
+      const want = (a2 << 1) | (a3 << 1) | (a3 << 2);
+      if (((cont ^ want) & m) == 0 && (want & ~m) == 0) {
+        if (stop != 0) return p + <usize>lim;
+        p += <usize>adv;
+        continue;
+      }
+    }
+    // dense non-ASCII the masks did not settle (4-byte sequences, special leads, errors): the
+    // caller's scalar loop is cheaper than a mask per character
     if (popcnt(hi) > 8) return p;
     let q = p;
     while (hi != 0) {
@@ -976,40 +1003,16 @@ function skipTextUtf8(p: usize, end: usize): usize {
   return p;
 }
 
-/**
- * ASCII NameChar bits by nibble (simdjson-style lookup): a byte is a NameChar when
- * NAME_LO[low nibble] & NAME_HI[high nibble] ≠ 0. Bit 0: A-O a-o; bit 1: P-Z p-z; bit 2: 0-9 ':';
- * bit 3: '-' '.'; bit 4: '_'. Bytes ≥ 0x80 get 0 (they stop the run; callers decode them).
- */
-const NAME_LO: v128 = i8x16(6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 1, 1, 9, 9, 17);
-const NAME_HI: v128 = i8x16(0, 0, 8, 4, 1, 18, 1, 2, 0, 0, 0, 0, 0, 0, 0, 0);
 /** set by nameRun: offset of the one ':' in the run from `from`, -1 none, -2 several */
 let runColon: i32 = -1;
 
 /**
- * End of the run of ASCII NameChars starting at p (16 bytes per step while the window allows),
- * counting its colons into runColon relative to `from`. Same set as C.Name in the class table.
+ * End of the run of ASCII NameChars starting at p, counting its colons into runColon relative
+ * to `from`. Byte by byte: names are short (measured: a 16-byte SIMD class lookup cost 9 % more
+ * instructions on attribute-heavy tags than this loop).
  */
 @inline function nameRun(p: usize, end: usize, from: usize): usize {
   let colon = -1;
-  while (p + 16 <= end) {
-    const v = v128.load(p);
-    const lo = v128.and(v, i8x16.splat(0x0f));
-    const hi = v128.and(i16x8.shr_u(v, 4), i8x16.splat(0x0f));
-    const m = v128.and(i8x16.swizzle(NAME_LO, lo), i8x16.swizzle(NAME_HI, hi));
-    const stop = <u32>i8x16.bitmask(i8x16.eq(m, i8x16.splat(0)));
-    let colons = <u32>i8x16.bitmask(i8x16.eq(v, i8x16.splat(<i8>Ch.Colon)));
-    if (stop != 0) colons &= (stop ^ (stop - 1)) >> 1;
-    if (colons != 0) {
-      if (colon != -1 || popcnt(colons) > 1) colon = -2;
-      else colon = <i32>(p - from) + ctz(colons);
-    }
-    if (stop != 0) {
-      runColon = colon;
-      return p + <usize>ctz(stop);
-    }
-    p += 16;
-  }
   while (p < end) {
     const c = <u32>load<u8>(p);
     if ((cls(c) & C.Name) == 0) break;
@@ -1018,6 +1021,31 @@ let runColon: i32 = -1;
   }
   runColon = colon;
   return p;
+}
+
+/**
+ * An end tag from just after "</" (its own small function: half of all tags are end tags, and
+ * they need none of the start tag's registers).
+ */
+function fastEndTag(ns: usize, end: usize): usize {
+  if (depth > 0) {
+    // the common case: exactly the open element's name, then '>' (XML 1.0 §3 Element Type Match)
+    const top = ELEM + (<usize>(depth - 1) << 3);
+    const len = load<i32>(top + 4);
+    const gt = ns + <usize>len;
+    if (gt < end && load<u8>(gt) == Ch.Gt && eqBytes(sStart + <usize>load<i32>(top), ns, len)) {
+      closeElement(gt + 1);
+      return gt + 1;
+    }
+  }
+  if (ns >= end || (cls(<u32>load<u8>(ns)) & C.NameStart) == 0) return 0;
+  let p = ns + 1;
+  while (p < end && (cls(<u32>load<u8>(p)) & C.Name) != 0) p++;
+  if (p >= end || load<u8>(p) != Ch.Gt) return 0;
+  nameStart = ns;
+  elemNameLen = <i32>(p - ns);
+  finishEndTag(p + 1);
+  return p + 1;
 }
 
 /**
@@ -1030,27 +1058,7 @@ function fastTag(lt: usize, end: usize): usize {
   let p = lt + 1;
   if (p >= end) return 0;
   let c = <u32>load<u8>(p);
-  if (c == Ch.Slash) {
-    const ns = p + 1;
-    if (depth > 0) {
-      // the common case: exactly the open element's name, then '>' (XML 1.0 §3 Element Type Match)
-      const top = ELEM + (<usize>(depth - 1) << 3);
-      const len = load<i32>(top + 4);
-      const gt = ns + <usize>len;
-      if (gt < end && load<u8>(gt) == Ch.Gt && eqBytes(sStart + <usize>load<i32>(top), ns, len)) {
-        closeElement(gt + 1);
-        return gt + 1;
-      }
-    }
-    if (ns >= end || (cls(<u32>load<u8>(ns)) & C.NameStart) == 0) return 0;
-    p = ns + 1;
-    while (p < end && (cls(<u32>load<u8>(p)) & C.Name) != 0) p++;
-    if (p >= end || load<u8>(p) != Ch.Gt) return 0;
-    nameStart = ns;
-    elemNameLen = <i32>(p - ns);
-    finishEndTag(p + 1);
-    return p + 1;
-  }
+  if (c == Ch.Slash) return fastEndTag(p + 1, end);
   if ((cls(c) & C.NameStart) == 0) return 0;
   const ns = p;
   p = nameRun(p + 1, end, ns);
@@ -1065,17 +1073,28 @@ function fastTag(lt: usize, end: usize): usize {
   let n = 0;
   let self = false;
   let prefixed = false;
+  const vSq = i8x16.splat(<i8>Ch.SQuote);
+  const vDq = i8x16.splat(<i8>Ch.DQuote);
+  const vLt = i8x16.splat(<i8>Ch.Lt);
+  const vAmp = i8x16.splat(<i8>Ch.Amp);
+  const vSp = i8x16.splat(<i8>Ch.Space);
   let xv: usize = 0;
   let xl = 0;
-  let toV: usize = 0;
-  let toL = 0;
-  let fromW: usize = 0;
-  let fromV: usize = 0;
-  let fromL = 0;
-  let idV: usize = 0;
-  let idL = 0;
-  let typeV: usize = 0;
-  let typeL = 0;
+  // a stanza's descriptor spans go straight into the state block (few live locals in the loop)
+  const s0 = st;
+  const top = depth == 0;
+  if (top) {
+    WO(s0, F.ToOff, -1);
+    WO(s0, F.ToLen, 0);
+    WO(s0, F.FromOff, -1);
+    WO(s0, F.FromLen, 0);
+    WO(s0, F.FromAttrStart, -1);
+    WO(s0, F.FromAttrEnd, -1);
+    WO(s0, F.IdOff, -1);
+    WO(s0, F.IdLen, 0);
+    WO(s0, F.TypeOff, -1);
+    WO(s0, F.TypeLen, 0);
+  }
   while (true) {
     // p < end here
     const ws = p;
@@ -1102,20 +1121,39 @@ function fastTag(lt: usize, end: usize): usize {
     c = <u32>load<u8>(p);
     const alen = <i32>(p - an);
     if (acolon >= 0 && !qnameOk(an, alen, acolon)) return 0;
-    while ((cls(c) & C.Ws) != 0) {
-      if (++p >= end) return 0;
-      c = <u32>load<u8>(p);
+    if (c == Ch.Eq && p + 1 < end && (cls(<u32>load<u8>(p + 1)) & C.Ws) == 0) {
+      // the usual name='value' without spaces around '='
+      c = <u32>load<u8>(++p);
+    } else {
+      while ((cls(c) & C.Ws) != 0) {
+        if (++p >= end) return 0;
+        c = <u32>load<u8>(p);
+      }
+      if (c != Ch.Eq) return 0;
+      do {
+        if (++p >= end) return 0;
+        c = <u32>load<u8>(p);
+      } while ((cls(c) & C.Ws) != 0);
     }
-    if (c != Ch.Eq) return 0;
-    do {
-      if (++p >= end) return 0;
-      c = <u32>load<u8>(p);
-    } while ((cls(c) & C.Ws) != 0);
     if (c != Ch.DQuote && c != Ch.SQuote) return 0;
     const q = c;
     const vs = ++p;
     while (true) {
-      p = skipAttrPlain(p, end, <i32>q);
+      // 16 bytes at a time to a quote of either kind, '<', '&', a control or a non-ASCII byte
+      // (signed < 0x20); the constants are made once per tag, not once per attribute
+      while (p + 16 <= end) {
+        const v = v128.load(p);
+        const m = v128.or(
+          v128.or(i8x16.eq(v, vSq), i8x16.eq(v, vDq)),
+          v128.or(v128.or(i8x16.eq(v, vLt), i8x16.eq(v, vAmp)), i8x16.lt_s(v, vSp)),
+        );
+        const bits = i8x16.bitmask(m);
+        if (bits != 0) {
+          p += <usize>ctz(bits);
+          break;
+        }
+        p += 16;
+      }
       if (p >= end) return 0;
       c = <u32>load<u8>(p);
       if ((cls(c) & C.Attr) == 0) {
@@ -1151,24 +1189,28 @@ function fastTag(lt: usize, end: usize): usize {
         xv = vs;
         xl = vl;
       }
-    } else if (alen == 2) {
-      const w = load<u16>(an);
-      if (w == 0x6f74) {
-        toV = vs;
-        toL = vl;
-      } else if (w == 0x6469) {
-        idV = vs;
-        idL = vl;
-      }
-    } else if (alen == 4) {
-      const w = load<u32>(an);
-      if (w == 0x6d6f7266) {
-        fromW = ws;
-        fromV = vs;
-        fromL = vl;
-      } else if (w == 0x65707974) {
-        typeV = vs;
-        typeL = vl;
+    } else if (top) {
+      const vo = <i32>(vs - base);
+      if (alen == 2) {
+        const w = load<u16>(an);
+        if (w == 0x6f74) {
+          WO(s0, F.ToOff, vo);
+          WO(s0, F.ToLen, vl);
+        } else if (w == 0x6469) {
+          WO(s0, F.IdOff, vo);
+          WO(s0, F.IdLen, vl);
+        }
+      } else if (alen == 4) {
+        const w = load<u32>(an);
+        if (w == 0x6d6f7266) {
+          WO(s0, F.FromOff, vo);
+          WO(s0, F.FromLen, vl);
+          WO(s0, F.FromAttrStart, <i32>(ws - base));
+          WO(s0, F.FromAttrEnd, vo + vl + 1);
+        } else if (w == 0x65707974) {
+          WO(s0, F.TypeOff, vo);
+          WO(s0, F.TypeLen, vl);
+        }
       }
     }
     if (++p >= end) return 0;
@@ -1198,6 +1240,7 @@ function fastTag(lt: usize, end: usize): usize {
   let nsOff: usize = 0;
   let nsLen = 0;
   let nsIn = true;
+  let nsAmp = 0;
   if (xv != 0) {
     // Namespaces in XML §3: the default namespace declaration of this element
     const d = NSS + <usize>(nsCount * NS_SIZE);
@@ -1210,47 +1253,46 @@ function fastTag(lt: usize, end: usize): usize {
     nsCount++;
     nsOff = xv;
     nsLen = xl;
-  } else if (depth == 0 || (depth == 1 && S(F.ChildCount) == 0)) {
+  } else if (ns0 == 0 && (top || SO(s0, F.ChildCount) == 0)) {
+    // no declaration inside the stanza: the header's default namespace (RFC 6120 §4.8.3)
+    nsOff = <usize>SO(s0, F.StreamNsOff);
+    nsLen = SO(s0, F.StreamNsLen);
+    nsIn = false;
+    nsAmp = SO(s0, F.StreamNsAmp);
+  } else if (top || (depth == 1 && SO(s0, F.ChildCount) == 0)) {
     resolve(ns, 0);
     nsOff = resOff;
     nsLen = resLen;
     nsIn = resInStanza;
+    nsAmp = resAmp;
   }
-  if (depth == 0) {
+  if (top) {
     const kind = kindOf(ns, nlen);
-    let flags = nsIn ? 0 : Fl.NsAbs;
-    W(F.Kind, kind);
-    W(F.NameEnd, <i32>(ns - base) + nlen);
-    W(F.ToOff, toV != 0 ? <i32>(toV - base) : -1);
-    W(F.ToLen, toL);
-    W(F.ToAtom, toV != 0 ? intern(toV, toL) : 0);
-    W(F.ToAtomGen, atomGen);
-    W(F.FromOff, fromV != 0 ? <i32>(fromV - base) : -1);
-    W(F.FromLen, fromL);
-    W(F.FromAttrStart, fromV != 0 ? <i32>(fromW - base) : -1);
-    W(F.FromAttrEnd, fromV != 0 ? <i32>(fromV - base) + fromL + 1 : -1);
-    W(F.IdOff, idV != 0 ? <i32>(idV - base) : -1);
-    W(F.IdLen, idL);
-    W(F.TypeOff, typeV != 0 ? <i32>(typeV - base) : -1);
-    W(F.TypeLen, typeL);
-    W(F.Type, typeV != 0 ? typeForKind(kind, decodeType(typeV, typeL, false)) : Type.None);
-    W(F.NsOff, nsIn ? <i32>(nsOff - base) : <i32>nsOff);
-    W(F.NsLen, nsLen);
-    W(F.ChildCount, 0);
-    W(F.ChildNameOff, -1);
-    W(F.ChildNameLen, 0);
-    W(F.ChildNsOff, -1);
-    W(F.ChildNsLen, 0);
+    let flags = (nsIn ? 0 : Fl.NsAbs) | (nsAmp != 0 ? Fl.NsAmp : 0);
+    WO(s0, F.Kind, kind);
+    WO(s0, F.NameEnd, <i32>(ns - base) + nlen);
+    const to = SO(s0, F.ToOff);
+    WO(s0, F.ToAtom, to >= 0 ? intern(base + <usize>to, SO(s0, F.ToLen)) : 0);
+    WO(s0, F.ToAtomGen, atomGen);
+    const ty = SO(s0, F.TypeOff);
+    WO(s0, F.Type, ty >= 0 ? typeForKind(kind, decodeType(base + <usize>ty, SO(s0, F.TypeLen), false)) : Type.None);
+    WO(s0, F.NsOff, nsIn ? <i32>(nsOff - base) : <i32>nsOff);
+    WO(s0, F.NsLen, nsLen);
+    WO(s0, F.ChildCount, 0);
+    WO(s0, F.ChildNameOff, -1);
+    WO(s0, F.ChildNameLen, 0);
+    WO(s0, F.ChildNsOff, -1);
+    WO(s0, F.ChildNsLen, 0);
     attrCount = 0;
     if (self) {
       nsCount = ns0;
-      W(F.Flags, flags | Fl.SelfClosing);
+      WO(s0, F.Flags, flags | Fl.SelfClosing);
       finishStanza(p);
       return p;
     }
-    W(F.Flags, flags);
+    WO(s0, F.Flags, flags);
   } else {
-    if (depth == 1) captureChild(nsOff, nsLen, nsIn, 0);
+    if (depth == 1) captureChild(nsOff, nsLen, nsIn, nsAmp);
     attrCount = 0;
     if (self) {
       nsCount = ns0;
@@ -1277,7 +1319,7 @@ function doText(p: usize, end: usize): usize {
     if (p >= end) return more(p);
     const c = <u32>load<u8>(p);
     if (c == Ch.Lt) {
-      const q = fastTag(p, end);
+      const q = p + 1 < end && load<u8>(p + 1) == Ch.Slash ? fastEndTag(p + 2, end) : fastTag(p, end);
       if (q == 0) {
         tok = Tok.Lt;
         return p + 1;
@@ -1598,6 +1640,11 @@ function streamHeader(p: usize, selfClose: bool, ns0: i32, nsOff: usize, nsLen: 
   }
   buildStreamBlock(ns0);
   nsCount = ns0;
+  // the default namespace of every stanza without declarations of its own, found once
+  resolve(0, 0);
+  W(F.StreamNsOff, <i32>resOff);
+  W(F.StreamNsLen, resLen);
+  W(F.StreamNsAmp, resAmp);
   W(F.Start, <i32>sStart);
   W(F.End, <i32>p);
   W(F.NameEnd, <i32>(nameStart + <usize>elemNameLen));
