@@ -1083,18 +1083,7 @@ function fastTag(lt: usize, end: usize): usize {
   // a stanza's descriptor spans go straight into the state block (few live locals in the loop)
   const s0 = st;
   const top = depth == 0;
-  if (top) {
-    WO(s0, F.ToOff, -1);
-    WO(s0, F.ToLen, 0);
-    WO(s0, F.FromOff, -1);
-    WO(s0, F.FromLen, 0);
-    WO(s0, F.FromAttrStart, -1);
-    WO(s0, F.FromAttrEnd, -1);
-    WO(s0, F.IdOff, -1);
-    WO(s0, F.IdLen, 0);
-    WO(s0, F.TypeOff, -1);
-    WO(s0, F.TypeLen, 0);
-  }
+  if (top) clearSpans(s0);
   while (true) {
     // p < end here
     const ws = p;
@@ -1663,6 +1652,20 @@ function streamHeader(p: usize, selfClose: bool, ns0: i32, nsOff: usize, nsLen: 
   emit(Ev.StreamOpen);
 }
 
+/** The stanza's attribute spans, absent until an attribute sets them. */
+@inline function clearSpans(s0: usize): void {
+  WO(s0, F.ToOff, -1);
+  WO(s0, F.ToLen, 0);
+  WO(s0, F.FromOff, -1);
+  WO(s0, F.FromLen, 0);
+  WO(s0, F.FromAttrStart, -1);
+  WO(s0, F.FromAttrEnd, -1);
+  WO(s0, F.IdOff, -1);
+  WO(s0, F.IdLen, 0);
+  WO(s0, F.TypeOff, -1);
+  WO(s0, F.TypeLen, 0);
+}
+
 /** Descriptor fields of a stanza's start tag (stored relative to sStart until it completes). */
 function captureStanza(nsOff: usize, nsLen: i32, nsIn: bool, nsAmp: i32): void {
   const s0 = st;
@@ -1672,17 +1675,8 @@ function captureStanza(nsOff: usize, nsLen: i32, nsIn: bool, nsAmp: i32): void {
   let flags = 0;
   WO(s0, F.Kind, kind);
   WO(s0, F.NameEnd, rel(nameStart) + elemNameLen);
-  WO(s0, F.ToOff, -1);
-  WO(s0, F.ToLen, 0);
+  clearSpans(s0);
   WO(s0, F.ToAtom, 0);
-  WO(s0, F.FromOff, -1);
-  WO(s0, F.FromLen, 0);
-  WO(s0, F.IdOff, -1);
-  WO(s0, F.IdLen, 0);
-  WO(s0, F.TypeOff, -1);
-  WO(s0, F.TypeLen, 0);
-  WO(s0, F.FromAttrStart, -1);
-  WO(s0, F.FromAttrEnd, -1);
   let type = Type.None;
   for (let i = 0; i < attrCount; i++) {
     const e = attrEntry(i);
