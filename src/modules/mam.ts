@@ -86,7 +86,7 @@ const HINTS = Buffer.from(HINTS_NS);
 const SID = Buffer.from(SID_NS);
 const CLOSE_TAG = Buffer.from('</');
 
-/** A <body> child (XEP-0313 §'Business rules': messages with a body are archived). */
+/** A <body> child (XEP-0313 'Business rules': messages with a body are archived). */
 function hasBody(b: Buffer): boolean {
   for (let i = b.indexOf(BODY); i >= 0; i = b.indexOf(BODY, i + BODY.length)) {
     const c = b[i + BODY.length];
@@ -110,7 +110,7 @@ function hints(b: Buffer): { store: boolean; forbid: boolean } {
 }
 
 /**
- * XEP-0359 §3.3 (security): a <stanza-id/> claiming to come from this server (by= one of its
+ * XEP-0359 'Security Considerations': a <stanza-id/> claiming to come from this server (by= one of its
  * accounts or the domain) was not written by it and must not reach the recipient, or a client
  * could be made to treat a forged id as its archive's. Rare (clients do not send them), so the
  * one stanza is parsed when the namespace appears at all.
@@ -141,7 +141,7 @@ function prefsXml(p: ArchivePrefs): string {
   return `<prefs xmlns='${MAM_NS}'${attr('default', p.default)}>${list('always', p.always)}${list('never', p.never)}</prefs>`;
 }
 
-/** XEP-0441 §2.2: read a <prefs/> set; bad values are bad-request, a malformed JID jid-malformed. */
+/** XEP-0441 (updating preferences): read a <prefs/> set; bad values are bad-request, a malformed JID jid-malformed. */
 function readPrefs(el: Element): ArchivePrefs {
   const policy = el.attrs.default;
   if (!ARCHIVE_DEFAULTS.includes(policy as ArchiveDefault)) throw new StanzaError('bad-request', "default must be 'always', 'never' or 'roster'");
@@ -159,7 +159,7 @@ function readPrefs(el: Element): ArchivePrefs {
 
 // ---------------------------------------------------------------------------- queries
 
-/** XEP-0082 DateTime, as XEP-0313 §4.1.2 requires for start/end. */
+/** XEP-0082 DateTime, as XEP-0313 'Filtering by time received' requires for start/end. */
 const DATETIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
 
 function readDate(field: string, text: string): Date {
@@ -168,7 +168,7 @@ function readDate(field: string, text: string): Date {
   return new Date(ms);
 }
 
-/** The query form's fields (XEP-0313 §4.1, and after-id/before-id/ids of #extended). */
+/** The query form's fields (XEP-0313 'Filtering results', and after-id/before-id/ids of #extended). */
 const FORM_FIELDS = [
   `<field type='hidden' var='FORM_TYPE'><value>${MAM_NS}</value></field>`,
   `<field type='jid-single' var='with'/>`,
@@ -286,7 +286,7 @@ export function mam(configured?: MamSettings): Module {
 
 function installMam(ctx: RouterContext, settings: MamSettings): void {
   const archive = ctx.storage.mam;
-  // XEP-0313 §7 / XEP-0359 §5: advertised on the account's bare JID, where the archive lives.
+  // XEP-0313 'Determining support' / XEP-0359 'Discovering support': on the account's bare JID, where the archive lives.
   for (const f of [MAM_NS, MAM_EXTENDED, SID_NS]) ctx.features.addAccountFeature(f);
 
   const prefsCache = new Map<string, { prefs: ArchivePrefs | null; at: number }>();
@@ -301,7 +301,7 @@ function installMam(ctx: RouterContext, settings: MamSettings): void {
   };
   const effective = (owner: string): ArchivePrefs => prefsOf(owner) ?? { default: settings.default, always: [], never: [] };
 
-  /** XEP-0441 §2: never wins over always; then the default ('roster': the contact is in the roster). */
+  /** XEP-0441: a JID in 'never' is not archived even if also in 'always'; then the default ('roster': the contact is in the roster). */
   const archives = (owner: string, contact: Jid): boolean => {
     const p = prefsOf(owner);
     if (p === null) {
@@ -320,7 +320,7 @@ function installMam(ctx: RouterContext, settings: MamSettings): void {
 
   ctx.hooks.on('message/stamp', (ev: MessageStampEvent) => {
     pending = null;
-    // XEP-0313 §'Business rules': chat and normal messages; never errors, headlines, or groupchat
+    // XEP-0313 'Business rules': chat and normal messages; never errors, headlines, or groupchat
     // (a user archive does not hold MUC traffic).
     if (ev.type !== 'chat' && ev.type !== 'normal') return;
     const clean = stripForgedIds(ev.bytes, ctx.domain);
@@ -338,7 +338,7 @@ function installMam(ctx: RouterContext, settings: MamSettings): void {
     if (owners.length === 0) return;
     const close = clean.lastIndexOf(CLOSE_TAG);
     if (close < 0) return;
-    // XEP-0313 §'Business rules': an id unique in the archive and unpredictable (storage/archive.ts).
+    // XEP-0313 'Business rules': an id unique in the archive and unpredictable (storage/archive.ts).
     const id = nextId(ctx.now());
     const ids = owners.map((o) => `<stanza-id xmlns='${SID_NS}'${attr('by', o.owner)}${attr('id', id)}/>`).join('');
     ev.bytes = Buffer.concat([clean.subarray(0, close), Buffer.from(ids, 'utf8'), clean.subarray(close)]);
@@ -354,18 +354,18 @@ function installMam(ctx: RouterContext, settings: MamSettings): void {
     for (const e of p.entries) archive.append(e);
   });
 
-  // XEP-0313 §4.1: the query form.
+  // XEP-0313 'Retrieving form fields', XEP-0441 preferences, #extended metadata.
   ctx.hooks.on(`iq-get/self/${MAM_NS}`, (ev: IqEvent) => {
     switch (ev.payload.name) {
       case 'query':
         ev.reply(`<query xmlns='${MAM_NS}'><x xmlns='${DATA_NS}' type='form'>${FORM_FIELDS}</x></query>`);
         return true;
       case 'prefs':
-        // XEP-0441 §2.1: the stored preferences, or the server's default for an account without any.
+        // XEP-0441 (retrieving preferences): the stored ones, or the server's default for an account without any.
         ev.reply(prefsXml(effective(ev.session!.bare)));
         return true;
       case 'metadata': {
-        // XEP-0313 §6.1 (#extended): the first and last message of the archive.
+        // XEP-0313 'Retrieving message archive metadata' (#extended): the first and last message.
         const b = archive.bounds(ev.session!.bare);
         const edge = (name: string, m: ArchivedMessage) => `<${name}${attr('id', m.id)}${attr('timestamp', m.stamp.toISOString())}/>`;
         ev.reply(b ? `<metadata xmlns='${MAM_NS}'>${edge('start', b.first)}${edge('end', b.last)}</metadata>` : `<metadata xmlns='${MAM_NS}'/>`);
@@ -379,7 +379,7 @@ function installMam(ctx: RouterContext, settings: MamSettings): void {
   ctx.hooks.on(`iq-set/self/${MAM_NS}`, (ev: IqEvent) => {
     const session = ev.session!;
     if (ev.payload.name === 'prefs') {
-      // XEP-0441 §2.2: replace the preferences; the reply carries them as stored.
+      // XEP-0441 (updating preferences): replace them; the reply carries them as stored.
       const prefs = readPrefs(ev.payload);
       archive.setPrefs(session.bare, prefs);
       prefsCache.delete(session.bare);
@@ -387,19 +387,19 @@ function installMam(ctx: RouterContext, settings: MamSettings): void {
       return true;
     }
     if (ev.payload.name !== 'query') throw new StanzaError('bad-request', `unexpected <${ev.payload.name}/>`);
-    // A node names a pubsub archive (XEP-0313 §4.1); a personal archive has none.
+    // A node names a pubsub archive (XEP-0313 'Querying an archive'); a personal archive has none.
     if (ev.payload.attrs.node !== undefined) throw new StanzaError('item-not-found', 'no such node');
     const { query, flip } = readQuery(ev.payload);
     let page;
     try {
       page = archive.query(session.bare, query);
     } catch (err) {
-      // XEP-0313 §4.1 / XEP-0059 §2.5: an id that is not in the archive.
+      // XEP-0313 'Paging' / XEP-0059 §2: a UID in after/before (or after-id/before-id) that is not in the archive.
       if (err instanceof UnknownArchiveId) throw new StanzaError('item-not-found', err.message);
       throw err;
     }
     const queryid = ev.payload.attrs.queryid as string | undefined;
-    // XEP-0313 §4.2: every result message first, to the asking resource only, then the <fin/>.
+    // XEP-0313 'Querying an archive': every result message first, to the asking resource only, then the <fin/>.
     const items = flip ? [...page.items].reverse() : page.items;
     for (const m of items) session.deliver(resultXml(session, queryid, m), 'message');
     const first = page.items[0];

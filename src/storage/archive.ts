@@ -131,7 +131,7 @@ export interface ArchiveQuery {
 export interface ArchivePage {
   /** Oldest first. */
   items: ArchivedMessage[];
-  /** XEP-0313 §4.3 'complete': no further page in the direction of paging. */
+  /** XEP-0313 <fin complete='true'/>: no further page in the direction of paging. */
   complete: boolean;
   /** Messages matching the filters (XEP-0059 <count/>). */
   count: number;

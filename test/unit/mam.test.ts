@@ -2,7 +2,7 @@
  * XEP-0313 module through the router (JS StanzaView, memory storage): what is archived for whom
  * and with which id, XEP-0441 preferences, query parsing and errors, paging, retention.
  */
-import { beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Jid } from '../../src/jid.js';
 import { DEFAULT_PAGE, MAX_PAGE, purgeArchives, readQuery, type MamSettings } from '../../src/modules/mam.js';
 import { createRouter, type HermodRouter } from '../../src/router/index.js';
@@ -329,6 +329,25 @@ describe('retention and account deletion', () => {
     expect(purgeArchives(storage, { maxAge: 2 * 86_400_000, maxPerUser: 0 }, clock)).toBe(4);
     expect(purgeArchives(storage, { maxAge: 0, maxPerUser: 1 }, clock)).toBe(4);
     expect(storage.mam.query('bob@localhost', { max: 10 }).items.map((m) => m.stanza.includes('d5'))).toEqual([true]);
+  });
+
+  describe('on its timer', () => {
+    afterEach(() => {
+      vi.useRealTimers();
+    });
+
+    it('applies mam.max_per_user every purge_interval', () => {
+      vi.useFakeTimers();
+      setup({ maxPerUser: 2, purgeInterval: 60_000 });
+      const alice = connect('alice@localhost');
+      connect('bob@localhost');
+      for (let i = 0; i < 5; i++) chat(alice, 'bob@localhost', `m${i}`);
+      vi.advanceTimersByTime(59_999);
+      expect(archiveIds('bob@localhost')).toHaveLength(5);
+      vi.advanceTimersByTime(1);
+      expect(storage.mam.query('bob@localhost', { max: 10 }).items.map((m) => m.stanza.match(/m\d/)![0])).toEqual(['m3', 'm4']);
+      expect(archiveIds('alice@localhost')).toHaveLength(2);
+    });
   });
 
   it('removes the archive with the account (XEP-0077 cancel)', () => {
