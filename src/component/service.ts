@@ -9,7 +9,10 @@
  * - Out of a component: after the stream checked 'from' (a JID at the component's domain), the
  *   stanza goes through HermodRouter.routeFrom(): the local users' delivery rules apply.
  *
- * Runs with --workers 0 only (the router must live on the thread that owns the sockets).
+ * With --workers 0 both directions use the router of this thread (routerRouting). With
+ * --workers N the component connections stay on the main thread with the other sockets, and
+ * the routing is the shards' (src/shard/serve.ts): each shard forwards stanzas for a connected
+ * component to this thread (deliver()), and a component's stanzas are routed by one shard.
  */
 import { StanzaKind, StanzaType, type StanzaView } from '../core/api.js';
 import { ConfigError, StanzaError, type StreamError } from '../errors.js';
@@ -28,6 +31,44 @@ import { ComponentStream, type ComponentHost, type ComponentStreamOptions } from
 export interface ComponentServiceOptions extends ComponentStreamOptions {
   /** Component domain → shared secret (config `components`). */
   secrets: Record<string, string>;
+  /** Told when a component domain connects or goes (the shards keep a flag per domain). */
+  onConnected?: (domain: string, connected: boolean) => void;
+}
+
+/** What the component service needs of the routing, wherever that runs. */
+export interface ComponentRouting {
+  /** The server's own domain (a component cannot take it). */
+  readonly domain: string;
+  /** XEP-0030 §4: list the component in the server's disco#items. */
+  addItem(name: string): void;
+  /** Route a component's stanza (its 'from' already checked); errors go to `reply`. */
+  routeFrom(from: Jid, view: StanzaView, reply: (data: Uint8Array | string) => void): void;
+  /**
+   * Call `handler` for stanzas to domains this server does not serve; returns the unhook.
+   * Absent when the routing runs elsewhere and hands the stanzas to deliver() instead.
+   */
+  onRemote?(handler: (ev: RemoteEvent) => boolean): () => void;
+}
+
+/** The routing of --workers 0: this thread's router. */
+export function routerRouting(router: HermodRouter): ComponentRouting {
+  return {
+    domain: router.domain,
+    addItem: (name) => router.features.addItem(name),
+    routeFrom: (from, view, reply) => router.routeFrom(from, view, reply),
+    onRemote: (handler) => router.hooks.on('stanza/remote', handler, 10),
+  };
+}
+
+/**
+ * A stanza for a configured component that is not connected: the service exists and is down
+ * (RFC 6120 §8.3.3.19) — service-unavailable, except that errors, IQ results (§8.3.1) and
+ * presence are dropped. Shared by both routings.
+ */
+export function refuseForAbsentComponent(view: StanzaView, domain: string): void {
+  if (view.type === StanzaType.Error || (view.kind === StanzaKind.Iq && view.type === StanzaType.Result)) return;
+  if (view.kind === StanzaKind.Presence) return;
+  throw new StanzaError('service-unavailable', `${domain} is not connected`);
 }
 
 export class ComponentService implements ComponentHost {
@@ -38,18 +79,18 @@ export class ComponentService implements ComponentHost {
   private readonly removeHook: () => void;
 
   constructor(
-    private readonly router: HermodRouter,
+    private readonly routing: ComponentRouting,
     private readonly core: ParserFactory,
     private readonly options: ComponentServiceOptions,
   ) {
     this.secrets = new Map(Object.entries(options.secrets));
     for (const name of this.secrets.keys()) {
       // The server's own domain is routed locally: a component there would never see a stanza.
-      if (name === router.domain) throw new ConfigError(`component ${name} cannot have the server's own domain`, `components.${name}`);
+      if (name === routing.domain) throw new ConfigError(`component ${name} cannot have the server's own domain`, `components.${name}`);
       // XEP-0030 §4: clients find gateways and services in the server's disco#items.
-      router.features.addItem(name);
+      routing.addItem(name);
     }
-    this.removeHook = router.hooks.on('stanza/remote', (ev: RemoteEvent) => this.toComponent(ev), 10);
+    this.removeHook = routing.onRemote?.((ev: RemoteEvent) => this.toComponent(ev)) ?? (() => {});
   }
 
   /** Components connected now: domain and since when (ms). */
@@ -77,15 +118,26 @@ export class ComponentService implements ComponentHost {
     const domain = stream.domain!;
     if (this.connected.has(domain)) return false;
     this.connected.set(domain, stream);
+    this.options.onConnected?.(domain, true);
     return true;
   }
 
   detach(stream: ComponentStream): void {
-    if (stream.domain !== null && this.connected.get(stream.domain) === stream) this.connected.delete(stream.domain);
+    if (stream.domain !== null && this.connected.get(stream.domain) === stream) {
+      this.connected.delete(stream.domain);
+      this.options.onConnected?.(stream.domain, false);
+    }
   }
 
   route(stream: ComponentStream, from: Jid, view: StanzaView): void {
-    this.router.routeFrom(from, view, (data) => stream.send(data));
+    this.routing.routeFrom(from, view, (data) => stream.send(data));
+  }
+
+  /** Bytes routed elsewhere (a shard) for the component at `domain`; false when not connected. */
+  deliver(domain: string, data: Uint8Array | string): boolean {
+    const target = this.connected.get(domain);
+    target?.send(data);
+    return target !== undefined;
   }
 
   /** 'stanza/remote': true when the addressee's domain is a configured component. */
@@ -96,12 +148,8 @@ export class ComponentService implements ComponentHost {
       target.send(spliceFrom(ev.view, ev.session.fromStamp));
       return true;
     }
-    // Configured but not connected: the service exists and is down (RFC 6120 §8.3.3.19);
-    // errors and results are never answered (§8.3.1).
-    const { view } = ev;
-    if (view.type === StanzaType.Error || (view.kind === StanzaKind.Iq && view.type === StanzaType.Result)) return true;
-    if (view.kind === StanzaKind.Presence) return true;
-    throw new StanzaError('service-unavailable', `${ev.to.domain} is not connected`);
+    refuseForAbsentComponent(ev.view, ev.to.domain);
+    return true;
   }
 
   /** Stop routing to components and end their streams (server shutdown). */
@@ -125,11 +173,20 @@ export interface ComponentListener {
 }
 
 /** Start the component listener when the configuration names at least one component. */
-export async function startComponents(config: HermodConfig, router: Router, core: ParserFactory): Promise<ComponentListener | null> {
+export async function startComponents(
+  config: HermodConfig,
+  router: Router | ComponentRouting,
+  core: ParserFactory,
+  onConnected?: ComponentServiceOptions['onConnected'],
+): Promise<ComponentListener | null> {
   if (Object.keys(config.components).length === 0) return null;
-  if (!(router instanceof HermodRouter)) throw new ConfigError('components need the built-in router', 'components');
-  const service = new ComponentService(router, core, {
+  let routing: ComponentRouting;
+  if (router instanceof HermodRouter) routing = routerRouting(router);
+  else if ('addItem' in router) routing = router;
+  else throw new ConfigError('components need the built-in router', 'components');
+  const service = new ComponentService(routing, core, {
     secrets: config.components,
+    onConnected,
     maxStanzaBytes: config.limits.maxStanzaBytes,
     maxDepth: config.limits.maxDepth,
     maxAttributes: config.limits.maxAttributes,

@@ -305,10 +305,6 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
   return { config: result, file, warnings: warningsFor(result), sources };
 }
 
-/** Why components cannot run sharded (startShardedServer says the same to code-built configs). */
-export const COMPONENTS_NEED_WORKERS_0 =
-  'XEP-0114 components run with workers: 0 only (the component connection is not routed to shard threads); set workers to 0 or remove components';
-
 const ANY_ADDRESS = new Set(['0.0.0.0', '::', '']);
 
 function crossCheck(c: HermodConfig, problem: (path: string, message: string) => void, checkFiles: boolean): void {
@@ -346,7 +342,6 @@ function crossCheck(c: HermodConfig, problem: (path: string, message: string) =>
   for (const name of Object.keys(c.components)) {
     if (name === c.domain) problem(`components.${name}`, 'a component cannot take the server domain itself');
   }
-  if (c.workers > 0 && Object.keys(c.components).length > 0) problem('components', COMPONENTS_NEED_WORKERS_0);
 
   // Two listeners on one port fail at start with EADDRINUSE; say which ones now.
   const listeners: [string, string, number][] = [['listen.c2s', c.listen.c2s.host, c.listen.c2s.port]];

@@ -21,7 +21,19 @@ import type { SessionInfo } from '../admin/channel.js';
 import type { Jid } from '../jid.js';
 import type { ClientTransport } from '../transport/socket.js';
 import { WebSocketTransport } from '../transport/websocket.js';
-import { HEADER_BYTES, Op, OPEN_CAN_STARTTLS, OPEN_SECURE, readHeader, reassembling, type RecordHeader, RingSender, WRITE_TEXT } from './protocol.js';
+import {
+  componentRecord,
+  HEADER_BYTES,
+  Op,
+  OPEN_CAN_STARTTLS,
+  OPEN_SECURE,
+  readHeader,
+  reassembling,
+  type RecordHeader,
+  RingSender,
+  splitComponentRecord,
+  WRITE_TEXT,
+} from './protocol.js';
 import { createRing, Doorbell, RingReader, RingWriter } from './ring.js';
 import type { PeerLink, ShardAdminReply, ShardControl, ShardInit, ShardResult } from './worker.js';
 
@@ -71,6 +83,17 @@ export interface ShardPoolOptions {
   onEvent?: (event: ShardEvent) => void;
   /** Where the shards count (one block per shard, kept across restarts). */
   metrics?: Metrics;
+  /** XEP-0114 components connected to the main thread (src/shard/components.ts). */
+  components?: PoolComponents;
+}
+
+export interface PoolComponents {
+  /** Configured component domains, componentDomains() order. */
+  readonly domains: string[];
+  /** One Int32 per domain: 1 while connected (the shards read it). */
+  readonly flags: SharedArrayBuffer;
+  /** Bytes a shard routed to the component connected as `domain`. */
+  deliver(domain: string, bytes: Uint8Array): void;
 }
 
 export type ShardEvent =
@@ -157,8 +180,10 @@ export class ShardPool {
   private readonly limits: ConnectionCounter;
   private readonly authBan: AuthBan;
   private readonly sweeper: NodeJS.Timeout;
+  private readonly components: PoolComponents | undefined;
 
   constructor(options: ShardPoolOptions) {
+    this.components = options.components;
     if (!Number.isInteger(options.shards) || options.shards < 1) throw new RangeError('a shard pool needs at least one shard');
     this.shards = options.shards;
     this.config = options.config;
@@ -304,6 +329,16 @@ export class ShardPool {
     return replies;
   }
 
+  /**
+   * XEP-0114: route a component's stanza ('from' checked by its stream) through a shard. One
+   * shard per component domain while it is up, so a component's stanzas keep their order.
+   */
+  fromComponent(from: Jid, stanza: Uint8Array): void {
+    const slot = Math.max(0, this.components?.domains.indexOf(from.domain) ?? 0);
+    const shard = this.pick(slot % this.shards);
+    shard.sender.send(Op.FromComponent, 0, componentRecord(from.full, stanza));
+  }
+
   /** Fault injection for tests: make shard k's thread throw from a callback. */
   crash(k: number): void {
     this.list[k]?.port.postMessage({ type: 'crash' } satisfies ShardControl);
@@ -418,6 +453,7 @@ export class ShardPool {
       spinMicros: this.spinMicros,
       stats: this.stats[k]?.buffer,
       rosterEpoch: this.rosterEpoch,
+      components: this.components?.flags,
     };
     shard.task = this.piscina.run(init, { transferList: [port] }) as Promise<ShardResult>;
     shard.task.then(
@@ -488,6 +524,12 @@ export class ShardPool {
 
   private readonly onOutput = (record: Uint8Array): void => {
     const h = readHeader(record, this.header);
+    if (h.op === Op.ToComponent) {
+      const { head, bytes } = splitComponentRecord(record.subarray(HEADER_BYTES));
+      // Shared memory is reused once the drain ends: the component's socket gets a copy.
+      this.components?.deliver(head, Buffer.from(bytes));
+      return;
+    }
     const conn = this.conns.get(h.id);
     if (!conn) return;
     switch (h.op) {

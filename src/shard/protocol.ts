@@ -26,6 +26,9 @@ export enum Op {
   Closed = 3,
   /** The client leaves more unread output than limits.output_queue_bytes allows. */
   OutputFull = 4,
+  /** XEP-0114: a stanza from a component, 'from' checked (id unused); body: the sender's full
+   *  JID, '\n', the stanza as the component wrote it (src/shard/components.ts routes it). */
+  FromComponent = 5,
 
   // shard → main, id = connection
   /** Bytes for the client; arg WRITE_TEXT: the stream layer wrote them as a string. */
@@ -40,6 +43,9 @@ export enum Op {
   AuthFailed = 20,
   /** SASL succeeded: lift the connection from the pre-authentication byte rate. */
   Authenticated = 21,
+  /** XEP-0114: bytes for the component connected as a domain (id unused); body: the domain,
+   *  '\n', the stanza with 'from' stamped. */
+  ToComponent = 22,
 
   // shard → shard, id = the sending (or owning) shard's session id
   /** A session was bound; body: its full JID (UTF-8). */
@@ -205,4 +211,26 @@ export function reassembling(handler: (record: Uint8Array) => void): (record: Ui
     parts = null;
     handler(whole);
   };
+}
+
+// ---- XEP-0114 component records ---------------------------------------------------------
+
+const NL = 0x0a;
+const decoder = new TextDecoder();
+
+/** `head`, a newline, then `bytes`: the body of FromComponent / ToComponent records. */
+export function componentRecord(head: string, bytes: Uint8Array | string): Uint8Array {
+  const h = encoder.encode(`${head}\n`);
+  const b = typeof bytes === 'string' ? encoder.encode(bytes) : bytes;
+  const out = new Uint8Array(h.length + b.length);
+  out.set(h);
+  out.set(b, h.length);
+  return out;
+}
+
+/** Split a component record body into its head and its stanza bytes. */
+export function splitComponentRecord(body: Uint8Array): { head: string; bytes: Uint8Array } {
+  const nl = body.indexOf(NL);
+  if (nl < 0) return { head: decoder.decode(body), bytes: body.subarray(body.length) };
+  return { head: decoder.decode(body.subarray(0, nl)), bytes: body.subarray(nl + 1) };
 }

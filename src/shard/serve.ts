@@ -4,13 +4,13 @@
  * With `--workers 0` src/server.ts runs everything on the main thread instead.
  *
  * The admin socket (`hermod sessions`, `kick`, and the kicks of `passwd`/`deluser`) is served
- * here and asks every shard. XEP-0114 components are not: the configuration check refuses
- * `components` with `workers` > 0 (src/config/file.ts), and startShardedServer does too.
+ * here and asks every shard. XEP-0114 component connections are sockets too and stay here; their
+ * stanzas are routed by the shards (src/shard/components.ts).
  */
 import { AdminSocketError, listenAdmin, type AdminChannel } from '../admin/channel.js';
-import { COMPONENTS_NEED_WORKERS_0 } from '../config/file.js';
 import type { HermodConfig } from '../config/schema.js';
-import { ConfigError } from '../errors.js';
+import { startComponents, type ComponentListener } from '../component/service.js';
+import { StreamError } from '../errors.js';
 import type { Logger } from '../observability/log.js';
 import type { Metrics } from '../observability/metrics.js';
 import { openStorage } from '../storage/index.js';
@@ -18,7 +18,8 @@ import { listenClients, type ClientListeners, type Listener } from '../transport
 import type { ClientTransport } from '../transport/socket.js';
 import { listenWebSocketClients } from '../transport/websocket.js';
 import { loadServerTls, type Certificate } from '../transport/tls.js';
-import { ShardPool, type ShardEvent } from './pool.js';
+import { componentDomains } from './components.js';
+import { ShardPool, type PoolComponents, type ShardEvent } from './pool.js';
 
 export interface ShardedServer {
   readonly config: HermodConfig;
@@ -29,6 +30,8 @@ export interface ShardedServer {
   readonly pool: ShardPool;
   /** <data>/hermod.sock (docs/operations.md), unless ShardedOptions.adminChannel is false. */
   readonly admin: AdminChannel | null;
+  /** XEP-0114 listener, when `components` names at least one. */
+  readonly components: ComponentListener | null;
   /** Open client connections, over all shards. */
   readonly streams: { readonly size: number };
   describe(): string;
@@ -54,8 +57,6 @@ export interface ShardedOptions {
 const SHUTDOWN_GRACE_MS = 3000;
 
 export async function startShardedServer(config: HermodConfig, options: ShardedOptions = {}): Promise<ShardedServer> {
-  // Before anything is opened: a configuration built in code skips the file check.
-  if (Object.keys(config.components).length > 0) throw new ConfigError(COMPONENTS_NEED_WORKERS_0, 'components');
   // Open (creating or migrating) the database once here, before any shard does and before a
   // port is taken: an unusable data directory is reported like in single-thread mode, and the
   // shards never race to create the schema.
@@ -69,7 +70,16 @@ export async function startShardedServer(config: HermodConfig, options: ShardedO
       if (options.logger) options.logger.error({ err: e.error, shard: e.shard, connections: e.connections }, msg);
       else process.stderr.write(`hermod: ${msg}: ${(e.error as Error)?.message ?? String(e.error)}\n`);
     });
+  // XEP-0114: the shards read one connected flag per component domain; what they route to a
+  // component comes back here, to its socket.
+  const domains = componentDomains(config);
+  let components: ComponentListener | null = null;
+  const poolComponents: PoolComponents | undefined =
+    domains.length > 0
+      ? { domains, flags: new SharedArrayBuffer(4 * domains.length), deliver: (domain, bytes) => void components?.service.deliver(domain, bytes) }
+      : undefined;
   const pool = new ShardPool({
+    components: poolComponents,
     shards: config.workers,
     config,
     onEvent,
@@ -110,6 +120,23 @@ export async function startShardedServer(config: HermodConfig, options: ShardedO
     await pool.close(0);
     throw err;
   }
+  if (poolComponents) {
+    const connected = new Int32Array(poolComponents.flags);
+    try {
+      // The component streams parse on this thread: it needs a core of its own.
+      const core = (await import('../core/parser.js')).loadCore();
+      components = await startComponents(
+        config,
+        { domain: config.domain, addItem: () => {}, routeFrom: (from, view) => pool.fromComponent(from, view.raw()) },
+        core,
+        (domain, up) => Atomics.store(connected, domains.indexOf(domain), up ? 1 : 0),
+      );
+    } catch (err) {
+      await Promise.all([listeners.close(), websocket?.close()]);
+      await pool.close(0);
+      throw err;
+    }
+  }
   let admin: AdminChannel | null = null;
   if (options.adminChannel !== false) {
     try {
@@ -117,7 +144,7 @@ export async function startShardedServer(config: HermodConfig, options: ShardedO
     } catch (err) {
       if (!(err instanceof AdminSocketError)) {
         // Another server on this data directory is fatal (as with --workers 0).
-        await Promise.all([listeners.close(), websocket?.close()]);
+        await Promise.all([listeners.close(), websocket?.close(), components?.close(new StreamError('system-shutdown'))]);
         await pool.close(0);
         throw err;
       }
@@ -137,6 +164,7 @@ export async function startShardedServer(config: HermodConfig, options: ShardedO
     certificate,
     pool,
     admin,
+    components,
     get streams() {
       return { size: pool.connectionCount };
     },
@@ -144,12 +172,18 @@ export async function startShardedServer(config: HermodConfig, options: ShardedO
       const where = [`${c2s.host}:${c2s.port} (c2s, STARTTLS${config.tls.policy === 'required' ? ' required' : ' optional'})`];
       if (directTls) where.push(`${directTls.host}:${directTls.port} (direct TLS)`);
       if (websocket) where.push(`ws://${websocket.host}:${websocket.port}${config.listen.websocket.path} (WebSocket)`);
+      if (components) where.push(`${components.host}:${components.port} (components, XEP-0114)`);
       return `hermod listening on ${where.join(', ')}, domain ${config.domain}, data ${config.dataDir}, ${config.workers} shard thread(s)`;
     },
     shutdown() {
       stopped ??= (async () => {
         stopping = true;
-        const closing = Promise.all([listeners.close(), websocket?.close(), admin?.close()]);
+        const closing = Promise.all([
+          listeners.close(),
+          websocket?.close(),
+          admin?.close(),
+          components?.close(new StreamError('system-shutdown')),
+        ]);
         await pool.close(SHUTDOWN_GRACE_MS);
         for (const socket of sockets) socket.destroy();
         await closing;

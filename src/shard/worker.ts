@@ -25,6 +25,8 @@ import { C2SStream, type C2SDeps, type StreamTransport } from '../stream/c2s.js'
 import { AuthFailureTracker } from '../stream/limits.js';
 import { HotStats, useStats } from '../observability/metrics.js';
 import { type MeshRouter, ShardMesh } from './mirror.js';
+import { ShardComponents } from './components.js';
+import type { HermodRouter } from '../router/router.js';
 import { HEADER_BYTES, Op, OPEN_CAN_STARTTLS, OPEN_SECURE, readHeader, reassembling, type RecordHeader, RingSender, WRITE_TEXT } from './protocol.js';
 import { Doorbell, RingReader, RingWriter } from './ring.js';
 
@@ -60,6 +62,9 @@ export interface ShardInit {
   stats?: SharedArrayBuffer;
   /** One Int32 shared by every shard: roster caches tell each other about writes. */
   rosterEpoch?: SharedArrayBuffer;
+  /** XEP-0114: one Int32 per configured component domain (componentDomains order), 1 while
+   *  that component is connected to the main thread; absent without components. */
+  components?: SharedArrayBuffer;
 }
 
 export type ShardControl =
@@ -201,6 +206,17 @@ export default async function runShard(init: ShardInit): Promise<ShardResult> {
   };
   for (let k = 0; k < init.shards; k++) attach(k, init.peers[k] ?? null);
   const mesh = new ShardMesh(init.shard, router, peerSenders, log);
+  const components = init.components
+    ? new ShardComponents(
+        router as HermodRouter,
+        core,
+        config,
+        init.components,
+        out,
+        { maxStanzaBytes: config.limits.maxStanzaBytes, maxDepth: config.limits.maxDepth, maxAttributes: config.limits.maxAttributes },
+        (msg, err) => log(`shard ${init.shard}: ${msg}`, err),
+      )
+    : null;
 
   const streamOptions = streamOptionsOf(config);
 
@@ -253,6 +269,9 @@ export default async function runShard(init: ShardInit): Promise<ShardResult> {
         if (refused) stream.close(new StreamError('policy-violation', refused));
         return;
       }
+      case Op.FromComponent:
+        components?.fromMain(record.subarray(HEADER_BYTES));
+        return;
       case Op.OutputFull:
         streams.get(h.id)?.close(new StreamError('resource-constraint', 'output queue limit exceeded: the client reads too slowly'));
         return;

@@ -7,11 +7,12 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { component, xml, type Component } from '@xmpp/component';
+import { component, xml } from '@xmpp/component';
 import type { Element } from '@xmpp/xml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseServeArgs } from '../../src/config/flags.js';
 import { startServer, type HermodServer } from '../../src/server.js';
+import { attachComponent, sendToOfflineAndToNobody, type AttachedComponent } from './component-helpers.js';
 import { PASSWORDS, RawClient } from './harness.js';
 
 const SECRET = 'echo-secret';
@@ -36,36 +37,7 @@ afterAll(async () => {
   rmSync(dataDir, { recursive: true, force: true });
 });
 
-interface Attached {
-  xmpp: Component;
-  stanzas: Element[];
-  next(test: (el: Element) => boolean): Promise<Element>;
-}
-
-async function attach(domain: string, password: string): Promise<Attached> {
-  const xmpp = component({ service: `xmpp://127.0.0.1:${componentPort}`, domain, password });
-  xmpp.reconnect.stop();
-  const stanzas: Element[] = [];
-  const waiters: { test: (el: Element) => boolean; done: (el: Element) => void }[] = [];
-  xmpp.on('stanza', (el: Element) => {
-    stanzas.push(el);
-    for (const w of [...waiters]) if (w.test(el)) {
-      waiters.splice(waiters.indexOf(w), 1);
-      w.done(el);
-    }
-  });
-  xmpp.on('error', () => {});
-  await xmpp.start();
-  return {
-    xmpp,
-    stanzas,
-    next: (test) => {
-      const found = stanzas.find(test);
-      if (found) return Promise.resolve(found);
-      return new Promise((done) => waiters.push({ test, done }));
-    },
-  };
-}
+const attach = (domain: string, password: string): Promise<AttachedComponent> => attachComponent(componentPort, domain, password);
 
 /** A raw component connection: header, then what the server answers. */
 async function rawComponent(to: string): Promise<{ c: RawClient; id: string }> {
@@ -114,13 +86,8 @@ describe('XEP-0114 components', () => {
     await bot.xmpp.send(xml('message', { from: 'news@bot.localhost', to: 'bob@localhost', id: 'n1', type: 'chat' }, xml('body', {}, 'breaking')));
     const text = await bob.waitFor(/id=["']n1["'][\s\S]*?<\/message>/);
     expect(text).toMatch(/<message[^>]*from='news@bot\.localhost'/);
-    // carol is offline: the message waits in offline storage for her.
-    await bot.xmpp.send(xml('message', { from: 'news@bot.localhost', to: 'carol@localhost', id: 'n2', type: 'chat' }, xml('body', {}, 'later')));
-    // A user that does not exist: the component gets service-unavailable back (RFC 6121 §8.5.1).
-    await bot.xmpp.send(xml('message', { from: 'news@bot.localhost', to: 'nobody@localhost', id: 'n3' }, xml('body', {}, 'x')));
-    const err = await bot.next((el) => el.attrs.id === 'n3');
-    expect(err.attrs.type).toBe('error');
-    expect(err.getChild('error')?.getChild('service-unavailable')).toBeTruthy();
+    // carol is offline: the message waits in offline storage for her; nobody does not exist.
+    await sendToOfflineAndToNobody(bot);
     expect(server.storage.offline.count('carol@localhost')).toBe(1);
     bob.close();
     await bot.xmpp.stop();

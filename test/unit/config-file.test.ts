@@ -295,14 +295,6 @@ describe('rules across options', () => {
     expect(problems('domain: a.org\ncomponents:\n  a.org: x\n')[0]).toContain('components.a.org: a component cannot take the server domain itself');
     expect(load('components:\n  Bot.Example.org: s\n').config.components).toEqual({ 'bot.example.org': 's' });
   });
-
-  it('refuses components with workers > 0, naming the option (components run on the main thread only)', () => {
-    const [line] = problems('workers: 2\ncomponents:\n  bot.example.org: s3cret\n');
-    expect(line).toMatch(/components: XEP-0114 components run with workers: 0 only/);
-    expect(line).not.toContain('s3cret');
-    expect(() => load('workers: 0\ncomponents:\n  bot.example.org: s3cret\n')).not.toThrow();
-    expect(() => load('workers: 2\n')).not.toThrow();
-  });
 });
 
 describe('layers: defaults < file < command line', () => {
