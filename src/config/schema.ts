@@ -113,6 +113,24 @@ export interface HermodConfig {
   };
   /** XEP-0114 components: component domain → shared secret. */
   components: Record<string, string>;
+  /** XEP-0363 HTTP File Upload (src/upload/). */
+  upload: {
+    enabled: boolean;
+    /** The upload service's JID; '' = upload.<domain>. */
+    domain: string;
+    /** Where the HTTP service listens (main thread). */
+    http: { host: string; port: number };
+    /** The base URL clients are told (a reverse proxy's, usually https); '' = http://<host>:<port>. */
+    publicUrl: string;
+    /** Largest file accepted (bytes). */
+    maxFileSize: number;
+    /** Bytes of files one account may keep; 0 = no quota. */
+    quota: number;
+    /** Files older than this are deleted (ms); 0 = kept. */
+    expireAfter: number;
+    /** Where files are stored; null = <data_dir>/uploads. */
+    dir: string | null;
+  };
   /** Prometheus endpoint (GET /metrics). */
   metrics: { enabled: boolean; host: string; port: number };
   log: { level: LogLevel; format: 'json' | 'text' };
@@ -430,7 +448,7 @@ export const SCHEMA: Schema<HermodConfig> = {
   streamManagement: {
     enabled: bool(true, 'XEP-0198 Stream Management'),
     resumeTimeout: duration(5 * MINUTE, 0, 24 * HOUR, 'how long a dropped session may be resumed; 0 = no resumption'),
-    maxUnacked: int(1000, 1, 1_000_000, 'unacknowledged stanzas kept per session'),
+    maxUnacked: int(5000, 1, 1_000_000, 'unacknowledged stanzas kept per session'),
   },
   offline: {
     maxPerUser: int(1000, 0, 10_000_000, 'offline messages stored per user; 0 = store none'),
@@ -446,6 +464,42 @@ export const SCHEMA: Schema<HermodConfig> = {
     purgeInterval: duration(1 * HOUR, 1 * MINUTE, 7 * 24 * HOUR, 'how often archive retention runs'),
   },
   components: secretMap('component domain → shared secret (XEP-0114)'),
+  upload: {
+    enabled: bool(false, 'XEP-0363 HTTP File Upload (off by default: most clients insist on an https public_url)'),
+    domain: leaf<string>({
+      default: '',
+      doc: 'JID of the upload service; "" = upload.<domain>',
+      parse(v) {
+        if (v === '' || v === null) return '';
+        return domain('', '').parse(v);
+      },
+    }),
+    http: {
+      host: host('127.0.0.1', 'address of the upload HTTP service'),
+      port: port(5280, 'upload HTTP port (not the WebSocket listener\'s when both are on)'),
+    },
+    publicUrl: leaf<string>({
+      default: '',
+      doc: 'base URL clients are told, e.g. https://files.example.org (a TLS proxy); "" = http://<host>:<port>',
+      parse(v) {
+        if (v === '' || v === null) return '';
+        let url: URL | null = null;
+        try {
+          url = typeof v === 'string' ? new URL(v) : null;
+        } catch {
+          url = null;
+        }
+        if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.search || url.hash || url.username) {
+          throw bad('an http:// or https:// URL without query or credentials', v);
+        }
+        return url.href.replace(/\/+$/, '');
+      },
+    }),
+    maxFileSize: size(10 * MiB, 1, 64 * 1024 * MiB, 'largest file a client may upload'),
+    quota: size(1024 * MiB, 0, 1024 * 1024 * MiB, 'bytes of files one account may keep; 0 = no quota'),
+    expireAfter: duration(30 * 24 * HOUR, 0, 3650 * 24 * HOUR, 'uploaded files older than this are deleted; 0 = kept'),
+    dir: path(null, 'directory of uploaded files; null = <data_dir>/uploads'),
+  },
   metrics: {
     enabled: bool(false, 'Prometheus endpoint GET /metrics'),
     host: host('127.0.0.1', 'address of the metrics endpoint (keep it private)'),
