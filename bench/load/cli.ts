@@ -22,6 +22,8 @@ Connection and accounts:
   --sasl M, --mech M  auto | plain | scram-sha-1 | scram-sha-256 (default auto: the strongest
                       offered, SCRAM-SHA-256 > SCRAM-SHA-1 > PLAIN, as real clients choose)
   --starttls          negotiate STARTTLS when offered (default off for loopback runs)
+  --pipeline          send the stream restart and bind right behind the last SASL message,
+                      before <success/> (two round trips fewer; most clients wait instead)
   --clients N         sessions (default 1000)
   --rate R            logins per second (default 500)
   --storm             connect all clients at once (reconnect storm; same as --rate 0)
@@ -74,6 +76,7 @@ export function parseBenchArgs(argv: string[]): { opts: BenchOptions; json: bool
       sasl: { type: 'string' },
       mech: { type: 'string' },
       starttls: { type: 'boolean' },
+      pipeline: { type: 'boolean' },
       clients: { type: 'string' },
       rate: { type: 'string' },
       storm: { type: 'boolean' },
@@ -125,6 +128,7 @@ export function parseBenchArgs(argv: string[]): { opts: BenchOptions; json: bool
     registerConcurrency: d.registerConcurrency,
     rate: values.storm ? 0 : num(values.rate, 'rate', d.rate),
     relogin: values['first-login'] ? false : d.relogin,
+    pipeline: values.pipeline ?? d.pipeline,
     presence: values.presence ?? d.presence,
     loginTimeoutS: num(values['login-timeout'], 'login-timeout', d.loginTimeoutS),
     durationS: num(values.duration, 'duration', d.durationS),

@@ -24,6 +24,11 @@ export interface ClientConfig {
   starttls: boolean;
   /** Give up on a negotiation that has not finished in this time. */
   timeoutMs: number;
+  /**
+   * Send the stream restart and the bind request right behind the last SASL message, without
+   * waiting for <success/> (saves two round trips; the server must carry them across the restart).
+   */
+  pipeline?: boolean;
 }
 
 export interface ClientEvents {
@@ -78,6 +83,8 @@ export class LoadClient implements FrameSink {
   private registerDone = false;
   private scram: ScramClient | null = null;
   private sessionRequired = false;
+  /** The restart and bind went out behind the last SASL message (`pipeline`). */
+  private bindSent = false;
   private startedAt = 0;
   private timer: NodeJS.Timeout | null = null;
   private closeReason: string | null = null;
@@ -179,10 +186,12 @@ export class LoadClient implements FrameSink {
   }
 
   private openStream(): void {
+    this.socket.write(this.streamHeader());
+  }
+
+  private streamHeader(): string {
     // RFC 6120 §4.7: 'to' names the service; version='1.0' asks for stream features.
-    this.socket.write(
-      `<?xml version='1.0'?><stream:stream to='${this.cfg.domain}' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>`,
-    );
+    return `<?xml version='1.0'?><stream:stream to='${this.cfg.domain}' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>`;
   }
 
   /** Stream restart (RFC 6120 §4.3.3) after STARTTLS or SASL success. */
@@ -260,7 +269,7 @@ export class LoadClient implements FrameSink {
       const close = xml.indexOf('</session>', at);
       this.sessionRequired = close >= 0 && !xml.slice(at, close).includes('<optional');
     }
-    this.send(`<iq type='set' id='bind1'><bind xmlns='${NS_BIND}'><resource>${escapeXml(this.cfg.resource)}</resource></bind></iq>`);
+    if (!this.bindSent) this.send(this.bindRequest());
   }
 
   private registerResult(xml: string): void {
@@ -303,6 +312,18 @@ export class LoadClient implements FrameSink {
       initial = Buffer.from(this.scram.first()).toString('base64');
     }
     this.send(`<auth xmlns='${NS_SASL}' mechanism='${mech}'>${initial}</auth>`);
+    if (mech === 'PLAIN') this.pipelineRestart();
+  }
+
+  /** With `pipeline`: the new stream header and the bind request, before <success/> arrives. */
+  private pipelineRestart(): void {
+    if (!this.cfg.pipeline) return;
+    this.bindSent = true;
+    this.send(this.streamHeader() + this.bindRequest());
+  }
+
+  private bindRequest(): string {
+    return `<iq type='set' id='bind1'><bind xmlns='${NS_BIND}'><resource>${escapeXml(this.cfg.resource)}</resource></bind></iq>`;
   }
 
   private async scramChallenge(xml: string): Promise<void> {
@@ -311,6 +332,7 @@ export class LoadClient implements FrameSink {
       const serverFirst = Buffer.from(innerText(xml), 'base64').toString();
       const final = await this.scram.final(serverFirst);
       this.send(`<response xmlns='${NS_SASL}'>${Buffer.from(final).toString('base64')}</response>`);
+      this.pipelineRestart();
     } catch (err) {
       this.fail((err as Error).message);
     }
@@ -322,6 +344,12 @@ export class LoadClient implements FrameSink {
       return this.fail('SCRAM server signature mismatch');
     }
     this.authenticated = true;
+    if (this.bindSent) {
+      // Already restarted on our side: what follows <success/> is the server's new stream.
+      this.framer.reset();
+      this.state = 'bind';
+      return;
+    }
     this.restart();
   }
 

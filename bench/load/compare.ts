@@ -27,6 +27,7 @@ interface Sizes {
   procs: number;
   sasl: BenchOptions['sasl'];
   relogin: boolean;
+  pipeline: boolean;
 }
 
 function caseOptions(c: CaseName, z: Sizes): Partial<BenchOptions> {
@@ -137,6 +138,7 @@ export async function main(argv: string[]): Promise<number> {
       procs: { type: 'string' },
       mech: { type: 'string' },
       'first-login': { type: 'boolean' },
+      pipeline: { type: 'boolean' },
       json: { type: 'boolean' },
       html: { type: 'string' },
       quiet: { type: 'boolean' },
@@ -157,6 +159,7 @@ export async function main(argv: string[]): Promise<number> {
   --mech M            SASL mechanism: auto (default: the strongest offered, as real clients
                       choose) | plain | scram-sha-1 | scram-sha-256
   --first-login       login case measures first logins instead of reconnecting clients
+  --pipeline          clients send restart and bind behind their last SASL message
   --json | --html FILE | --quiet
 `);
     return 0;
@@ -176,6 +179,7 @@ export async function main(argv: string[]): Promise<number> {
     procs: n(values.procs, -1),
     sasl: (values.mech ?? 'auto') as BenchOptions['sasl'],
     relogin: !values['first-login'],
+    pipeline: values.pipeline ?? false,
   };
   if (!['auto', 'plain', 'scram-sha-1', 'scram-sha-256'].includes(z.sasl)) throw new Error(`--mech: unknown mechanism '${z.sasl}'`);
   const wanted = (values.servers ?? 'ejabberd,prosody,hermod').split(',');
@@ -213,6 +217,7 @@ export async function main(argv: string[]): Promise<number> {
           serverPid: server.pid,
           procs: z.procs,
           sasl: z.sasl,
+          pipeline: z.pipeline,
           // Fresh accounts per case, registered in-band before the measured phases: what one case
           // leaves behind (offline messages, rosters) must not load the next one.
           prefix: `hb${c.replace(/[^a-z]/g, '')}`,

@@ -23,6 +23,8 @@ export interface GenConfig {
   sasl: SaslChoice;
   starttls: boolean;
   timeoutMs: number;
+  /** Restart and bind sent behind the last SASL message (see ClientConfig.pipeline). */
+  pipeline?: boolean;
   /** Accounts in the whole swarm (peers are drawn from all of them). */
   total: number;
   lo: number;
@@ -113,6 +115,7 @@ export class Generator {
       sasl: cfg.sasl,
       starttls: cfg.starttls,
       timeoutMs: cfg.timeoutMs,
+      pipeline: cfg.pipeline ?? false,
     };
   }
 

@@ -38,6 +38,8 @@ export interface BenchOptions {
    * — reconnecting clients, which is what a login storm consists of. False measures first logins.
    */
   relogin: boolean;
+  /** Clients send the restart and bind behind their last SASL message (not what most clients do). */
+  pipeline: boolean;
   /** Send initial presence after login (always on for presence; on for messages to bare JIDs). */
   presence: boolean;
   loginTimeoutS: number;
@@ -74,6 +76,7 @@ export const DEFAULTS: Omit<BenchOptions, 'scenario'> = {
   registerConcurrency: 100,
   rate: 500,
   relogin: true,
+  pipeline: false,
   presence: false,
   loginTimeoutS: 60,
   durationS: 20,
@@ -224,6 +227,7 @@ export async function runBench(opts: BenchOptions, allowRemote = false): Promise
     sasl: opts.sasl,
     starttls: opts.starttls,
     timeoutMs: opts.loginTimeoutS * 1000,
+    pipeline: opts.pipeline,
     total: opts.clients,
   };
   const parts = Math.max(1, procs);
