@@ -899,12 +899,38 @@ function doEndWs(p: usize, end: usize): usize {
 
 // ---- SIMD skips (16 bytes per step) over runs of ordinary characters ----
 
+/**
+ * Splatted byte constants, loaded from memory: V8 builds a v128 constant with three
+ * instructions at every use (it does not hoist them out of loops); a load from a fixed address
+ * is one, often folded into the compare.
+ */
+const VEC: usize = memory.data<u8>([
+  39, 39, 39, 39, 39, 39, 39, 39, 39, 39, 39, 39, 39, 39, 39, 39, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 60, 60, 60, 60, 60, 60, 60, 60, 60, 60, 60, 60, 60, 60, 60, 60, 38, 38, 38, 38, 38, 38, 38, 38, 38, 38, 38, 38, 38, 38, 38, 38, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 93, 93, 93, 93, 93, 93, 93, 93, 93, 93, 93, 93, 93, 93, 93, 93, 224, 224, 224, 224, 224, 224, 224, 224, 224, 224, 224, 224, 224, 224, 224, 224, 237, 237, 237, 237, 237, 237, 237, 237, 237, 237, 237, 237, 237, 237, 237, 237, 239, 239, 239, 239, 239, 239, 239, 239, 239, 239, 239, 239, 239, 239, 239, 239, 194, 194, 194, 194, 194, 194, 194, 194, 194, 194, 194, 194, 194, 194, 194, 194, 192, 192, 192, 192, 192, 192, 192, 192, 192, 192, 192, 192, 192, 192, 192, 192, 223, 223, 223, 223, 223, 223, 223, 223, 223, 223, 223, 223, 223, 223, 223, 223,
+], 16);
+const enum V {
+  SQuote = 0,
+  DQuote = 1,
+  Lt = 2,
+  Amp = 3,
+  Space = 4,
+  RBracket = 5,
+  E0 = 6,
+  ED = 7,
+  EF = 8,
+  C2 = 9,
+  C0 = 10,
+  DF = 11,
+}
+@inline function vc(i: i32): v128 {
+  return v128.load(VEC + (<usize>i << 4));
+}
+
 /** First position in [p, end-15) whose byte may end an attribute value quoted by q. */
 @inline function skipAttrPlain(p: usize, end: usize, q: i32): usize {
   const vq = i8x16.splat(<i8>q);
-  const vlt = i8x16.splat(<i8>Ch.Lt);
-  const vamp = i8x16.splat(<i8>Ch.Amp);
-  const vsp = i8x16.splat(<i8>Ch.Space);
+  const vlt = vc(V.Lt);
+  const vamp = vc(V.Amp);
+  const vsp = vc(V.Space);
   while (p + 16 <= end) {
     const v = v128.load(p);
     // signed < 0x20 catches both controls and every byte ≥ 0x80
@@ -919,8 +945,8 @@ function doEndWs(p: usize, end: usize): usize {
 /** Bits of the bytes in v that stop character data whatever their neighbours: '<' '&' ']' and controls. */
 @inline function textStops(v: v128): u32 {
   const m = v128.or(
-    v128.or(i8x16.eq(v, i8x16.splat(<i8>Ch.Lt)), i8x16.eq(v, i8x16.splat(<i8>Ch.Amp))),
-    v128.or(i8x16.eq(v, i8x16.splat(<i8>Ch.RBracket)), i8x16.lt_u(v, i8x16.splat(<i8>Ch.Space))),
+    v128.or(i8x16.eq(v, vc(V.Lt)), i8x16.eq(v, vc(V.Amp))),
+    v128.or(i8x16.eq(v, vc(V.RBracket)), i8x16.lt_u(v, vc(V.Space))),
   );
   return <u32>i8x16.bitmask(m);
 }
@@ -957,12 +983,12 @@ function skipTextUtf8(p: usize, end: usize): usize {
     // runs past the block restarts the next block at its lead; one that runs into a stop byte,
     // and any other lead byte, goes to the per-sequence loop below, which reports the error.
     const special = v128.or(
-      v128.or(i8x16.eq(v, i8x16.splat(<i8>0xe0)), i8x16.eq(v, i8x16.splat(<i8>0xed))),
-      v128.or(i8x16.ge_u(v, i8x16.splat(<i8>0xef)), i8x16.lt_u(v, i8x16.splat(<i8>0xc2))),
+      v128.or(i8x16.eq(v, vc(V.E0)), i8x16.eq(v, vc(V.ED))),
+      v128.or(i8x16.ge_u(v, vc(V.EF)), i8x16.lt_u(v, vc(V.C2))),
     );
-    if (((<u32>i8x16.bitmask(v128.and(special, v128.not(i8x16.lt_s(v, i8x16.splat(<i8>0xc0)))))) & hi) == 0) {
-      const cont = <u32>i8x16.bitmask(i8x16.lt_s(v, i8x16.splat(<i8>0xc0))) & hi;
-      const l3 = <u32>i8x16.bitmask(i8x16.gt_s(v, i8x16.splat(<i8>0xdf))) & hi;
+    if (((<u32>i8x16.bitmask(v128.and(special, v128.not(i8x16.lt_s(v, vc(V.C0)))))) & hi) == 0) {
+      const cont = <u32>i8x16.bitmask(i8x16.lt_s(v, vc(V.C0))) & hi;
+      const l3 = <u32>i8x16.bitmask(i8x16.gt_s(v, vc(V.DF))) & hi;
       const l2 = hi & ~cont & ~l3;
       // leads whose sequence does not end inside the block (only possible without a stop)
       const cross = stop == 0 ? (l2 & 0x8000) | (l3 & 0xc000) : 0;
@@ -1073,11 +1099,6 @@ function fastTag(lt: usize, end: usize): usize {
   let n = 0;
   let self = false;
   let prefixed = false;
-  const vSq = i8x16.splat(<i8>Ch.SQuote);
-  const vDq = i8x16.splat(<i8>Ch.DQuote);
-  const vLt = i8x16.splat(<i8>Ch.Lt);
-  const vAmp = i8x16.splat(<i8>Ch.Amp);
-  const vSp = i8x16.splat(<i8>Ch.Space);
   let xv: usize = 0;
   let xl = 0;
   // a stanza's descriptor spans go straight into the state block (few live locals in the loop)
@@ -1129,12 +1150,12 @@ function fastTag(lt: usize, end: usize): usize {
     const vs = ++p;
     while (true) {
       // 16 bytes at a time to a quote of either kind, '<', '&', a control or a non-ASCII byte
-      // (signed < 0x20); the constants are made once per tag, not once per attribute
+      // (signed < 0x20)
       while (p + 16 <= end) {
         const v = v128.load(p);
         const m = v128.or(
-          v128.or(i8x16.eq(v, vSq), i8x16.eq(v, vDq)),
-          v128.or(v128.or(i8x16.eq(v, vLt), i8x16.eq(v, vAmp)), i8x16.lt_s(v, vSp)),
+          v128.or(i8x16.eq(v, vc(V.SQuote)), i8x16.eq(v, vc(V.DQuote))),
+          v128.or(v128.or(i8x16.eq(v, vc(V.Lt)), i8x16.eq(v, vc(V.Amp))), i8x16.lt_s(v, vc(V.Space))),
         );
         const bits = i8x16.bitmask(m);
         if (bits != 0) {
