@@ -28,6 +28,8 @@ import { TRANSPORTS, Transport, stats } from './observability/metrics.js';
 import type { ShardedServer } from './shard/serve.js';
 import { AdminSocketError, listenAdmin, streamsTarget, type AdminChannel, type ConnectionFacts } from './admin/channel.js';
 import { startComponents, type ComponentListener } from './component/service.js';
+import { muc, mucSettingsOf } from './muc/service.js';
+import { checkUploadConfig, startUpload, upload as uploadModule, uploadSettings, type UploadService } from './upload/index.js';
 
 export const EX_USAGE = 64;
 export const EX_CONFIG = 78;
@@ -40,6 +42,8 @@ export interface HermodServer {
   readonly websocket: Listener | null;
   /** XEP-0114 listener, when `components` names at least one. */
   readonly components: ComponentListener | null;
+  /** XEP-0363 HTTP service, when upload.enabled. */
+  readonly upload: UploadService | null;
   /** <data>/hermod.sock (docs/operations.md), unless StartOptions.adminChannel is false. */
   readonly admin: AdminChannel | null;
   readonly certificate: Certificate;
@@ -99,15 +103,23 @@ export async function startServer(config: HermodConfig, options: StartOptions = 
   // be reported before any port is taken.
   const storage = options.storage ?? openStorage({ dataDir: config.dataDir, offlineLimit: config.offline.maxPerUser });
   try {
+    checkUploadConfig(config);
     const { certificate, secureContext } = await loadServerTls(config);
     const core: ParserFactory = options.core ?? loadCore();
+    // XEP-0045 on its subdomain when muc.enabled (src/muc).
+    const mucSettings = mucSettingsOf(config);
     const router = createRouter({
       domain: config.domain,
       storage,
       registration: config.registration,
       mam: config.mam,
+      contact: config.contact,
       ...(options.logger ? { log: options.logger } : {}),
     });
+    if (mucSettings) muc(mucSettings).install(router);
+    // XEP-0363: the module answers on this router; its URL is completed once the HTTP port is bound.
+    const uploads = uploadSettings(config);
+    if (uploads) uploadModule(uploads).install(router);
     const sasl: SaslProvider = new SaslMechanisms({ users: storage.users, domain: config.domain, plainCacheSize: config.tls.plainLoginCache });
 
     const streams = new Set<C2SStream>();
@@ -202,8 +214,10 @@ export async function startServer(config: HermodConfig, options: StartOptions = 
     }
     let components: ComponentListener | null = null;
     let admin: AdminChannel | null = null;
+    let upload: UploadService | null = null;
     try {
       components = await startComponents(config, router, core);
+      upload = await startUpload(config, uploads, certificate, options.logger);
       if (options.adminChannel !== false) {
         admin = await listenAdmin(config.dataDir, streamsTarget(streams, facts)).catch((err: unknown) => {
           // Another server on this data directory is fatal; a socket we cannot create is not.
@@ -213,7 +227,7 @@ export async function startServer(config: HermodConfig, options: StartOptions = 
         });
       }
     } catch (err) {
-      await Promise.all([listeners.close(), websocket?.close(), components?.close(new StreamError('system-shutdown'))]);
+      await Promise.all([listeners.close(), websocket?.close(), components?.close(new StreamError('system-shutdown')), upload?.close()]);
       throw err;
     }
 
@@ -224,6 +238,7 @@ export async function startServer(config: HermodConfig, options: StartOptions = 
       directTls,
       websocket,
       components,
+      upload,
       admin,
       certificate,
       storage,
@@ -234,6 +249,7 @@ export async function startServer(config: HermodConfig, options: StartOptions = 
         if (directTls) where.push(`${directTls.host}:${directTls.port} (direct TLS)`);
         if (websocket) where.push(`ws://${websocket.host}:${websocket.port}${config.listen.websocket.path} (WebSocket)`);
         if (components) where.push(`${components.host}:${components.port} (components, XEP-0114)`);
+        if (upload) where.push(`${upload.http.host}:${upload.http.port} (file upload, ${upload.url})`);
         return `hermod listening on ${where.join(', ')}, domain ${config.domain}, data ${config.dataDir}`;
       },
       shutdown() {
@@ -245,6 +261,7 @@ export async function startServer(config: HermodConfig, options: StartOptions = 
             websocket?.close(),
             admin?.close(),
             components?.close(new StreamError('system-shutdown')),
+            upload?.close(),
           ]);
           // RFC 6120 §4.9.3.20: tell every client why the stream ends.
           for (const stream of [...streams]) stream.close(new StreamError('system-shutdown'));
@@ -312,6 +329,8 @@ export async function runServe(argv: string[]): Promise<number> {
   try {
     // Sharding (src/shard): with --workers N > 0 the sockets stay here and N shard threads run
     // the streams and the router; loaded on demand so single-thread mode never loads piscina.
+    // Refused here too, before the shards start: multi-user chat runs on the main thread only.
+    if (config.workers > 0) mucSettingsOf(config);
     server =
       config.workers > 0
         ? await (await import('./shard/serve.js')).startShardedServer(config, { logger: obs.logger, metrics: obs.metrics })

@@ -1,0 +1,130 @@
+/**
+ * Uploaded files on disk, one folder per account (named by its owner key):
+ *   <dir>/<owner key>/<id>.json   claim and metadata {name, type, size, created}; created with
+ *                                 O_EXCL when a PUT starts, so one slot takes one upload at a time
+ *   <dir>/<owner key>/<id>.part   the body while it arrives (never served)
+ *   <dir>/<owner key>/<id>.bin    the finished file, renamed from .part once complete
+ * Quota accounting reads the claims, so it survives restarts and is the same for every thread
+ * (shards check quotas when they issue slots; the HTTP service checks again at PUT time).
+ */
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { FILE_ID, OWNER_KEY } from './slot.js';
+
+export interface FileMeta {
+  name: string;
+  /** Content type the uploader declared (normalised), '' when none. */
+  type: string;
+  size: number;
+  /** Milliseconds since the epoch. */
+  created: number;
+}
+
+/**
+ * A claim whose upload never finished (the server stopped mid-PUT) is forgotten after this; an
+ * upload takes at most the HTTP service's request timeout, which is shorter.
+ */
+const STALE_CLAIM_MS = 60 * 60 * 1000;
+
+export class UploadFiles {
+  constructor(readonly dir: string) {}
+
+  ownerDir(ownerKey: string): string {
+    if (!OWNER_KEY.test(ownerKey)) throw new Error('bad owner key');
+    return join(this.dir, ownerKey);
+  }
+
+  /** Paths of one file's parts; the id is checked so that no input can leave the folder. */
+  paths(ownerKey: string, id: string): { meta: string; part: string; data: string } {
+    if (!FILE_ID.test(id)) throw new Error('bad file id');
+    const base = join(this.ownerDir(ownerKey), id);
+    return { meta: `${base}.json`, part: `${base}.part`, data: `${base}.bin` };
+  }
+
+  ensureOwnerDir(ownerKey: string): void {
+    mkdirSync(this.ownerDir(ownerKey), { recursive: true, mode: 0o700 });
+  }
+
+  /** Bytes an account holds or is uploading (every claim counts with its declared size). */
+  usage(ownerKey: string): number {
+    let total = 0;
+    for (const name of this.list(this.ownerDir(ownerKey))) {
+      if (!name.endsWith('.json')) continue;
+      const meta = readMeta(join(this.ownerDir(ownerKey), name));
+      if (meta) total += meta.size;
+    }
+    return total;
+  }
+
+  meta(ownerKey: string, id: string): FileMeta | null {
+    return readMeta(this.paths(ownerKey, id).meta);
+  }
+
+  remove(ownerKey: string, id: string): void {
+    const p = this.paths(ownerKey, id);
+    for (const f of [p.data, p.part, p.meta]) rmSync(f, { force: true });
+  }
+
+  /**
+   * Delete files created more than `maxAge` ms before `now` (0 = keep them), claims of uploads
+   * that never finished, and leftovers without a claim. Returns how many files went.
+   */
+  sweep(now: number, maxAge: number): number {
+    let removed = 0;
+    for (const owner of this.list(this.dir)) {
+      if (!OWNER_KEY.test(owner)) continue;
+      const folder = join(this.dir, owner);
+      const names = new Set(this.list(folder));
+      for (const name of names) {
+        const dot = name.indexOf('.');
+        const id = name.slice(0, dot);
+        const ext = name.slice(dot);
+        if (!FILE_ID.test(id)) continue;
+        if (ext === '.json') {
+          const meta = readMeta(join(folder, name));
+          const finished = names.has(`${id}.bin`);
+          const age = now - (meta?.created ?? 0);
+          if ((maxAge > 0 && age > maxAge) || (!finished && age > STALE_CLAIM_MS)) {
+            this.remove(owner, id);
+            removed++;
+          }
+        } else if (!names.has(`${id}.json`)) {
+          // A body without its claim (a crash between the two deletions): unreachable, so gone.
+          const stat = safeStat(join(folder, name));
+          if (stat && now - stat.mtimeMs > STALE_CLAIM_MS) {
+            rmSync(join(folder, name), { force: true });
+            removed++;
+          }
+        }
+      }
+    }
+    return removed;
+  }
+
+  private list(folder: string): string[] {
+    try {
+      return readdirSync(folder);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw err;
+    }
+  }
+}
+
+function readMeta(file: string): FileMeta | null {
+  try {
+    const m = JSON.parse(readFileSync(file, 'utf8')) as Partial<FileMeta>;
+    if (typeof m.name !== 'string' || typeof m.size !== 'number' || typeof m.created !== 'number') return null;
+    return { name: m.name, type: typeof m.type === 'string' ? m.type : '', size: m.size, created: m.created };
+  } catch {
+    return null;
+  }
+}
+
+function safeStat(file: string): { mtimeMs: number } | null {
+  try {
+    return statSync(file);
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,170 @@
+/**
+ * XEP-0363 HTTP File Upload over real sockets: a client finds the service, asks for a slot over
+ * XMPP, PUTs with fetch, GETs the bytes back; forged, expired and replayed PUTs are refused.
+ */
+import { randomBytes } from 'node:crypto';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RawClient, startTestServer, type TestServer } from './harness.js';
+
+const UPLOAD = 'upload.localhost';
+const NS = 'urn:xmpp:http:upload:0';
+
+let t: TestServer;
+let alice: RawClient;
+let n = 0;
+
+beforeAll(async () => {
+  t = await startTestServer([
+    '--tls',
+    'optional',
+    '--set',
+    'upload.enabled=true',
+    '--set',
+    'upload.http.port=0',
+    '--set',
+    'upload.max_file_size=1MiB',
+    '--set',
+    'upload.quota=3MiB',
+  ]);
+  alice = await RawClient.connect(t.port);
+  await alice.login('alice', { tls: false });
+});
+
+afterAll(async () => {
+  alice?.close();
+  await t?.stop();
+});
+
+/** Send an IQ and return the reply's text. */
+async function iq(client: RawClient, body: string, to = UPLOAD): Promise<string> {
+  const id = `up${++n}`;
+  client.take();
+  client.send(`<iq type='get' id='${id}' to='${to}'>${body}</iq>`);
+  const text = await client.waitFor(new RegExp(`<iq [^>]*id='${id}'[^>]*>(.|\\n)*?</iq>|<iq [^>]*id='${id}'[^>]*/>`));
+  return text;
+}
+
+interface Slot {
+  put: string;
+  get: string;
+  auth: string;
+}
+
+async function slot(filename: string, size: number, type = 'image/png'): Promise<Slot> {
+  const text = await iq(alice, `<request xmlns='${NS}' filename='${filename}' size='${size}' content-type='${type}'/>`);
+  const put = /<put url='([^']+)'>/.exec(text);
+  if (!put) throw new Error(`no slot: ${text}`);
+  return {
+    put: put[1]!.replace(/&amp;/g, '&'),
+    get: /<get url='([^']+)'/.exec(text)![1]!.replace(/&amp;/g, '&'),
+    auth: /<header name='Authorization'>([^<]+)<\/header>/.exec(text)![1]!,
+  };
+}
+
+function put(s: Slot, body: Uint8Array, headers: Record<string, string> = {}): Promise<Response> {
+  return fetch(s.put, { method: 'PUT', body, headers: { authorization: s.auth, 'content-type': 'image/png', ...headers } });
+}
+
+describe('XEP-0363 HTTP File Upload', () => {
+  it('lists the upload service in the server disco#items and describes it in its disco#info (§2)', async () => {
+    const items = await iq(alice, "<query xmlns='http://jabber.org/protocol/disco#items'/>", 'localhost');
+    expect(items).toContain(`jid='${UPLOAD}'`);
+    const info = await iq(alice, "<query xmlns='http://jabber.org/protocol/disco#info'/>");
+    expect(info).toContain("<identity category='store' type='file'");
+    expect(info).toContain(`<feature var='${NS}'/>`);
+    expect(info).toContain(`<field var='max-file-size'><value>${1024 * 1024}</value></field>`);
+  });
+
+  it('stores a PUT within the slot and serves the same bytes back with safe headers (§4, §6)', async () => {
+    const data = randomBytes(200_000);
+    const s = await slot('holiday photo.png', data.length);
+    expect(s.get).toBe(s.put);
+    const created = await put(s, data);
+    expect(created.status).toBe(201);
+    const got = await fetch(s.get);
+    expect(got.status).toBe(200);
+    expect(Buffer.from(await got.arrayBuffer()).equals(data)).toBe(true);
+    expect(got.headers.get('content-type')).toBe('image/png');
+    expect(got.headers.get('x-content-type-options')).toBe('nosniff');
+    expect(got.headers.get('access-control-allow-origin')).toBe('*');
+    const head = await fetch(s.get, { method: 'HEAD' });
+    expect(head.headers.get('content-length')).toBe(String(data.length));
+  });
+
+  it('refuses a second PUT on a used slot', async () => {
+    const data = randomBytes(10);
+    const s = await slot('once.png', data.length);
+    expect((await put(s, data)).status).toBe(201);
+    expect((await put(s, randomBytes(10))).status).toBe(409);
+  });
+
+  it('refuses a PUT with a tampered signature, size or missing authorization', async () => {
+    const data = randomBytes(64);
+    const s = await slot('tamper.png', data.length);
+    const forged = s.auth.replace(/.$/, (c) => (c === '0' ? '1' : '0'));
+    expect((await put(s, data, { authorization: forged })).status).toBe(403);
+    expect((await fetch(s.put, { method: 'PUT', body: data, headers: { 'content-type': 'image/png' } })).status).toBe(403);
+    expect((await put(s, randomBytes(65))).status).toBe(403);
+    expect((await put(s, data, { 'content-type': 'text/html' })).status).toBe(403);
+    expect((await fetch(s.get)).status).toBe(404);
+    // The slot itself is still good after the refusals.
+    expect((await put(s, data)).status).toBe(201);
+  });
+
+  it('refuses a PUT after the slot expired', async () => {
+    const data = randomBytes(16);
+    const s = await slot('late.png', data.length);
+    // Rewrite the expiry: the signature no longer matches, so a client cannot extend a slot.
+    const [, expiry] = /^Hermod (\d+)\./.exec(s.auth)!;
+    expect((await put(s, data, { authorization: s.auth.replace(expiry!, String(Number(expiry) + 3_600_000)) })).status).toBe(403);
+    // A slot signed with an expiry in the past, as the service would have issued it earlier.
+    const settings = t.server.upload!.settings;
+    const old = settings.signer.issue('alice@localhost', 'late.png', data.length, 'image/png', Date.now() - 1);
+    const url = `${settings.publicUrl}/${old.ownerKey}/${old.id}/late.png`;
+    const res = await fetch(url, { method: 'PUT', body: data, headers: { authorization: settings.signer.authorization(old), 'content-type': 'image/png' } });
+    expect(res.status).toBe(403);
+    expect(await res.text()).toContain('expired');
+  });
+
+  it('answers an oversized request with file-too-large and the limit (§5)', async () => {
+    const text = await iq(alice, `<request xmlns='${NS}' filename='big.iso' size='${2 * 1024 * 1024}'/>`);
+    expect(text).toContain("type='error'");
+    expect(text).toContain('<not-acceptable');
+    expect(text).toContain(`<file-too-large xmlns='${NS}'><max-file-size>${1024 * 1024}</max-file-size></file-too-large>`);
+  });
+
+  it('answers a request over the quota with resource-constraint (§5)', async () => {
+    // 3 MiB quota; ~200 KB used so far. Three more files of 1 MiB do not fit.
+    for (let i = 0; i < 2; i++) {
+      const data = randomBytes(1024 * 1024);
+      const s = await slot(`fill${i}.png`, data.length);
+      expect((await put(s, data)).status).toBe(201);
+    }
+    const text = await iq(alice, `<request xmlns='${NS}' filename='more.png' size='${1024 * 1024}'/>`);
+    expect(text).toContain('<resource-constraint');
+  });
+
+  it('answers a request without a usable file name with bad-request', async () => {
+    const text = await iq(alice, `<request xmlns='${NS}' filename='..' size='10'/>`);
+    expect(text).toContain('<bad-request');
+  });
+
+  it('keeps files under random ids only (no client-chosen names on disk)', () => {
+    const dir = join(t.dataDir, 'uploads');
+    for (const owner of readdirSync(dir)) {
+      expect(owner).toMatch(/^[0-9a-f]{32}$/);
+      for (const f of readdirSync(join(dir, owner))) expect(f).toMatch(/^[A-Za-z0-9_-]{22}\.(json|bin)$/);
+    }
+  });
+
+  it('answers CORS preflights and 404s unknown files', async () => {
+    const base = t.server.upload!.url;
+    const pre = await fetch(`${base}/x`, { method: 'OPTIONS' });
+    expect(pre.status).toBe(204);
+    expect(pre.headers.get('access-control-allow-methods')).toContain('PUT');
+    expect((await fetch(`${base}/${'0'.repeat(32)}/${'A'.repeat(22)}/a.png`)).status).toBe(404);
+    expect((await fetch(`${base}/../../etc/passwd`)).status).toBe(404);
+  });
+});
