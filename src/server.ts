@@ -28,6 +28,7 @@ import { TRANSPORTS, Transport, stats } from './observability/metrics.js';
 import type { ShardedServer } from './shard/serve.js';
 import { AdminSocketError, listenAdmin, streamsTarget, type AdminChannel, type ConnectionFacts } from './admin/channel.js';
 import { startComponents, type ComponentListener } from './component/service.js';
+import { muc, mucSettingsOf } from './muc/service.js';
 import { checkUploadConfig, startUpload, upload as uploadModule, uploadSettings, type UploadService } from './upload/index.js';
 
 export const EX_USAGE = 64;
@@ -105,6 +106,8 @@ export async function startServer(config: HermodConfig, options: StartOptions = 
     checkUploadConfig(config);
     const { certificate, secureContext } = await loadServerTls(config);
     const core: ParserFactory = options.core ?? loadCore();
+    // XEP-0045 on its subdomain when muc.enabled (src/muc).
+    const mucSettings = mucSettingsOf(config);
     const router = createRouter({
       domain: config.domain,
       storage,
@@ -112,6 +115,7 @@ export async function startServer(config: HermodConfig, options: StartOptions = 
       mam: config.mam,
       ...(options.logger ? { log: options.logger } : {}),
     });
+    if (mucSettings) muc(mucSettings).install(router);
     // XEP-0363: the module answers on this router; its URL is completed once the HTTP port is bound.
     const uploads = uploadSettings(config);
     if (uploads) uploadModule(uploads).install(router);
@@ -324,6 +328,8 @@ export async function runServe(argv: string[]): Promise<number> {
   try {
     // Sharding (src/shard): with --workers N > 0 the sockets stay here and N shard threads run
     // the streams and the router; loaded on demand so single-thread mode never loads piscina.
+    // Refused here too, before the shards start: multi-user chat runs on the main thread only.
+    if (config.workers > 0) mucSettingsOf(config);
     server =
       config.workers > 0
         ? await (await import('./shard/serve.js')).startShardedServer(config, { logger: obs.logger, metrics: obs.metrics })

@@ -111,6 +111,20 @@ export interface HermodConfig {
     /** How often retention runs (ms). */
     purgeInterval: number;
   };
+  /** XEP-0045 multi-user chat service (src/muc). */
+  muc: {
+    enabled: boolean;
+    /** The service's domain; null = conference.<domain>. */
+    domain: string | null;
+    /** Rooms held at once, persistent and temporary. */
+    maxRooms: number;
+    /** Occupants per room (also the ceiling of muc#roomconfig_maxusers). */
+    maxOccupants: number;
+    /** Groupchat messages kept per room for history on join (memory only). */
+    historySize: number;
+    /** Largest groupchat or private message content (bytes). */
+    maxMessageBytes: number;
+  };
   /** XEP-0114 components: component domain → shared secret. */
   components: Record<string, string>;
   /** XEP-0363 HTTP File Upload (src/upload/). */
@@ -462,6 +476,21 @@ export const SCHEMA: Schema<HermodConfig> = {
     maxAge: duration(0, 0, 3650 * 24 * HOUR, 'archived messages older than this are deleted; 0 = kept'),
     maxPerUser: int(100_000, 0, 100_000_000, 'newest archived messages kept per account; 0 = no cap'),
     purgeInterval: duration(1 * HOUR, 1 * MINUTE, 7 * 24 * HOUR, 'how often archive retention runs'),
+  },
+  muc: {
+    enabled: bool(false, 'XEP-0045 multi-user chat service (needs workers: 0)'),
+    domain: leaf<string | null>({
+      default: null,
+      doc: 'domain of the chat service; null = conference.<domain>',
+      parse(v) {
+        if (v === null) return null;
+        return domain('', '').parse(v);
+      },
+    }),
+    maxRooms: int(10_000, 1, 10_000_000, 'rooms the service holds at once (creating more: resource-constraint)'),
+    maxOccupants: int(200, 1, 100_000, 'occupants per room, and the ceiling of a room\'s maxusers'),
+    historySize: int(20, 0, 1000, 'groupchat messages kept per room for history on join (not stored on disk)'),
+    maxMessageBytes: size(16 * KiB, 1 * KiB, 1 * MiB, 'largest groupchat or private message content'),
   },
   components: secretMap('component domain → shared secret (XEP-0114)'),
   upload: {

@@ -12,6 +12,7 @@ import {
   type OfflineMessage,
   type OfflineStore,
   type PendingSubscription,
+  type MucStore,
   type PepItem,
   type PepStore,
   type RosterItem,
@@ -349,6 +350,23 @@ export function createMemoryStorage(options?: StorageOptions): Storage {
     },
   };
 
+  // XEP-0045 persistent rooms, by room JID.
+  const mucRooms = new Map<string, string>();
+  const muc: MucStore = {
+    list(service) {
+      open();
+      return [...mucRooms].filter(([jid]) => jid.slice(jid.indexOf('@') + 1) === service).map(([jid, data]) => ({ jid, data }));
+    },
+    save(room, data) {
+      open();
+      mucRooms.set(room, data);
+    },
+    remove(room) {
+      open();
+      return mucRooms.delete(room);
+    },
+  };
+
   return {
     users,
     rosters: rosterStore,
@@ -357,6 +375,7 @@ export function createMemoryStorage(options?: StorageOptions): Storage {
     xml,
     pep,
     mam: archive,
+    muc,
     close() {
       closed = true;
     },

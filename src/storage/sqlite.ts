@@ -31,6 +31,7 @@ import {
   type XmlStore,
   type OfflineStore,
   type PepItem,
+  type MucStore,
   type PepStore,
   type RosterChanges,
   type RosterItem,
@@ -44,7 +45,7 @@ import {
 
 export const DATABASE_FILE = 'hermod.sqlite';
 /** The schema this build writes; older files are upgraded in place through MIGRATIONS. */
-export const SCHEMA_VERSION = 6;
+export const SCHEMA_VERSION = 7;
 
 export interface SqliteStorageOptions extends StorageOptions {
   /** Directory holding hermod.sqlite; created (with parents) when missing. */
@@ -158,6 +159,11 @@ CREATE TABLE IF NOT EXISTS pep_item (
   UNIQUE (owner, node, id)
 );
 CREATE INDEX IF NOT EXISTS pep_item_by_node ON pep_item (owner, node, seq);
+CREATE TABLE IF NOT EXISTS muc_room (
+  jid TEXT PRIMARY KEY,
+  service TEXT NOT NULL,
+  data TEXT NOT NULL
+) WITHOUT ROWID;
 ${ARCHIVE_SCHEMA}`;
 
 /**
@@ -182,6 +188,8 @@ CREATE TABLE IF NOT EXISTS xmlstore (owner TEXT NOT NULL, key TEXT NOT NULL, xml
   4: ``,
   // Schema 6 only adds the XEP-0313 archive tables (likewise created by the SCHEMA text).
   5: ``,
+  // Schema 7 only adds the XEP-0045 persistent room table (likewise created by the SCHEMA text).
+  6: ``,
 };
 
 /** Make sure the data directory exists and is writable, or say clearly why not. */
@@ -600,6 +608,15 @@ export function openSqliteStorage(options: SqliteStorageOptions): SqliteStorage 
     usage: (owner) => q.pepUsage.get(owner) as number,
   };
 
+  const mucList = db.prepare('SELECT jid, data FROM muc_room WHERE service = ? ORDER BY jid');
+  const mucSave = db.prepare('INSERT OR REPLACE INTO muc_room (jid, service, data) VALUES (?, ?, ?)');
+  const mucRemove = db.prepare('DELETE FROM muc_room WHERE jid = ?');
+  const muc: MucStore = {
+    list: (service) => mucList.all(service) as { jid: string; data: string }[],
+    save: (room, data) => void mucSave.run(room, room.slice(room.indexOf('@') + 1), data),
+    remove: (room) => mucRemove.run(room).changes > 0,
+  };
+
   // PRAGMA synchronous reads back as a number: 1 NORMAL, 2 FULL.
   const sync = db.pragma('synchronous', { simple: true }) as number;
   return {
@@ -615,6 +632,7 @@ export function openSqliteStorage(options: SqliteStorageOptions): SqliteStorage 
     xml,
     pep,
     mam: archive,
+    muc,
     close() {
       clearInterval(versionTimer);
       if (!db.open) return;

@@ -272,6 +272,15 @@ export interface PepStore {
   usage(owner: string): number;
 }
 
+/** XEP-0045 persistent rooms: one JSON record per room (configuration, affiliations, subject). */
+export interface MucStore {
+  /** Every stored room of a service domain. */
+  list(service: string): { jid: string; data: string }[];
+  save(room: string, data: string): void;
+  /** False when there was no such room. */
+  remove(room: string): boolean;
+}
+
 export interface Storage {
   readonly users: UserStore;
   readonly rosters: RosterStore;
@@ -284,6 +293,8 @@ export interface Storage {
   readonly pep: PepStore;
   /** XEP-0313 message archives and archiving preferences (added in schema 6). */
   readonly mam: import('./archive.js').ArchiveStore;
+  /** XEP-0045 persistent rooms (added in schema 7; optional so that other backends stay valid). */
+  readonly muc?: MucStore;
   /** Flush and release the backend. Further calls on the stores throw. Idempotent. */
   close(): void;
 }

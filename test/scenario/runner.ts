@@ -6,7 +6,8 @@
  *   @registration open            options: @domain, @registration, @max-resources, @offline-limit,
  *                                  @mam always|never|roster (XEP-0313 server default; unset = the
  *                                  router's own: only accounts with preferences are archived),
- *                                  @max-roster-items
+ *                                  @max-roster-items, @muc (XEP-0045 service on conference.<domain>,
+ *                                  small bounds: 3 rooms, 4 occupants, history 3, 1 KiB messages)
  *   account alice                  create alice@localhost (password 'secret')
  *   alice has contact bob subscription=both ask=subscribe name=Bob groups=Friends,Work approved
  *   alice connects                 session 'alice' bound as alice@localhost/res
@@ -40,6 +41,7 @@ import { StanzaError, type StreamError } from '../../src/errors.js';
 import { Jid } from '../../src/jid.js';
 import { createRouter, type HermodRouter } from '../../src/router/index.js';
 import type { ClientSession } from '../../src/router/types.js';
+import { muc } from '../../src/muc/service.js';
 import { createMemoryStorage } from '../../src/storage/memory.js';
 import type { RosterItem, Storage } from '../../src/storage/types.js';
 import { xmlDiff } from './canonical.js';
@@ -151,6 +153,7 @@ export class Scenario {
   offlineLimit = 100;
   maxRosterItems = 1000;
   mamDefault: 'always' | 'never' | 'roster' | null = null;
+  muc = false;
   private store: Storage | null = null;
   private router: HermodRouter | null = null;
   private readonly clients = new Map<string, Client>();
@@ -176,6 +179,9 @@ export class Scenario {
       maxRosterItems: this.maxRosterItems,
       ...(this.mamDefault ? { mam: { default: this.mamDefault, maxAge: 0, maxPerUser: 0, purgeInterval: 0 } } : {}),
     });
+    if (this.muc) {
+      muc({ domain: `conference.${this.domain}`, maxRooms: 3, maxOccupants: 4, historySize: 3, maxMessageBytes: 1024 }).install(this.router);
+    }
     return this.router;
   }
 
@@ -247,6 +253,7 @@ export class Scenario {
     if ((m = /^@max-resources\s+(\d+)$/.exec(text))) return void (this.maxResources = Number(m[1]));
     if ((m = /^@offline-limit\s+(\d+)$/.exec(text))) return void (this.offlineLimit = Number(m[1]));
     if ((m = /^@max-roster-items\s+(\d+)$/.exec(text))) return void (this.maxRosterItems = Number(m[1]));
+    if (text === '@muc') return void (this.muc = true);
     if ((m = /^@mam\s+(always|never|roster)$/.exec(text))) return void (this.mamDefault = m[1] as 'always' | 'never' | 'roster');
     if ((m = /^account\s+(\S+)$/.exec(text))) return this.storage.users.create(this.bareOf(m[1]!), 'secret');
     if ((m = /^(\S+) has contact (\S+)(.*)$/.exec(text))) return this.seedContact(m[1]!, m[2]!, m[3]!);

@@ -1,0 +1,484 @@
+/**
+ * One XEP-0045 room: occupants with roles, affiliations, configuration, subject and history.
+ * Socket- and router-free: what the room says goes through `Out`, errors are thrown as
+ * StanzaError for the service to turn into the reply the section in question asks for.
+ */
+import { StanzaError } from '../errors.js';
+import type { Element } from '../xml/element.js';
+import { attr, escapeText } from '../xml/escape.js';
+
+export const MUC = 'http://jabber.org/protocol/muc';
+export const MUC_USER = 'http://jabber.org/protocol/muc#user';
+export const MUC_ADMIN = 'http://jabber.org/protocol/muc#admin';
+export const MUC_OWNER = 'http://jabber.org/protocol/muc#owner';
+
+export type Affiliation = 'owner' | 'admin' | 'member' | 'none' | 'outcast';
+export type Role = 'moderator' | 'participant' | 'visitor' | 'none';
+export const AFFILIATIONS: readonly Affiliation[] = ['owner', 'admin', 'member', 'none', 'outcast'];
+export const ROLES: readonly Role[] = ['moderator', 'participant', 'visitor', 'none'];
+const RANK: Record<Affiliation, number> = { owner: 4, admin: 3, member: 2, none: 1, outcast: 0 };
+
+/** XEP-0045 §10.2 / §15.5.3 muc#roomconfig fields this service honours. */
+export interface RoomConfig {
+  name: string;
+  description: string;
+  persistent: boolean;
+  public: boolean;
+  membersOnly: boolean;
+  moderated: boolean;
+  /** null = no password (muc#roomconfig_passwordprotectedroom off). */
+  password: string | null;
+  maxUsers: number;
+  /** 'anyone' = non-anonymous room, 'moderators' = semi-anonymous. */
+  whois: 'anyone' | 'moderators';
+  changeSubject: boolean;
+}
+
+export interface Limits {
+  maxOccupants: number;
+  historySize: number;
+  maxMessageBytes: number;
+}
+
+export function defaultConfig(limits: Limits): RoomConfig {
+  return {
+    name: '',
+    description: '',
+    persistent: false,
+    public: true,
+    membersOnly: false,
+    moderated: false,
+    password: null,
+    maxUsers: limits.maxOccupants,
+    whois: 'moderators',
+    changeSubject: false,
+  };
+}
+
+export interface Occupant {
+  nick: string;
+  /** Full JID of the occupant's session. */
+  jid: string;
+  bare: string;
+  role: Role;
+  /** The client's own presence children (show, status, caps…), serialised, muc <x/> removed. */
+  presence: string;
+}
+
+interface HistoryEntry {
+  /** The reflected message without its 'to', from room/nick. */
+  head: string;
+  body: string;
+  stamp: Date;
+  chars: number;
+}
+
+/** What a join asks of the history (XEP-0045 §7.2.14). */
+export interface HistoryRequest {
+  maxstanzas?: number;
+  maxchars?: number;
+  seconds?: number;
+  since?: Date;
+}
+
+/** The children of an element as XML (text re-escaped: ltx keeps it unescaped). */
+export function innerXml(el: Element, skip?: (child: Element) => boolean): string {
+  let s = '';
+  for (const c of el.children) {
+    if (typeof c === 'string') s += escapeText(c);
+    else if (!skip?.(c)) s += c.toString();
+  }
+  return s;
+}
+
+export type Kind = 'message' | 'presence' | 'iq';
+export type Out = (to: string, xml: string, kind: Kind) => void;
+
+/** What survives a restart (persistent rooms). */
+export interface RoomRecord {
+  config: RoomConfig;
+  affiliations: [string, Affiliation][];
+  subject: { text: string; nick: string } | null;
+}
+
+export class Room {
+  config: RoomConfig;
+  readonly affiliations = new Map<string, Affiliation>();
+  readonly occupants = new Map<string, Occupant>();
+  /** Full JID → nick. */
+  readonly byJid = new Map<string, string>();
+  subject: { text: string; nick: string } | null = null;
+  /** XEP-0045 §10.1.1: a new room is locked until its owner configures it (or asks for an instant room). */
+  locked = false;
+  private history: HistoryEntry[] = [];
+
+  constructor(
+    readonly jid: string,
+    readonly limits: Limits,
+    private readonly out: Out,
+    private readonly now: () => Date,
+    /** Called after a change a persistent room must keep (config, affiliations, subject). */
+    private readonly changed: (room: Room) => void,
+  ) {
+    this.config = defaultConfig(limits);
+  }
+
+  static restore(jid: string, rec: RoomRecord, limits: Limits, out: Out, now: () => Date, changed: (room: Room) => void): Room {
+    const r = new Room(jid, limits, out, now, changed);
+    r.config = { ...defaultConfig(limits), ...rec.config };
+    for (const [j, a] of rec.affiliations) r.affiliations.set(j, a);
+    r.subject = rec.subject;
+    return r;
+  }
+
+  record(): RoomRecord {
+    return { config: this.config, affiliations: [...this.affiliations], subject: this.subject };
+  }
+
+  affiliation(bare: string): Affiliation {
+    return this.affiliations.get(bare) ?? 'none';
+  }
+
+  get empty(): boolean {
+    return this.occupants.size === 0;
+  }
+
+  occupantOf(fullJid: string): Occupant | undefined {
+    const nick = this.byJid.get(fullJid);
+    return nick === undefined ? undefined : this.occupants.get(nick);
+  }
+
+  /** XEP-0045 §5.1.2 default roles by affiliation. */
+  private defaultRole(aff: Affiliation): Role {
+    if (aff === 'owner' || aff === 'admin') return 'moderator';
+    if (this.config.moderated && aff === 'none') return 'visitor';
+    return 'participant';
+  }
+
+  // ------------------------------------------------------------------ presence
+
+  /**
+   * XEP-0045 §7.2: enter the room. `created` = the joiner just created it (§10.1.1, status 201).
+   * Throws the §7.2 error conditions; nothing is changed when it throws.
+   */
+  join(jid: string, bare: string, nick: string, presence: string, opts: { password?: string | null; history?: HistoryRequest; created?: boolean }): void {
+    const aff = this.affiliation(bare);
+    // §10.1.1: only the owner may enter a room that is still locked.
+    if (this.locked && aff !== 'owner') throw new StanzaError('item-not-found', 'the room is locked until it is configured');
+    // §7.2.7: banned users are refused.
+    if (aff === 'outcast') throw new StanzaError('forbidden', 'you are banned from this room');
+    // §7.2.6: members-only rooms admit members and above.
+    if (this.config.membersOnly && RANK[aff] < RANK.member) throw new StanzaError('registration-required', 'this room is members-only');
+    // §7.2.8: a nickname in use by someone else.
+    const holder = this.occupants.get(nick);
+    if (holder && holder.bare !== bare) throw new StanzaError('conflict', 'that nickname is in use');
+    if (holder) throw new StanzaError('conflict', 'that nickname is in use by another of your resources');
+    // §7.2.10: full room, except for admins and owners.
+    if (this.occupants.size >= this.config.maxUsers && RANK[aff] < RANK.admin) {
+      throw new StanzaError('service-unavailable', 'the room is full', 'wait');
+    }
+    // §7.2.5: password-protected rooms (owners too, as the spec gives no exemption).
+    if (this.config.password !== null && opts.password !== this.config.password && !opts.created) {
+      throw new StanzaError('not-authorized', 'a password is required');
+    }
+    const occ: Occupant = { nick, jid, bare, role: this.defaultRole(aff), presence };
+    // §7.2.3: the newcomer first hears every occupant already there …
+    for (const o of this.occupants.values()) this.out(jid, this.presenceOf(o, jid, []), 'presence');
+    this.occupants.set(nick, occ);
+    this.byJid.set(jid, nick);
+    // … then its own presence goes to everyone, the newcomer last with status 110 (§7.2.3),
+    // 100 in a non-anonymous room (§7.2.4), 201 for a room it created (§10.1.1).
+    const own = ['110'];
+    if (this.config.whois === 'anyone') own.push('100');
+    if (opts.created) own.push('201');
+    this.broadcastPresence(occ, [], own);
+    // §7.2.14 history, then §7.2.15 the subject (always, empty when there is none).
+    this.sendHistory(jid, opts.history ?? {});
+    const subj = this.subject;
+    this.out(
+      jid,
+      `<message type='groupchat'${attr('from', subj ? `${this.jid}/${subj.nick}` : this.jid)}${attr('to', jid)}>` +
+        (subj ? `<subject>${escapeText(subj.text)}</subject>` : '<subject/>') +
+        `</message>`,
+      'message',
+    );
+  }
+
+  /** §7.7 presence update of an occupant (same nickname). */
+  update(occ: Occupant, presence: string): void {
+    occ.presence = presence;
+    this.broadcastPresence(occ, [], ['110']);
+  }
+
+  /** §7.6: nickname change: unavailable with 303 and the new nick, then available under it. */
+  changeNick(occ: Occupant, nick: string, presence: string): void {
+    const holder = this.occupants.get(nick);
+    if (holder) throw new StanzaError('conflict', 'that nickname is in use');
+    for (const o of this.occupants.values()) {
+      const self = o === occ;
+      const x = this.userX(occ, o.jid, self ? ['303', '110'] : ['303'], nick);
+      this.out(o.jid, `<presence type='unavailable'${attr('from', `${this.jid}/${occ.nick}`)}${attr('to', o.jid)}>${x}</presence>`, 'presence');
+    }
+    this.occupants.delete(occ.nick);
+    occ.nick = nick;
+    occ.presence = presence;
+    this.occupants.set(nick, occ);
+    this.byJid.set(occ.jid, nick);
+    this.broadcastPresence(occ, [], ['110']);
+  }
+
+  /** §7.14: the occupant leaves (or its session ended); the room hears it gone. */
+  leave(occ: Occupant, status: string | null = null): void {
+    this.remove(occ, [], status);
+  }
+
+  /** Remove an occupant, telling everyone (and it) with the given codes and extra <x/> content. */
+  private remove(occ: Occupant, codes: string[], status: string | null, extra = ''): void {
+    occ.role = 'none';
+    const inner = status === null ? '' : `<status>${escapeText(status)}</status>`;
+    for (const o of this.occupants.values()) {
+      const self = o === occ;
+      const x = this.userX(occ, o.jid, self ? [...codes, '110'] : codes, undefined, extra);
+      this.out(o.jid, `<presence type='unavailable'${attr('from', `${this.jid}/${occ.nick}`)}${attr('to', o.jid)}>${inner}${x}</presence>`, 'presence');
+    }
+    this.occupants.delete(occ.nick);
+    this.byJid.delete(occ.jid);
+  }
+
+  private broadcastPresence(occ: Occupant, codes: string[], selfCodes: string[]): void {
+    for (const o of this.occupants.values()) {
+      if (o === occ) continue;
+      this.out(o.jid, this.presenceOf(occ, o.jid, codes), 'presence');
+    }
+    this.out(occ.jid, this.presenceOf(occ, occ.jid, [...codes, ...selfCodes]), 'presence');
+  }
+
+  private presenceOf(occ: Occupant, to: string, codes: string[]): string {
+    return `<presence${attr('from', `${this.jid}/${occ.nick}`)}${attr('to', to)}>${occ.presence}${this.userX(occ, to, codes)}</presence>`;
+  }
+
+  /** §7.2.3 / §7.2.4: the jid is shown to everyone in a non-anonymous room, to moderators otherwise. */
+  private seesJids(to: string): boolean {
+    if (this.config.whois === 'anyone') return true;
+    return this.occupantOf(to)?.role === 'moderator';
+  }
+
+  private userX(occ: Occupant, to: string, codes: string[], newNick?: string, extra = ''): string {
+    const jid = this.seesJids(to) || occ.jid === to ? occ.jid : undefined;
+    const item = `<item${attr('affiliation', this.affiliation(occ.bare))}${attr('role', occ.role)}${attr('jid', jid)}${attr('nick', newNick)}/>`;
+    return `<x xmlns='${MUC_USER}'>${item}${codes.map((c) => `<status code='${c}'/>`).join('')}${extra}</x>`;
+  }
+
+  // ------------------------------------------------------------------ messages
+
+  /**
+   * §7.4: a groupchat message from an occupant is reflected to every occupant (the sender too)
+   * from room/nick; §8.1 a <subject/> without <body/> changes the subject.
+   */
+  groupchat(occ: Occupant, msg: Element): void {
+    const inner = innerXml(msg);
+    if (Buffer.byteLength(inner) > this.limits.maxMessageBytes) {
+      throw new StanzaError('not-acceptable', `messages to this room are limited to ${this.limits.maxMessageBytes} bytes`);
+    }
+    // §7.4 / §5.1.1: visitors in a moderated room have no voice.
+    if (occ.role === 'visitor' || occ.role === 'none') throw new StanzaError('forbidden', 'you have no voice in this room');
+    const subject = msg.getChild('subject');
+    const isSubject = subject !== undefined && msg.getChild('body') === undefined;
+    if (isSubject) {
+      // §8.1: moderators, or every participant when the room allows it.
+      if (occ.role !== 'moderator' && !this.config.changeSubject) throw new StanzaError('forbidden', 'only moderators may change the subject');
+      this.subject = { text: subject!.getText(), nick: occ.nick };
+      this.changed(this);
+    }
+    const head = `<message type='groupchat'${attr('id', msg.attrs.id as string | undefined)}${attr('from', `${this.jid}/${occ.nick}`)}`;
+    for (const o of this.occupants.values()) this.out(o.jid, `${head}${attr('to', o.jid)}>${inner}</message>`, 'message');
+    // §7.2.14: messages with a body make the history; the subject is sent on its own at join.
+    if (!isSubject && msg.getChild('body') !== undefined && this.limits.historySize > 0) {
+      this.history.push({ head, body: inner, stamp: this.now(), chars: head.length + inner.length });
+      if (this.history.length > this.limits.historySize) this.history.shift();
+    }
+  }
+
+  /** §7.2.14: the history the joiner asked for; at most the room's size; delayed per XEP-0203. */
+  private sendHistory(to: string, req: HistoryRequest): void {
+    let list = this.history;
+    if (req.seconds !== undefined) {
+      const from = this.now().getTime() - req.seconds * 1000;
+      list = list.filter((h) => h.stamp.getTime() >= from);
+    }
+    if (req.since !== undefined) list = list.filter((h) => h.stamp.getTime() > req.since!.getTime());
+    if (req.maxstanzas !== undefined) list = req.maxstanzas <= 0 ? [] : list.slice(-req.maxstanzas);
+    if (req.maxchars !== undefined) {
+      // Counted from the newest: the oldest messages that do not fit are left out.
+      let budget = req.maxchars;
+      let start = list.length;
+      while (start > 0 && budget - list[start - 1]!.chars >= 0) budget -= list[--start]!.chars;
+      list = list.slice(start);
+    }
+    for (const h of list) {
+      const delay = `<delay xmlns='urn:xmpp:delay'${attr('from', this.jid)}${attr('stamp', h.stamp.toISOString())}/>`;
+      this.out(to, `${h.head}${attr('to', to)}>${h.body}${delay}</message>`, 'message');
+    }
+  }
+
+  /** Messages kept for history (tests, metrics). */
+  historyLength(): number {
+    return this.history.length;
+  }
+
+  /** §7.5: a private message from one occupant to another, from room/nick, marked with muc#user. */
+  privateMessage(from: Occupant, nick: string, msg: Element): void {
+    const target = this.occupants.get(nick);
+    if (!target) throw new StanzaError('item-not-found', 'no such occupant');
+    const inner = innerXml(msg);
+    const type = (msg.attrs.type as string | undefined) ?? 'normal';
+    this.out(
+      target.jid,
+      `<message${attr('type', type)}${attr('id', msg.attrs.id as string | undefined)}${attr('from', `${this.jid}/${from.nick}`)}${attr('to', target.jid)}>` +
+        `${inner}<x xmlns='${MUC_USER}'/></message>`,
+      'message',
+    );
+  }
+
+  /** §7.8.2: a mediated invitation: the room passes it on; in a members-only room an admin's invitee becomes a member. */
+  invite(from: Occupant, to: string, reason: string | null): void {
+    if (this.config.membersOnly) {
+      const aff = this.affiliation(from.bare);
+      if (RANK[aff] < RANK.admin) throw new StanzaError('forbidden', 'only admins may invite to this members-only room');
+      if (RANK[this.affiliation(to)] < RANK.member) {
+        this.affiliations.set(to, 'member');
+        this.changed(this);
+      }
+    }
+    const r = reason === null ? '' : `<reason>${escapeText(reason)}</reason>`;
+    const pw = this.config.password === null ? '' : `<password>${escapeText(this.config.password)}</password>`;
+    this.out(to, `<message${attr('from', this.jid)}${attr('to', to)}><x xmlns='${MUC_USER}'><invite${attr('from', from.bare)}>${r}</invite>${pw}</x></message>`, 'message');
+  }
+
+  // ------------------------------------------------------------------ moderation (§8, §9, §10)
+
+  /**
+   * §8.2 / §8.4 / §8.5 / §9.6 / §9.7: role changes by nickname. Kicking (role none) removes the
+   * occupant with status 307.
+   */
+  setRole(actor: Occupant, nick: string, role: Role, reason: string | null): void {
+    const target = this.occupants.get(nick);
+    if (!target) throw new StanzaError('item-not-found', 'no such occupant');
+    if (actor.role !== 'moderator') throw new StanzaError('forbidden', 'only moderators change roles');
+    const actorAff = this.affiliation(actor.bare);
+    const targetAff = this.affiliation(target.bare);
+    // §9.6/§9.7: granting or revoking moderator status takes an admin.
+    if ((role === 'moderator' || target.role === 'moderator') && RANK[actorAff] < RANK.admin) {
+      throw new StanzaError('not-allowed', 'changing moderator status takes an admin');
+    }
+    // §8.2 / §8.5: admins and owners cannot be kicked or silenced, nor can their moderator status go.
+    if (RANK[targetAff] >= RANK.admin && role !== 'moderator') throw new StanzaError('not-allowed', 'admins and owners keep their role');
+    if (role === 'none') {
+      const why = reason === null ? '' : `<reason>${escapeText(reason)}</reason>`;
+      this.removeWith(target, ['307'], why, actor);
+      return;
+    }
+    target.role = role;
+    this.broadcastPresence(target, [], []);
+  }
+
+  private removeWith(target: Occupant, codes: string[], reason: string, actor: Occupant | null): void {
+    // §9.1 / §8.2: the item carries the actor's nick and the reason.
+    const actorEl = actor ? `<actor${attr('nick', actor.nick)}/>` : '';
+    const extraItem = actorEl || reason ? { actorEl, reason } : null;
+    target.role = 'none';
+    for (const o of this.occupants.values()) {
+      const self = o === target;
+      const jid = this.seesJids(o.jid) || self ? target.jid : undefined;
+      const inner = extraItem ? `${extraItem.actorEl}${extraItem.reason}` : '';
+      const item = `<item${attr('affiliation', this.affiliation(target.bare))} role='none'${attr('jid', jid)}>${inner}</item>`;
+      const sc = (self ? [...codes, '110'] : codes).map((c) => `<status code='${c}'/>`).join('');
+      this.out(o.jid, `<presence type='unavailable'${attr('from', `${this.jid}/${target.nick}`)}${attr('to', o.jid)}><x xmlns='${MUC_USER}'>${item}${sc}</x></presence>`, 'presence');
+    }
+    this.occupants.delete(target.nick);
+    this.byJid.delete(target.jid);
+  }
+
+  /**
+   * §9.1 ban, §9.3–9.5 membership, §10.3–10.8 owners/admins: affiliation changes by bare JID.
+   * `actorAff` is the affiliation of whoever asks (checked here: admins manage members and
+   * outcasts below them, owners everything).
+   */
+  setAffiliation(actorBare: string, target: string, aff: Affiliation, reason: string | null): void {
+    const actorAff = this.affiliation(actorBare);
+    const before = this.affiliation(target);
+    if (RANK[actorAff] < RANK.admin) throw new StanzaError('forbidden', 'only admins and owners change affiliations');
+    // §10.3–10.8: owner and admin affiliations are the owners' to give and take.
+    if (actorAff !== 'owner' && (RANK[before] >= RANK.admin || RANK[aff] >= RANK.admin)) {
+      throw new StanzaError('not-allowed', 'only owners change owner and admin affiliations');
+    }
+    // §10.6: a room keeps at least one owner.
+    if (before === 'owner' && aff !== 'owner' && [...this.affiliations.values()].filter((a) => a === 'owner').length <= 1) {
+      throw new StanzaError('conflict', 'the room must keep an owner');
+    }
+    if (aff === 'none') this.affiliations.delete(target);
+    else this.affiliations.set(target, aff);
+    this.changed(this);
+    const why = reason === null ? '' : `<reason>${escapeText(reason)}</reason>`;
+    for (const occ of [...this.occupants.values()].filter((o) => o.bare === target)) {
+      if (aff === 'outcast') {
+        // §9.1: banned occupants are removed with status 301.
+        this.removeWith(occ, ['301'], why, null);
+      } else if (this.config.membersOnly && RANK[aff] < RANK.member) {
+        // §9.4: removed from a members-only room by losing membership: 321.
+        this.removeWith(occ, ['321'], why, null);
+      } else {
+        occ.role = this.defaultRole(aff);
+        this.broadcastPresence(occ, [], []);
+      }
+    }
+  }
+
+  /** §9.5 / §10.5 …: the JIDs holding an affiliation, as muc#admin items. */
+  itemsWithAffiliation(aff: Affiliation): string {
+    return [...this.affiliations]
+      .filter(([, a]) => a === aff)
+      .map(([j, a]) => `<item${attr('affiliation', a)}${attr('jid', j)}/>`)
+      .join('');
+  }
+
+  /** §8.5 / §9.8: occupants holding a role, as muc#admin items. */
+  itemsWithRole(role: Role): string {
+    return [...this.occupants.values()]
+      .filter((o) => o.role === role)
+      .map((o) => `<item${attr('affiliation', this.affiliation(o.bare))}${attr('jid', o.jid)}${attr('nick', o.nick)}${attr('role', o.role)}/>`)
+      .join('');
+  }
+
+  /** §10.2.1: after a configuration change the occupants hear status 104 (and 172/173 when anonymity changed). */
+  configured(before: RoomConfig): void {
+    const unlocking = this.locked;
+    this.locked = false;
+    this.changed(this);
+    // §10.1.2/§10.1.3: the initial configuration unlocks the room; there is nobody else to tell.
+    if (unlocking) return;
+    const codes = ['104'];
+    if (before.whois !== this.config.whois) codes.push(this.config.whois === 'anyone' ? '172' : '173');
+    for (const o of this.occupants.values()) {
+      this.out(o.jid, `<message type='groupchat'${attr('from', this.jid)}${attr('to', o.jid)}><x xmlns='${MUC_USER}'>${codes.map((c) => `<status code='${c}'/>`).join('')}</x></message>`, 'message');
+    }
+    // §10.2: a room that became members-only loses its non-members (321 via the same path as §9.4).
+    if (this.config.membersOnly && !before.membersOnly) {
+      for (const occ of [...this.occupants.values()]) if (RANK[this.affiliation(occ.bare)] < RANK.member) this.removeWith(occ, ['322'], '', null);
+    }
+  }
+
+  /** §10.9: everyone leaves with <destroy/> (alternate venue and reason) in their unavailable presence. */
+  destroy(alternate: string | null, reason: string | null): void {
+    const d = `<destroy${attr('jid', alternate ?? undefined)}>${reason === null ? '' : `<reason>${escapeText(reason)}</reason>`}</destroy>`;
+    for (const o of this.occupants.values()) {
+      this.out(
+        o.jid,
+        `<presence type='unavailable'${attr('from', `${this.jid}/${o.nick}`)}${attr('to', o.jid)}><x xmlns='${MUC_USER}'><item affiliation='none' role='none'/>${d}</x></presence>`,
+        'presence',
+      );
+    }
+    this.occupants.clear();
+    this.byJid.clear();
+  }
+}
