@@ -113,6 +113,7 @@ export async function startServer(config: HermodConfig, options: StartOptions = 
       storage,
       registration: config.registration,
       mam: config.mam,
+      contact: config.contact,
       ...(options.logger ? { log: options.logger } : {}),
     });
     if (mucSettings) muc(mucSettings).install(router);

@@ -2,7 +2,8 @@
  * XEP-0030 Service Discovery. The server: identity server/im and every feature modules
  * registered. An account's bare JID: identity account/registered (XEP-0030 §3.1, registrar
  * category "account"). The server's items are the entities registered with features.addItem()
- * (XEP-0114 components); no nodes are published.
+ * (XEP-0114 components); no nodes are published. XEP-0128 extension forms (XEP-0157 contact
+ * addresses) registered with features.addExtension() follow the server's features.
  */
 import { StanzaError } from '../errors.js';
 import type { IqEvent, Module } from '../router/context.js';
@@ -35,7 +36,8 @@ export const disco: Module = {
     ctx.hooks.on(`iq-get/host/${DISCO_INFO}`, (ev: IqEvent) => {
       checkNode(ev);
       const ids = identities(ctx.features.listIdentities());
-      ev.reply(`<query xmlns='${DISCO_INFO}'>${ids}${features(ctx.features.list())}</query>`);
+      // XEP-0128 §3: extension forms follow the identities and features.
+      ev.reply(`<query xmlns='${DISCO_INFO}'>${ids}${features(ctx.features.list())}${ctx.features.listExtensions().join('')}</query>`);
       return true;
     });
     ctx.hooks.on(`iq-get/host/${DISCO_ITEMS}`, (ev: IqEvent) => {

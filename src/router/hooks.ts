@@ -130,4 +130,18 @@ export class FeatureRegistry {
   listIdentities(): Identity[] {
     return this.identities.slice();
   }
+
+  private readonly extensions: string[] = [];
+
+  /**
+   * XEP-0128: a data form (serialised <x xmlns='jabber:x:data' type='result'/> with a FORM_TYPE)
+   * that extends the server's disco#info, e.g. XEP-0157 contact addresses. Added compatibly.
+   */
+  addExtension(form: string): void {
+    this.extensions.push(form);
+  }
+
+  listExtensions(): string[] {
+    return this.extensions.slice();
+  }
 }

@@ -56,6 +56,8 @@ export interface RouterOptions {
   version?: string;
   /** XEP-0313 archiving (config `mam`); without it accounts are archived only when they ask (prefs). */
   mam?: import('../modules/mam.js').MamSettings;
+  /** XEP-0157 contact addresses (config `contact`) for the server's disco#info. */
+  contact?: import('../modules/contact.js').ContactAddresses;
 }
 
 const STATUS_TEXT: Record<StanzaStatus, string> = {
@@ -449,6 +451,11 @@ export class HermodRouter implements Router, RouterContext {
       if (type === StanzaType.None && this.hooks.has('presence/available')) {
         const ev: PresenceAvailableEvent = { ctx: this, session: st, view };
         this.hooks.fire('presence/available', ev);
+      }
+      // XEP-0012 §4 keeps the time and status of the unavailable presence that ends activity.
+      if (type === StanzaType.Unavailable && this.hooks.has('presence/unavailable')) {
+        const ev: PresenceAvailableEvent = { ctx: this, session: st, view };
+        this.hooks.fire('presence/unavailable', ev);
       }
       return;
     }

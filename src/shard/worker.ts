@@ -179,6 +179,7 @@ export default async function runShard(init: ShardInit): Promise<ShardResult> {
     storage,
     registration: config.registration,
     mam: config.mam,
+    contact: config.contact,
     log: stderrLog(init.shard),
   });
   const sasl = new SaslMechanisms({ users: storage.users, domain: config.domain, plainCacheSize: config.tls.plainLoginCache });
