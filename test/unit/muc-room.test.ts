@@ -1,0 +1,218 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { defaultConfig as defaultHermodConfig } from '../../src/config/schema.js';
+import { ConfigError, StanzaError } from '../../src/errors.js';
+import { Jid } from '../../src/jid.js';
+import { MucService, mucSettingsOf, type MucSettings } from '../../src/muc/service.js';
+import { Room, type Kind, type Limits } from '../../src/muc/room.js';
+import { createMemoryStorage } from '../../src/storage/memory.js';
+import { openSqliteStorage } from '../../src/storage/sqlite.js';
+import type { MucStore } from '../../src/storage/types.js';
+import { parseElement } from '../../src/xml/element.js';
+
+const LIMITS: Limits = { maxOccupants: 3, historySize: 5, maxMessageBytes: 200 };
+const SETTINGS: MucSettings = { ...LIMITS, domain: 'muc.example', maxRooms: 2 };
+
+interface Sent {
+  to: string;
+  xml: string;
+  kind: Kind;
+}
+
+function harness(store: MucStore | null = null, start = Date.parse('2026-01-01T00:00:00Z')) {
+  const sent: Sent[] = [];
+  let now = start;
+  const service = new MucService(SETTINGS, (to, xml, kind) => sent.push({ to, xml, kind }), () => new Date(now), store);
+  const replies: string[] = [];
+  const send = (from: string, xml: string) => service.handle(Jid.parse(from), parseElement(xml), (x) => replies.push(x));
+  const join = (from: string, room: string, nick: string, x = "<x xmlns='http://jabber.org/protocol/muc'/>") =>
+    send(from, `<presence to='${room}@muc.example/${nick}'>${x}</presence>`);
+  const instant = (from: string, room: string) =>
+    send(
+      from,
+      `<iq type='set' id='c' to='${room}@muc.example'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'/></query></iq>`,
+    );
+  const say = (from: string, room: string, body: string) =>
+    send(from, `<message type='groupchat' to='${room}@muc.example'><body>${body}</body></message>`);
+  return { service, sent, replies, send, join, instant, say, advance: (ms: number) => (now += ms), clear: () => (sent.length = 0) };
+}
+
+function condition(fn: () => void): string {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof StanzaError) return err.condition;
+    throw err;
+  }
+  return 'none';
+}
+
+const bodies = (sent: Sent[], to: string) =>
+  sent.filter((s) => s.to === to && s.kind === 'message').map((s) => /<body>([^<]*)<\/body>/.exec(s.xml)?.[1] ?? null).filter((b) => b !== null);
+
+describe('XEP-0045 room logic', () => {
+  it('keeps only the newest historySize messages and replays them with <delay/> (§7.2.14)', () => {
+    const h = harness();
+    h.join('a@x/1', 'r', 'A');
+    h.instant('a@x/1', 'r');
+    for (let i = 1; i <= 7; i++) h.say('a@x/1', 'r', `m${i}`);
+    expect(h.service.rooms.get('r@muc.example')!.historyLength()).toBe(5);
+    h.clear();
+    h.join('b@x/1', 'r', 'B');
+    const got = h.sent.filter((s) => s.to === 'b@x/1' && s.xml.includes('<delay'));
+    expect(got.map((s) => /<body>(\w+)/.exec(s.xml)![1])).toEqual(['m3', 'm4', 'm5', 'm6', 'm7']);
+    expect(got[0]!.xml).toContain("stamp='2026-01-01T00:00:00.000Z'");
+  });
+
+  it('honours maxstanzas, maxchars, seconds and since on join (§7.2.14)', () => {
+    const h = harness();
+    h.join('a@x/1', 'r', 'A');
+    h.instant('a@x/1', 'r');
+    h.say('a@x/1', 'r', 'old');
+    h.advance(60_000);
+    h.say('a@x/1', 'r', 'new1');
+    h.say('a@x/1', 'r', 'new2');
+    const joinWith = (who: string, hist: string) => {
+      h.clear();
+      h.join(`${who}@x/1`, 'r', who, `<x xmlns='http://jabber.org/protocol/muc'>${hist}</x>`);
+      return bodies(h.sent, `${who}@x/1`);
+    };
+    expect(joinWith('b', "<history maxstanzas='2'/>")).toEqual(['new1', 'new2']);
+    h.send('b@x/1', "<presence type='unavailable' to='r@muc.example/b'/>");
+    expect(joinWith('c', "<history seconds='30'/>")).toEqual(['new1', 'new2']);
+    h.send('c@x/1', "<presence type='unavailable' to='r@muc.example/c'/>");
+    expect(joinWith('d', "<history since='2026-01-01T00:00:30Z'/>")).toEqual(['new1', 'new2']);
+    h.send('d@x/1', "<presence type='unavailable' to='r@muc.example/d'/>");
+    // One reflected message is ~90 characters: a budget of 100 takes only the newest.
+    expect(joinWith('e', "<history maxchars='100'/>")).toEqual(['new2']);
+    h.send('e@x/1', "<presence type='unavailable' to='r@muc.example/e'/>");
+    expect(joinWith('f', "<history maxstanzas='0'/>")).toEqual([]);
+  });
+
+  it('refuses what the bounds forbid: rooms per service, occupants per room, message size', () => {
+    const h = harness();
+    h.join('a@x/1', 'r1', 'A');
+    h.join('a@x/1', 'r2', 'A');
+    expect(condition(() => h.join('a@x/1', 'r3', 'A'))).toBe('resource-constraint');
+    h.instant('a@x/1', 'r1');
+    h.join('b@x/1', 'r1', 'B');
+    h.join('c@x/1', 'r1', 'C');
+    expect(condition(() => h.join('d@x/1', 'r1', 'D'))).toBe('service-unavailable');
+    expect(condition(() => h.say('b@x/1', 'r1', 'x'.repeat(300)))).toBe('not-acceptable');
+    expect(bodies(h.sent, 'a@x/1')).toEqual([]);
+  });
+
+  it('lets moderators kick participants but never admins or owners (§8.2), and admins not touch owners (§10.6)', () => {
+    const h = harness();
+    h.join('o@x/1', 'r', 'O');
+    h.instant('o@x/1', 'r');
+    const room = h.service.rooms.get('r@muc.example')!;
+    room.setAffiliation('o@x', 'ad@x', 'admin', null);
+    h.join('ad@x/1', 'r', 'Ad');
+    h.join('p@x/1', 'r', 'P');
+    const admin = room.occupantOf('ad@x/1')!;
+    expect(admin.role).toBe('moderator');
+    expect(condition(() => room.setRole(admin, 'O', 'none', null))).toBe('not-allowed');
+    expect(condition(() => room.setAffiliation('ad@x', 'o@x', 'outcast', null))).toBe('not-allowed');
+    expect(condition(() => room.setAffiliation('ad@x', 'p@x', 'admin', null))).toBe('not-allowed');
+    expect(condition(() => room.setRole(room.occupantOf('p@x/1')!, 'Ad', 'none', null))).toBe('forbidden');
+    room.setRole(admin, 'P', 'none', 'bye');
+    expect(room.occupants.has('P')).toBe(false);
+    expect(h.sent.some((s) => s.to === 'p@x/1' && s.xml.includes("code='307'"))).toBe(true);
+  });
+
+  it('removes a temporary room with its last occupant, and every room of a session that ends', () => {
+    const h = harness();
+    h.join('a@x/1', 'r1', 'A');
+    h.instant('a@x/1', 'r1');
+    h.join('b@x/1', 'r1', 'B');
+    h.join('b@x/1', 'r2', 'B');
+    h.service.gone('b@x/1');
+    expect(h.service.rooms.has('r2@muc.example')).toBe(false);
+    expect(h.service.rooms.get('r1@muc.example')!.occupants.has('B')).toBe(false);
+    expect(h.sent.some((s) => s.to === 'a@x/1' && s.xml.includes("type='unavailable'") && s.xml.includes('r1@muc.example/B'))).toBe(true);
+  });
+
+  it('shows real JIDs only to moderators in a semi-anonymous room, to everyone in a non-anonymous one (§7.2.3, §7.2.4)', () => {
+    const seen: Sent[] = [];
+    const r = new Room('r@m', LIMITS, (to, xml, kind) => seen.push({ to, xml, kind }), () => new Date(), () => {});
+    r.affiliations.set('o@x', 'owner');
+    r.join('o@x/1', 'o@x', 'O', '', {});
+    r.join('p@x/1', 'p@x', 'P', '', {});
+    const toP = seen.find((s) => s.to === 'p@x/1' && s.xml.includes("from='r@m/O'"))!;
+    expect(toP.xml).not.toContain("jid='o@x/1'");
+    const toO = seen.find((s) => s.to === 'o@x/1' && s.xml.includes("from='r@m/P'"))!;
+    expect(toO.xml).toContain("jid='p@x/1'");
+    r.config = { ...r.config, whois: 'anyone' };
+    seen.length = 0;
+    r.join('q@x/1', 'q@x', 'Q', '', {});
+    expect(seen.find((s) => s.to === 'q@x/1' && s.xml.includes("from='r@m/O'"))!.xml).toContain("jid='o@x/1'");
+    expect(seen.find((s) => s.to === 'q@x/1' && s.xml.includes("code='110'"))!.xml).toContain("code='100'");
+  });
+});
+
+describe('XEP-0045 persistence', () => {
+  let dir: string | null = null;
+  afterEach(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+    dir = null;
+  });
+
+  it('a persistent room keeps its configuration, affiliations and subject across a restart (SQLite, schema 7)', () => {
+    dir = mkdtempSync(join(tmpdir(), 'hermod-muc-'));
+    const first = openSqliteStorage({ dataDir: dir, iterations: 1, archiveThread: false });
+    const h = harness(first.muc!);
+    h.join('o@x/1', 'r', 'O');
+    h.send(
+      'o@x/1',
+      `<iq type='set' id='c' to='r@muc.example'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'>` +
+        `<field var='muc#roomconfig_persistentroom'><value>1</value></field><field var='muc#roomconfig_roomname'><value>Kept</value></field></x></query></iq>`,
+    );
+    h.send('o@x/1', `<iq type='set' id='b' to='r@muc.example'><query xmlns='http://jabber.org/protocol/muc#admin'><item jid='bad@x' affiliation='outcast'/></query></iq>`);
+    h.send('o@x/1', `<message type='groupchat' to='r@muc.example'><subject>Topic</subject></message>`);
+    h.join('o@x/1', 'temp', 'O');
+    h.service.gone('o@x/1');
+    first.close();
+
+    const second = openSqliteStorage({ dataDir: dir, iterations: 1, archiveThread: false });
+    const again = harness(second.muc!);
+    const room = again.service.rooms.get('r@muc.example')!;
+    expect(room.config.name).toBe('Kept');
+    expect(room.affiliation('o@x')).toBe('owner');
+    expect(room.affiliation('bad@x')).toBe('outcast');
+    expect(room.subject?.text).toBe('Topic');
+    expect(again.service.rooms.has('temp@muc.example')).toBe(false);
+    expect(condition(() => again.join('bad@x/1', 'r', 'Bad'))).toBe('forbidden');
+    // Destroying it removes it from storage too (§10.9).
+    again.join('o@x/1', 'r', 'O');
+    again.send('o@x/1', `<iq type='set' id='d' to='r@muc.example'><query xmlns='http://jabber.org/protocol/muc#owner'><destroy/></query></iq>`);
+    expect(second.muc!.list('muc.example')).toEqual([]);
+    second.close();
+  });
+
+  it('the memory store lists rooms by service domain', () => {
+    const s = createMemoryStorage();
+    s.muc!.save('a@one.example', '{}');
+    s.muc!.save('b@two.example', '{}');
+    expect(s.muc!.list('one.example')).toEqual([{ jid: 'a@one.example', data: '{}' }]);
+    expect(s.muc!.remove('a@one.example')).toBe(true);
+    expect(s.muc!.remove('a@one.example')).toBe(false);
+  });
+});
+
+describe('XEP-0045 configuration', () => {
+  it('defaults the service to conference.<domain> and refuses workers > 0 and the server domain', () => {
+    const c = defaultHermodConfig();
+    expect(mucSettingsOf(c)).toBeNull();
+    c.muc.enabled = true;
+    expect(mucSettingsOf(c)!.domain).toBe('conference.localhost');
+    c.workers = 2;
+    expect(() => mucSettingsOf(c)).toThrow(ConfigError);
+    expect(() => mucSettingsOf(c)).toThrow(/muc\.enabled needs workers: 0/);
+    c.workers = 0;
+    c.muc.domain = 'localhost';
+    expect(() => mucSettingsOf(c)).toThrow(/own domain/);
+  });
+});
