@@ -5,6 +5,8 @@ set -euo pipefail
 need=()
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 /usr/bin/python3 -c 'import slixmpp' >/dev/null 2>&1 || need+=(python3-slixmpp)
+# slixmpp's XEP-0363 plugin uploads with aiohttp (test/e2e/upload_slixmpp.py).
+/usr/bin/python3 -c 'import aiohttp' >/dev/null 2>&1 || need+=(python3-aiohttp)
 command -v go-sendxmpp >/dev/null 2>&1 || need+=(go-sendxmpp)
 command -v profanity >/dev/null 2>&1 || need+=(profanity)
 command -v tmux >/dev/null 2>&1 || need+=(tmux)

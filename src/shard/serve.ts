@@ -20,6 +20,7 @@ import { listenWebSocketClients } from '../transport/websocket.js';
 import { loadServerTls, type Certificate } from '../transport/tls.js';
 import { componentDomains } from './components.js';
 import { ShardPool, type PoolComponents, type ShardEvent } from './pool.js';
+import { checkUploadConfig, startUpload, uploadSettings, type UploadService } from '../upload/index.js';
 
 export interface ShardedServer {
   readonly config: HermodConfig;
@@ -32,6 +33,8 @@ export interface ShardedServer {
   readonly admin: AdminChannel | null;
   /** XEP-0114 listener, when `components` names at least one. */
   readonly components: ComponentListener | null;
+  /** XEP-0363 HTTP service (on this thread; the shards issue the slots), when upload.enabled. */
+  readonly upload: UploadService | null;
   /** Open client connections, over all shards. */
   readonly streams: { readonly size: number };
   describe(): string;
@@ -61,7 +64,12 @@ export async function startShardedServer(config: HermodConfig, options: ShardedO
   // port is taken: an unusable data directory is reported like in single-thread mode, and the
   // shards never race to create the schema.
   openStorage({ dataDir: config.dataDir, offlineLimit: config.offline.maxPerUser }).close();
+  checkUploadConfig(config);
   const { certificate, secureContext } = await loadServerTls(config);
+  // XEP-0363: the HTTP service runs on this thread; the shards sign slots for the URL it is bound
+  // to (port 0 resolved), with the secret it created in the data directory.
+  const upload = await startUpload(config, uploadSettings(config), certificate, options.logger);
+  const shardConfig = upload ? { ...config, upload: { ...config.upload, publicUrl: upload.url } } : config;
   const onEvent =
     options.onEvent ??
     ((e: ShardEvent) => {
@@ -81,7 +89,7 @@ export async function startShardedServer(config: HermodConfig, options: ShardedO
   const pool = new ShardPool({
     components: poolComponents,
     shards: config.workers,
-    config,
+    config: shardConfig,
     onEvent,
     spinMicros: options.spinMicros,
     metrics: options.metrics,
@@ -92,6 +100,7 @@ export async function startShardedServer(config: HermodConfig, options: ShardedO
     await pool.start();
   } catch (err) {
     await pool.close(0);
+    await upload?.close();
     throw err;
   }
 
@@ -105,6 +114,7 @@ export async function startShardedServer(config: HermodConfig, options: ShardedO
     listeners = await listenClients(config.listen, secureContext, accept);
   } catch (err) {
     await pool.close(0);
+    await upload?.close();
     throw err;
   }
   const { c2s, directTls, sockets } = listeners;
@@ -118,6 +128,7 @@ export async function startShardedServer(config: HermodConfig, options: ShardedO
   } catch (err) {
     await listeners.close();
     await pool.close(0);
+    await upload?.close();
     throw err;
   }
   if (poolComponents) {
@@ -134,6 +145,7 @@ export async function startShardedServer(config: HermodConfig, options: ShardedO
     } catch (err) {
       await Promise.all([listeners.close(), websocket?.close()]);
       await pool.close(0);
+      await upload?.close();
       throw err;
     }
   }
@@ -146,6 +158,7 @@ export async function startShardedServer(config: HermodConfig, options: ShardedO
         // Another server on this data directory is fatal (as with --workers 0).
         await Promise.all([listeners.close(), websocket?.close(), components?.close(new StreamError('system-shutdown'))]);
         await pool.close(0);
+        await upload?.close();
         throw err;
       }
       // A socket we cannot create is not: the server runs without hermod sessions/kick.
@@ -165,6 +178,7 @@ export async function startShardedServer(config: HermodConfig, options: ShardedO
     pool,
     admin,
     components,
+    upload,
     get streams() {
       return { size: pool.connectionCount };
     },
@@ -173,6 +187,7 @@ export async function startShardedServer(config: HermodConfig, options: ShardedO
       if (directTls) where.push(`${directTls.host}:${directTls.port} (direct TLS)`);
       if (websocket) where.push(`ws://${websocket.host}:${websocket.port}${config.listen.websocket.path} (WebSocket)`);
       if (components) where.push(`${components.host}:${components.port} (components, XEP-0114)`);
+      if (upload) where.push(`${upload.http.host}:${upload.http.port} (file upload, ${upload.url})`);
       return `hermod listening on ${where.join(', ')}, domain ${config.domain}, data ${config.dataDir}, ${config.workers} shard thread(s)`;
     },
     shutdown() {
@@ -183,6 +198,7 @@ export async function startShardedServer(config: HermodConfig, options: ShardedO
           websocket?.close(),
           admin?.close(),
           components?.close(new StreamError('system-shutdown')),
+          upload?.close(),
         ]);
         await pool.close(SHUTDOWN_GRACE_MS);
         for (const socket of sockets) socket.destroy();

@@ -17,6 +17,7 @@ import type { HermodConfig } from '../config/schema.js';
 import { StreamError, type StreamErrorCondition } from '../errors.js';
 import { Jid } from '../jid.js';
 import { createRouter, type Logger } from '../router/index.js';
+import { upload, uploadSettings } from '../upload/index.js';
 import { openStorage } from '../storage/index.js';
 import { SaslProvider as SaslMechanisms } from '../stream/sasl/index.js';
 import { keepUnacked } from '../router/unacked.js';
@@ -182,6 +183,9 @@ export default async function runShard(init: ShardInit): Promise<ShardResult> {
     contact: config.contact,
     log: stderrLog(init.shard),
   });
+  // XEP-0363: slots are signed, so this shard issues them; the PUT goes to the main thread's HTTP service.
+  const uploads = uploadSettings(config);
+  if (uploads) upload(uploads).install(router as HermodRouter);
   const sasl = new SaslMechanisms({ users: storage.users, domain: config.domain, plainCacheSize: config.tls.plainLoginCache });
 
   const mainBell = new Doorbell(init.mainBell);
