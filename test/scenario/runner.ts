@@ -7,7 +7,9 @@
  *                                  @mam always|never|roster (XEP-0313 server default; unset = the
  *                                  router's own: only accounts with preferences are archived),
  *                                  @max-roster-items, @muc (XEP-0045 service on conference.<domain>,
- *                                  small bounds: 3 rooms, 4 occupants, history 3, 1 KiB messages)
+ *                                  small bounds: 3 rooms, 4 occupants, history 3, 1 KiB messages),
+ *                                  @upload (XEP-0363 service on upload.<domain>: files at
+ *                                  https://files.example, at most 1000 bytes, quota 1500 bytes)
  *   account alice                  create alice@localhost (password 'secret')
  *   alice has contact bob subscription=both ask=subscribe name=Bob groups=Friends,Work approved
  *   alice connects                 session 'alice' bound as alice@localhost/res
@@ -36,12 +38,17 @@
  * canonically (canonical.ts): any attribute order or quote style, `*` wildcards. At the end every
  * session must have consumed everything it received: nothing may arrive unannounced.
  */
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { DEFAULT_LIMITS, StanzaKind, type StanzaView } from '../../src/core/api.js';
 import { StanzaError, type StreamError } from '../../src/errors.js';
 import { Jid } from '../../src/jid.js';
 import { createRouter, type HermodRouter } from '../../src/router/index.js';
 import type { ClientSession } from '../../src/router/types.js';
 import { muc } from '../../src/muc/service.js';
+import { UploadFiles } from '../../src/upload/files.js';
+import { upload } from '../../src/upload/module.js';
+import { SlotSigner } from '../../src/upload/slot.js';
 import { createMemoryStorage } from '../../src/storage/memory.js';
 import type { RosterItem, Storage } from '../../src/storage/types.js';
 import { xmlDiff } from './canonical.js';
@@ -154,6 +161,7 @@ export class Scenario {
   maxRosterItems = 1000;
   mamDefault: 'always' | 'never' | 'roster' | null = null;
   muc = false;
+  upload = false;
   private store: Storage | null = null;
   private router: HermodRouter | null = null;
   private readonly clients = new Map<string, Client>();
@@ -181,6 +189,18 @@ export class Scenario {
     });
     if (this.muc) {
       muc({ domain: `conference.${this.domain}`, maxRooms: 3, maxOccupants: 4, historySize: 3, maxMessageBytes: 1024 }).install(this.router);
+    }
+    if (this.upload) {
+      // Slot signing and quotas need no HTTP service: files live in a folder nothing writes to.
+      upload({
+        domain: `upload.${this.domain}`,
+        publicUrl: 'https://files.example',
+        maxFileSize: 1000,
+        quota: 1500,
+        slotLifetime: 300_000,
+        signer: new SlotSigner(Buffer.alloc(32, 7)),
+        files: new UploadFiles(join(tmpdir(), 'hermod-scenario-uploads-never-written')),
+      }).install(this.router);
     }
     return this.router;
   }
@@ -254,6 +274,7 @@ export class Scenario {
     if ((m = /^@offline-limit\s+(\d+)$/.exec(text))) return void (this.offlineLimit = Number(m[1]));
     if ((m = /^@max-roster-items\s+(\d+)$/.exec(text))) return void (this.maxRosterItems = Number(m[1]));
     if (text === '@muc') return void (this.muc = true);
+    if (text === '@upload') return void (this.upload = true);
     if ((m = /^@mam\s+(always|never|roster)$/.exec(text))) return void (this.mamDefault = m[1] as 'always' | 'never' | 'roster');
     if ((m = /^account\s+(\S+)$/.exec(text))) return this.storage.users.create(this.bareOf(m[1]!), 'secret');
     if ((m = /^(\S+) has contact (\S+)(.*)$/.exec(text))) return this.seedContact(m[1]!, m[2]!, m[3]!);

@@ -1,0 +1,194 @@
+/**
+ * XEP-0363 pieces without sockets: slot signatures, file-name sanitising, the §5 errors of a slot
+ * request, quota accounting from the upload folder, and the expiry sweep.
+ */
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { StanzaError } from '../../src/errors.js';
+import { UploadFiles } from '../../src/upload/files.js';
+import { requestSlot, type UploadSettings } from '../../src/upload/module.js';
+import { loadUploadSecret, normalizeContentType, sanitizeFilename, SlotSigner, MAX_NAME_BYTES } from '../../src/upload/slot.js';
+import { parseElement } from '../../src/xml/element.js';
+
+const signer = new SlotSigner(Buffer.alloc(32, 1));
+const NOW = 1_800_000_000_000;
+
+describe('slot signatures', () => {
+  const slot = signer.issue('alice@localhost', 'cat.jpg', 1234, 'image/jpeg', NOW + 60_000);
+  const auth = signer.authorization(slot);
+
+  it('accepts the PUT the slot describes, until it expires', () => {
+    expect(signer.verify(slot, 1234, 'image/jpeg', auth, NOW)).toEqual({ ok: true, expires: NOW + 60_000 });
+    expect(signer.verify(slot, 1234, 'image/jpeg', auth, NOW + 60_001)).toEqual({ ok: false, why: 'expired' });
+  });
+
+  it('refuses another size, type, name, id, owner or a missing header', () => {
+    expect(signer.verify(slot, 1235, 'image/jpeg', auth, NOW).ok).toBe(false);
+    expect(signer.verify(slot, 1234, 'text/html', auth, NOW).ok).toBe(false);
+    expect(signer.verify({ ...slot, name: 'cat.html' }, 1234, 'image/jpeg', auth, NOW).ok).toBe(false);
+    expect(signer.verify({ ...slot, id: 'A'.repeat(22) }, 1234, 'image/jpeg', auth, NOW).ok).toBe(false);
+    expect(signer.verify({ ...slot, ownerKey: signer.ownerKey('eve@localhost') }, 1234, 'image/jpeg', auth, NOW).ok).toBe(false);
+    expect(signer.verify(slot, 1234, 'image/jpeg', undefined, NOW)).toEqual({ ok: false, why: 'missing' });
+  });
+
+  it('refuses a later expiry written into the header (the signature covers it)', () => {
+    const extended = auth.replace(String(NOW + 60_000), String(NOW + 3_600_000));
+    expect(signer.verify(slot, 1234, 'image/jpeg', extended, NOW + 120_000)).toEqual({ ok: false, why: 'bad' });
+  });
+
+  it('refuses a signature made with another secret', () => {
+    const other = new SlotSigner(Buffer.alloc(32, 2));
+    expect(signer.verify(slot, 1234, 'image/jpeg', other.authorization(slot), NOW).ok).toBe(false);
+  });
+
+  it('lets a slot issued without a type be PUT with any type', () => {
+    const untyped = signer.issue('alice@localhost', 'notes', 10, '', NOW + 1000);
+    expect(signer.verify(untyped, 10, 'text/plain', signer.authorization(untyped), NOW).ok).toBe(true);
+  });
+
+  it('keeps one owner key per account and different ones across accounts', () => {
+    expect(signer.ownerKey('alice@localhost')).toBe(slot.ownerKey);
+    expect(signer.ownerKey('bob@localhost')).not.toBe(slot.ownerKey);
+    expect(slot.ownerKey).toMatch(/^[0-9a-f]{32}$/);
+    expect(slot.id).toMatch(/^[A-Za-z0-9_-]{22}$/);
+  });
+});
+
+describe('upload secret', () => {
+  it('is created once in the data directory and read back after a restart', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hermod-secret-'));
+    try {
+      const first = loadUploadSecret(dir);
+      expect(first.length).toBe(32);
+      expect(loadUploadSecret(dir).equals(first)).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('file names', () => {
+  it('keeps the last path component only', () => {
+    expect(sanitizeFilename('../../etc/passwd')).toBe('passwd');
+    expect(sanitizeFilename('C:\\Users\\me\\photo.png')).toBe('photo.png');
+  });
+
+  it('replaces control, bidi-override and reserved characters', () => {
+    expect(sanitizeFilename('evil\u202Egnp.exe')).toBe('evil_gnp.exe');
+    expect(sanitizeFilename('a\u0000b\nc<d>.txt')).toBe('a_b_c_d_.txt');
+  });
+
+  it('refuses names that are nothing but dots or separators', () => {
+    expect(sanitizeFilename('..')).toBeNull();
+    expect(sanitizeFilename('/')).toBeNull();
+    expect(sanitizeFilename('   ')).toBeNull();
+  });
+
+  it('shortens long names keeping the extension and whole characters', () => {
+    const name = sanitizeFilename(`${'é'.repeat(300)}.jpeg`)!;
+    expect(Buffer.byteLength(name)).toBeLessThanOrEqual(MAX_NAME_BYTES);
+    expect(name.endsWith('é.jpeg')).toBe(true);
+  });
+
+  it('normalises content types and refuses malformed ones', () => {
+    expect(normalizeContentType('Image/PNG; charset=x')).toBe('image/png');
+    expect(normalizeContentType('text html')).toBeNull();
+    expect(normalizeContentType('')).toBeNull();
+  });
+});
+
+describe('slot requests (XEP-0363 §4, §5)', () => {
+  let dir: string;
+  let settings: UploadSettings;
+  const request = (attrs: string) => parseElement(`<request xmlns='urn:xmpp:http:upload:0' ${attrs}/>`);
+  const refusal = (owner: string | null, attrs: string): StanzaError => {
+    try {
+      requestSlot(settings, owner, request(attrs), NOW);
+    } catch (err) {
+      return err as StanzaError;
+    }
+    throw new Error('not refused');
+  };
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'hermod-upload-unit-'));
+    settings = { domain: 'upload.localhost', publicUrl: 'https://f.example/up', maxFileSize: 1000, quota: 2000, slotLifetime: 300_000, signer, files: new UploadFiles(dir) };
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('answers with put and get URLs under the public URL and the signed header', () => {
+    const xml = requestSlot(settings, 'alice@localhost', request("filename='a b.png' size='10' content-type='image/png'"), NOW);
+    const url = /<put url='([^']+)'>/.exec(xml)![1]!;
+    expect(url).toMatch(/^https:\/\/f\.example\/up\/[0-9a-f]{32}\/[A-Za-z0-9_-]{22}\/a%20b\.png$/);
+    expect(xml).toContain(`<get url='${url}'/>`);
+    const [, ownerKey, id] = /up\/([^/]+)\/([^/]+)\//.exec(url)!;
+    const auth = /<header name='Authorization'>([^<]+)</.exec(xml)![1]!;
+    expect(signer.verify({ ownerKey: ownerKey!, id: id!, name: 'a b.png' }, 10, 'image/png', auth, NOW).ok).toBe(true);
+  });
+
+  it('refuses a file over the limit with file-too-large carrying the limit', () => {
+    const err = refusal('alice@localhost', "filename='x' size='1001'");
+    expect(err.condition).toBe('not-acceptable');
+    expect(err.type).toBe('modify');
+    expect(err.appCondition).toContain('<max-file-size>1000</max-file-size>');
+  });
+
+  it('refuses missing, zero, negative and non-numeric sizes and unusable names with bad-request', () => {
+    for (const attrs of ["filename='x'", "size='5'", "filename='x' size='0'", "filename='x' size='-1'", "filename='x' size='1e3'", "filename='..' size='5'"]) {
+      expect(refusal('alice@localhost', attrs).condition, attrs).toBe('bad-request');
+    }
+  });
+
+  it('refuses requesters that are not accounts of this server', () => {
+    expect(refusal(null, "filename='x' size='5'").condition).toBe('not-allowed');
+  });
+
+  it('refuses a request beyond the quota with resource-constraint, counting files on disk', () => {
+    const key = signer.ownerKey('alice@localhost');
+    mkdirSync(join(dir, key), { recursive: true });
+    writeFileSync(join(dir, key, `${'B'.repeat(22)}.json`), JSON.stringify({ name: 'old', type: '', size: 1500, created: NOW }));
+    expect(settings.files.usage(key)).toBe(1500);
+    const err = refusal('alice@localhost', "filename='x' size='501'");
+    expect(err.condition).toBe('resource-constraint');
+    expect(err.type).toBe('wait');
+    // Another account's quota is its own.
+    expect(requestSlot(settings, 'bob@localhost', request("filename='x' size='501'"), NOW)).toContain('<slot');
+    // Exactly at the quota is allowed.
+    expect(requestSlot(settings, 'alice@localhost', request("filename='x' size='500'"), NOW)).toContain('<slot');
+  });
+});
+
+describe('expiry sweep', () => {
+  it('deletes files older than the limit, stale claims and orphans, and keeps the rest', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hermod-sweep-'));
+    try {
+      const files = new UploadFiles(dir);
+      const key = signer.ownerKey('alice@localhost');
+      files.ensureOwnerDir(key);
+      const put = (id: string, created: number, finished: boolean) => {
+        const p = files.paths(key, id);
+        writeFileSync(p.meta, JSON.stringify({ name: 'f', type: '', size: 1, created }));
+        if (finished) writeFileSync(p.data, 'x');
+      };
+      const DAY = 86_400_000;
+      put('O'.repeat(22), NOW - 31 * DAY, true); // expired
+      put('N'.repeat(22), NOW - DAY, true); // kept
+      put('S'.repeat(22), NOW - 2 * 3_600_000, false); // claim never finished
+      put('F'.repeat(22), NOW - 60_000, false); // upload in progress
+      expect(files.sweep(NOW, 30 * DAY)).toBe(2);
+      expect(readdirSync(join(dir, key)).sort()).toEqual([`${'F'.repeat(22)}.json`, `${'N'.repeat(22)}.bin`, `${'N'.repeat(22)}.json`]);
+      // 0 keeps finished files forever.
+      expect(files.sweep(NOW + 1000 * DAY, 0)).toBe(1); // only the stale claim F
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses ids and owner keys that could leave the folder', () => {
+    const files = new UploadFiles('/tmp/x');
+    expect(() => files.paths('../../etc', 'A'.repeat(22))).toThrow();
+    expect(() => files.paths('0'.repeat(32), '../passwd')).toThrow();
+  });
+});
