@@ -78,7 +78,7 @@ export class MucService {
     try {
       switch (el.name) {
         case 'presence':
-          return this.presence(from, to, el, room);
+          return this.presence(from, to, el, room, reply);
         case 'message':
           return this.message(from, to, el, room);
         case 'iq':
@@ -124,7 +124,7 @@ export class MucService {
 
   // ------------------------------------------------------------------ presence (§7.2, §7.6, §7.14)
 
-  private presence(from: Jid, to: Jid, el: Element, room: Room | undefined): void {
+  private presence(from: Jid, to: Jid, el: Element, room: Room | undefined, reply: Reply): void {
     const type = el.attrs.type as string | undefined;
     const occ = room?.occupantOf(from.full);
     if (type === 'unavailable' || type === 'error') {
@@ -156,11 +156,19 @@ export class MucService {
       target.locked = x !== undefined;
       created = true;
     }
-    target.join(from.full, from.bare, to.resource, presence, {
-      password: x?.getChildText('password') ?? null,
-      history: historyRequest(x?.getChild('history')),
-      created,
-    });
+    try {
+      target.join(from.full, from.bare, to.resource, presence, {
+        password: x?.getChildText('password') ?? null,
+        history: historyRequest(x?.getChild('history')),
+        created,
+      });
+    } catch (err) {
+      if (!(err instanceof StanzaError)) throw err;
+      // §7.2.6–7.2.10: the error presence carries the MUC <x/> beside <error/>, which is how
+      // clients (slixmpp's join_muc_wait among them) tell a failed join from other errors.
+      reply(`<presence type='error'${attr('from', to.full)}${attr('to', from.full)}><x xmlns='${MUC}'/>${err.toXml()}</presence>`, 'presence');
+      return;
+    }
     if (created) this.rooms.set(target.jid, target);
     this.track(from.full, target);
   }

@@ -39,14 +39,17 @@ function harness(store: MucStore | null = null, start = Date.parse('2026-01-01T0
   return { service, sent, replies, send, join, instant, say, advance: (ms: number) => (now += ms), clear: () => (sent.length = 0) };
 }
 
-function condition(fn: () => void): string {
+function condition(fn: () => void, replies?: string[]): string {
+  const before = replies?.length ?? 0;
   try {
     fn();
   } catch (err) {
     if (err instanceof StanzaError) return err.condition;
     throw err;
   }
-  return 'none';
+  // A refused join is answered in place (its error presence carries the MUC <x/>, §7.2).
+  const answer = replies?.slice(before).find((x) => x.includes("type='error'"));
+  return answer ? /<([a-z-]+) xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'\/>/.exec(answer)![1]! : 'none';
 }
 
 const bodies = (sent: Sent[], to: string) =>
@@ -95,11 +98,11 @@ describe('XEP-0045 room logic', () => {
     const h = harness();
     h.join('a@x/1', 'r1', 'A');
     h.join('a@x/1', 'r2', 'A');
-    expect(condition(() => h.join('a@x/1', 'r3', 'A'))).toBe('resource-constraint');
+    expect(condition(() => h.join('a@x/1', 'r3', 'A'), h.replies)).toBe('resource-constraint');
     h.instant('a@x/1', 'r1');
     h.join('b@x/1', 'r1', 'B');
     h.join('c@x/1', 'r1', 'C');
-    expect(condition(() => h.join('d@x/1', 'r1', 'D'))).toBe('service-unavailable');
+    expect(condition(() => h.join('d@x/1', 'r1', 'D'), h.replies)).toBe('service-unavailable');
     expect(condition(() => h.say('b@x/1', 'r1', 'x'.repeat(300)))).toBe('not-acceptable');
     expect(bodies(h.sent, 'a@x/1')).toEqual([]);
   });
@@ -184,7 +187,7 @@ describe('XEP-0045 persistence', () => {
     expect(room.affiliation('bad@x')).toBe('outcast');
     expect(room.subject?.text).toBe('Topic');
     expect(again.service.rooms.has('temp@muc.example')).toBe(false);
-    expect(condition(() => again.join('bad@x/1', 'r', 'Bad'))).toBe('forbidden');
+    expect(condition(() => again.join('bad@x/1', 'r', 'Bad'), again.replies)).toBe('forbidden');
     // Destroying it removes it from storage too (§10.9).
     again.join('o@x/1', 'r', 'O');
     again.send('o@x/1', `<iq type='set' id='d' to='r@muc.example'><query xmlns='http://jabber.org/protocol/muc#owner'><destroy/></query></iq>`);
