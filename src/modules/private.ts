@@ -40,6 +40,9 @@ export const privateStorage: Module = {
   name: 'private',
   install(ctx) {
     const xml = ctx.storage.xml;
+    // XEP-0030 §3.1: what the server implements is listed in its disco#info (ejabberd and Prosody
+    // list jabber:iq:private there too).
+    ctx.features.add(PRIVATE_NS);
     ctx.hooks.on(`iq-get/self/${PRIVATE_NS}`, (ev: IqEvent) => {
       const owner = ev.session!.bare;
       // XEP-0049 §2.1: the stored fragment, or the empty element as asked when none is stored.

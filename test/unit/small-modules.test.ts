@@ -290,6 +290,7 @@ describe("the server's disco#info", () => {
       'http://jabber.org/protocol/disco#info',
       'http://jabber.org/protocol/disco#items',
       'jabber:iq:last',
+      'jabber:iq:private',
       'jabber:iq:register',
       'jabber:iq:version',
       'msgoffline',
