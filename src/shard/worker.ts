@@ -245,6 +245,31 @@ export default async function runShard(init: ShardInit): Promise<ShardResult> {
     authFailures.sweep();
   }, 1000);
 
+  // One deps object for every stream (a spread copy per connection would get its own hidden
+  // class, and the closures their contexts: most of an idle session's memory, docs/benchmarks.md).
+  const conns = new WeakMap<C2SStream, { id: number; address: string }>();
+  const streamDeps: C2SDeps = {
+    ...deps,
+    authThrottle: {
+      failed: (stream) => {
+        const conn = conns.get(stream);
+        if (!conn) return 0;
+        out.send(Op.AuthFailed, conn.id);
+        return authFailures.failed(conn.address);
+      },
+      succeeded: (stream) => {
+        const conn = conns.get(stream);
+        if (!conn) return;
+        authFailures.succeeded(conn.address);
+        out.send(Op.Authenticated, conn.id);
+      },
+    },
+    onClosed: (stream) => {
+      const conn = conns.get(stream);
+      if (conn) streams.delete(conn.id);
+    },
+  };
+
   const header: RecordHeader = { op: Op.Open, arg: 0, id: 0 };
   const onMainRecord = (record: Uint8Array): void => {
     const h = readHeader(record, header);
@@ -254,21 +279,8 @@ export default async function runShard(init: ShardInit): Promise<ShardResult> {
         const text = decoder.decode(record.subarray(HEADER_BYTES));
         const nl = text.indexOf('\n');
         const refused = text.slice(0, nl);
-        const throttle = authFailures.for(text.slice(nl + 1));
-        const stream = new C2SStream(new RingTransport(id, out, h.arg), streamOptions, {
-          ...deps,
-          authThrottle: {
-            failed: () => {
-              out.send(Op.AuthFailed, id);
-              return throttle.failed();
-            },
-            succeeded: () => {
-              throttle.succeeded();
-              out.send(Op.Authenticated, id);
-            },
-          },
-          onClosed: () => streams.delete(id),
-        });
+        const stream = new C2SStream(new RingTransport(id, out, h.arg), streamOptions, streamDeps);
+        conns.set(stream, { id, address: text.slice(nl + 1) });
         streams.set(id, stream);
         // Refused by the main thread's connection limits, with a reason the client can read.
         if (refused) stream.close(new StreamError('policy-violation', refused));
