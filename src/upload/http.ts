@@ -120,7 +120,11 @@ async function handle(o: UploadHttpOptions, req: IncomingMessage, res: ServerRes
   // Unknown, unfinished, or asked for under another name: all the same 404.
   if (!file || !meta || meta.name !== file.name) return reply(res, 404, 'not found');
   const paths = o.files.paths(file.ownerKey, file.id);
-  const stream = createReadStream(paths.data);
+  // RFC 9110 §14: one byte range (players seek in videos, downloads resume); several ranges or
+  // an unsatisfiable one get the whole file or 416.
+  const range = byteRange(req.headers.range, meta.size);
+  if (range === 'unsatisfiable') return reply(res, 416, 'range not satisfiable', { 'content-range': `bytes */${meta.size}` });
+  const stream = createReadStream(paths.data, range ? { start: range.start, end: range.end } : {});
   const opened = await new Promise<boolean>((done) => {
     stream.once('open', () => done(true));
     stream.once('error', () => done(false));
@@ -128,11 +132,13 @@ async function handle(o: UploadHttpOptions, req: IncomingMessage, res: ServerRes
   if (!opened) return reply(res, 404, 'not found');
   const inline = INLINE.test(meta.type);
   const disposition = `${inline ? 'inline' : 'attachment'}; filename*=UTF-8''${encodeURIComponent(meta.name)}`;
-  res.writeHead(200, {
+  res.writeHead(range ? 206 : 200, {
     ...CORS,
     ...SAFETY,
     'content-type': inline ? meta.type : 'application/octet-stream',
-    'content-length': meta.size,
+    'content-length': range ? range.end - range.start + 1 : meta.size,
+    ...(range ? { 'content-range': `bytes ${range.start}-${range.end}/${meta.size}` } : {}),
+    'accept-ranges': 'bytes',
     'content-disposition': disposition,
     'cache-control': 'public, max-age=31536000, immutable',
     'last-modified': new Date(meta.created).toUTCString(),
@@ -143,6 +149,23 @@ async function handle(o: UploadHttpOptions, req: IncomingMessage, res: ServerRes
     return;
   }
   await pipeline(stream, res).catch(() => res.destroy());
+}
+
+/** A single `bytes=a-b`, `bytes=a-` or `bytes=-n` range within `size`; null = serve it all. */
+function byteRange(header: string | undefined, size: number): { start: number; end: number } | null | 'unsatisfiable' {
+  const m = header === undefined ? null : /^bytes=(\d{0,15})-(\d{0,15})$/.exec(header.trim());
+  if (!m || (m[1] === '' && m[2] === '')) return null;
+  let start: number;
+  let end: number;
+  if (m[1] === '') {
+    start = Math.max(0, size - Number(m[2]));
+    end = size - 1;
+  } else {
+    start = Number(m[1]);
+    end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
+  }
+  if (start >= size || start > end) return 'unsatisfiable';
+  return { start, end };
 }
 
 async function put(

@@ -16,7 +16,7 @@ export { upload, type UploadSettings } from './module.js';
 /** How often expired files are looked for. */
 const SWEEP_INTERVAL_MS = 60 * 60_000;
 
-type UploadConfig = Pick<HermodConfig, 'domain' | 'dataDir' | 'upload' | 'components' | 'listen'>;
+type UploadConfig = Pick<HermodConfig, 'domain' | 'dataDir' | 'upload' | 'components' | 'listen' | 'muc'>;
 
 export function uploadDomain(config: UploadConfig): string {
   return config.upload.domain || `upload.${config.domain}`;
@@ -39,6 +39,9 @@ export function checkUploadConfig(config: UploadConfig): void {
   const domain = uploadDomain(config);
   if (domain === config.domain) throw new ConfigError(`upload.domain must differ from the server's domain ${config.domain}`, 'upload.domain');
   if (domain in config.components) throw new ConfigError(`upload.domain ${domain} is also configured as a component`, 'upload.domain');
+  if (config.muc.enabled && (config.muc.domain ?? `conference.${config.domain}`) === domain) {
+    throw new ConfigError(`upload.domain ${domain} is also the multi-user chat service's domain`, 'upload.domain');
+  }
   const ws = config.listen.websocket;
   if (ws.enabled && ws.port !== 0 && ws.port === config.upload.http.port) {
     throw new ConfigError(`upload.http.port ${ws.port} is also listen.websocket.port: give one of them another port`, 'upload.http.port');

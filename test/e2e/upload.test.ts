@@ -3,10 +3,18 @@
  * XMPP, PUTs with fetch, GETs the bytes back; forged, expired and replayed PUTs are refused.
  */
 import { randomBytes } from 'node:crypto';
-import { readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { get as httpsGet } from 'node:https';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RawClient, startTestServer, type TestServer } from './harness.js';
+import { parseServeArgs } from '../../src/config/flags.js';
+import { defaultConfig } from '../../src/config/schema.js';
+import { ConfigError } from '../../src/errors.js';
+import { startServer, type HermodServer } from '../../src/server.js';
+import { loadCertificate } from '../../src/transport/tls.js';
+import { checkUploadConfig } from '../../src/upload/index.js';
+import { PASSWORDS, RawClient, startTestServer, type TestServer } from './harness.js';
 
 const UPLOAD = 'upload.localhost';
 const NS = 'urn:xmpp:http:upload:0';
@@ -52,8 +60,8 @@ interface Slot {
   auth: string;
 }
 
-async function slot(filename: string, size: number, type = 'image/png'): Promise<Slot> {
-  const text = await iq(alice, `<request xmlns='${NS}' filename='${filename}' size='${size}' content-type='${type}'/>`);
+async function slot(filename: string, size: number, type = 'image/png', client = alice): Promise<Slot> {
+  const text = await iq(client, `<request xmlns='${NS}' filename='${filename}' size='${size}' content-type='${type}'/>`);
   const put = /<put url='([^']+)'>/.exec(text);
   if (!put) throw new Error(`no slot: ${text}`);
   return {
@@ -166,5 +174,107 @@ describe('XEP-0363 HTTP File Upload', () => {
     expect(pre.headers.get('access-control-allow-methods')).toContain('PUT');
     expect((await fetch(`${base}/${'0'.repeat(32)}/${'A'.repeat(22)}/a.png`)).status).toBe(404);
     expect((await fetch(`${base}/../../etc/passwd`)).status).toBe(404);
+  });
+});
+
+describe('XEP-0363 serving', () => {
+  it('serves one byte range with 206 and refuses one past the end with 416', async () => {
+    const data = randomBytes(100);
+    const s = await slot('clip.mp4', data.length, 'video/mp4');
+    expect((await put(s, data, { 'content-type': 'video/mp4' })).status).toBe(201);
+    const part = await fetch(s.get, { headers: { range: 'bytes=10-19' } });
+    expect(part.status).toBe(206);
+    expect(part.headers.get('content-range')).toBe('bytes 10-19/100');
+    expect(Buffer.from(await part.arrayBuffer()).equals(data.subarray(10, 20))).toBe(true);
+    const tail = await fetch(s.get, { headers: { range: 'bytes=-5' } });
+    expect(Buffer.from(await tail.arrayBuffer()).equals(data.subarray(95))).toBe(true);
+    expect((await fetch(s.get, { headers: { range: 'bytes=100-' } })).status).toBe(416);
+  });
+
+  it('serves an uploaded HTML page as an attachment of type octet-stream, sandboxed', async () => {
+    const page = Buffer.from('<script>alert(document.cookie)</script>');
+    const s = await slot('page.html', page.length, 'text/html');
+    expect((await put(s, page, { 'content-type': 'text/html' })).status).toBe(201);
+    const got = await fetch(s.get);
+    expect(got.headers.get('content-type')).toBe('application/octet-stream');
+    expect(got.headers.get('content-disposition')).toMatch(/^attachment; filename\*=UTF-8''page\.html$/);
+    expect(got.headers.get('content-security-policy')).toContain('sandbox');
+  });
+
+  it('does not serve a file under another name than it was uploaded as', async () => {
+    const data = randomBytes(8);
+    const s = await slot('right.png', data.length);
+    expect((await put(s, data)).status).toBe(201);
+    expect((await fetch(s.get.replace(/right\.png$/, 'wrong.png'))).status).toBe(404);
+  });
+});
+
+describe('XEP-0363 across a restart', () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'hermod-upload-restart-'));
+  const start = async (): Promise<HermodServer> => {
+    const flags = ['--port', '0', '--tls-port', 'off', '--tls', 'optional', '--data', dataDir, '--domain', 'localhost'];
+    const sets = ['upload.enabled=true', 'upload.http.port=0', 'upload.quota=1KiB'].flatMap((v) => ['--set', v]);
+    return startServer(parseServeArgs([...flags, ...sets], {}).loaded!.config, { adminChannel: false });
+  };
+  afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
+
+  it('keeps files, their URLs and the quota they use', async () => {
+    let server = await start();
+    server.storage.users.create('bob@localhost', PASSWORDS.bob!);
+    let bob = await RawClient.connect(server.c2s.port);
+    await bob.login('bob', { tls: false });
+    const data = randomBytes(800);
+    const s = await slot('keep.png', data.length, 'image/png', bob);
+    expect((await put(s, data)).status).toBe(201);
+    bob.close();
+    await server.shutdown();
+
+    server = await start();
+    try {
+      // The port changed (0): the same path on the new service.
+      const path = new URL(s.get).pathname;
+      const got = await fetch(`${server.upload!.url}${path}`);
+      expect(Buffer.from(await got.arrayBuffer()).equals(data)).toBe(true);
+      bob = await RawClient.connect(server.c2s.port);
+      await bob.login('bob', { tls: false });
+      const text = await iq(bob, `<request xmlns='${NS}' filename='more.png' size='300'/>`);
+      expect(text).toContain('<resource-constraint');
+      bob.close();
+    } finally {
+      await server.shutdown();
+    }
+  });
+});
+
+describe('XEP-0363 configuration', () => {
+  it('refuses the WebSocket port for the upload service, and the server domain as its JID', () => {
+    const config = defaultConfig();
+    config.upload.enabled = true;
+    config.listen.websocket.enabled = true;
+    expect(() => checkUploadConfig(config)).toThrow(ConfigError);
+    config.listen.websocket.enabled = false;
+    config.upload.domain = 'localhost';
+    expect(() => checkUploadConfig(config)).toThrow(/upload.domain/);
+  });
+
+  it('speaks https when public_url is https and a certificate is configured', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hermod-upload-tls-'));
+    const cert = await loadCertificate({ certFile: null, keyFile: null, dataDir: dir, domain: 'localhost' });
+    const flags = ['--port', '0', '--tls-port', 'off', '--data', dir, '--domain', 'localhost', '--cert', cert.certFile, '--key', cert.keyFile];
+    const sets = ['upload.enabled=true', 'upload.http.port=0', 'upload.public_url=https://localhost'].flatMap((v) => ['--set', v]);
+    const server = await startServer(parseServeArgs([...flags, ...sets], {}).loaded!.config, { adminChannel: false });
+    try {
+      const status = await new Promise<number>((resolve, reject) => {
+        httpsGet({ host: '127.0.0.1', port: server.upload!.http.port, path: '/nothing', rejectUnauthorized: false }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        }).on('error', reject);
+      });
+      expect(status).toBe(404);
+      expect(server.upload!.url).toBe('https://localhost');
+    } finally {
+      await server.shutdown();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
