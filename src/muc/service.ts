@@ -49,6 +49,29 @@ export interface MucSettings extends Limits {
 
 type Reply = (xml: string, kind: Kind) => void;
 
+/**
+ * §6.1: the service's features: the protocol, and the room types its owners can choose
+ * (§15.4 registered muc_* features), plus XEP-0410's self-ping optimisation.
+ */
+const SERVICE_FEATURES = [
+  DISCO_INFO,
+  DISCO_ITEMS,
+  MUC,
+  'http://jabber.org/protocol/muc#self-ping-optimization',
+  'muc_hidden',
+  'muc_membersonly',
+  'muc_moderated',
+  'muc_nonanonymous',
+  'muc_open',
+  'muc_passwordprotected',
+  'muc_persistent',
+  'muc_public',
+  'muc_semianonymous',
+  'muc_temporary',
+  'muc_unmoderated',
+  'muc_unsecured',
+];
+
 export class MucService {
   readonly rooms = new Map<string, Room>();
   /** Full JID → rooms it may be in (checked against the room on use; pruned when the session ends). */
@@ -234,10 +257,15 @@ export class MucService {
   private relayIq(from: Jid, to: Jid, el: Element, room: Room | undefined, request: boolean): void {
     const sender = room?.occupantOf(from.full);
     const target = room?.occupants.get(to.resource!);
-    if (!room || !sender || !target) {
-      if (!request) return;
-      if (!room || !target) throw new StanzaError('item-not-found', 'no such occupant');
-      throw new StanzaError('not-acceptable', 'only occupants address occupants');
+    if (!request && (!room || !sender || !target)) return;
+    // XEP-0410 §3.2: a client checks that it is still joined by pinging its own occupant JID;
+    // not-acceptable tells it that it is not (and must join again).
+    if (!room || !sender) throw new StanzaError('not-acceptable', 'only occupants address occupants');
+    if (!target) throw new StanzaError('item-not-found', 'no such occupant');
+    if (request && sender === target && firstChildElement(el)?.attrs.xmlns === 'urn:xmpp:ping') {
+      // XEP-0410 §3.3 (self-ping optimisation): the service answers for the occupant itself.
+      this.out(from.full, iqResult({ id: (el.attrs.id as string) ?? null, from: to.full, to: from.full }), 'iq');
+      return;
     }
     const inner = innerXml(el);
     this.out(
@@ -338,7 +366,7 @@ export class MucService {
         // §6.1: the service's identity and features.
         return answer(
           `<query xmlns='${DISCO_INFO}'><identity category='conference' type='text' name='Chatrooms'/>` +
-            [DISCO_INFO, DISCO_ITEMS, MUC].map((f) => `<feature${attr('var', f)}/>`).join('') +
+            SERVICE_FEATURES.map((f) => `<feature${attr('var', f)}/>`).join('') +
             `</query>`,
         );
       }

@@ -156,6 +156,27 @@ describe('XEP-0045 room logic', () => {
   });
 });
 
+describe('XEP-0045 IQs between occupants', () => {
+  it('relays an IQ to an occupant and its answer back under room JIDs only (§7.7)', () => {
+    const h = harness();
+    h.join('a@x/1', 'r', 'A');
+    h.instant('a@x/1', 'r');
+    h.join('b@x/1', 'r', 'B');
+    h.clear();
+    h.send('a@x/1', "<iq type='get' id='v1' to='r@muc.example/B'><query xmlns='jabber:iq:version'/></iq>");
+    expect(h.sent).toEqual([
+      { to: 'b@x/1', kind: 'iq', xml: `<iq type='get' id='v1' from='r@muc.example/A' to='b@x/1'><query xmlns="jabber:iq:version"/></iq>` },
+    ]);
+    h.clear();
+    h.send('b@x/1', "<iq type='result' id='v1' to='r@muc.example/A'><query xmlns='jabber:iq:version'><name>c</name></query></iq>");
+    expect(h.sent.map((s) => [s.to, s.xml])).toEqual([
+      ['a@x/1', `<iq type='result' id='v1' from='r@muc.example/B' to='a@x/1'><query xmlns="jabber:iq:version"><name>c</name></query></iq>`],
+    ]);
+    expect(condition(() => h.send('z@x/1', "<iq type='get' id='v2' to='r@muc.example/B'><ping xmlns='urn:xmpp:ping'/></iq>"))).toBe('not-acceptable');
+    expect(condition(() => h.send('a@x/1', "<iq type='get' id='v3' to='r@muc.example/Nobody'><ping xmlns='urn:xmpp:ping'/></iq>"))).toBe('item-not-found');
+  });
+});
+
 describe('XEP-0045 persistence', () => {
   let dir: string | null = null;
   afterEach(() => {
@@ -193,6 +214,26 @@ describe('XEP-0045 persistence', () => {
     again.send('o@x/1', `<iq type='set' id='d' to='r@muc.example'><query xmlns='http://jabber.org/protocol/muc#owner'><destroy/></query></iq>`);
     expect(second.muc!.list('muc.example')).toEqual([]);
     second.close();
+  });
+
+  it('upgrades a schema 6 database in place: the room table is added, accounts kept', async () => {
+    const { default: Database } = await import('better-sqlite3');
+    dir = mkdtempSync(join(tmpdir(), 'hermod-muc-'));
+    const s = openSqliteStorage({ dataDir: dir, iterations: 1, archiveThread: false });
+    s.users.create('alice@x', 'pw');
+    s.close();
+    const db = new Database(join(dir, 'hermod.sqlite'));
+    db.exec('DROP TABLE muc_room');
+    db.pragma('user_version = 6');
+    db.close();
+    const up = openSqliteStorage({ dataDir: dir, iterations: 1, archiveThread: false });
+    expect(up.users.exists('alice@x')).toBe(true);
+    up.muc!.save('r@muc.example', '{}');
+    expect(up.muc!.list('muc.example')).toHaveLength(1);
+    up.close();
+    const check = new Database(join(dir, 'hermod.sqlite'), { readonly: true });
+    expect(check.pragma('user_version', { simple: true })).toBe(7);
+    check.close();
   });
 
   it('the memory store lists rooms by service domain', () => {
