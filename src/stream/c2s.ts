@@ -750,7 +750,6 @@ export class C2SStream implements ClientSession, ParserHandler {
     return null;
   }
 
-
   // ---- negotiation elements -----------------------------------------------------------------
 
   private onElement(view: StanzaView): void {
@@ -854,7 +853,6 @@ export class C2SStream implements ClientSession, ParserHandler {
       }
     }
     step.then(
-
       (result) => this.afterSaslStep(() => this.onSaslStep(exchange, result)),
       (err: unknown) => {
         const answer = () => this.afterSaslStep(() => this.onSaslFailure(err));
@@ -918,7 +916,6 @@ export class C2SStream implements ClientSession, ParserHandler {
     );
     // §6.4.6: both sides now start a new stream, without closing the connection.
     this.restart(true);
-
     this.parser.setLimits({ maxStanzaBytes: this.options.maxStanzaBytes });
   }
 
