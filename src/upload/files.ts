@@ -26,7 +26,17 @@ export interface FileMeta {
  */
 const STALE_CLAIM_MS = 60 * 60 * 1000;
 
+/** Accounts whose usage is remembered (per thread). */
+const USAGE_CACHE = 10_000;
+
 export class UploadFiles {
+  /**
+   * Usage per owner key with the folder's mtime it was computed at: any claim created or deleted
+   * (by any thread) changes the folder's mtime, so an unchanged mtime means an unchanged sum.
+   * Reading every claim costs about 10 us per file (1000 files: 10 ms), a stat about 5 us.
+   */
+  private readonly usageCache = new Map<string, { mtimeMs: number; bytes: number }>();
+
   constructor(readonly dir: string) {}
 
   ownerDir(ownerKey: string): string {
@@ -47,11 +57,23 @@ export class UploadFiles {
 
   /** Bytes an account holds or is uploading (every claim counts with its declared size). */
   usage(ownerKey: string): number {
+    const folder = this.ownerDir(ownerKey);
+    const before = safeStat(folder);
+    if (!before) return 0;
+    const cached = this.usageCache.get(ownerKey);
+    if (cached && cached.mtimeMs === before.mtimeMs) return cached.bytes;
     let total = 0;
-    for (const name of this.list(this.ownerDir(ownerKey))) {
+    let complete = true;
+    for (const name of this.list(folder)) {
       if (!name.endsWith('.json')) continue;
-      const meta = readMeta(join(this.ownerDir(ownerKey), name));
+      const meta = readMeta(join(folder, name));
       if (meta) total += meta.size;
+      // A claim being written right now reads as nothing: count it next time.
+      else complete = false;
+    }
+    if (complete && safeStat(folder)?.mtimeMs === before.mtimeMs) {
+      if (this.usageCache.size >= USAGE_CACHE) this.usageCache.clear();
+      this.usageCache.set(ownerKey, { mtimeMs: before.mtimeMs, bytes: total });
     }
     return total;
   }

@@ -150,6 +150,11 @@ describe('slot requests (XEP-0363 §4, §5)', () => {
     mkdirSync(join(dir, key), { recursive: true });
     writeFileSync(join(dir, key, `${'B'.repeat(22)}.json`), JSON.stringify({ name: 'old', type: '', size: 1500, created: NOW }));
     expect(settings.files.usage(key)).toBe(1500);
+    // The remembered sum follows claims added and removed behind its back (other threads).
+    writeFileSync(join(dir, key, `${'C'.repeat(22)}.json`), JSON.stringify({ name: 'new', type: '', size: 100, created: NOW }));
+    expect(settings.files.usage(key)).toBe(1600);
+    rmSync(join(dir, key, `${'C'.repeat(22)}.json`));
+    expect(settings.files.usage(key)).toBe(1500);
     const err = refusal('alice@localhost', "filename='x' size='501'");
     expect(err.condition).toBe('resource-constraint');
     expect(err.type).toBe('wait');
