@@ -57,8 +57,10 @@ export function defaultConfig(limits: Limits): RoomConfig {
 
 export interface Occupant {
   nick: string;
-  /** Full JID of the occupant's session. */
+  /** Full JID of the occupant's first session (the one shown as its real JID). */
   jid: string;
+  /** Every session in the room under this nick: one account's resources may share it. */
+  sessions: string[];
   bare: string;
   role: Role;
   /** The client's own presence children (show, status, caps…), serialised, muc <x/> removed. */
@@ -172,28 +174,41 @@ export class Room {
     // §7.2.8: a nickname in use by someone else.
     const holder = this.occupants.get(nick);
     if (holder && holder.bare !== bare) throw new StanzaError('conflict', 'that nickname is in use');
-    if (holder) throw new StanzaError('conflict', 'that nickname is in use by another of your resources');
     // §7.2.10: full room, except for admins and owners.
-    if (this.occupants.size >= this.config.maxUsers && RANK[aff] < RANK.admin) {
+    if (!holder && this.occupants.size >= this.config.maxUsers && RANK[aff] < RANK.admin) {
       throw new StanzaError('service-unavailable', 'the room is full', 'wait');
     }
     // §7.2.5: password-protected rooms (owners too, as the spec gives no exemption).
     if (this.config.password !== null && opts.password !== this.config.password && !opts.created) {
       throw new StanzaError('not-authorized', 'a password is required');
     }
-    const occ: Occupant = { nick, jid, bare, role: this.defaultRole(aff), presence };
+    const own = ['110'];
+    if (this.config.whois === 'anyone') own.push('100');
+    if (holder) {
+      // Another resource of the same account under the same nick (multi-session, as Prosody and
+      // ejabberd allow): it joins the occupant; the others see no change.
+      for (const o of this.occupants.values()) if (o !== holder) this.out(jid, this.presenceOf(o, jid, []), 'presence');
+      holder.sessions.push(jid);
+      this.byJid.set(jid, nick);
+      this.out(jid, this.presenceOf(holder, jid, own), 'presence');
+      this.welcome(jid, opts.history ?? {});
+      return;
+    }
+    const occ: Occupant = { nick, jid, sessions: [jid], bare, role: this.defaultRole(aff), presence };
     // §7.2.3: the newcomer first hears every occupant already there …
     for (const o of this.occupants.values()) this.out(jid, this.presenceOf(o, jid, []), 'presence');
     this.occupants.set(nick, occ);
     this.byJid.set(jid, nick);
     // … then its own presence goes to everyone, the newcomer last with status 110 (§7.2.3),
     // 100 in a non-anonymous room (§7.2.4), 201 for a room it created (§10.1.1).
-    const own = ['110'];
-    if (this.config.whois === 'anyone') own.push('100');
     if (opts.created) own.push('201');
     this.broadcastPresence(occ, [], own);
-    // §7.2.14 history, then §7.2.15 the subject (always, empty when there is none).
-    this.sendHistory(jid, opts.history ?? {});
+    this.welcome(jid, opts.history ?? {});
+  }
+
+  /** §7.2.14 history, then §7.2.15 the subject (always, empty when there is none). */
+  private welcome(jid: string, history: HistoryRequest): void {
+    this.sendHistory(jid, history);
     const subj = this.subject;
     this.out(
       jid,
@@ -215,42 +230,50 @@ export class Room {
     const holder = this.occupants.get(nick);
     if (holder) throw new StanzaError('conflict', 'that nickname is in use');
     for (const o of this.occupants.values()) {
-      const self = o === occ;
-      const x = this.userX(occ, o.jid, self ? ['303', '110'] : ['303'], nick);
-      this.out(o.jid, `<presence type='unavailable'${attr('from', `${this.jid}/${occ.nick}`)}${attr('to', o.jid)}>${x}</presence>`, 'presence');
+      const codes = o === occ ? ['303', '110'] : ['303'];
+      this.toAll(o, (to) => `<presence type='unavailable'${attr('from', `${this.jid}/${occ.nick}`)}${attr('to', to)}>${this.userX(occ, to, codes, nick)}</presence>`, 'presence');
     }
     this.occupants.delete(occ.nick);
     occ.nick = nick;
     occ.presence = presence;
     this.occupants.set(nick, occ);
-    this.byJid.set(occ.jid, nick);
+    for (const j of occ.sessions) this.byJid.set(j, nick);
     this.broadcastPresence(occ, [], ['110']);
   }
 
-  /** §7.14: the occupant leaves (or its session ended); the room hears it gone. */
-  leave(occ: Occupant, status: string | null = null): void {
-    this.remove(occ, [], status);
-  }
-
-  /** Remove an occupant, telling everyone (and it) with the given codes and extra <x/> content. */
-  private remove(occ: Occupant, codes: string[], status: string | null, extra = ''): void {
-    occ.role = 'none';
+  /**
+   * §7.14: session `jid` of the occupant leaves (or ended). The room hears the occupant gone
+   * when it was its last session; otherwise only that session is told (110).
+   */
+  leave(occ: Occupant, jid: string, status: string | null = null): void {
     const inner = status === null ? '' : `<status>${escapeText(status)}</status>`;
+    const unavailable = (to: string, x: string) => `<presence type='unavailable'${attr('from', `${this.jid}/${occ.nick}`)}${attr('to', to)}>${inner}${x}</presence>`;
+    if (occ.sessions.length > 1) {
+      this.out(jid, unavailable(jid, this.userX(occ, jid, ['110'])), 'presence');
+      occ.sessions = occ.sessions.filter((j) => j !== jid);
+      occ.jid = occ.sessions[0]!;
+      this.byJid.delete(jid);
+      return;
+    }
+    occ.role = 'none';
     for (const o of this.occupants.values()) {
-      const self = o === occ;
-      const x = this.userX(occ, o.jid, self ? [...codes, '110'] : codes, undefined, extra);
-      this.out(o.jid, `<presence type='unavailable'${attr('from', `${this.jid}/${occ.nick}`)}${attr('to', o.jid)}>${inner}${x}</presence>`, 'presence');
+      const codes = o === occ ? ['110'] : [];
+      this.toAll(o, (to) => unavailable(to, this.userX(occ, to, codes)), 'presence');
     }
     this.occupants.delete(occ.nick);
-    this.byJid.delete(occ.jid);
+    this.byJid.delete(jid);
+  }
+
+  /** Deliver to every session of an occupant. */
+  private toAll(o: Occupant, build: (to: string) => string, kind: Kind): void {
+    for (const to of o.sessions) this.out(to, build(to), kind);
   }
 
   private broadcastPresence(occ: Occupant, codes: string[], selfCodes: string[]): void {
     for (const o of this.occupants.values()) {
-      if (o === occ) continue;
-      this.out(o.jid, this.presenceOf(occ, o.jid, codes), 'presence');
+      if (o !== occ) this.toAll(o, (to) => this.presenceOf(occ, to, codes), 'presence');
     }
-    this.out(occ.jid, this.presenceOf(occ, occ.jid, [...codes, ...selfCodes]), 'presence');
+    this.toAll(occ, (to) => this.presenceOf(occ, to, [...codes, ...selfCodes]), 'presence');
   }
 
   private presenceOf(occ: Occupant, to: string, codes: string[]): string {
@@ -264,7 +287,7 @@ export class Room {
   }
 
   private userX(occ: Occupant, to: string, codes: string[], newNick?: string, extra = ''): string {
-    const jid = this.seesJids(to) || occ.jid === to ? occ.jid : undefined;
+    const jid = this.seesJids(to) || occ.sessions.includes(to) ? occ.jid : undefined;
     const item = `<item${attr('affiliation', this.affiliation(occ.bare))}${attr('role', occ.role)}${attr('jid', jid)}${attr('nick', newNick)}/>`;
     return `<x xmlns='${MUC_USER}'>${item}${codes.map((c) => `<status code='${c}'/>`).join('')}${extra}</x>`;
   }
@@ -291,7 +314,7 @@ export class Room {
       this.changed(this);
     }
     const head = `<message type='groupchat'${attr('id', msg.attrs.id as string | undefined)}${attr('from', `${this.jid}/${occ.nick}`)}`;
-    for (const o of this.occupants.values()) this.out(o.jid, `${head}${attr('to', o.jid)}>${inner}</message>`, 'message');
+    for (const o of this.occupants.values()) this.toAll(o, (to) => `${head}${attr('to', to)}>${inner}</message>`, 'message');
     // §7.2.14: messages with a body make the history; the subject is sent on its own at join.
     if (!isSubject && msg.getChild('body') !== undefined && this.limits.historySize > 0) {
       this.history.push({ head, body: inner, stamp: this.now(), chars: head.length + inner.length });
@@ -332,9 +355,10 @@ export class Room {
     if (!target) throw new StanzaError('item-not-found', 'no such occupant');
     const inner = innerXml(msg);
     const type = (msg.attrs.type as string | undefined) ?? 'normal';
-    this.out(
-      target.jid,
-      `<message${attr('type', type)}${attr('id', msg.attrs.id as string | undefined)}${attr('from', `${this.jid}/${from.nick}`)}${attr('to', target.jid)}>` +
+    this.toAll(
+      target,
+      (to) =>
+        `<message${attr('type', type)}${attr('id', msg.attrs.id as string | undefined)}${attr('from', `${this.jid}/${from.nick}`)}${attr('to', to)}>` +
         `${inner}<x xmlns='${MUC_USER}'/></message>`,
       'message',
     );
@@ -387,16 +411,22 @@ export class Room {
     const actorEl = actor ? `<actor${attr('nick', actor.nick)}/>` : '';
     const extraItem = actorEl || reason ? { actorEl, reason } : null;
     target.role = 'none';
+    const inner = extraItem ? `${extraItem.actorEl}${extraItem.reason}` : '';
     for (const o of this.occupants.values()) {
       const self = o === target;
-      const jid = this.seesJids(o.jid) || self ? target.jid : undefined;
-      const inner = extraItem ? `${extraItem.actorEl}${extraItem.reason}` : '';
-      const item = `<item${attr('affiliation', this.affiliation(target.bare))} role='none'${attr('jid', jid)}>${inner}</item>`;
       const sc = (self ? [...codes, '110'] : codes).map((c) => `<status code='${c}'/>`).join('');
-      this.out(o.jid, `<presence type='unavailable'${attr('from', `${this.jid}/${target.nick}`)}${attr('to', o.jid)}><x xmlns='${MUC_USER}'>${item}${sc}</x></presence>`, 'presence');
+      this.toAll(
+        o,
+        (to) => {
+          const jid = self || this.seesJids(to) ? target.jid : undefined;
+          const item = `<item${attr('affiliation', this.affiliation(target.bare))} role='none'${attr('jid', jid)}>${inner}</item>`;
+          return `<presence type='unavailable'${attr('from', `${this.jid}/${target.nick}`)}${attr('to', to)}><x xmlns='${MUC_USER}'>${item}${sc}</x></presence>`;
+        },
+        'presence',
+      );
     }
     this.occupants.delete(target.nick);
-    this.byJid.delete(target.jid);
+    for (const j of target.sessions) this.byJid.delete(j);
   }
 
   /**
@@ -460,7 +490,8 @@ export class Room {
     const codes = ['104'];
     if (before.whois !== this.config.whois) codes.push(this.config.whois === 'anyone' ? '172' : '173');
     for (const o of this.occupants.values()) {
-      this.out(o.jid, `<message type='groupchat'${attr('from', this.jid)}${attr('to', o.jid)}><x xmlns='${MUC_USER}'>${codes.map((c) => `<status code='${c}'/>`).join('')}</x></message>`, 'message');
+      const sc = codes.map((c) => `<status code='${c}'/>`).join('');
+      this.toAll(o, (to) => `<message type='groupchat'${attr('from', this.jid)}${attr('to', to)}><x xmlns='${MUC_USER}'>${sc}</x></message>`, 'message');
     }
     // §10.2: a room that became members-only loses its non-members (321 via the same path as §9.4).
     if (this.config.membersOnly && !before.membersOnly) {
@@ -472,9 +503,9 @@ export class Room {
   destroy(alternate: string | null, reason: string | null): void {
     const d = `<destroy${attr('jid', alternate ?? undefined)}>${reason === null ? '' : `<reason>${escapeText(reason)}</reason>`}</destroy>`;
     for (const o of this.occupants.values()) {
-      this.out(
-        o.jid,
-        `<presence type='unavailable'${attr('from', `${this.jid}/${o.nick}`)}${attr('to', o.jid)}><x xmlns='${MUC_USER}'><item affiliation='none' role='none'/>${d}</x></presence>`,
+      this.toAll(
+        o,
+        (to) => `<presence type='unavailable'${attr('from', `${this.jid}/${o.nick}`)}${attr('to', to)}><x xmlns='${MUC_USER}'><item affiliation='none' role='none'/>${d}</x></presence>`,
         'presence',
       );
     }

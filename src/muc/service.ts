@@ -120,7 +120,7 @@ export class MucService {
     this.joined.delete(full);
     for (const room of rooms) {
       const occ = room.occupantOf(full);
-      if (occ) room.leave(occ);
+      if (occ) room.leave(occ, full);
       this.tidy(room);
     }
   }
@@ -152,7 +152,7 @@ export class MucService {
     const occ = room?.occupantOf(from.full);
     if (type === 'unavailable' || type === 'error') {
       // §7.14 leaving; an error bounced by the occupant's client also ends its stay.
-      if (room && occ) room.leave(occ, type === 'unavailable' ? (el.getChildText('status') ?? null) : null);
+      if (room && occ) room.leave(occ, from.full, type === 'unavailable' ? (el.getChildText('status') ?? null) : null);
       return;
     }
     if (type !== undefined) return; // subscriptions and probes mean nothing to a room

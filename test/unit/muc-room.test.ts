@@ -138,6 +138,33 @@ describe('XEP-0045 room logic', () => {
     expect(h.sent.some((s) => s.to === 'a@x/1' && s.xml.includes("type='unavailable'") && s.xml.includes('r1@muc.example/B'))).toBe(true);
   });
 
+  it('lets two resources of one account share a nick: both get the traffic, one leaving is not seen by the room', () => {
+    const h = harness();
+    h.join('a@x/desk', 'r', 'A');
+    h.instant('a@x/desk', 'r');
+    h.join('b@x/1', 'r', 'B');
+    h.clear();
+    h.join('a@x/phone', 'r', 'A');
+    // The phone hears B, then itself with 110, then the subject; nobody else hears anything.
+    expect(h.sent.map((s) => s.to)).toEqual(['a@x/phone', 'a@x/phone', 'a@x/phone']);
+    expect(h.sent[1]!.xml).toContain("code='110'");
+    expect(h.service.rooms.get('r@muc.example')!.occupants.size).toBe(2);
+    h.clear();
+    h.say('b@x/1', 'r', 'to both');
+    expect(h.sent.map((s) => s.to).sort()).toEqual(['a@x/desk', 'a@x/phone', 'b@x/1']);
+    h.clear();
+    h.send('a@x/phone', "<presence type='unavailable' to='r@muc.example/A'/>");
+    expect(h.sent.map((s) => s.to)).toEqual(['a@x/phone']);
+    h.clear();
+    h.service.gone('a@x/desk');
+    // The last session going takes the occupant out: the room hears it (the gone session's own copy is dropped by the router).
+    expect(h.sent.map((s) => [s.to, s.xml.includes("type='unavailable'")])).toEqual([
+      ['a@x/desk', true],
+      ['b@x/1', true],
+    ]);
+    expect(h.service.rooms.get('r@muc.example')!.occupants.has('A')).toBe(false);
+  });
+
   it('shows real JIDs only to moderators in a semi-anonymous room, to everyone in a non-anonymous one (§7.2.3, §7.2.4)', () => {
     const seen: Sent[] = [];
     const r = new Room('r@m', LIMITS, (to, xml, kind) => seen.push({ to, xml, kind }), () => new Date(), () => {});
