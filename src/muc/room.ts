@@ -34,6 +34,9 @@ export interface RoomConfig {
   changeSubject: boolean;
 }
 
+/** Characters of history one room keeps, whatever history_size says (memory bound per room). */
+export const HISTORY_MAX_CHARS = 64 * 1024;
+
 export interface Limits {
   maxOccupants: number;
   historySize: number;
@@ -113,6 +116,7 @@ export class Room {
   /** XEP-0045 §10.1.1: a new room is locked until its owner configures it (or asks for an instant room). */
   locked = false;
   private history: HistoryEntry[] = [];
+  private historyChars = 0;
 
   constructor(
     readonly jid: string,
@@ -317,8 +321,13 @@ export class Room {
     for (const o of this.occupants.values()) this.toAll(o, (to) => `${head}${attr('to', to)}>${inner}</message>`, 'message');
     // §7.2.14: messages with a body make the history; the subject is sent on its own at join.
     if (!isSubject && msg.getChild('body') !== undefined && this.limits.historySize > 0) {
-      this.history.push({ head, body: inner, stamp: this.now(), chars: head.length + inner.length });
-      if (this.history.length > this.limits.historySize) this.history.shift();
+      const chars = head.length + inner.length;
+      this.history.push({ head, body: inner, stamp: this.now(), chars });
+      this.historyChars += chars;
+      // Bounded by count and by size: max_rooms × HISTORY_MAX_CHARS is the most history can hold.
+      while (this.history.length > this.limits.historySize || this.historyChars > HISTORY_MAX_CHARS) {
+        this.historyChars -= this.history.shift()!.chars;
+      }
     }
   }
 

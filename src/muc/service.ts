@@ -545,10 +545,14 @@ export function muc(settings: MucSettings): Module {
         },
         20,
       );
-      ctx.hooks.on('session/unbound', (ev: { session: SessionState }) => {
+      // XEP-0045 §7.14 / RFC 6121 §4.5.2: a session that ends, or that broadcasts unavailable
+      // presence (the rooms got its directed presence), leaves every room it was in.
+      const leaveAll = (ev: { session: SessionState }) => {
         service.gone(ev.session.jid.full);
         return false;
-      });
+      };
+      ctx.hooks.on('session/unbound', leaveAll);
+      ctx.hooks.on('presence/unavailable', leaveAll);
     },
   };
 }

@@ -287,3 +287,19 @@ describe('XEP-0045 configuration', () => {
     expect(() => mucSettingsOf(c)).toThrow(/own domain/);
   });
 });
+
+describe('XEP-0045 history memory bound', () => {
+  it('keeps at most HISTORY_MAX_CHARS of history per room, whatever history_size says', () => {
+    const sent: { to: string; xml: string }[] = [];
+    const r = new Room('r@m', { maxOccupants: 5, historySize: 1000, maxMessageBytes: 20_000 }, (to, xml) => sent.push({ to, xml }), () => new Date(), () => {});
+    r.affiliations.set('o@x', 'owner');
+    r.join('o@x/1', 'o@x', 'O', '', {});
+    const occ = r.occupantOf('o@x/1')!;
+    for (let i = 0; i < 20; i++) r.groupchat(occ, parseElement(`<message type='groupchat'><body>${String(i).padStart(2, '0')}${'x'.repeat(10_000)}</body></message>`));
+    // Six messages of ~10 K characters fit in 64 K; the oldest went first.
+    expect(r.historyLength()).toBe(6);
+    sent.length = 0;
+    r.join('p@x/1', 'p@x', 'P', '', {});
+    expect(sent.filter((s) => s.to === 'p@x/1' && s.xml.includes('<delay')).map((s) => /<body>(\d\d)/.exec(s.xml)![1])).toEqual(['14', '15', '16', '17', '18', '19']);
+  });
+});
