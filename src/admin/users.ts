@@ -14,6 +14,8 @@ import { ConfigError } from '../errors.js';
 import { Jid } from '../jid.js';
 import { loadConfig, resolveConfigPath } from '../config/file.js';
 import { openStorage } from '../storage/index.js';
+import { removeAccountUploads } from '../upload/index.js';
+import type { HermodConfig } from '../config/schema.js';
 import { AccountError, type Storage } from '../storage/types.js';
 import { adminRequest, adminSocketPath, serverNotRunning, type AdminReply, type AdminRequest, type SessionInfo } from './channel.js';
 
@@ -114,13 +116,13 @@ function parseArgs(argv: string[], maxPositional: number): Parsed {
 }
 
 /** Data directory and default domain: defaults < configuration file < flags. */
-function settings(parsed: Parsed, env: NodeJS.ProcessEnv): { dataDir: string; domain: string } {
+function settings(parsed: Parsed, env: NodeJS.ProcessEnv): { dataDir: string; domain: string; config: HermodConfig } {
   const file = resolveConfigPath(parsed.config, env);
   const overrides: { dataDir?: string; domain?: string } = {};
   if (parsed.dataDir !== undefined) overrides.dataDir = parsed.dataDir;
   if (parsed.domain !== undefined) overrides.domain = parsed.domain;
   const { config } = loadConfig({ file, overrides, checkFiles: false });
-  return { dataDir: config.dataDir, domain: config.domain };
+  return { dataDir: config.dataDir, domain: config.domain, config };
 }
 
 /** USER or USER@DOMAIN → prepared bare JID; a domain given both ways must agree. */
@@ -163,7 +165,7 @@ async function withStorage(
   argv: string[],
   maxPositional: number,
   io: AdminIo,
-  body: (storage: Storage, parsed: Parsed, domain: string, dataDir: string) => Promise<void> | void,
+  body: (storage: Storage, parsed: Parsed, domain: string, dataDir: string, config: HermodConfig) => Promise<void> | void,
 ): Promise<number> {
   let storage: Storage | null = null;
   try {
@@ -172,9 +174,9 @@ async function withStorage(
       io.out(`${HELP[command]}\n\n${COMMON_OPTIONS}\n`);
       return EX_OK;
     }
-    const { dataDir, domain } = settings(parsed, io.env ?? process.env);
+    const { dataDir, domain, config } = settings(parsed, io.env ?? process.env);
     storage = openStorage({ dataDir });
-    await body(storage, parsed, domain, dataDir);
+    await body(storage, parsed, domain, dataDir, config);
     return EX_OK;
   } catch (err) {
     const code = usageOrConfig(command, err, io);
@@ -208,10 +210,12 @@ export function runAddUser(argv: string[], io: AdminIo = stdio): Promise<number>
 }
 
 export function runDelUser(argv: string[], io: AdminIo = stdio): Promise<number> {
-  return withStorage('deluser', argv, 1, io, async (storage, parsed, domain, dataDir) => {
+  return withStorage('deluser', argv, 1, io, async (storage, parsed, domain, dataDir, config) => {
     const account = accountArg(parsed.positional[0], parsed, domain);
     if (!storage.users.delete(account)) throw new AccountError('not-found', `no such user ${account}`);
     io.out(`deleted ${account}\n`);
+    // XEP-0363: the files it uploaded go too (their URLs stop working).
+    if (removeAccountUploads(config, account)) io.out(`deleted the files ${account} uploaded\n`);
     // RFC 6120 §4.9.3.12 (as XEP-0077 removal does in-band): its streams are no longer authorized.
     await endSessions(dataDir, account, 'account deleted by the server administrator', io);
   });

@@ -83,6 +83,8 @@ function change(ctx: RouterContext, ev: IqEvent): boolean {
       if (item.subscription === 'to' || item.subscription === 'both' || item.ask) ctx.subscription(account, contact, 'unsubscribe');
     }
     ctx.storage.users.delete(account.bare);
+    // Modules keeping data outside storage (XEP-0363 uploads) delete theirs.
+    ctx.hooks.fire('account/removed', { ctx, account: account.bare });
     ev.reply();
     ctx.log?.info({ account: account.bare }, 'account removed in-band');
     ctx.closeAccount(account.bare, new StreamError('not-authorized', 'account removed'));

@@ -82,6 +82,11 @@ export class UploadFiles {
     return readMeta(this.paths(ownerKey, id).meta);
   }
 
+  /** Every file of one account. */
+  removeOwner(ownerKey: string): void {
+    rmSync(this.ownerDir(ownerKey), { recursive: true, force: true });
+  }
+
   remove(ownerKey: string, id: string): void {
     const p = this.paths(ownerKey, id);
     for (const f of [p.data, p.part, p.meta]) rmSync(f, { force: true });

@@ -2,6 +2,7 @@
  * XEP-0363 HTTP File Upload wired from the configuration: the router module's settings (every
  * thread that routes builds them) and the HTTP service with its expiry sweep (main thread only).
  */
+import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError } from '../errors.js';
 import type { HermodConfig } from '../config/schema.js';
@@ -63,6 +64,18 @@ export function uploadSettings(config: UploadConfig, boundPort?: number): Upload
     signer: new SlotSigner(loadUploadSecret(config.dataDir)),
     files: new UploadFiles(uploadDir(config)),
   };
+}
+
+/**
+ * Delete every file `bare` uploaded (account removal: `hermod deluser`). Nothing to do when no
+ * upload secret was ever created. Returns whether a folder was removed.
+ */
+export function removeAccountUploads(config: UploadConfig, bare: string): boolean {
+  if (!existsSync(join(config.dataDir, 'upload.secret'))) return false;
+  const folder = new UploadFiles(uploadDir(config)).ownerDir(new SlotSigner(loadUploadSecret(config.dataDir)).ownerKey(bare));
+  if (!existsSync(folder)) return false;
+  rmSync(folder, { recursive: true, force: true });
+  return true;
 }
 
 export interface UploadService {

@@ -92,6 +92,10 @@ export function upload(settings: UploadSettings, now: () => number = Date.now): 
     install(ctx) {
       // XEP-0363 §2 / XEP-0030 §4: clients find the service among the server's items.
       ctx.features.addItem(settings.domain, 'HTTP File Upload');
+      // An account removed in-band (XEP-0077 §3.2) takes its files with it.
+      ctx.hooks.on('account/removed', (ev: { account: string }) => {
+        settings.files.removeOwner(settings.signer.ownerKey(ev.account));
+      });
       ctx.hooks.on(
         'stanza/remote',
         (ev: RemoteEvent) => {

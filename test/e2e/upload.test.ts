@@ -8,6 +8,7 @@ import { get as httpsGet } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runDelUser } from '../../src/admin/users.js';
 import { parseServeArgs } from '../../src/config/flags.js';
 import { defaultConfig } from '../../src/config/schema.js';
 import { ConfigError } from '../../src/errors.js';
@@ -276,5 +277,37 @@ describe('XEP-0363 configuration', () => {
       await server.shutdown();
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('XEP-0363 and account removal', () => {
+  it('deletes the files of an account removed in-band (XEP-0077 §3.2)', async () => {
+    t.server.storage.users.create('dave@localhost', 'dave-secret-4');
+    const dave = await RawClient.connect(t.port);
+    await dave.login('dave', { tls: false, password: 'dave-secret-4' });
+    const data = randomBytes(32);
+    const s = await slot('mine.png', data.length, 'image/png', dave);
+    expect((await put(s, data)).status).toBe(201);
+    dave.send("<iq type='set' id='rm1'><query xmlns='jabber:iq:register'><remove/></query></iq>");
+    await dave.waitFor("id='rm1'");
+    expect((await fetch(s.get)).status).toBe(404);
+    const ownerKey = new URL(s.get).pathname.split('/').at(-3)!;
+    expect(readdirSync(join(t.dataDir, 'uploads'))).not.toContain(ownerKey);
+    dave.close();
+  });
+
+  it('deletes the files of an account removed with hermod deluser', async () => {
+    t.server.storage.users.create('erin@localhost', 'erin-secret-5');
+    const erin = await RawClient.connect(t.port);
+    await erin.login('erin', { tls: false, password: 'erin-secret-5' });
+    const data = randomBytes(32);
+    const s = await slot('hers.png', data.length, 'image/png', erin);
+    expect((await put(s, data)).status).toBe(201);
+    let out = '';
+    const io = { out: (x: string) => void (out += x), err: () => {}, readPassword: async () => null, interactive: false, env: {} };
+    expect(await runDelUser(['erin@localhost', '--data', t.dataDir], io)).toBe(0);
+    expect(out).toContain('deleted the files erin@localhost uploaded');
+    expect((await fetch(s.get)).status).toBe(404);
+    erin.close();
   });
 });
