@@ -127,6 +127,8 @@ export interface HermodConfig {
   };
   /** XEP-0114 components: component domain → shared secret. */
   components: Record<string, string>;
+  /** XEP-0157 contact addresses (URIs) published in the server's disco#info. */
+  contact: import('../modules/contact.js').ContactAddresses;
   /** XEP-0363 HTTP File Upload (src/upload/). */
   upload: {
     enabled: boolean;
@@ -383,6 +385,28 @@ function secretMap(doc: string): Leaf<Record<string, string>> {
   });
 }
 
+/**
+ * A list of URIs (XEP-0157 §3: mailto:, xmpp:, https:, tel:, …). A bare address without a scheme
+ * is refused with the fix spelled out: clients show these as links and need the scheme.
+ */
+function uriList(doc: string): Leaf<string[]> {
+  return leaf({
+    default: [],
+    doc,
+    parse(v) {
+      if (v === null) return [];
+      const list = Array.isArray(v) ? (v as unknown[]) : [v];
+      return list.map((item) => {
+        if (typeof item !== 'string' || !/^[a-z][a-z0-9+.-]*:\S+$/i.test(item)) {
+          const hint = typeof item === 'string' && item.includes('@') && !item.includes(':') ? ` (write "xmpp:${item}" or "mailto:${item}")` : '';
+          throw new BadValue(`must be a list of URIs such as "mailto:admin@example.org" or "xmpp:admin@example.org", got ${describe(item)}${hint}`);
+        }
+        return item;
+      });
+    },
+  });
+}
+
 // ---- the options ---------------------------------------------------------------------------
 
 const KiB = 1024;
@@ -487,12 +511,21 @@ export const SCHEMA: Schema<HermodConfig> = {
         return domain('', '').parse(v);
       },
     }),
-    maxRooms: int(10_000, 1, 10_000_000, 'rooms the service holds at once (creating more: resource-constraint)'),
+    maxRooms: int(1000, 1, 10_000_000, 'rooms the service holds at once (creating more: resource-constraint)'),
     maxOccupants: int(200, 1, 100_000, 'occupants per room, and the ceiling of a room\'s maxusers'),
-    historySize: int(20, 0, 1000, 'groupchat messages kept per room for history on join (not stored on disk)'),
+    historySize: int(20, 0, 1000, 'groupchat messages kept per room for history on join (at most 64K characters; not stored on disk)'),
     maxMessageBytes: size(16 * KiB, 1 * KiB, 1 * MiB, 'largest groupchat or private message content'),
   },
   components: secretMap('component domain → shared secret (XEP-0114)'),
+  contact: {
+    abuse: uriList('where to report abuse from accounts of this server (XEP-0157 abuse-addresses)'),
+    admin: uriList('the server administrators (XEP-0157 admin-addresses)'),
+    feedback: uriList('feedback on the service (XEP-0157 feedback-addresses)'),
+    sales: uriList('sales enquiries (XEP-0157 sales-addresses)'),
+    security: uriList('security reports (XEP-0157 security-addresses)'),
+    status: uriList('service status page or feed (XEP-0157 status-addresses)'),
+    support: uriList('user support (XEP-0157 support-addresses)'),
+  },
   upload: {
     enabled: bool(false, 'XEP-0363 HTTP File Upload (off by default: most clients insist on an https public_url)'),
     domain: leaf<string>({
