@@ -120,7 +120,9 @@ export const last: Module = {
     ctx.hooks.on('presence/unavailable', (ev: PresenceAvailableEvent) => {
       const st = ev.session;
       if (anyAvailable(st.bare, st)) return;
-      record(st.bare, statusOf(ev.view.toString()));
+      // Most unavailable presence carries no status: a search of the text spares parsing it.
+      const xml = ev.view.toString();
+      record(st.bare, xml.includes('<status') ? statusOf(xml) : '');
       st.data.set(RECORDED, '1');
     });
     // Available again: its eventual logout is a new one to record.
