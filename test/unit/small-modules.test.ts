@@ -306,3 +306,17 @@ describe("the server's disco#info", () => {
 afterEach(() => {
   nextId = 1;
 });
+
+describe('XEP-0012 Last Activity, addressing', () => {
+  it('answers service-unavailable for an account that does not exist, as for any stanza to it (RFC 6121 §8.5.1)', () => {
+    const { connect, send } = setup();
+    expect(send(connect('alice@localhost'), lastTo('nobody@localhost'))).toContain('<service-unavailable');
+  });
+
+  it('answers a requester the account blocks as if the account were not there, even with a subscription (XEP-0191 §3.5)', () => {
+    const { connect, send, alice } = aliceSeesBob();
+    const bob = connect('bob@localhost');
+    send(bob, "<iq type='set' id='b1'><block xmlns='urn:xmpp:blocking'><item jid='alice@localhost'/></block></iq>");
+    expect(send(alice, lastTo('bob@localhost'))).toContain('<service-unavailable');
+  });
+});
