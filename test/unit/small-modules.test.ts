@@ -63,6 +63,13 @@ describe('XEP-0202 Entity Time', () => {
     );
   });
 
+  it("answers a query without 'to' as the server (RFC 6120 §10.3.3)", () => {
+    const { connect, send } = setup();
+    expect(send(connect('alice@localhost'), "<iq type='get' id='t0'><time xmlns='urn:xmpp:time'/></iq>")).toContain(
+      '<utc>2026-03-01T12:00:00Z</utc>',
+    );
+  });
+
   it('formats the offset as XEP-0082 TZD ±hh:mm and the time without milliseconds', () => {
     expect(utcStamp(new Date('2026-03-01T12:34:56.789Z'))).toBe('2026-03-01T12:34:56Z');
     const tz = process.env.TZ;
