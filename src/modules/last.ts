@@ -1,12 +1,12 @@
 /**
  * XEP-0012 Last Activity (jabber:iq:last).
- *  - to the server (§5): seconds since the server started (its uptime);
- *  - to an account's bare JID, or with no 'to' for one's own account (§4): the server answers
+ *  - to the server ('Server and Component Query'): seconds since the server started (its uptime);
+ *  - to an account's bare JID, or with no 'to' for one's own account ('Offline User Query'): the server answers
  *    for the account and never passes the query to a resource. A requester the account does not
  *    let see its presence (RFC 6121: not in its roster with subscription 'from' or 'both') gets
  *    forbidden. While the account has an available resource the answer is 0 seconds; otherwise
  *    the seconds since it went offline, with the status text of its last unavailable presence;
- *  - to a full JID (§3, the client's idle time): routed to that client like any IQ.
+ *  - to a full JID ('Online User Query', the client's idle time): routed to that client like any IQ.
  *
  * "Went offline" is recorded when the account's last available resource sends unavailable
  * presence (time and status) or, without that, when its last session ends (time, no status).
@@ -73,7 +73,9 @@ export const last: Module = {
   name: 'last',
   install(ctx) {
     const started = ctx.now().getTime();
+    // 'Determining Support': advertised by the server, and for every account, whose bare JID the server answers for.
     ctx.features.add(LAST_NS);
+    ctx.features.addAccountFeature(LAST_NS);
 
     const anyAvailable = (bare: string, except?: SessionState): boolean =>
       ctx.sessions.bare(bare).some((s) => s !== except && s.available);
@@ -84,24 +86,24 @@ export const last: Module = {
       if (ev.payload.getName() !== 'query') throw new StanzaError('bad-request', 'expected <query/>');
     };
 
-    // §5: a server's last activity is its uptime.
+    // 'Server and Component Query': a server's last activity is its uptime.
     ctx.hooks.on(`iq-get/host/${LAST_NS}`, (ev: IqEvent) => {
       expectQuery(ev);
       ev.reply(`<query xmlns='${LAST_NS}'${attr('seconds', String(secondsBetween(started, ctx.now().getTime())))}/>`);
       return true;
     });
 
-    // §4: the server answers for the account itself (own account: 'self'; another: 'bare').
+    // 'Offline User Query': the server answers for the account itself (own account: 'self'; another: 'bare').
     const account = (ev: IqEvent) => {
       expectQuery(ev);
       const owner = ev.to!.bare;
       const requester = ev.session!.bare;
-      // §4: only entities allowed to see the account's presence (RFC 6121 §3: subscription
+      // 'Offline User Query': only entities allowed to see the account's presence (RFC 6121 §3: subscription
       // 'from' or 'both' in the account's roster) learn when it was last active.
       if (requester !== owner && !sendsPresence(ctx.storage.rosters.get(owner, requester)?.subscription ?? 'none')) {
         throw new StanzaError('forbidden', 'not subscribed to the presence of this account');
       }
-      // §4: an account with an available resource is active now.
+      // An account with an available resource is active now: 0 seconds, as ejabberd answers.
       if (anyAvailable(owner)) {
         ev.reply(`<query xmlns='${LAST_NS}' seconds='0'/>`);
         return true;

@@ -43,18 +43,18 @@ describe.each([['--workers', '0'], ['--workers', '2']])('slixmpp entity time, la
     expect(r.server_tzo).toMatch(/^[+-]\d\d:\d\d$/);
   });
 
-  it("gets a contact's time and idle time from the contact's own client (XEP-0202, XEP-0012 §3)", () => {
+  it("gets a contact's time and idle time from the contact's own client (XEP-0202, XEP-0012 Online User Query)", () => {
     expect(r.bob_time_from).toBe('bob@localhost/desk');
     expect(r.bob_client_from).toBe('bob@localhost/desk');
   });
 
-  it('gets the uptime from the server and 0 for a contact online (XEP-0012 §5, §4)', () => {
+  it('gets the uptime from the server and 0 for a contact online (XEP-0012 Server and Component Query)', () => {
     expect(typeof r.uptime).toBe('number');
     expect(r.uptime as number).toBeGreaterThanOrEqual(0);
     expect(r.bob_online_seconds).toBe(0);
   });
 
-  it("gets a contact's logout time and status, and refuses someone without a subscription (XEP-0012 §4)", () => {
+  it("gets a contact's logout time and status, and refuses someone without a subscription (XEP-0012 Offline User Query)", () => {
     expect(r.bob_last_seconds as number).toBeGreaterThanOrEqual(2);
     expect(r.bob_last_status).toBe('Gone fishing');
     expect(r.carol_asks_bob).toBe('forbidden');

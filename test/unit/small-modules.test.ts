@@ -104,7 +104,7 @@ describe('XEP-0202 Entity Time', () => {
 });
 
 describe('XEP-0012 Last Activity', () => {
-  it("answers a query to the server with the seconds since it started (XEP-0012 §5)", () => {
+  it("answers a query to the server with the seconds since it started (XEP-0012 Server and Component Query)", () => {
     const { connect, send, clock } = setup();
     const alice = connect('alice@localhost');
     clock.t += 3_725_400;
@@ -113,7 +113,7 @@ describe('XEP-0012 Last Activity', () => {
     );
   });
 
-  it('forbids the query to a user who does not share presence with the requester (XEP-0012 §4)', () => {
+  it('forbids the query to a user who does not share presence with the requester (XEP-0012 Offline User Query)', () => {
     const { connect, send, contact } = setup();
     const alice = connect('alice@localhost');
     connect('bob@localhost');
@@ -126,7 +126,7 @@ describe('XEP-0012 Last Activity', () => {
     expect(send(alice, lastTo('bob@localhost'))).toContain('<forbidden');
   });
 
-  it('answers 0 seconds while the contact has an available resource, without asking it (XEP-0012 §4)', () => {
+  it('answers 0 seconds while the contact has an available resource, without asking it', () => {
     const { connect, send, contact } = setup();
     contact('bob@localhost', 'alice@localhost', 'from');
     const alice = connect('alice@localhost');
@@ -139,7 +139,7 @@ describe('XEP-0012 Last Activity', () => {
     expect(bob.out).toEqual([]);
   });
 
-  it('gives the seconds since the last unavailable presence and its status text (XEP-0012 §4)', () => {
+  it('gives the seconds since the last unavailable presence and its status text (XEP-0012 Offline User Query)', () => {
     const { connect, send, clock, router, alice } = aliceSeesBob();
     const bob = connect('bob@localhost');
     send(bob, '<presence/>');
@@ -199,7 +199,7 @@ describe('XEP-0012 Last Activity', () => {
     expect(send(alice, lastTo('carol@localhost'))).toContain('<item-not-found');
   });
 
-  it('routes a query to a full JID to that client: its idle time is its own to tell (XEP-0012 §3)', () => {
+  it('routes a query to a full JID to that client: its idle time is its own to tell (XEP-0012 Online User Query)', () => {
     const { connect, send } = setup();
     const alice = connect('alice@localhost');
     const bob = connect('bob@localhost', 'phone');
