@@ -142,7 +142,15 @@ export class MucService {
   private track(full: string, room: Room): void {
     let set = this.joined.get(full);
     if (set === undefined) this.joined.set(full, (set = new Set()));
+    // Rooms it left, was removed from, or that were destroyed go first: a session that creates
+    // and destroys rooms in a loop must not pile up dead rooms here.
+    for (const r of set) if (r.occupantOf(full) === undefined) set.delete(r);
     set.add(room);
+  }
+
+  /** Rooms `full` is tracked in (tests: the index must stay bounded). */
+  trackedRooms(full: string): number {
+    return this.joined.get(full)?.size ?? 0;
   }
 
   // ------------------------------------------------------------------ presence (§7.2, §7.6, §7.14)
@@ -221,7 +229,21 @@ export class MucService {
       const who = Jid.parse(String(invite.attrs.to ?? ''));
       return room.invite(occ, who.bare, invite.getChildText('reason') ?? null);
     }
-    throw new StanzaError('bad-request', 'messages to a room are groupchat or invitations');
+    // §7.8.2: the invitee declines; the room passes it on to the inviter, from the room.
+    const decline = el.getChild('x', MUC_USER)?.getChild('decline');
+    if (decline) {
+      const inviter = Jid.parse(String(decline.attrs.to ?? ''));
+      const reason = decline.getChildText('reason');
+      this.out(
+        inviter.full,
+        `<message${attr('from', room.jid)}${attr('to', inviter.full)}><x xmlns='${MUC_USER}'><decline${attr('from', from.bare)}>` +
+          (reason === null ? '' : `<reason>${escapeText(reason)}</reason>`) +
+          `</decline></x></message>`,
+        'message',
+      );
+      return;
+    }
+    throw new StanzaError('bad-request', 'messages to a room are groupchat, invitations or declines');
   }
 
   // ------------------------------------------------------------------ IQs
@@ -526,9 +548,16 @@ export function muc(settings: MucSettings): Module {
   return {
     name: 'muc',
     install(ctx) {
+      const deliver: Out = (to, xml, kind) => {
+        if (to.includes('/')) return void ctx.sessions.full(to)?.deliver(xml, kind);
+        // Invitations and declines (§7.8.2) go to an account's bare JID: RFC 6121 §8.5.2, its
+        // available resources, else offline storage (nothing for other domains: no s2s).
+        if (kind !== 'message' || ctx.deliverToAvailable(to, xml, 'message') > 0) return;
+        if (ctx.storage.users.exists(to)) ctx.storage.offline.push(to, xml, ctx.now());
+      };
       const service = new MucService(
         settings,
-        (to, xml, kind) => ctx.sessions.full(to)?.deliver(xml, kind),
+        deliver,
         () => ctx.now(),
         ctx.storage.muc ?? null,
         ctx.log,

@@ -165,6 +165,31 @@ describe('XEP-0045 room logic', () => {
     expect(h.service.rooms.get('r@muc.example')!.occupants.has('A')).toBe(false);
   });
 
+  it('does not keep rooms a session left or destroyed in its index (creating and destroying in a loop stays bounded)', () => {
+    const h = harness();
+    for (let i = 0; i < 50; i++) {
+      h.join('a@x/1', 'r', 'A');
+      h.send('a@x/1', "<iq type='set' id='d' to='r@muc.example'><query xmlns='http://jabber.org/protocol/muc#owner'><destroy/></query></iq>");
+    }
+    h.join('a@x/1', 'kept', 'A');
+    expect(h.service.trackedRooms('a@x/1')).toBe(1);
+    expect([...h.service.rooms.keys()]).toEqual(['kept@muc.example']);
+  });
+
+  it('passes a mediated invitation to the invitee and the decline back to the inviter (§7.8.2)', () => {
+    const h = harness();
+    h.join('a@x/1', 'r', 'A');
+    h.instant('a@x/1', 'r');
+    h.clear();
+    h.send('a@x/1', "<message to='r@muc.example'><x xmlns='http://jabber.org/protocol/muc#user'><invite to='b@x'><reason>join us</reason></invite></x></message>");
+    h.send('b@x/1', "<message to='r@muc.example'><x xmlns='http://jabber.org/protocol/muc#user'><decline to='a@x'><reason>busy</reason></decline></x></message>");
+    expect(h.sent.map((s) => [s.to, s.xml])).toEqual([
+      ['b@x', "<message from='r@muc.example' to='b@x'><x xmlns='http://jabber.org/protocol/muc#user'><invite from='a@x'><reason>join us</reason></invite></x></message>"],
+      ['a@x', "<message from='r@muc.example' to='a@x'><x xmlns='http://jabber.org/protocol/muc#user'><decline from='b@x'><reason>busy</reason></decline></x></message>"],
+    ]);
+    expect(condition(() => h.send('b@x/1', "<message to='r@muc.example'><body>hi</body></message>"))).toBe('bad-request');
+  });
+
   it('shows real JIDs only to moderators in a semi-anonymous room, to everyone in a non-anonymous one (§7.2.3, §7.2.4)', () => {
     const seen: Sent[] = [];
     const r = new Room('r@m', LIMITS, (to, xml, kind) => seen.push({ to, xml, kind }), () => new Date(), () => {});
