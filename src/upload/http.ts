@@ -9,7 +9,7 @@
  * response says nosniff and carries a CSP sandbox, so even a mislabelled file cannot run in the
  * server's origin.
  */
-import { createReadStream, createWriteStream, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { createReadStream, createWriteStream, renameSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -201,12 +201,13 @@ async function put(
   // Quota again at upload time: slots issued together may not all fit.
   if (o.quota > 0 && o.files.usage(file.ownerKey) + size > o.quota) return refuse(413, 'upload quota exceeded');
   try {
-    // The claim: only one PUT per slot gets past this (O_EXCL).
-    writeFileSync(paths.meta, JSON.stringify({ name: file.name, type, size, created: now }), { flag: 'wx', mode: 0o600 });
+    // The claim: only one PUT per slot gets past this (O_EXCL), and it stays after success.
+    writeFileSync(paths.claim(size), '', { flag: 'wx', mode: 0o600 });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') return refuse(409, 'this slot has been used');
     throw err;
   }
+  writeFileSync(paths.meta, JSON.stringify({ name: file.name, type, size, created: now }), { mode: 0o600 });
   let received = 0;
   let tooLong = false;
   req.on('data', (chunk: Buffer) => {
@@ -219,14 +220,13 @@ async function put(
   try {
     await pipeline(req, createWriteStream(paths.part, { flags: 'wx', mode: 0o600 }));
   } catch {
-    o.files.remove(file.ownerKey, file.id);
+    o.files.remove(file.ownerKey, file.id, size);
     if (tooLong) refuse(413, 'body longer than Content-Length');
     else res.destroy();
     return;
   }
   if (received !== size) {
-    rmSync(paths.part, { force: true });
-    o.files.remove(file.ownerKey, file.id);
+    o.files.remove(file.ownerKey, file.id, size);
     return refuse(400, `body of ${received} bytes, Content-Length said ${size}`);
   }
   // Complete: visible under its URL only now, all at once.

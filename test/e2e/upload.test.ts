@@ -164,7 +164,7 @@ describe('XEP-0363 HTTP File Upload', () => {
     const dir = join(t.dataDir, 'uploads');
     for (const owner of readdirSync(dir)) {
       expect(owner).toMatch(/^[0-9a-f]{32}$/);
-      for (const f of readdirSync(join(dir, owner))) expect(f).toMatch(/^[A-Za-z0-9_-]{22}\.(json|bin)$/);
+      for (const f of readdirSync(join(dir, owner))) expect(f).toMatch(/^[A-Za-z0-9_-]{22}\.(json|bin|\d+\.claim)$/);
     }
   });
 

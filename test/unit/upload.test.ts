@@ -2,7 +2,7 @@
  * XEP-0363 pieces without sockets: slot signatures, file-name sanitising, the §5 errors of a slot
  * request, quota accounting from the upload folder, and the expiry sweep.
  */
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -148,12 +148,12 @@ describe('slot requests (XEP-0363 §4, §5)', () => {
   it('refuses a request beyond the quota with resource-constraint, counting files on disk', () => {
     const key = signer.ownerKey('alice@localhost');
     mkdirSync(join(dir, key), { recursive: true });
-    writeFileSync(join(dir, key, `${'B'.repeat(22)}.json`), JSON.stringify({ name: 'old', type: '', size: 1500, created: NOW }));
+    writeFileSync(join(dir, key, `${'B'.repeat(22)}.1500.claim`), '');
     expect(settings.files.usage(key)).toBe(1500);
     // The remembered sum follows claims added and removed behind its back (other threads).
-    writeFileSync(join(dir, key, `${'C'.repeat(22)}.json`), JSON.stringify({ name: 'new', type: '', size: 100, created: NOW }));
+    writeFileSync(join(dir, key, `${'C'.repeat(22)}.100.claim`), '');
     expect(settings.files.usage(key)).toBe(1600);
-    rmSync(join(dir, key, `${'C'.repeat(22)}.json`));
+    rmSync(join(dir, key, `${'C'.repeat(22)}.100.claim`));
     expect(settings.files.usage(key)).toBe(1500);
     const err = refusal('alice@localhost', "filename='x' size='501'");
     expect(err.condition).toBe('resource-constraint');
@@ -174,6 +174,7 @@ describe('expiry sweep', () => {
       files.ensureOwnerDir(key);
       const put = (id: string, created: number, finished: boolean) => {
         const p = files.paths(key, id);
+        writeFileSync(p.claim(1), '');
         writeFileSync(p.meta, JSON.stringify({ name: 'f', type: '', size: 1, created }));
         if (finished) writeFileSync(p.data, 'x');
       };
@@ -182,8 +183,15 @@ describe('expiry sweep', () => {
       put('N'.repeat(22), NOW - DAY, true); // kept
       put('S'.repeat(22), NOW - 2 * 3_600_000, false); // claim never finished
       put('F'.repeat(22), NOW - 60_000, false); // upload in progress
-      expect(files.sweep(NOW, 30 * DAY)).toBe(2);
-      expect(readdirSync(join(dir, key)).sort()).toEqual([`${'F'.repeat(22)}.json`, `${'N'.repeat(22)}.bin`, `${'N'.repeat(22)}.json`]);
+      // A body left without its claim and metadata (a crash between deletions), old enough.
+      const orphan = files.paths(key, 'P'.repeat(22)).data;
+      writeFileSync(orphan, 'x');
+      utimesSync(orphan, new Date(NOW - 2 * 3_600_000), new Date(NOW - 2 * 3_600_000));
+      expect(files.sweep(NOW, 30 * DAY)).toBe(3);
+      expect(readdirSync(join(dir, key)).sort()).toEqual(
+        [`${'F'.repeat(22)}.1.claim`, `${'F'.repeat(22)}.json`, `${'N'.repeat(22)}.1.claim`, `${'N'.repeat(22)}.bin`, `${'N'.repeat(22)}.json`].sort(),
+      );
+      expect(files.usage(key)).toBe(2);
       // 0 keeps finished files forever.
       expect(files.sweep(NOW + 1000 * DAY, 0)).toBe(1); // only the stale claim F
     } finally {
