@@ -175,6 +175,14 @@ export interface SubscriptionApprovedEvent {
   readonly contact: string;
 }
 
+/**
+ * Event 'message/offline': a message was stored for `bare` because none of its sessions was
+ * available (RFC 6121 §8.5.2.2.1). Fired after the store.
+ */
+export interface OfflineStoredEvent {
+  readonly bare: string;
+}
+
 /** Event 'presence/blocked': return true to keep `from`'s presence away from `to`. */
 export interface PresenceBlockedEvent {
   readonly ctx: RouterContext;

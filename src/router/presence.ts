@@ -158,7 +158,8 @@ export class PresenceEngine {
     this.goUnavailable(st, Buffer.from(`<presence${attr('from', st.jid.full)} type='unavailable'/>`));
   }
 
-  private flushOffline(st: SessionState): void {
+  /** RFC 6121 §8.5.2.2.1: messages stored while the account had no available resource. */
+  flushOffline(st: SessionState): void {
     const messages = this.ctx.storage.offline.takeAll(st.bare);
     for (const m of messages) {
       // XEP-0203: when and by whom the message was delayed.

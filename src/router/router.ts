@@ -20,6 +20,7 @@ import type {
   MessageStampEvent,
   Module,
   NonzaEvent,
+  OfflineStoredEvent,
   PresenceAvailableEvent,
   PreRouteEvent,
   PresenceBlockedEvent,
@@ -256,6 +257,15 @@ export class HermodRouter implements Router, RouterContext {
 
   // ------------------------------------------------------------------ RouterContext
 
+  /**
+   * Hand the account's stored offline messages to `st` (an available session). The shards call
+   * this when another shard stored a message for an account whose session became available
+   * here before that shard saw it (src/shard/mirror.ts, Op.OfflineCheck).
+   */
+  deliverOffline(st: SessionState): void {
+    this.presence.flushOffline(st);
+  }
+
   deliverToAvailable(bare: string, bytes: Uint8Array | string, kind: 'message' | 'presence'): number {
     let n = 0;
     for (const s of this.sessions.bare(bare)) {
@@ -415,6 +425,7 @@ export class HermodRouter implements Router, RouterContext {
       if (!this.storage.offline.push(target.bare, bytes.toString('utf8'), this.now())) {
         throw new StanzaError('service-unavailable', 'offline storage full');
       }
+      if (this.hooks.has('message/offline')) this.hooks.fire<OfflineStoredEvent>('message/offline', { bare: target.bare });
       return [];
     }
     // §8.5.2.1.1: chat to the most available resources (highest priority); normal and

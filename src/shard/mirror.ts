@@ -21,6 +21,8 @@
  */
 import { StreamError, type StreamErrorCondition } from '../errors.js';
 import { Jid } from '../jid.js';
+import type { OfflineStoredEvent } from '../router/context.js';
+import type { HookBus } from '../router/hooks.js';
 import type { DeliveryKind, SessionRegistry, SessionState } from '../router/session.js';
 import { receivesPresence, sendsPresence } from '../router/subscription.js';
 import type { ClientSession, Router } from '../router/types.js';
@@ -92,6 +94,9 @@ interface Snapshot {
 export interface MeshRouter extends Router {
   readonly sessions: SessionRegistry;
   readonly storage: Storage;
+  /** Deliver the account's stored offline messages to this available session. */
+  deliverOffline?(st: SessionState): void;
+  readonly hooks?: HookBus;
 }
 
 /**
@@ -113,6 +118,11 @@ export class ShardMesh {
     private readonly peers: (RingSender | null)[],
     private readonly log: (msg: string, err?: unknown) => void = () => {},
   ) {
+    // A message stored offline here (RFC 6121 §8.5.2.2.1) because no session of its addressee
+    // looked available — one may have become available on another shard, its announcement
+    // still on the way: that shard delivers what is stored (Op.OfflineCheck). Cold path: only
+    // messages that are stored offline pay for it.
+    if (peers.length > 1) inner.hooks?.on('message/offline', (ev: OfflineStoredEvent) => void this.broadcast(Op.OfflineCheck, 0, ev.bare));
     for (let k = 0; k < peers.length; k++) {
       this.mirrors.push(new Map());
       this.sent.push(0);
@@ -283,6 +293,15 @@ export class ShardMesh {
         const [contact, requester] = decoder.decode(body).split('\n');
         const pending = contact && requester ? this.inner.storage.rosters.getPending(contact, requester) : null;
         if (pending) for (const s of this.localAvailable(contact!)) s.deliver(pending.stanza, 'presence');
+        return;
+      }
+      case Op.OfflineCheck: {
+        // The peer stored a message for this account while its sessions here were unknown to
+        // it: deliver what is stored to the session that would have taken it (highest priority,
+        // not negative). takeAll() empties the shared store, so only one shard delivers.
+        let best: SessionState | null = null;
+        for (const s of this.localAvailable(decoder.decode(body))) if (s.priority >= 0 && (!best || s.priority > best.priority)) best = s;
+        if (best) this.inner.deliverOffline?.(best);
         return;
       }
       default:

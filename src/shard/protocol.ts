@@ -65,6 +65,9 @@ export enum Op {
   /** A subscription request was stored while the contact looked offline here; id unused;
    *  body: contact bare JID, '\n', requester bare JID (RFC 6121 §3.1.3). */
   PendingCheck = 38,
+  /** A message was stored offline while the account looked offline here; id unused; body: the
+   *  account's bare JID (RFC 6121 §8.5.2.2.1). */
+  OfflineCheck = 39,
 }
 
 export const OPEN_SECURE = 1;

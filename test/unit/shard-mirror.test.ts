@@ -161,6 +161,32 @@ describe('cross-shard session mirrors', () => {
     expect(bob.take()).toMatch(/<presence[^>]*type=["']subscribe["']/);
   });
 
+  it('delivers a message stored offline while its addressee already came online on another shard (RFC 6121 §8.5.2.2.1)', () => {
+    const { connect, shardRouters, pump, routers } = twoShards();
+    const alice = connect(0, 'alice', 'phone');
+    const bob = connect(1, 'bob', 'pc');
+    // bob's initial presence (which delivers stored messages) runs before shard 0 hears of it,
+    // so shard 0 stores alice's message offline.
+    shardRouters[1]!.route(bob, jsView('<presence/>'));
+    shardRouters[0]!.route(alice, jsView("<message to='bob@localhost' type='chat' id='m1'><body>early</body></message>"));
+    bob.take();
+    pump();
+    const got = bob.take();
+    expect(got).toContain('<body>early</body>');
+    expect(got).toMatch(/<delay xmlns=["']urn:xmpp:delay["']/);
+    expect(routers[0]!.storage.offline.takeAll('bob@localhost')).toEqual([]);
+  });
+
+  it('leaves a message offline when its addressee has no available session on any shard', () => {
+    const { connect, shardRouters, pump, routers } = twoShards();
+    const alice = connect(0, 'alice', 'phone');
+    const bob = connect(1, 'bob', 'pc'); // bound, no initial presence
+    shardRouters[0]!.route(alice, jsView("<message to='bob@localhost' type='chat' id='m1'><body>later</body></message>"));
+    pump();
+    expect(bob.take()).toBe('');
+    expect(routers[0]!.storage.offline.takeAll('bob@localhost')).toHaveLength(1);
+  });
+
   it('sends XEP-0280 carbons to a resource on another shard that enabled them', () => {
     const { connect, send } = twoShards();
     const alice = connect(0, 'alice', 'laptop');
