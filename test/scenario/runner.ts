@@ -9,7 +9,8 @@
  *                                  @max-roster-items, @muc (XEP-0045 service on conference.<domain>,
  *                                  small bounds: 3 rooms, 4 occupants, history 3, 1 KiB messages),
  *                                  @upload (XEP-0363 service on upload.<domain>: files at
- *                                  https://files.example, at most 1000 bytes, quota 1500 bytes)
+ *                                  https://files.example, at most 1000 bytes, quota 1500 bytes),
+ *                                  @contact KIND URI… (XEP-0157 addresses, e.g. @contact abuse mailto:a@b)
  *   account alice                  create alice@localhost (password 'secret')
  *   alice has contact bob subscription=both ask=subscribe name=Bob groups=Friends,Work approved
  *   alice connects                 session 'alice' bound as alice@localhost/res
@@ -162,6 +163,8 @@ export class Scenario {
   mamDefault: 'always' | 'never' | 'roster' | null = null;
   muc = false;
   upload = false;
+  /** XEP-0157 addresses by kind (`@contact abuse mailto:…`). */
+  contact: Record<string, string[]> = {};
   private store: Storage | null = null;
   private router: HermodRouter | null = null;
   private readonly clients = new Map<string, Client>();
@@ -185,6 +188,7 @@ export class Scenario {
       version: '1.2.3',
       passwordIterations: 1,
       maxRosterItems: this.maxRosterItems,
+      contact: this.contact,
       ...(this.mamDefault ? { mam: { default: this.mamDefault, maxAge: 0, maxPerUser: 0, purgeInterval: 0 } } : {}),
     });
     if (this.muc) {
@@ -275,6 +279,7 @@ export class Scenario {
     if ((m = /^@max-roster-items\s+(\d+)$/.exec(text))) return void (this.maxRosterItems = Number(m[1]));
     if (text === '@muc') return void (this.muc = true);
     if (text === '@upload') return void (this.upload = true);
+    if ((m = /^@contact\s+(\S+)\s+(.+)$/.exec(text))) return void (this.contact[m[1]!] = m[2]!.trim().split(/\s+/));
     if ((m = /^@mam\s+(always|never|roster)$/.exec(text))) return void (this.mamDefault = m[1] as 'always' | 'never' | 'roster');
     if ((m = /^account\s+(\S+)$/.exec(text))) return this.storage.users.create(this.bareOf(m[1]!), 'secret');
     if ((m = /^(\S+) has contact (\S+)(.*)$/.exec(text))) return this.seedContact(m[1]!, m[2]!, m[3]!);
