@@ -342,6 +342,11 @@ function crossCheck(c: HermodConfig, problem: (path: string, message: string) =>
   for (const name of Object.keys(c.components)) {
     if (name === c.domain) problem(`components.${name}`, 'a component cannot take the server domain itself');
   }
+  if (c.upload.enabled) {
+    const uploadDomain = c.upload.domain || `upload.${c.domain}`;
+    if (uploadDomain === c.domain) problem('upload.domain', 'the upload service needs a JID of its own, not the server domain');
+    if (uploadDomain in c.components) problem('upload.domain', `${uploadDomain} is also configured as a component`);
+  }
 
   // Two listeners on one port fail at start with EADDRINUSE; say which ones now.
   const listeners: [string, string, number][] = [['listen.c2s', c.listen.c2s.host, c.listen.c2s.port]];
@@ -349,6 +354,7 @@ function crossCheck(c: HermodConfig, problem: (path: string, message: string) =>
   if (c.listen.websocket.enabled) listeners.push(['listen.websocket', c.listen.websocket.host, c.listen.websocket.port]);
   if (Object.keys(c.components).length > 0) listeners.push(['listen.component', c.listen.component.host, c.listen.component.port]);
   if (c.metrics.enabled) listeners.push(['metrics', c.metrics.host, c.metrics.port]);
+  if (c.upload.enabled) listeners.push(['upload.http', c.upload.http.host, c.upload.http.port]);
   for (let i = 0; i < listeners.length; i++) {
     for (let j = 0; j < i; j++) {
       const [a, hostA, portA] = listeners[j]!;

@@ -6,6 +6,7 @@ import { mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/file.js';
 import { StanzaError } from '../../src/errors.js';
 import { UploadFiles } from '../../src/upload/files.js';
 import { requestSlot, type UploadSettings } from '../../src/upload/module.js';
@@ -203,5 +204,26 @@ describe('expiry sweep', () => {
     const files = new UploadFiles('/tmp/x');
     expect(() => files.paths('../../etc', 'A'.repeat(22))).toThrow();
     expect(() => files.paths('0'.repeat(32), '../passwd')).toThrow();
+  });
+});
+
+describe('upload configuration (check-config)', () => {
+  it('names a port the upload service would share with another listener', () => {
+    const overrides = { upload: { enabled: true }, listen: { websocket: { enabled: true } } } as never;
+    expect(() => loadConfig({ overrides, checkFiles: false })).toThrow('upload.http.port: 5280 is already used by listen.websocket.port');
+  });
+
+  it('refuses the server domain or a component domain as the service JID', () => {
+    expect(() => loadConfig({ overrides: { domain: 'example.org', upload: { enabled: true, domain: 'example.org' } } as never, checkFiles: false })).toThrow(
+      'upload.domain: the upload service needs a JID of its own',
+    );
+    expect(() =>
+      loadConfig({ overrides: { upload: { enabled: true }, components: { 'upload.localhost': 'secret' } } as never, checkFiles: false }),
+    ).toThrow('upload.domain: upload.localhost is also configured as a component');
+  });
+
+  it('accepts the defaults with uploads on', () => {
+    const { config } = loadConfig({ overrides: { upload: { enabled: true } } as never, checkFiles: false });
+    expect(config.upload).toMatchObject({ enabled: true, domain: '', publicUrl: '', maxFileSize: 10 * 1024 * 1024, dir: null });
   });
 });
