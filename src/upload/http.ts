@@ -190,10 +190,12 @@ async function put(
   const type = typeHeader === undefined ? '' : normalizeContentType(typeHeader);
   if (type === null) return refuse(400, 'malformed Content-Type');
   const now = o.now?.() ?? Date.now();
-  // The signature covers path, size and type: a different length or type fails it (§6).
+  // The signature covers path, size, type and expiry (§6): a different type or URL fails it.
   const check = o.signer.verify(file, size, type, req.headers.authorization, now);
   if (!check.ok) {
     if (check.why === 'expired') return refuse(403, 'slot expired: request a new one');
+    // XEP-0363 §6: the body must be exactly the size the slot was requested for.
+    if (check.why === 'size') return refuse(size > check.expected ? 413 : 400, `Content-Length must be ${check.expected}, the slot's size`);
     return refuse(403, check.why === 'missing' ? 'Authorization required (the slot\'s PUT header)' : 'signature does not match this upload');
   }
   const paths = o.files.paths(file.ownerKey, file.id);

@@ -81,34 +81,39 @@ export class SlotSigner {
     return { ownerKey: this.ownerKey(owner), id: randomBytes(16).toString('base64url'), name, size, contentType, expires };
   }
 
-  /** The Authorization header value the PUT must carry: `Hermod <expiry>.<signature>`. */
+  /**
+   * The Authorization header value the PUT must carry: `Hermod <expiry>.<size>.<signature>`. The
+   * size travels in clear (signed) so that a PUT of another length is told so (413/400) rather
+   * than merely refused.
+   */
   authorization(slot: Slot): string {
-    return `Hermod ${slot.expires}.${this.mac(slot)}`;
+    return `Hermod ${slot.expires}.${slot.size}.${this.mac(slot)}`;
   }
 
   /**
-   * Check a PUT: the path's parts, the declared size and type, and the Authorization header.
-   * Returns the expiry on success, or why it fails ('expired' is told apart so that a client
-   * learns to ask for a new slot).
+   * Check a PUT: the path's parts, its Content-Length and type, and the Authorization header.
+   * Returns the expiry on success, or why it fails ('expired' and 'size' are told apart so that
+   * the client learns what to fix; `expected` is the slot's size then).
    */
   verify(
     path: Pick<Slot, 'ownerKey' | 'id' | 'name'>,
-    size: number,
+    length: number,
     contentType: string,
     authorization: string | undefined,
     now: number,
-  ): { ok: true; expires: number } | { ok: false; why: 'missing' | 'bad' | 'expired' } {
-    const m = authorization === undefined ? null : /^Hermod (\d{1,15})\.([0-9a-f]{64})$/.exec(authorization.trim());
+  ): { ok: true; expires: number } | { ok: false; why: 'missing' | 'bad' | 'expired' } | { ok: false; why: 'size'; expected: number } {
+    const m = authorization === undefined ? null : /^Hermod (\d{1,15})\.(\d{1,15})\.([0-9a-f]{64})$/.exec(authorization.trim());
     if (!m) return { ok: false, why: authorization === undefined ? 'missing' : 'bad' };
     const expires = Number(m[1]);
-    const expected = Buffer.from(this.mac({ ...path, size, contentType, expires }), 'hex');
-    const given = Buffer.from(m[2]!, 'hex');
-    if (!timingSafeEqual(expected, given)) {
-      // Signed without a type: the client may send any.
-      const untyped = Buffer.from(this.mac({ ...path, size, contentType: '', expires }), 'hex');
-      if (!timingSafeEqual(untyped, given)) return { ok: false, why: 'bad' };
+    const size = Number(m[2]);
+    const given = Buffer.from(m[3]!, 'hex');
+    const typed = Buffer.from(this.mac({ ...path, size, contentType, expires }), 'hex');
+    // Signed without a type: the client may send any.
+    if (!timingSafeEqual(typed, given) && !timingSafeEqual(Buffer.from(this.mac({ ...path, size, contentType: '', expires }), 'hex'), given)) {
+      return { ok: false, why: 'bad' };
     }
     if (now > expires) return { ok: false, why: 'expired' };
+    if (length !== size) return { ok: false, why: 'size', expected: size };
     return { ok: true, expires };
   }
 

@@ -115,7 +115,8 @@ describe('XEP-0363 HTTP File Upload', () => {
     const forged = s.auth.replace(/.$/, (c) => (c === '0' ? '1' : '0'));
     expect((await put(s, data, { authorization: forged })).status).toBe(403);
     expect((await fetch(s.put, { method: 'PUT', body: data, headers: { 'content-type': 'image/png' } })).status).toBe(403);
-    expect((await put(s, randomBytes(65))).status).toBe(403);
+    expect((await put(s, randomBytes(65))).status).toBe(413);
+    expect((await put(s, randomBytes(63))).status).toBe(400);
     expect((await put(s, data, { 'content-type': 'text/html' })).status).toBe(403);
     expect((await fetch(s.get)).status).toBe(404);
     // The slot itself is still good after the refusals.

@@ -26,7 +26,7 @@ describe('slot signatures', () => {
   });
 
   it('refuses another size, type, name, id, owner or a missing header', () => {
-    expect(signer.verify(slot, 1235, 'image/jpeg', auth, NOW).ok).toBe(false);
+    expect(signer.verify(slot, 1235, 'image/jpeg', auth, NOW)).toEqual({ ok: false, why: 'size', expected: 1234 });
     expect(signer.verify(slot, 1234, 'text/html', auth, NOW).ok).toBe(false);
     expect(signer.verify({ ...slot, name: 'cat.html' }, 1234, 'image/jpeg', auth, NOW).ok).toBe(false);
     expect(signer.verify({ ...slot, id: 'A'.repeat(22) }, 1234, 'image/jpeg', auth, NOW).ok).toBe(false);
@@ -37,6 +37,11 @@ describe('slot signatures', () => {
   it('refuses a later expiry written into the header (the signature covers it)', () => {
     const extended = auth.replace(String(NOW + 60_000), String(NOW + 3_600_000));
     expect(signer.verify(slot, 1234, 'image/jpeg', extended, NOW + 120_000)).toEqual({ ok: false, why: 'bad' });
+  });
+
+  it('refuses a size written into the header (the signature covers it)', () => {
+    const bigger = auth.replace('.1234.', '.99999.');
+    expect(signer.verify(slot, 99999, 'image/jpeg', bigger, NOW)).toEqual({ ok: false, why: 'bad' });
   });
 
   it('refuses a signature made with another secret', () => {
