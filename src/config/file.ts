@@ -347,6 +347,14 @@ function crossCheck(c: HermodConfig, problem: (path: string, message: string) =>
     if (uploadDomain === c.domain) problem('upload.domain', 'the upload service needs a JID of its own, not the server domain');
     if (uploadDomain in c.components) problem('upload.domain', `${uploadDomain} is also configured as a component`);
   }
+  if (c.muc.enabled) {
+    // XEP-0045 rooms live on one thread (src/muc); the shards do not route to them yet.
+    if (c.workers > 0) problem('muc.enabled', 'multi-user chat needs workers: 0 (its rooms are not sharded yet)');
+    const mucDomain = c.muc.domain ?? `conference.${c.domain}`;
+    if (mucDomain === c.domain) problem('muc.domain', 'the chat service needs a domain of its own, not the server domain');
+    if (mucDomain in c.components) problem('muc.domain', `${mucDomain} is also configured as a component`);
+    if (c.upload.enabled && mucDomain === (c.upload.domain || `upload.${c.domain}`)) problem('muc.domain', `${mucDomain} is also the upload service`);
+  }
 
   // Two listeners on one port fail at start with EADDRINUSE; say which ones now.
   const listeners: [string, string, number][] = [['listen.c2s', c.listen.c2s.host, c.listen.c2s.port]];

@@ -1,8 +1,9 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { defaultConfig as defaultHermodConfig } from '../../src/config/schema.js';
+import { ConfigFileError, loadConfig } from '../../src/config/file.js';
 import { ConfigError, StanzaError } from '../../src/errors.js';
 import { Jid } from '../../src/jid.js';
 import { MucService, mucSettingsOf, type MucSettings } from '../../src/muc/service.js';
@@ -229,13 +230,13 @@ describe('XEP-0045 IQs between occupants', () => {
   });
 });
 
-describe('XEP-0045 persistence', () => {
-  let dir: string | null = null;
-  afterEach(() => {
-    if (dir) rmSync(dir, { recursive: true, force: true });
-    dir = null;
-  });
+let dir: string | null = null;
+afterEach(() => {
+  if (dir) rmSync(dir, { recursive: true, force: true });
+  dir = null;
+});
 
+describe('XEP-0045 persistence', () => {
   it('a persistent room keeps its configuration, affiliations and subject across a restart (SQLite, schema 7)', () => {
     dir = mkdtempSync(join(tmpdir(), 'hermod-muc-'));
     const first = openSqliteStorage({ dataDir: dir, iterations: 1, archiveThread: false });
@@ -299,6 +300,30 @@ describe('XEP-0045 persistence', () => {
 });
 
 describe('XEP-0045 configuration', () => {
+  it('check-config refuses muc with workers > 0 and a service domain taken by the server or a component', () => {
+    dir = mkdtempSync(join(tmpdir(), 'hermod-muc-conf-'));
+    const check = (yaml: string): string[] => {
+      const file = join(dir!, 'hermod.yml');
+      writeFileSync(file, yaml);
+      try {
+        loadConfig({ file, checkFiles: false });
+        return [];
+      } catch (err) {
+        if (!(err instanceof ConfigFileError)) throw err;
+        return err.issues.map((i) => `${i.path}: ${i.message}`);
+      }
+    };
+    expect(check('muc:\n  enabled: true\n')).toEqual([]);
+    expect(check('workers: 2\nmuc:\n  enabled: true\n')).toEqual(['muc.enabled: multi-user chat needs workers: 0 (its rooms are not sharded yet)']);
+    expect(check('workers: 2\nmuc:\n  enabled: false\n')).toEqual([]);
+    expect(check('domain: example.org\nmuc:\n  enabled: true\n  domain: example.org\n')).toEqual([
+      'muc.domain: the chat service needs a domain of its own, not the server domain',
+    ]);
+    expect(check('muc:\n  enabled: true\ncomponents:\n  conference.localhost: s3cret\n')).toEqual([
+      'muc.domain: conference.localhost is also configured as a component',
+    ]);
+  });
+
   it('defaults the service to conference.<domain> and refuses workers > 0 and the server domain', () => {
     const c = defaultHermodConfig();
     expect(mucSettingsOf(c)).toBeNull();
