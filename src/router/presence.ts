@@ -252,8 +252,9 @@ export class PresenceEngine {
         this.ctx.pushRoster(owner, updated, ver);
       }
     }
-    // A repeated request replaces the stored one (the newest stanza is what gets redelivered).
-    if (next.pendingIn && opts.pendingStanza) this.rosters.addPending(owner, contact, opts.pendingStanza);
+    // Only a new request is stored: a repeat while Pending In changes nothing (RFC 6121 A.3.1),
+    // so the first stanza is what gets redelivered at login and repeats cost no write.
+    if (next.pendingIn && !prev.pendingIn && opts.pendingStanza) this.rosters.addPending(owner, contact, opts.pendingStanza);
     if (!next.pendingIn && prev.pendingIn) this.rosters.removePending(owner, contact);
 
     const had = sendsPresence(prev.subscription);

@@ -186,10 +186,11 @@ export function inbound(state: SubState, type: SubscriptionType, preApproved = f
   const to = INBOUND[type][from];
   const changed = to !== undefined;
   const next = changed ? stateOf(to) : stateOf(from);
-  // A.3.1: a repeated subscribe while the request is still pending is delivered again (the
-  // account's clients may have missed it); every other inbound type only when it changed state.
-  const deliver = type === 'subscribe' ? next.pendingIn : changed;
-  return { next, changed, deliver, autoReply: false };
+  // Appendix A.3: every inbound type is delivered only when it changed state. For subscribe
+  // (A.3.1) a repeat while the request is already Pending In is not delivered again: the
+  // account's clients have it (or get the stored one at their next login, §3.1.3), and a
+  // contact repeating it must not be able to flood them.
+  return { next, changed, deliver: changed, autoReply: false };
 }
 
 /** Whether `s` lets the account see the contact's presence (RFC 6121 §3: to/both). */

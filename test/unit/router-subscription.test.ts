@@ -92,6 +92,14 @@ describe('subscription state machine (RFC 6121 Appendix A)', () => {
     expect(inbound(stateOf('To'), 'unsubscribe').deliver).toBe(false);
     expect(inbound(stateOf('Both'), 'unsubscribe').deliver).toBe(true);
     expect(inbound(stateOf('From'), 'unsubscribed').deliver).toBe(false);
-    expect(inbound(stateOf('None+PendingIn'), 'subscribe').deliver).toBe(true);
+  });
+
+  it('delivers an inbound subscribe only when it opens a request, not a repeat while Pending In (A.3.1)', () => {
+    expect(inbound(stateOf('None'), 'subscribe').deliver).toBe(true);
+    expect(inbound(stateOf('None+PendingOut'), 'subscribe').deliver).toBe(true);
+    expect(inbound(stateOf('To'), 'subscribe').deliver).toBe(true);
+    for (const s of ['None+PendingIn', 'None+PendingOut+PendingIn', 'To+PendingIn'] as StateName[]) {
+      expect(inbound(stateOf(s), 'subscribe')).toMatchObject({ deliver: false, changed: false, autoReply: false });
+    }
   });
 });
