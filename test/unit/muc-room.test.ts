@@ -353,3 +353,64 @@ describe('XEP-0045 history memory bound', () => {
     expect(sent.filter((s) => s.to === 'p@x/1' && s.xml.includes('<delay')).map((s) => /<body>(\d\d)/.exec(s.xml)![1])).toEqual(['14', '15', '16', '17', '18', '19']);
   });
 });
+
+describe('XEP-0045 service under arbitrary stanza sequences', () => {
+  it('answers every stanza with delivery or a stanza error, and keeps its indexes consistent', async () => {
+    const fc = (await import('fast-check')).default;
+    const users = ['a@x/1', 'a@x/2', 'b@x/1', 'c@x/1'];
+    const rooms = ['r', 's', 't'];
+    const nicks = ['A', 'B', 'C'];
+    const stanza = fc.oneof(
+      fc.tuple(fc.constantFrom(...rooms), fc.constantFrom(...nicks), fc.boolean()).map(
+        ([r, n, x]) => `<presence to='${r}@muc.example/${n}'>${x ? "<x xmlns='http://jabber.org/protocol/muc'/>" : ''}</presence>`,
+      ),
+      fc.tuple(fc.constantFrom(...rooms), fc.constantFrom(...nicks)).map(([r, n]) => `<presence type='unavailable' to='${r}@muc.example/${n}'/>`),
+      fc.constantFrom(...rooms).map((r) => `<message type='groupchat' to='${r}@muc.example'><body>hi</body></message>`),
+      fc.tuple(fc.constantFrom(...rooms), fc.constantFrom(...nicks)).map(([r, n]) => `<message type='chat' to='${r}@muc.example/${n}'><body>pm</body></message>`),
+      fc.constantFrom(...rooms).map(
+        (r) => `<iq type='set' id='c' to='${r}@muc.example'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'/></query></iq>`,
+      ),
+      fc.constantFrom(...rooms).map((r) => `<iq type='set' id='d' to='${r}@muc.example'><query xmlns='http://jabber.org/protocol/muc#owner'><destroy/></query></iq>`),
+      fc.tuple(fc.constantFrom(...rooms), fc.constantFrom(...nicks), fc.constantFrom('none', 'visitor', 'participant', 'moderator')).map(
+        ([r, n, role]) => `<iq type='set' id='k' to='${r}@muc.example'><query xmlns='http://jabber.org/protocol/muc#admin'><item nick='${n}' role='${role}'/></query></iq>`,
+      ),
+      fc.tuple(fc.constantFrom(...rooms), fc.constantFrom('a@x', 'b@x', 'c@x'), fc.constantFrom('owner', 'admin', 'member', 'none', 'outcast')).map(
+        ([r, j, aff]) => `<iq type='set' id='f' to='${r}@muc.example'><query xmlns='http://jabber.org/protocol/muc#admin'><item jid='${j}' affiliation='${aff}'/></query></iq>`,
+      ),
+    );
+    const step = fc.oneof(
+      { weight: 9, arbitrary: fc.tuple(fc.constantFrom(...users), stanza) },
+      { weight: 1, arbitrary: fc.constantFrom(...users).map((u) => [u, null] as const) },
+    );
+    fc.assert(
+      fc.property(fc.array(step, { maxLength: 60 }), (steps) => {
+        const h = harness();
+        for (const [user, xml] of steps) {
+          if (xml === null) {
+            h.service.gone(user);
+            continue;
+          }
+          try {
+            h.send(user, xml);
+          } catch (err) {
+            if (!(err instanceof StanzaError)) throw err;
+          }
+        }
+        expect(h.service.rooms.size).toBeLessThanOrEqual(SETTINGS.maxRooms);
+        for (const room of h.service.rooms.values()) {
+          // Every session index entry points at an occupant holding that session, and back.
+          for (const [jid, nick] of room.byJid) expect(room.occupants.get(nick)?.sessions).toContain(jid);
+          for (const occ of room.occupants.values()) {
+            expect(occ.sessions[0]).toBe(occ.jid);
+            for (const s of occ.sessions) expect(room.byJid.get(s)).toBe(occ.nick);
+            expect(room.affiliation(occ.bare)).not.toBe('outcast');
+          }
+          // A room always keeps an owner; a temporary one is never empty.
+          expect([...room.affiliations.values()]).toContain('owner');
+          if (!room.config.persistent) expect(room.occupants.size).toBeGreaterThan(0);
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
