@@ -120,6 +120,13 @@ async function handle(o: UploadHttpOptions, req: IncomingMessage, res: ServerRes
   // Unknown, unfinished, or asked for under another name: all the same 404.
   if (!file || !meta || meta.name !== file.name) return reply(res, 404, 'not found');
   const paths = o.files.paths(file.ownerKey, file.id);
+  // A file never changes under its id: its id is its validator (RFC 9110 §8.8.3, §13.1.2).
+  const etag = `"${file.id}"`;
+  if (req.headers['if-none-match']?.split(',').some((t) => t.trim() === etag || t.trim() === '*')) {
+    res.writeHead(304, { ...CORS, ...SAFETY, etag, 'cache-control': 'public, max-age=31536000, immutable' });
+    res.end();
+    return;
+  }
   // RFC 9110 §14: one byte range (players seek in videos, downloads resume); several ranges or
   // an unsatisfiable one get the whole file or 416.
   const range = byteRange(req.headers.range, meta.size);
@@ -142,6 +149,7 @@ async function handle(o: UploadHttpOptions, req: IncomingMessage, res: ServerRes
     'content-disposition': disposition,
     'cache-control': 'public, max-age=31536000, immutable',
     'last-modified': new Date(meta.created).toUTCString(),
+    etag,
   });
   if (req.method === 'HEAD') {
     stream.destroy();

@@ -100,6 +100,9 @@ describe('XEP-0363 HTTP File Upload', () => {
     expect(got.headers.get('access-control-allow-origin')).toBe('*');
     const head = await fetch(s.get, { method: 'HEAD' });
     expect(head.headers.get('content-length')).toBe(String(data.length));
+    // Revalidation of a cached copy costs no body.
+    const again = await fetch(s.get, { headers: { 'if-none-match': got.headers.get('etag')! } });
+    expect(again.status).toBe(304);
   });
 
   it('refuses a second PUT on a used slot', async () => {
