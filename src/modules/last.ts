@@ -73,7 +73,8 @@ export const last: Module = {
   name: 'last',
   install(ctx) {
     const started = ctx.now().getTime();
-    // 'Determining Support': advertised by the server, and for every account, whose bare JID the server answers for.
+    // 'Determining Support': advertised by the server, and by every account's bare JID, which the
+    // server answers for.
     ctx.features.add(LAST_NS);
     ctx.features.addAccountFeature(LAST_NS);
 
@@ -93,17 +94,19 @@ export const last: Module = {
       return true;
     });
 
-    // 'Offline User Query': the server answers for the account itself (own account: 'self'; another: 'bare').
+    // 'Offline User Query': the server answers for the account itself (own account: 'self';
+    // another: 'bare').
     const account = (ev: IqEvent) => {
       expectQuery(ev);
       const owner = ev.to!.bare;
       const requester = ev.session!.bare;
-      // 'Offline User Query': only entities allowed to see the account's presence (RFC 6121 §3: subscription
-      // 'from' or 'both' in the account's roster) learn when it was last active.
+      // 'Offline User Query': only entities allowed to see the account's presence (RFC 6121 §3:
+      // subscription 'from' or 'both' in the account's roster) learn when it was last active.
       if (requester !== owner && !sendsPresence(ctx.storage.rosters.get(owner, requester)?.subscription ?? 'none')) {
         throw new StanzaError('forbidden', 'not subscribed to the presence of this account');
       }
-      // An account with an available resource is active now: 0 seconds, as ejabberd answers.
+      // An account with an available resource is active now: 0 seconds (how long a client has been
+      // idle is that client's to tell, 'Online User Query').
       if (anyAvailable(owner)) {
         ev.reply(`<query xmlns='${LAST_NS}' seconds='0'/>`);
         return true;
