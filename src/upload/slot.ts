@@ -30,8 +30,8 @@ export function sanitizeFilename(raw: string): string | null {
   // A path is not a name: keep what follows the last separator of either convention.
   let name = raw.slice(Math.max(raw.lastIndexOf('/'), raw.lastIndexOf('\\')) + 1).normalize('NFC');
   // Control and format characters (including bidi overrides that disguise extensions) and the
-  // characters Windows refuses in names become '_'.
-  name = name.replace(/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}<>:"|?*]/gu, '_');
+  // characters Windows refuses in names become '_'; the zero-width joiner of emoji sequences stays.
+  name = name.replace(/(?!\u200d)[\p{Cc}\p{Cf}\p{Zl}\p{Zp}<>:"|?*]/gu, '_');
   name = name.replace(/\s+/gu, ' ').trim().replace(/^\.+/, '');
   if (name === '') return null;
   if (Buffer.byteLength(name) > MAX_NAME_BYTES) {

@@ -84,6 +84,7 @@ describe('file names', () => {
   it('replaces control, bidi-override and reserved characters', () => {
     expect(sanitizeFilename('evil\u202Egnp.exe')).toBe('evil_gnp.exe');
     expect(sanitizeFilename('a\u0000b\nc<d>.txt')).toBe('a_b_c_d_.txt');
+    expect(sanitizeFilename('family \u{1F468}\u200d\u{1F469}\u200d\u{1F467}.jpg')).toBe('family \u{1F468}\u200d\u{1F469}\u200d\u{1F467}.jpg');
   });
 
   it('refuses names that are nothing but dots or separators', () => {
