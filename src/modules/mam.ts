@@ -320,11 +320,13 @@ function installMam(ctx: RouterContext, settings: MamSettings): void {
 
   ctx.hooks.on('message/stamp', (ev: MessageStampEvent) => {
     pending = null;
+    // XEP-0359 'Security Considerations': forged ids go from every message type, not only the
+    // archived ones (a headline or error carrying by='account' would pass for an archive id).
+    const clean = stripForgedIds(ev.bytes, ctx.domain);
+    ev.bytes = clean;
     // XEP-0313 'Business rules': chat and normal messages; never errors, headlines, or groupchat
     // (a user archive does not hold MUC traffic).
     if (ev.type !== 'chat' && ev.type !== 'normal') return;
-    const clean = stripForgedIds(ev.bytes, ctx.domain);
-    ev.bytes = clean;
     const h = hints(clean);
     if (h.forbid || (!h.store && !hasBody(clean))) return;
     const sender = ev.sender.jid;
