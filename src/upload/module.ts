@@ -130,9 +130,10 @@ export function upload(settings: UploadSettings, now: () => number = Date.now): 
           return;
         }
         if (view.type === StanzaType.Get && payload?.name === 'request' && ns === UPLOAD_NS) {
-          // A session bound on this server has a local account; a component's stanza does not.
+          // A session bound on this server is a local account; a component's 'from' is at its own
+          // domain (the component stream checks it), never at the server's.
           const from = ev.session.jid;
-          const owner = from.local !== null && from.domain === ctx.domain && ev.session.session.id !== 0 ? from.bare : null;
+          const owner = from.local !== null && from.domain === ctx.domain ? from.bare : null;
           ev.session.deliver(iqResult(address, requestSlot(settings, owner, payload, now())), 'iq');
           return;
         }

@@ -15,6 +15,8 @@ import { ConfigError } from '../../src/errors.js';
 import { startServer, type HermodServer } from '../../src/server.js';
 import { loadCertificate } from '../../src/transport/tls.js';
 import { checkUploadConfig } from '../../src/upload/index.js';
+import { xml } from '@xmpp/component';
+import { attachComponent } from './component-helpers.js';
 import { PASSWORDS, RawClient, startTestServer, type TestServer } from './harness.js';
 
 const UPLOAD = 'upload.localhost';
@@ -313,5 +315,32 @@ describe('XEP-0363 and account removal', () => {
     expect(out).toContain('deleted the files erin@localhost uploaded');
     expect((await fetch(s.get)).status).toBe(404);
     erin.close();
+  });
+});
+
+describe('XEP-0363 and components', () => {
+  it('refuses a slot to an XEP-0114 component with not-allowed (§5): it has no account to count', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'hermod-upload-component-'));
+    const flags = ['--port', '0', '--tls-port', 'off', '--component-port', '0', '--tls', 'optional', '--data', dataDir, '--domain', 'localhost'];
+    const sets = ['upload.enabled=true', 'upload.http.port=0'].flatMap((v) => ['--set', v]);
+    const config = parseServeArgs([...flags, ...sets], {}).loaded!.config;
+    const server = await startServer({ ...config, components: { 'bot.localhost': 'bot-secret' } }, { adminChannel: false });
+    const bot = await attachComponent(server.components!.port, 'bot.localhost', 'bot-secret');
+    try {
+      await bot.xmpp.send(
+        xml('iq', { from: 'news@bot.localhost', to: UPLOAD, id: 'c1', type: 'get' }, xml('request', { xmlns: NS, filename: 'a.png', size: '10' })),
+      );
+      const answer = await bot.next((el) => el.attrs.id === 'c1');
+      expect(answer.attrs.type).toBe('error');
+      expect(answer.getChild('error')?.getChild('not-allowed')).toBeTruthy();
+      // Discovery still works for it.
+      await bot.xmpp.send(xml('iq', { from: 'bot.localhost', to: UPLOAD, id: 'c2', type: 'get' }, xml('query', { xmlns: 'http://jabber.org/protocol/disco#info' })));
+      const info = await bot.next((el) => el.attrs.id === 'c2');
+      expect(info.attrs.type).toBe('result');
+    } finally {
+      await bot.xmpp.stop();
+      await server.shutdown();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 });
