@@ -386,7 +386,7 @@ function secretMap(doc: string): Leaf<Record<string, string>> {
 }
 
 /**
- * A list of URIs (XEP-0157 §3: mailto:, xmpp:, https:, tel:, …). A bare address without a scheme
+ * A list of URIs (XEP-0157: mailto:, xmpp:, https:, tel:, …). A bare address without a scheme
  * is refused with the fix spelled out: clients show these as links and need the scheme.
  */
 function uriList(doc: string): Leaf<string[]> {

@@ -9,7 +9,7 @@ import { attr, escapeText } from '../xml/escape.js';
 
 export const SERVERINFO_NS = 'http://jabber.org/network/serverinfo';
 
-/** XEP-0157 §3: the address kinds the XMPP registrar knows, each a list of URIs. */
+/** XEP-0157: the address kinds of its registered serverinfo fields, each a list of URIs. */
 export const CONTACT_KINDS = ['abuse', 'admin', 'feedback', 'sales', 'security', 'status', 'support'] as const;
 export type ContactKind = (typeof CONTACT_KINDS)[number];
 export type ContactAddresses = Record<ContactKind, string[]>;
@@ -21,7 +21,7 @@ export function contactForm(addresses: Partial<ContactAddresses>): string | null
     return `<field${attr('var', `${kind}-addresses`)} type='list-multi'>${values}</field>`;
   });
   if (fields.length === 0) return null;
-  // XEP-0128 §3 / XEP-0068: FORM_TYPE is a hidden field naming the form; the kinds are in
+  // XEP-0128 / XEP-0068: FORM_TYPE is a hidden field naming the form; the kinds are in
   // code-point order of their vars, as XEP-0115 §5.1 sorts them for a verification string.
   return (
     `<x xmlns='jabber:x:data' type='result'>` +

@@ -36,7 +36,7 @@ export const disco: Module = {
     ctx.hooks.on(`iq-get/host/${DISCO_INFO}`, (ev: IqEvent) => {
       checkNode(ev);
       const ids = identities(ctx.features.listIdentities());
-      // XEP-0128 §3: extension forms follow the identities and features.
+      // XEP-0128: extension forms follow the identities and features.
       ev.reply(`<query xmlns='${DISCO_INFO}'>${ids}${features(ctx.features.list())}${ctx.features.listExtensions().join('')}</query>`);
       return true;
     });

@@ -15,9 +15,9 @@ export function utcStamp(date: Date): string {
 }
 
 /**
- * XEP-0082 §3.2 TZD of the host's local zone at `date` as ±hh:mm (the sign says which side of
+ * XEP-0082 §2 TZD of the host's local zone at `date` as ±hh:mm (the sign says which side of
  * UTC local time is; getTimezoneOffset() counts the other way). UTC is '+00:00' rather than the
- * equally valid 'Z': it is the form every client's parser takes (XEP-0202 §4 shows ±hh:mm).
+ * equally valid 'Z': it is the form XEP-0202's examples show (§3), so every client parser reads it.
  */
 export function zoneOffset(date: Date): string {
   const minutes = -date.getTimezoneOffset();
@@ -30,12 +30,12 @@ export function zoneOffset(date: Date): string {
 export const time: Module = {
   name: 'time',
   install(ctx) {
-    // XEP-0202 §5: advertised so that clients know to ask.
+    // XEP-0202 §4: advertised so that clients know to ask.
     ctx.features.add(TIME_NS);
     ctx.hooks.on(`iq-get/host/${TIME_NS}`, (ev: IqEvent) => {
       if (ev.payload.getName() !== 'time') throw new StanzaError('bad-request', 'expected <time/>');
       const now = ctx.now();
-      // XEP-0202 §4: <tzo/> the offset from UTC, <utc/> the time in UTC.
+      // XEP-0202 §2: <tzo/> the offset from UTC, <utc/> the time in UTC.
       ev.reply(`<time xmlns='${TIME_NS}'><tzo>${zoneOffset(now)}</tzo><utc>${utcStamp(now)}</utc></time>`);
       return true;
     });

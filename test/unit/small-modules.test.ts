@@ -53,7 +53,7 @@ const LAST = "<query xmlns='jabber:iq:last'/>";
 const lastTo = (to: string | null, id = 'l') => `<iq${to ? ` to='${to}'` : ''} type='get' id='${id}'>${LAST}</iq>`;
 
 describe('XEP-0202 Entity Time', () => {
-  it('answers a query to the server with its UTC time and zone offset (XEP-0202 §4)', () => {
+  it('answers a query to the server with its UTC time and zone offset (XEP-0202 §2)', () => {
     const { connect, send } = setup();
     const alice = connect('alice@localhost');
     const reply = send(alice, "<iq to='localhost' type='get' id='t'><time xmlns='urn:xmpp:time'/></iq>");
@@ -249,7 +249,7 @@ describe('XEP-0012 Last Activity', () => {
 describe('XEP-0157 Contact Addresses', () => {
   const DISCO = "<iq to='localhost' type='get' id='d'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>";
 
-  it("adds the serverinfo form to the server's disco#info after its features (XEP-0157 §3, XEP-0128 §3)", () => {
+  it("adds the serverinfo form to the server's disco#info after its features (XEP-0157, XEP-0128)", () => {
     const { connect, send } = setup(undefined, {
       contact: { abuse: ['mailto:abuse@example.org'], admin: ['xmpp:admin@localhost', 'mailto:admin@example.org'], support: ['https://example.org/help?a=1&b=2'] },
     });
