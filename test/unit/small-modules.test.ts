@@ -320,7 +320,7 @@ describe('XEP-0012 Last Activity, addressing', () => {
     expect(send(connect('alice@localhost'), lastTo('nobody@localhost'))).toContain('<service-unavailable');
   });
 
-  it('answers a requester the account blocks as if the account were not there, even with a subscription (XEP-0191 §3.5)', () => {
+  it('answers a requester the account blocks as if the account were not there, even with a subscription (XEP-0191)', () => {
     const { connect, send, alice } = aliceSeesBob();
     const bob = connect('bob@localhost');
     send(bob, "<iq type='set' id='b1'><block xmlns='urn:xmpp:blocking'><item jid='alice@localhost'/></block></iq>");
