@@ -5,6 +5,7 @@
  *
  *   node dist/bench/core/parse.js [--corpus FILE] [--size BYTES] [--chunk BYTES] [--time MS]
  *                                 [--rounds N] [--write-corpus FILE] [--wasm OTHER.wasm] [--json]
+ *                                 [--passes N]
  *
  * Each parser gets the socket's view of the stream: Buffers of --chunk bytes. The Hermod core
  * copies each chunk into WASM memory and the handler reads the descriptor the way the router
@@ -117,6 +118,16 @@ function expat(): Run | undefined {
     for (const c of chunks) if (!p.parse(c, false)) throw new Error(`node-expat: ${p.getError()}`);
     return stanzas;
   };
+}
+
+// --passes N: only the Hermod core (the --wasm build if given), N passes, no timing: for
+// counting instructions, e.g. under valgrind (docs/benchmarks.md, "Core")
+if (arg('passes')) {
+  const once = hermod(arg('wasm'));
+  let stanzas = 0;
+  for (let i = 0; i < Number(arg('passes')); i++) stanzas = once();
+  console.log(`${arg('passes')} passes, ${stanzas} stanzas each`);
+  process.exit(0);
 }
 
 const LtxSax = require('ltx/lib/parsers/ltx.js') as new () => SaxLike;
