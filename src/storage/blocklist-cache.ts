@@ -101,8 +101,8 @@ export function cacheBlocklists(inner: BlocklistStore, opts: BlocklistCacheOptio
       return set;
     },
     forget(owner) {
-      cache.delete(owner);
-      any = null;
+      // A write made around this store (account deletion) is news to the other shards as well.
+      changed(owner);
     },
     get size() {
       return cache.size;

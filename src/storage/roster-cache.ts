@@ -108,6 +108,8 @@ export function cacheRosters(inner: RosterStore, opts: RosterCacheOptions): Cach
     listPending: (owner) => inner.listPending(owner),
     forget(owner) {
       cache.delete(owner);
+      // A write made around this store (account deletion): the other shards drop their copies too.
+      opts.wrote?.();
     },
     get size() {
       return cache.size;

@@ -85,6 +85,26 @@ describe('blocklist cache over sqlite', () => {
     expect(s.blocklist.anyBlocked!()).toBe(false);
     s.close();
   });
+
+  it("another shard forgets a deleted account's blocklist and roster at once (a re-registered name inherits nothing)", () => {
+    const dataDir = tempDir();
+    const epoch = new Int32Array(new SharedArrayBuffer(8));
+    // A long external interval: only the shared epoch can tell shard b about shard a's deletion.
+    const a = openSqliteStorage({ dataDir, iterations: 16, rosterEpoch: epoch, externalCheckMs: 1e9 });
+    const b = openSqliteStorage({ dataDir, iterations: 16, rosterEpoch: epoch, externalCheckMs: 1e9 });
+    a.users.create('alice@x', 'pw');
+    a.blocklist.add('alice@x', ['eve@x']);
+    a.rosters.set('alice@x', { jid: 'bob@x', name: null, groups: [], subscription: 'both', ask: null, approved: false });
+    // b has cached both before the deletion (as a shard serving alice's contacts would).
+    expect(b.blocklist.peek!('alice@x').has('eve@x')).toBe(true);
+    expect(b.rosters.list('alice@x')).toHaveLength(1);
+    a.users.delete('alice@x'); // XEP-0077 in-band removal on shard a
+    expect(b.blocklist.peek!('alice@x').size).toBe(0);
+    expect(b.blocklist.anyBlocked!()).toBe(false);
+    expect(b.rosters.list('alice@x')).toEqual([]);
+    a.close();
+    b.close();
+  });
 });
 
 describe('blocklist cache in front of any store', () => {
