@@ -329,8 +329,6 @@ export async function runServe(argv: string[]): Promise<number> {
   try {
     // Sharding (src/shard): with --workers N > 0 the sockets stay here and N shard threads run
     // the streams and the router; loaded on demand so single-thread mode never loads piscina.
-    // Refused here too, before the shards start: multi-user chat runs on the main thread only.
-    if (config.workers > 0) mucSettingsOf(config);
     server =
       config.workers > 0
         ? await (await import('./shard/serve.js')).startShardedServer(config, { logger: obs.logger, metrics: obs.metrics })

@@ -348,8 +348,6 @@ function crossCheck(c: HermodConfig, problem: (path: string, message: string) =>
     if (uploadDomain in c.components) problem('upload.domain', `${uploadDomain} is also configured as a component`);
   }
   if (c.muc.enabled) {
-    // XEP-0045 rooms live on one thread (src/muc); the shards do not route to them yet.
-    if (c.workers > 0) problem('muc.enabled', 'multi-user chat needs workers: 0 (its rooms are not sharded yet)');
     const mucDomain = c.muc.domain ?? `conference.${c.domain}`;
     if (mucDomain === c.domain) problem('muc.domain', 'the chat service needs a domain of its own, not the server domain');
     if (mucDomain in c.components) problem('muc.domain', `${mucDomain} is also configured as a component`);

@@ -5,8 +5,8 @@
  * room (src/muc/room.ts); what rooms send goes to local sessions by full JID. Ended sessions
  * leave their rooms through 'session/unbound'.
  *
- * Runs on one thread: with --workers N > 0 the rooms would be split between shards, so the
- * server refuses that combination at start (src/server.ts) rather than half-work.
+ * With --workers N > 0 the same service runs on the main thread instead, reached like a
+ * component (src/muc/main.ts).
  */
 import type { HermodConfig } from '../config/schema.js';
 import { ConfigError, StanzaError } from '../errors.js';
@@ -375,6 +375,9 @@ export class MucService {
 
   private serviceStanza(from: Jid, to: Jid, el: Element, reply: Reply): void {
     if (el.name !== 'iq') {
+      // A session that ended or went unavailable on a shard (--workers N: src/shard/components.ts
+      // says so with an unavailable presence to the service itself) leaves its rooms (§7.14).
+      if (el.name === 'presence' && el.attrs.type === 'unavailable' && from.resource !== null) return this.gone(from.full);
       if (el.name === 'message' && el.attrs.type !== 'error') throw new StanzaError('service-unavailable');
       return;
     }
@@ -588,14 +591,11 @@ export function muc(settings: MucSettings): Module {
 
 /**
  * The service settings from the configuration; null when `muc.enabled` is off. Refuses a
- * service domain equal to the server's (its stanzas would never leave the local router) and
- * --workers N > 0 (the rooms live on one thread; src/shard routes no MUC traffic yet).
+ * service domain equal to the server's (its stanzas would never leave the local router) or to
+ * a component's.
  */
 export function mucSettingsOf(config: HermodConfig): MucSettings | null {
   if (!config.muc.enabled) return null;
-  if (config.workers > 0) {
-    throw new ConfigError('muc.enabled needs workers: 0 (multi-user chat does not run on shard threads yet)', 'muc.enabled');
-  }
   const domain = config.muc.domain ?? `conference.${config.domain}`;
   if (domain === config.domain) throw new ConfigError(`muc.domain cannot be the server's own domain ${domain}`, 'muc.domain');
   if (domain in config.components) throw new ConfigError(`muc.domain ${domain} is also a configured component`, 'muc.domain');

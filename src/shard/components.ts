@@ -22,12 +22,24 @@ import { Jid } from '../jid.js';
 import type { RemoteEvent } from '../router/context.js';
 import type { HermodRouter } from '../router/router.js';
 import type { ParserFactory } from '../stream/c2s.js';
+import { attr } from '../xml/escape.js';
 import { spliceFrom } from '../xml/splice.js';
 import { componentRecord, Op, type RingSender, splitComponentRecord } from './protocol.js';
 
-/** The configured component domains in a fixed order: index = slot in the shared flags. */
+/**
+ * The configured component domains in a fixed order: index = slot in the shared flags. The
+ * XEP-0045 service (muc.enabled) is one of them: its rooms live on the main thread (src/muc/main.ts).
+ */
 export function componentDomains(config: HermodConfig): string[] {
-  return Object.keys(config.components).sort();
+  const list = Object.keys(config.components);
+  const muc = mucDomainOf(config);
+  if (muc !== null) list.push(muc);
+  return list.sort();
+}
+
+/** The XEP-0045 service's domain when muc.enabled, else null. */
+export function mucDomainOf(config: HermodConfig): string | null {
+  return config.muc.enabled ? (config.muc.domain ?? `conference.${config.domain}`) : null;
 }
 
 const STREAMS_NS = 'http://etherx.jabber.org/streams';
@@ -55,6 +67,18 @@ export class ShardComponents {
     this.connected = new Int32Array(flags);
     for (const name of this.domains) router.features.addItem(name);
     router.hooks.on('stanza/remote', (ev: RemoteEvent) => this.toComponent(ev), 10);
+    const muc = mucDomainOf(config);
+    if (muc !== null) {
+      // XEP-0045 §7.14: the rooms on the main thread learn that a session ended or went
+      // unavailable (RFC 6121 §4.5.2) from an unavailable presence to the service itself.
+      const gone = (ev: { session: { jid: Jid } }) => {
+        const note = `<presence type='unavailable'${attr('from', ev.session.jid.full)}${attr('to', muc)}/>`;
+        this.out.send(Op.ToComponent, 0, componentRecord(muc, note));
+        return false;
+      };
+      router.hooks.on('session/unbound', gone);
+      router.hooks.on('presence/unavailable', gone);
+    }
   }
 
   /** 'stanza/remote': true when the addressee's domain is a configured component. */

@@ -18,6 +18,8 @@ import { listenClients, type ClientListeners, type Listener } from '../transport
 import type { ClientTransport } from '../transport/socket.js';
 import { listenWebSocketClients } from '../transport/websocket.js';
 import { loadServerTls, type Certificate } from '../transport/tls.js';
+import { MucOnMain } from '../muc/main.js';
+import { mucSettingsOf } from '../muc/service.js';
 import { componentDomains } from './components.js';
 import { ShardPool, type PoolComponents, type ShardEvent } from './pool.js';
 import { checkUploadConfig, startUpload, uploadSettings, type UploadService } from '../upload/index.js';
@@ -82,10 +84,19 @@ export async function startShardedServer(config: HermodConfig, options: ShardedO
   // component comes back here, to its socket.
   const domains = componentDomains(config);
   let components: ComponentListener | null = null;
+  // XEP-0045: the rooms live here, reached like a component that is always connected (src/muc/main.ts).
+  const mucSettings = mucSettingsOf(config);
+  let mucMain: MucOnMain | null = null;
   const poolComponents: PoolComponents | undefined =
     domains.length > 0
-      ? { domains, flags: new SharedArrayBuffer(4 * domains.length), deliver: (domain, bytes) => void components?.service.deliver(domain, bytes) }
+      ? {
+          domains,
+          flags: new SharedArrayBuffer(4 * domains.length),
+          deliver: (domain, bytes) => void (domain === mucSettings?.domain ? mucMain?.deliver(bytes) : components?.service.deliver(domain, bytes)),
+        }
       : undefined;
+  // Only the muc_room table is used on this thread: no archive writer thread for it.
+  const mucStorage = mucSettings ? openStorage({ dataDir: config.dataDir, offlineLimit: config.offline.maxPerUser, archiveThread: false }) : null;
   const pool = new ShardPool({
     components: poolComponents,
     shards: config.workers,
@@ -96,11 +107,17 @@ export async function startShardedServer(config: HermodConfig, options: ShardedO
     ringBytes: options.ringBytes,
     peerRingBytes: options.peerRingBytes,
   });
+  if (mucSettings && poolComponents) {
+    const encoder = new TextEncoder();
+    mucMain = new MucOnMain(mucSettings, mucStorage?.muc ?? null, (from, xml) => pool.fromComponent(from, encoder.encode(xml)), options.logger ?? null);
+    Atomics.store(new Int32Array(poolComponents.flags), domains.indexOf(mucSettings.domain), 1);
+  }
   try {
     await pool.start();
   } catch (err) {
     await pool.close(0);
     await upload?.close();
+    mucStorage?.close();
     throw err;
   }
 
@@ -115,6 +132,7 @@ export async function startShardedServer(config: HermodConfig, options: ShardedO
   } catch (err) {
     await pool.close(0);
     await upload?.close();
+    mucStorage?.close();
     throw err;
   }
   const { c2s, directTls, sockets } = listeners;
@@ -129,6 +147,7 @@ export async function startShardedServer(config: HermodConfig, options: ShardedO
     await listeners.close();
     await pool.close(0);
     await upload?.close();
+    mucStorage?.close();
     throw err;
   }
   if (poolComponents) {
@@ -203,6 +222,7 @@ export async function startShardedServer(config: HermodConfig, options: ShardedO
         await pool.close(SHUTDOWN_GRACE_MS);
         for (const socket of sockets) socket.destroy();
         await closing;
+        mucStorage?.close();
       })();
       return stopped;
     },

@@ -1,31 +1,50 @@
 /**
  * XEP-0045 Multi-User Chat with a real client: slixmpp's xep_0045 plugin
- * (interop_slixmpp_muc.py) over TCP against a server started with muc.enabled.
+ * (interop_slixmpp_muc.py) over TCP against a server started with muc.enabled, inline
+ * (--workers 0) and sharded (--workers 2: the rooms on the main thread, alice and bob on either
+ * shard, src/muc/main.ts).
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PASSWORDS, runPythonClient, startTestServer, type TestServer } from './harness.js';
+import { startShardedServer } from '../../src/shard/serve.js';
+import { openStorage } from '../../src/storage/index.js';
+import { PASSWORDS, runPythonClient, startTestServer } from './harness.js';
+import { shardedConfig } from './shard-helpers.js';
 
 const SCRIPT = fileURLToPath(new URL('./interop_slixmpp_muc.py', import.meta.url));
 
-describe('slixmpp xep_0045 (multi-user chat)', () => {
-  let t: TestServer;
+/** A server with muc.enabled: `hermod serve` inline, or the sharded one; its c2s port and stop. */
+async function start(workers: number): Promise<{ port: number; stop: () => Promise<void> }> {
+  const dir = mkdtempSync(join(tmpdir(), 'hermod-muc-'));
+  if (workers === 0) {
+    const file = join(dir, 'hermod.yml');
+    writeFileSync(file, 'muc:\n  enabled: true\n');
+    const t = await startTestServer(['--config', file]);
+    return { port: t.port, stop: async () => (await t.stop(), rmSync(dir, { recursive: true, force: true })) };
+  }
+  const storage = openStorage({ dataDir: dir, offlineLimit: 100 });
+  for (const [user, password] of Object.entries(PASSWORDS)) storage.users.create(`${user}@localhost`, password);
+  storage.close();
+  const config = shardedConfig(dir, workers);
+  config.muc.enabled = true;
+  const server = await startShardedServer(config, { adminChannel: false });
+  return { port: server.c2s.port, stop: async () => (await server.shutdown(), rmSync(dir, { recursive: true, force: true })) };
+}
+
+describe.each([0, 2])('slixmpp xep_0045 (multi-user chat), --workers %i', (workers) => {
+  let t: { port: number; stop: () => Promise<void> };
   let r: Record<string, unknown>;
-  const confDir = mkdtempSync(join(tmpdir(), 'hermod-muc-conf-'));
 
   beforeAll(async () => {
-    const file = join(confDir, 'hermod.yml');
-    writeFileSync(file, 'muc:\n  enabled: true\n');
-    t = await startTestServer(['--config', file]);
+    t = await start(workers);
     r = await runPythonClient(SCRIPT, ['127.0.0.1', String(t.port), PASSWORDS.alice!, PASSWORDS.bob!], 80_000);
   }, 90_000);
 
   afterAll(async () => {
     await t?.stop();
-    rmSync(confDir, { recursive: true, force: true });
   });
 
   it('lists the service in the server disco#items with identity conference/text (XEP-0045 §6.1)', () => {

@@ -300,7 +300,7 @@ describe('XEP-0045 persistence', () => {
 });
 
 describe('XEP-0045 configuration', () => {
-  it('check-config refuses muc with workers > 0 and a service domain taken by the server or a component', () => {
+  it('check-config refuses a service domain taken by the server or a component; workers > 0 is fine', () => {
     dir = mkdtempSync(join(tmpdir(), 'hermod-muc-conf-'));
     const check = (yaml: string): string[] => {
       const file = join(dir!, 'hermod.yml');
@@ -314,8 +314,7 @@ describe('XEP-0045 configuration', () => {
       }
     };
     expect(check('muc:\n  enabled: true\n')).toEqual([]);
-    expect(check('workers: 2\nmuc:\n  enabled: true\n')).toEqual(['muc.enabled: multi-user chat needs workers: 0 (its rooms are not sharded yet)']);
-    expect(check('workers: 2\nmuc:\n  enabled: false\n')).toEqual([]);
+    expect(check('workers: 2\nmuc:\n  enabled: true\n')).toEqual([]);
     expect(check('domain: example.org\nmuc:\n  enabled: true\n  domain: example.org\n')).toEqual([
       'muc.domain: the chat service needs a domain of its own, not the server domain',
     ]);
@@ -324,16 +323,13 @@ describe('XEP-0045 configuration', () => {
     ]);
   });
 
-  it('defaults the service to conference.<domain> and refuses workers > 0 and the server domain', () => {
+  it('defaults the service to conference.<domain> and refuses the server domain', () => {
     const c = defaultHermodConfig();
     expect(mucSettingsOf(c)).toBeNull();
     c.muc.enabled = true;
     expect(mucSettingsOf(c)!.domain).toBe('conference.localhost');
-    c.workers = 2;
-    expect(() => mucSettingsOf(c)).toThrow(ConfigError);
-    expect(() => mucSettingsOf(c)).toThrow(/muc\.enabled needs workers: 0/);
-    c.workers = 0;
     c.muc.domain = 'localhost';
+    expect(() => mucSettingsOf(c)).toThrow(ConfigError);
     expect(() => mucSettingsOf(c)).toThrow(/own domain/);
   });
 });

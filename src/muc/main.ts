@@ -1,0 +1,66 @@
+/**
+ * XEP-0045 with --workers N > 0: the rooms live on the main thread, reached like an XEP-0114
+ * component (src/shard/components.ts). Every shard forwards stanzas for the service domain here
+ * with the sender's 'from' stamped (the domain's connected flag is always set), and tells this
+ * side when one of its sessions ends or goes unavailable (an unavailable presence to the service
+ * domain itself); what the rooms send goes back to one shard, which routes it with
+ * HermodRouter.routeFrom() to the occupants wherever they are (the shards' mirrors).
+ */
+import { StanzaError } from '../errors.js';
+import { Jid } from '../jid.js';
+import type { Logger } from '../router/context.js';
+import type { MucStore } from '../storage/types.js';
+import { errorReply, parseElement, type Element } from '../xml/element.js';
+import { MucService, type MucSettings } from './service.js';
+
+const FROM = / from='([^']*)'/;
+const ENTITIES: Record<string, string> = { '&amp;': '&', '&apos;': "'", '&quot;': '"', '&lt;': '<', '&gt;': '>' };
+
+/** The 'from' of a stanza this service wrote (always single-quoted, escaped by attr()). */
+function senderOf(xml: string): Jid | null {
+  const end = xml.indexOf('>');
+  const m = FROM.exec(xml.slice(0, end < 0 ? xml.length : end));
+  return m ? Jid.tryParse(m[1]!.replace(/&(amp|apos|quot|lt|gt);/g, (e) => ENTITIES[e]!)) : null;
+}
+
+export class MucOnMain {
+  readonly service: MucService;
+
+  constructor(
+    readonly settings: MucSettings,
+    store: MucStore | null,
+    /** Hand a stanza from `from` (a room or occupant JID) to a shard for routing. */
+    private readonly send: (from: Jid, xml: string) => void,
+    private readonly log: Logger | null = null,
+  ) {
+    const out = (_to: string, xml: string) => {
+      const from = senderOf(xml);
+      if (from) this.send(from, xml);
+    };
+    this.service = new MucService(settings, out, () => new Date(), store, log);
+  }
+
+  /** A stanza a shard forwarded for the service domain ('from' stamped by the shard). */
+  deliver(bytes: Uint8Array | string): void {
+    let el: Element;
+    try {
+      el = parseElement(typeof bytes === 'string' ? bytes : Buffer.from(bytes));
+    } catch (err) {
+      this.log?.error({ err }, 'MUC stanza from a shard did not parse');
+      return;
+    }
+    const from = Jid.tryParse(String(el.attrs.from ?? ''));
+    if (from === null || el.attrs.to === undefined) return;
+    const reply = (xml: string) => this.send(Jid.parse(String(el.attrs.to)), xml);
+    try {
+      this.service.handle(from, el, reply);
+    } catch (err) {
+      // The answers the router gives with --workers 0 (RFC 6120 §8.3.1: never to an error or a result).
+      const type = el.attrs.type as string | undefined;
+      if (type === 'error' || (el.name === 'iq' && type === 'result')) return;
+      const e = err instanceof StanzaError ? err : new StanzaError('internal-server-error');
+      if (!(err instanceof StanzaError)) this.log?.error({ err }, 'MUC failed on a stanza');
+      reply(errorReply({ name: el.name, id: (el.attrs.id as string | undefined) ?? null, from: String(el.attrs.to), to: from.full }, e));
+    }
+  }
+}

@@ -1,0 +1,86 @@
+/**
+ * XEP-0045 with `hermod serve --workers 2`: the rooms live on the main thread (src/muc/main.ts),
+ * reached like a component; occupants on both shards hear each other, a session ending on either
+ * shard takes it out of its rooms (§7.14), and a persistent room survives a restart of the
+ * sharded server (its row written by the main thread's connection).
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startShardedServer, type ShardedServer } from '../../src/shard/serve.js';
+import { openStorage } from '../../src/storage/index.js';
+import { PASSWORDS, RawClient } from './harness.js';
+import { shardedConfig } from './shard-helpers.js';
+
+const ROOM = 'den@conference.localhost';
+const MUC = "<x xmlns='http://jabber.org/protocol/muc'/>";
+let server: ShardedServer;
+let dataDir: string;
+
+async function start(): Promise<ShardedServer> {
+  const config = shardedConfig(dataDir, 2);
+  config.muc.enabled = true;
+  return startShardedServer(config, { adminChannel: false });
+}
+
+beforeAll(async () => {
+  dataDir = mkdtempSync(join(tmpdir(), 'hermod-muc-shards-'));
+  const storage = openStorage({ dataDir, offlineLimit: 100 });
+  for (const [user, password] of Object.entries(PASSWORDS)) storage.users.create(`${user}@localhost`, password);
+  storage.close();
+  server = await start();
+});
+
+afterAll(async () => {
+  await server?.shutdown();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+async function user(name: string, resource: string): Promise<{ c: RawClient; jid: string }> {
+  const c = await RawClient.connect(server.c2s.port);
+  const jid = await c.login(name, { tls: false, resource });
+  return { c, jid };
+}
+
+describe('XEP-0045 with shard workers', () => {
+  it('occupants on both shards join, talk, see a disconnect on the other shard; a persistent room survives a restart', async () => {
+    const alice = await user('alice', 'pc');
+    const bob = await user('bob', 'phone');
+    expect(server.pool.connectionsPerShard()).toEqual([1, 1]);
+    // The service is listed in the server's disco#items by every shard (§6.1).
+    bob.c.send("<iq type='get' id='i1' to='localhost'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>");
+    expect(await bob.c.waitFor(/<iq[^>]*id='i1'[\s\S]*?<\/iq>/)).toContain("jid='conference.localhost'");
+
+    alice.c.send(`<presence to='${ROOM}/Alice'>${MUC}</presence>`);
+    expect(await alice.c.waitFor(/status code='201'/)).toContain("status code='110'");
+    alice.c.send(
+      `<iq type='set' id='c1' to='${ROOM}'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'>` +
+        `<field var='muc#roomconfig_persistentroom'><value>1</value></field></x></query></iq>`,
+    );
+    await alice.c.waitFor(/<iq[^>]*id='c1'[^>]*type='result'|<iq[^>]*type='result'[^>]*id='c1'/);
+
+    bob.c.send(`<presence to='${ROOM}/Bob'>${MUC}</presence>`);
+    expect(await bob.c.waitFor(/<presence[^>]*from='den@conference\.localhost\/Bob'[\s\S]*?<\/presence>/)).toContain("status code='110'");
+    expect(await alice.c.waitFor(/<presence[^>]*from='den@conference\.localhost\/Bob'[\s\S]*?<\/presence>/)).toContain(`jid='${bob.jid}'`);
+
+    bob.c.send(`<message to='${ROOM}' type='groupchat' id='g1'><body>across shards</body></message>`);
+    const seen = await alice.c.waitFor(/<message[^>]*id='g1'[\s\S]*?<\/message>/);
+    expect(seen).toContain("from='den@conference.localhost/Bob'");
+    expect(seen).toContain('<body>across shards</body>');
+    await bob.c.waitFor(/<message[^>]*id='g1'/);
+
+    // Bob's session ends on its shard: the room on the main thread hears of it (§7.14).
+    bob.c.close();
+    expect(await alice.c.waitFor(/<presence[^>]*from='den@conference\.localhost\/Bob'[^>]*type='unavailable'|<presence[^>]*type='unavailable'[^>]*from='den@conference\.localhost\/Bob'/)).toBeTruthy();
+    alice.c.close();
+
+    await server.shutdown();
+    server = await start();
+    const carol = await user('carol', 'x');
+    carol.c.send(`<iq type='get' id='i2' to='${ROOM}'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`);
+    const info = await carol.c.waitFor(/<iq[^>]*id='i2'[\s\S]*?<\/iq>/);
+    expect(info).toContain('muc_persistent');
+    carol.c.close();
+  });
+});
