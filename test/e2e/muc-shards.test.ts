@@ -37,16 +37,19 @@ afterAll(async () => {
   rmSync(dataDir, { recursive: true, force: true });
 });
 
-async function user(name: string, resource: string): Promise<{ c: RawClient; jid: string }> {
-  const c = await RawClient.connect(server.c2s.port);
-  const jid = await c.login(name, { tls: false, resource });
-  return { c, jid };
+/** Logged-in raw clients, one per [account, resource], on the server running now. */
+async function clients(...who: [string, string][]): Promise<{ c: RawClient; jid: string }[]> {
+  return Promise.all(
+    who.map(async ([name, resource]) => {
+      const c = await RawClient.connect(server.c2s.port);
+      return { c, jid: await c.login(name, { tls: false, resource }) };
+    }),
+  );
 }
 
 describe('XEP-0045 with shard workers', () => {
   it('occupants on both shards join, talk, see a disconnect on the other shard; a persistent room survives a restart', async () => {
-    const alice = await user('alice', 'pc');
-    const bob = await user('bob', 'phone');
+    const [alice, bob] = await clients(['alice', 'pc'], ['bob', 'phone']);
     expect(server.pool.connectionsPerShard()).toEqual([1, 1]);
     // The service is listed in the server's disco#items by every shard (§6.1).
     bob.c.send("<iq type='get' id='i1' to='localhost'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>");
@@ -77,7 +80,7 @@ describe('XEP-0045 with shard workers', () => {
 
     await server.shutdown();
     server = await start();
-    const carol = await user('carol', 'x');
+    const [carol] = await clients(['carol', 'x']);
     carol.c.send(`<iq type='get' id='i2' to='${ROOM}'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`);
     const info = await carol.c.waitFor(/<iq[^>]*id='i2'[\s\S]*?<\/iq>/);
     expect(info).toContain('muc_persistent');
