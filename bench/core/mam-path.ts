@@ -1,7 +1,7 @@
 /**
  * What XEP-0313 archiving costs a routed chat message, in one process: the real WASM core and
  * router, SQLite storage, `--users` bound sessions, each message from a random user to another
- * one's full JID; the same traffic with `mam.default` never and always, rounds alternating. The
+ * one's full JID; the same traffic with `mam.default` never, roster (no roster entries: nothing archived, the roster asked per message) and always, rounds alternating. The
  * time includes writing the archive (closing the storage waits for its writer thread), and
  * splits CPU (process.cpuUsage: user + system, every thread of the process) from wall time.
  *
@@ -102,7 +102,7 @@ async function measure(policy: MamSettings['default']): Promise<Row> {
 
 const rows: Row[] = [];
 for (let r = 0; r < rounds; r++) {
-  for (const policy of r % 2 === 0 ? (['never', 'always'] as const) : (['always', 'never'] as const)) {
+  for (const policy of r % 2 === 0 ? (['never', 'roster', 'always'] as const) : (['always', 'roster', 'never'] as const)) {
     rows.push({ ...(await measure(policy)), case: `mam.default=${policy} (round ${r + 1})` });
   }
 }

@@ -493,7 +493,7 @@ export const SCHEMA: Schema<HermodConfig> = {
   },
   mam: {
     default: oneOf<'always' | 'never' | 'roster'>(
-      'always',
+      'roster',
       ['always', 'never', 'roster'],
       'XEP-0313 archiving of accounts that set no preferences: always, never, or roster (contacts in the roster)',
     ),

@@ -59,8 +59,15 @@ export function cacheRosters(inner: RosterStore, opts: RosterCacheOptions): Cach
 
   return {
     get(owner, contact) {
-      const items = cached(owner);
-      if (items === undefined) return inner.get(owner, contact);
+      let items = cached(owner);
+      if (items === undefined) {
+        if (max <= 0) return inner.get(owner, contact);
+        // Read the whole roster once: a per-message question (XEP-0313 'roster' preference,
+        // is this contact in the roster?) would otherwise be a query every time.
+        items = inner.list(owner).map(copy);
+        if (cache.size >= max) cache.delete(cache.keys().next().value as string);
+        cache.set(owner, items);
+      }
       for (const item of items) if (item.jid === contact) return copy(item);
       return null;
     },

@@ -35,7 +35,9 @@ async function archived(t: TestClient, n: number): Promise<string[]> {
 describe('XEP-0313 with two shards', () => {
   it('archives on the sender shard what the recipient shard delivers and serves (shared SQLite)', async () => {
     const dir = makeDataDir(['alice', 'bob']);
-    const server = await startShardedServer(shardedConfig(dir));
+    const config = shardedConfig(dir);
+    config.mam.default = 'always'; // alice and bob have no roster entries
+    const server = await startShardedServer(config);
     const clients: TestClient[] = [];
     try {
       // One after the other, so that each lands on its own shard.

@@ -1,6 +1,7 @@
 /**
  * XEP-0313 end to end with a real client library: slixmpp's xep_0313 / xep_0059 / xep_0359
- * plugins against `hermod serve` defaults (mam.default always, SQLite storage).
+ * plugins against `hermod serve` (SQLite storage) with mam.default always: alice and bob are not
+ * in each other's rosters, which the default ('roster') would not archive.
  */
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,7 +13,7 @@ let t: TestServer;
 let outcome: Record<string, unknown>;
 
 beforeAll(async () => {
-  t = await startTestServer([]);
+  t = await startTestServer(['--set', 'mam.default=always']);
   outcome = await runPythonClient(SCRIPT, ['127.0.0.1', String(t.port), PASSWORDS.alice!, PASSWORDS.bob!], 60_000);
 }, 90_000);
 
