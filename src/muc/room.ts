@@ -439,9 +439,9 @@ export class Room {
   }
 
   /**
-   * §9.1 ban, §9.3–9.5 membership, §10.3–10.8 owners/admins: affiliation changes by bare JID.
-   * `actorAff` is the affiliation of whoever asks (checked here: admins manage members and
-   * outcasts below them, owners everything).
+   * §9.1 ban, §9.3–9.5 membership, §10.3–10.8 owners/admins: affiliation changes by bare JID,
+   * asked by `actorBare` (checked here: admins manage members and outcasts below them, owners
+   * everything).
    */
   setAffiliation(actorBare: string, target: string, aff: Affiliation, reason: string | null): void {
     const actorAff = this.affiliation(actorBare);
@@ -502,7 +502,7 @@ export class Room {
       const sc = codes.map((c) => `<status code='${c}'/>`).join('');
       this.toAll(o, (to) => `<message type='groupchat'${attr('from', this.jid)}${attr('to', to)}><x xmlns='${MUC_USER}'>${sc}</x></message>`, 'message');
     }
-    // §10.2: a room that became members-only loses its non-members (321 via the same path as §9.4).
+    // §10.2 / §9.4: a room that became members-only loses its non-members (status 322).
     if (this.config.membersOnly && !before.membersOnly) {
       for (const occ of [...this.occupants.values()]) if (RANK[this.affiliation(occ.bare)] < RANK.member) this.removeWith(occ, ['322'], '', null);
     }
