@@ -191,6 +191,24 @@ describe('XEP-0045 room logic', () => {
     expect(condition(() => h.send('b@x/1', "<message to='r@muc.example'><body>hi</body></message>"))).toBe('bad-request');
   });
 
+  it('removes non-members with 322 when the room becomes members-only, and tells the rest 104 (§10.2)', () => {
+    const h = harness();
+    h.join('a@x/1', 'r', 'A');
+    h.instant('a@x/1', 'r');
+    h.send('a@x/1', "<iq type='set' id='m' to='r@muc.example'><query xmlns='http://jabber.org/protocol/muc#admin'><item jid='m@x' affiliation='member'/></query></iq>");
+    h.join('m@x/1', 'r', 'M');
+    h.join('b@x/1', 'r', 'B');
+    h.clear();
+    h.send(
+      'a@x/1',
+      "<iq type='set' id='c' to='r@muc.example'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'><field var='muc#roomconfig_membersonly'><value>1</value></field></x></query></iq>",
+    );
+    const room = h.service.rooms.get('r@muc.example')!;
+    expect([...room.occupants.keys()]).toEqual(['A', 'M']);
+    expect(h.sent.some((s) => s.to === 'b@x/1' && s.xml.includes("code='322'") && s.xml.includes("code='110'"))).toBe(true);
+    expect(h.sent.filter((s) => s.xml.includes("code='104'")).map((s) => s.to).sort()).toEqual(['a@x/1', 'b@x/1', 'm@x/1']);
+  });
+
   it('shows real JIDs only to moderators in a semi-anonymous room, to everyone in a non-anonymous one (§7.2.3, §7.2.4)', () => {
     const seen: Sent[] = [];
     const r = new Room('r@m', LIMITS, (to, xml, kind) => seen.push({ to, xml, kind }), () => new Date(), () => {});
