@@ -9,7 +9,7 @@
  *   other shards (`wrote()`: a shared Int32 epoch), whose caches empty before their next read
  *   (`changedElsewhere()`: an atomic load, no clock);
  * - writes by other processes (`hermod deluser`) reach `changedElsewhere()` through the owning
- *   storage (src/storage/sqlite.ts polls PRAGMA data_version on a timer, not per read).
+ *   storage (src/storage/sqlite.ts polls a counter those processes bump, on a timer, not per read).
  *
  * Most accounts block nobody, and on many servers nobody blocks anybody: `anyBlocked()`
  * answers that with one query after each change, so the per-stanza check is an integer compare

@@ -12,8 +12,8 @@
  * - writes made by anyone else are noticed through `changedElsewhere()`, asked before every
  *   read, and empty the whole cache. For SQLite (src/storage/sqlite.ts) that is a counter in
  *   shared memory bumped by every shard's cache on each write (exact, an atomic load per read),
- *   and PRAGMA data_version at most every 250 ms for other processes (`hermod deluser`; the
- *   pragma costs ~7 µs, too much to ask per broadcast).
+ *   and a counter in the meta table at most every 250 ms for other processes (`hermod
+ *   deluser` bumps it; a read costs microseconds, too much to ask per broadcast).
  *
  * list() and get() return copies, as the store itself does (RosterStore promises that a caller
  * editing a returned item changes nothing stored); peek() returns the cached items themselves,

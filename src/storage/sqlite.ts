@@ -69,7 +69,7 @@ export interface SqliteStorageOptions extends StorageOptions {
    * event loop (src/storage/archive-sqlite.ts).
    */
   archiveThread?: boolean;
-  /** How often (ms) to look for writes by other processes (PRAGMA data_version); default 250. */
+  /** How often (ms) to look for writes by other processes (meta 'cache_epoch'); default 250. */
   externalCheckMs?: number;
 }
 
@@ -472,12 +472,28 @@ export function openSqliteStorage(options: SqliteStorageOptions): SqliteStorage 
     listPending: (owner) => (q.pendingList.all(owner) as { contact: string; stanza: string; stamp: number }[]).map(pendingRow),
   };
 
-  // PRAGMA data_version moves when another connection (a shard, the CLI) commits to the file.
-  const dataVersion = db.prepare('PRAGMA data_version').pluck();
-  let seenVersion = dataVersion.get() as number;
+  // Writes by other processes to the cached tables (`hermod deluser` on a running server's file)
+  // are told by a counter in meta that a storage without a shard epoch bumps after each write
+  // through its caches (`announce`). Not PRAGMA data_version: that moves on every commit of any
+  // other connection, the archive writer thread's batches and other shards' offline pushes among
+  // them, and emptied both caches several times a second under message traffic.
+  const externalRead = db.prepare("SELECT value FROM meta WHERE key = 'cache_epoch'").pluck();
+  const externalBump = db
+    .prepare("INSERT INTO meta (key, value) VALUES ('cache_epoch', 1) ON CONFLICT (key) DO UPDATE SET value = value + 1 RETURNING value")
+    .pluck();
+  const externalEpoch = { get: (): number => (externalRead.get() as number | undefined) ?? 0 };
+  let seenVersion = externalEpoch.get();
   let versionCheckedAt = performance.now();
   const externalCheckMs = options.externalCheckMs ?? 250;
   const epoch = options.rosterEpoch;
+  /** After a write through a cache without a shard epoch: tell other processes. */
+  const announce = (): void => {
+    if (!db.open) return;
+    const v = externalBump.get() as number;
+    // Our own bump is not news to our caches, unless another process bumped since their last look.
+    if (v === seenVersion + 1) seenVersion = v;
+    if (v === blockVersion + 1) blockVersion = v;
+  };
   let seenEpoch = epoch ? Atomics.load(epoch, 0) : 0;
   const rosters = cacheRosters(rosterTable, {
     maxOwners: options.rosterCache ?? DEFAULT_ROSTER_CACHE,
@@ -490,7 +506,7 @@ export function openSqliteStorage(options: SqliteStorageOptions): SqliteStorage 
       const now = performance.now();
       if (now - versionCheckedAt >= externalCheckMs) {
         versionCheckedAt = now;
-        const v = dataVersion.get() as number;
+        const v = externalEpoch.get();
         if (v !== seenVersion) (seenVersion = v), (changed = true);
       }
       return changed;
@@ -498,6 +514,7 @@ export function openSqliteStorage(options: SqliteStorageOptions): SqliteStorage 
     wrote() {
       // Our own bump is not news to us, unless another shard bumped since our last look.
       if (epoch && Atomics.add(epoch, 0, 1) === seenEpoch) seenEpoch++;
+      if (!epoch) announce();
     },
   });
 
@@ -536,7 +553,7 @@ export function openSqliteStorage(options: SqliteStorageOptions): SqliteStorage 
     clear: (owner) => blockClearTx.immediate(owner),
   };
   // Blocklists are read per stanza: other shards' writes come through the shared epoch's second
-  // slot, other processes' through a timer polling PRAGMA data_version (never a clock per read).
+  // slot, other processes' through a timer polling meta's cache_epoch (never a clock per read).
   const blockEpoch = epoch && epoch.length > 1 ? epoch.subarray(1, 2) : undefined;
   let seenBlockEpoch = blockEpoch ? Atomics.load(blockEpoch, 0) : 0;
   let externalWrites = 0;
@@ -544,7 +561,7 @@ export function openSqliteStorage(options: SqliteStorageOptions): SqliteStorage 
   let blockVersion = seenVersion;
   const versionTimer = setInterval(() => {
     if (!db.open) return;
-    const v = dataVersion.get() as number;
+    const v = externalEpoch.get();
     if (v !== blockVersion) (blockVersion = v), externalWrites++;
   }, Math.max(externalCheckMs, 10)); // 0 (tests: check the roster cache on every read) would spin the timer
   versionTimer.unref();
@@ -561,6 +578,7 @@ export function openSqliteStorage(options: SqliteStorageOptions): SqliteStorage 
     },
     wrote() {
       if (blockEpoch && Atomics.add(blockEpoch, 0, 1) === seenBlockEpoch) seenBlockEpoch++;
+      if (!blockEpoch) announce();
     },
     anyStored: () => q.blockAny.get() === 1,
   });

@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { cacheBlocklists } from '../../src/storage/blocklist-cache.js';
 import { createMemoryStorage } from '../../src/storage/memory.js';
-import { openSqliteStorage } from '../../src/storage/sqlite.js';
+import Database from 'better-sqlite3';
+import { DATABASE_FILE, openSqliteStorage } from '../../src/storage/sqlite.js';
 
 const dirs: string[] = [];
 function tempDir(): string {
@@ -83,6 +84,24 @@ describe('blocklist cache over sqlite', () => {
     s.users.delete('a@x');
     expect(s.blocklist.peek!('a@x').size).toBe(0);
     expect(s.blocklist.anyBlocked!()).toBe(false);
+    s.close();
+  });
+
+  it('keeps its lists while the message archive writer thread commits (those batches write no blocklist)', async () => {
+    const dir = tempDir();
+    const s = openSqliteStorage({ dataDir: dir, iterations: 16, externalCheckMs: 10 });
+    s.blocklist.add('a@x', ['eve@x']);
+    expect(s.blocklist.peek!('a@x').has('eve@x')).toBe(true);
+    expect(s.blocklist.size).toBe(1);
+    s.mam.append({ owner: 'a@x', id: 'm1', stamp: new Date(), with: 'bob@x', stanza: '<message/>' });
+    // Wait until the writer thread committed, then for more than one poll of the external check.
+    const other = new Database(join(dir, DATABASE_FILE), { readonly: true });
+    for (let i = 0; i < 500 && other.prepare('SELECT count(*) FROM mam').pluck().get() === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(other.prepare('SELECT count(*) FROM mam').pluck().get()).toBe(1);
+    await new Promise((r) => setTimeout(r, 50));
+    s.blocklist.anyBlocked!(); // where a change seen elsewhere would empty the cache
+    expect(s.blocklist.size).toBe(1);
+    other.close();
     s.close();
   });
 
