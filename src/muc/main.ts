@@ -11,17 +11,8 @@ import { Jid } from '../jid.js';
 import type { Logger } from '../router/context.js';
 import type { MucStore } from '../storage/types.js';
 import { errorReply, parseElement, type Element } from '../xml/element.js';
+import { senderOf } from './room.js';
 import { MucService, type MucSettings } from './service.js';
-
-const FROM = / from='([^']*)'/;
-const ENTITIES: Record<string, string> = { '&amp;': '&', '&apos;': "'", '&quot;': '"', '&lt;': '<', '&gt;': '>' };
-
-/** The 'from' of a stanza this service wrote (always single-quoted, escaped by attr()). */
-function senderOf(xml: string): Jid | null {
-  const end = xml.indexOf('>');
-  const m = FROM.exec(xml.slice(0, end < 0 ? xml.length : end));
-  return m ? Jid.tryParse(m[1]!.replace(/&(amp|apos|quot|lt|gt);/g, (e) => ENTITIES[e]!)) : null;
-}
 
 export class MucOnMain {
   readonly service: MucService;

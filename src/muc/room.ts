@@ -4,6 +4,7 @@
  * StanzaError for the service to turn into the reply the section in question asks for.
  */
 import { StanzaError } from '../errors.js';
+import { Jid } from '../jid.js';
 import type { Element } from '../xml/element.js';
 import { attr, escapeText } from '../xml/escape.js';
 
@@ -96,8 +97,32 @@ export function innerXml(el: Element, skip?: (child: Element) => boolean): strin
   return s;
 }
 
+const FROM = / from='([^']*)'/;
+const ENTITIES: Record<string, string> = { '&amp;': '&', '&apos;': "'", '&quot;': '"', '&lt;': '<', '&gt;': '>' };
+
+/** The 'from' of a stanza this service wrote (always single-quoted, escaped by attr()), as written. */
+export function senderText(xml: string): string | null {
+  const end = xml.indexOf('>');
+  const m = FROM.exec(xml.slice(0, end < 0 ? xml.length : end));
+  if (!m) return null;
+  return m[1]!.includes('&') ? m[1]!.replace(/&(amp|apos|quot|lt|gt);/g, (e) => ENTITIES[e]!) : m[1]!;
+}
+
+/** The same, parsed. */
+export function senderOf(xml: string): Jid | null {
+  const text = senderText(xml);
+  return text === null ? null : Jid.tryParse(text);
+}
+
+/** The bare part of a JID this service wrote (already prepared: no parsing needed). */
+export function bareOf(jid: string): string {
+  const slash = jid.indexOf('/');
+  return slash < 0 ? jid : jid.slice(0, slash);
+}
+
 export type Kind = 'message' | 'presence' | 'iq';
-export type Out = (to: string, xml: string, kind: Kind) => void;
+/** Deliver `xml` to `to`; `room` is the bare JID of the room it comes from, when it comes from one. */
+export type Out = (to: string, xml: string, kind: Kind, room?: string) => void;
 
 /** What survives a restart (persistent rooms). */
 export interface RoomRecord {

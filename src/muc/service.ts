@@ -24,7 +24,9 @@ import {
   MUC_USER,
   ROLES,
   Room,
+  bareOf,
   innerXml,
+  senderText,
   type Affiliation,
   type HistoryRequest,
   type Kind,
@@ -86,7 +88,7 @@ export class MucService {
   ) {
     for (const { jid, data } of store?.list(settings.domain) ?? []) {
       try {
-        this.rooms.set(jid, Room.restore(jid, JSON.parse(data) as RoomRecord, settings, out, now, (r) => this.persist(r)));
+        this.rooms.set(jid, Room.restore(jid, JSON.parse(data) as RoomRecord, settings, this.outFor(jid), now, (r) => this.persist(r)));
       } catch (err) {
         this.log?.error({ err, room: jid }, 'stored MUC room unreadable; skipped');
       }
@@ -131,6 +133,11 @@ export class MucService {
       this.rooms.delete(room.jid);
       this.store?.remove(room.jid);
     }
+  }
+
+  /** A room's output, tagged with its JID (the delivery checks XEP-0191 blocks on it without parsing). */
+  private outFor(room: string): Out {
+    return (to, xml, kind) => this.out(to, xml, kind, room);
   }
 
   private persist(room: Room): void {
@@ -180,7 +187,7 @@ export class MucService {
       if (this.rooms.size >= this.settings.maxRooms) {
         throw new StanzaError('resource-constraint', `this service holds at most ${this.settings.maxRooms} rooms`);
       }
-      target = new Room(to.bare, this.settings, this.out, this.now, (r) => this.persist(r));
+      target = new Room(to.bare, this.settings, this.outFor(to.bare), this.now, (r) => this.persist(r));
       target.affiliations.set(from.bare, 'owner');
       // §10.1.1: locked until configured; a client without MUC support (no <x/>, groupchat 1.0)
       // cannot configure, so it gets an instant room (§10.1.2 behaviour without the round trip).
@@ -240,6 +247,7 @@ export class MucService {
           (reason === null ? '' : `<reason>${escapeText(reason)}</reason>`) +
           `</decline></x></message>`,
         'message',
+        room.jid,
       );
       return;
     }
@@ -286,7 +294,7 @@ export class MucService {
     if (!target) throw new StanzaError('item-not-found', 'no such occupant');
     if (request && sender === target && firstChildElement(el)?.attrs.xmlns === 'urn:xmpp:ping') {
       // XEP-0410 §3.3 (self-ping optimisation): the service answers for the occupant itself.
-      this.out(from.full, iqResult({ id: (el.attrs.id as string) ?? null, from: to.full, to: from.full }), 'iq');
+      this.out(from.full, iqResult({ id: (el.attrs.id as string) ?? null, from: to.full, to: from.full }), 'iq', room.jid);
       return;
     }
     const inner = innerXml(el);
@@ -294,6 +302,7 @@ export class MucService {
       target.jid,
       `<iq${attr('type', el.attrs.type as string)}${attr('id', el.attrs.id as string | undefined)}${attr('from', `${room.jid}/${sender.nick}`)}${attr('to', target.jid)}>${inner}</iq>`,
       'iq',
+      room.jid,
     );
   }
 
@@ -551,7 +560,11 @@ export function muc(settings: MucSettings): Module {
   return {
     name: 'muc',
     install(ctx) {
-      const deliver: Out = (to, xml, kind) => {
+      const deliver: Out = (to, xml, kind, room) => {
+        // XEP-0191: nothing from a room (or the service) the addressee blocks, or that blocks it;
+        // with --workers N the router's own checks do this (src/muc/main.ts routes through it).
+        const from = room ?? senderText(xml);
+        if (from !== null && ctx.blocked(bareOf(from), bareOf(to))) return;
         if (to.includes('/')) return void ctx.sessions.full(to)?.deliver(xml, kind);
         // Invitations and declines (§7.8.2) go to an account's bare JID: RFC 6121 §8.5.2, its
         // available resources, else offline storage (nothing for other domains: no s2s).
