@@ -120,7 +120,9 @@ function stripForgedIds(b: Buffer, domain: string): Buffer {
   const el = parseElement(b);
   const before = el.children.length;
   el.children = el.children.filter((c) => {
-    if (typeof c === 'string' || c.name !== 'stanza-id' || c.attrs.xmlns !== SID_NS) return true;
+    // By expanded name: a prefixed <s:stanza-id xmlns:s='urn:xmpp:sid:0'/> is the same element
+    // to the recipient's namespace-aware parser.
+    if (typeof c === 'string' || c.getName() !== 'stanza-id' || c.getNS() !== SID_NS) return true;
     const by = Jid.tryParse(String(c.attrs.by ?? ''));
     return by !== null && by.domain !== domain;
   });
