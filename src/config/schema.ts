@@ -502,7 +502,7 @@ export const SCHEMA: Schema<HermodConfig> = {
     purgeInterval: duration(1 * HOUR, 1 * MINUTE, 7 * 24 * HOUR, 'how often archive retention runs'),
   },
   muc: {
-    enabled: bool(false, 'XEP-0045 multi-user chat service on its own subdomain'),
+    enabled: bool(true, 'XEP-0045 multi-user chat service on its own subdomain'),
     domain: leaf<string | null>({
       default: null,
       doc: 'domain of the chat service; null = conference.<domain>',

@@ -341,11 +341,12 @@ describe('XEP-0045 configuration', () => {
     ]);
   });
 
-  it('defaults the service to conference.<domain> and refuses the server domain', () => {
+  it('is on by default at conference.<domain>, off when disabled, and refuses the server domain', () => {
     const c = defaultHermodConfig();
+    expect(mucSettingsOf(c)!.domain).toBe('conference.localhost');
+    c.muc.enabled = false;
     expect(mucSettingsOf(c)).toBeNull();
     c.muc.enabled = true;
-    expect(mucSettingsOf(c)!.domain).toBe('conference.localhost');
     c.muc.domain = 'localhost';
     expect(() => mucSettingsOf(c)).toThrow(ConfigError);
     expect(() => mucSettingsOf(c)).toThrow(/own domain/);
