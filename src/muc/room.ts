@@ -211,8 +211,7 @@ export class Room {
     if (this.config.password !== null && opts.password !== this.config.password && !opts.created) {
       throw new StanzaError('not-authorized', 'a password is required');
     }
-    const own = ['110'];
-    if (this.config.whois === 'anyone') own.push('100');
+    const own = this.selfCodes();
     if (holder) {
       // Another resource of the same account under the same nick (multi-session, as Prosody and
       // ejabberd allow): it joins the occupant; the others see no change.
@@ -246,6 +245,25 @@ export class Room {
         `</message>`,
       'message',
     );
+  }
+
+  /**
+   * A join presence (with the MUC <x/>) from a session already in the room under that nick: its
+   * client believes it is out (a lost connection it has not noticed the server kept, or an
+   * XEP-0410 self-ping it took as failed) and waits for the §7.2.3 sequence, its own presence
+   * with 110 above all. It gets the whole entry again, occupants, history and subject (as
+   * Prosody and ejabberd do); the others only see its presence, as for an update.
+   */
+  rejoin(occ: Occupant, jid: string, presence: string, history: HistoryRequest): void {
+    for (const o of this.occupants.values()) if (o !== occ) this.out(jid, this.presenceOf(o, jid, []), 'presence');
+    occ.presence = presence;
+    this.broadcastPresence(occ, [], this.selfCodes());
+    this.welcome(jid, history);
+  }
+
+  /** §7.2.3 110 on an occupant's own presence, §7.2.4 100 too in a non-anonymous room. */
+  private selfCodes(): string[] {
+    return this.config.whois === 'anyone' ? ['110', '100'] : ['110'];
   }
 
   /** §7.7 presence update of an occupant (same nickname). */

@@ -174,12 +174,13 @@ export class MucService {
     // §7.2.1: the nickname is the resource; none is jid-malformed.
     if (to.resource === null) throw new StanzaError('jid-malformed', 'a room nickname is required');
     const presence = innerXml(el, (c) => c.name === 'x' && (c.attrs.xmlns === MUC || c.attrs.xmlns === MUC_USER));
+    const x = el.getChild('x', MUC);
     if (room && occ) {
-      if (occ.nick === to.resource) room.update(occ, presence);
+      if (occ.nick === to.resource && x !== undefined) room.rejoin(occ, from.full, presence, historyRequest(x.getChild('history')));
+      else if (occ.nick === to.resource) room.update(occ, presence);
       else room.changeNick(occ, to.resource, presence); // §7.6
       return;
     }
-    const x = el.getChild('x', MUC);
     let target = room;
     let created = false;
     if (!target) {
@@ -464,7 +465,7 @@ function roomInfo(room: Room): string {
 
 function field(name: string, type: string, value: string | string[], label?: string, options = ''): string {
   const values = (Array.isArray(value) ? value : [value]).map((v) => `<value>${escapeText(v)}</value>`).join('');
-  return `<field${attr('var', name)}${attr('type', type)}${attr('label', label)}>${options}${values}</field>`;
+  return `<field${attr('var', name)}${attr('type', type)}${attr('label', label)}>${values}${options}</field>`;
 }
 
 const bool = (b: boolean) => (b ? '1' : '0');

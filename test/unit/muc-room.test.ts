@@ -225,6 +225,48 @@ describe('XEP-0045 room logic', () => {
     expect(seen.find((s) => s.to === 'q@x/1' && s.xml.includes("from='r@m/O'"))!.xml).toContain("jid='o@x/1'");
     expect(seen.find((s) => s.to === 'q@x/1' && s.xml.includes("code='110'"))!.xml).toContain("code='100'");
   });
+
+  it('answers a join presence from a session already in the room with the whole entry again: occupants, own 110, history, subject (§7.2.3)', () => {
+    const h = harness();
+    h.join('a@x/1', 'r', 'A');
+    h.instant('a@x/1', 'r');
+    h.join('b@x/1', 'r', 'B');
+    h.say('a@x/1', 'r', 'before');
+    h.send('a@x/1', `<message type='groupchat' to='r@muc.example'><subject>topic</subject></message>`);
+    h.clear();
+    // b's client lost track of its stay (a reconnect the server did not see as one) and joins again.
+    h.join('b@x/1', 'r', 'B', "<x xmlns='http://jabber.org/protocol/muc'/><show>away</show>");
+    const toB = h.sent.filter((s) => s.to === 'b@x/1').map((s) => s.xml);
+    expect(toB.findIndex((x) => x.includes("from='r@muc.example/A'") && x.startsWith('<presence'))).toBe(0);
+    const own = toB.findIndex((x) => x.includes("from='r@muc.example/B'") && x.includes("code='110'"));
+    const history = toB.findIndex((x) => x.includes('<body>before</body>') && x.includes('<delay'));
+    const subject = toB.findIndex((x) => x.includes('<subject>topic</subject>'));
+    expect(own).toBeGreaterThan(0);
+    expect(history).toBeGreaterThan(own);
+    expect(subject).toBeGreaterThan(history);
+    // The others see one presence of b (its new show), no leave, no second join.
+    const toA = h.sent.filter((s) => s.to === 'a@x/1').map((s) => s.xml);
+    expect(toA).toHaveLength(1);
+    expect(toA[0]).toContain('<show>away</show>');
+    expect(toA[0]).not.toContain("type='unavailable'");
+    // Without the MUC <x/> it stays a plain presence update (§7.7): no replay.
+    h.clear();
+    h.send('b@x/1', `<presence to='r@muc.example/B'><show>dnd</show></presence>`);
+    expect(h.sent.filter((s) => s.to === 'b@x/1' && s.kind === 'message')).toHaveLength(0);
+  });
+
+  it('writes the configuration form fields with <value/> before <option/> (XEP-0004 §3.2 field schema, §10.2)', () => {
+    const h = harness();
+    h.join('a@x/1', 'r', 'A');
+    h.send('a@x/1', `<iq type='get' id='g' to='r@muc.example'><query xmlns='http://jabber.org/protocol/muc#owner'/></iq>`);
+    const form = parseElement(h.replies.at(-1)!).getChild('query')!.getChild('x')!;
+    for (const f of form.getChildren('field')) {
+      const names = f.children.filter((c) => typeof c !== 'string').map((c) => (c as { name: string }).name);
+      const firstOption = names.indexOf('option');
+      if (firstOption >= 0) expect(names.lastIndexOf('value')).toBeLessThan(firstOption);
+    }
+    expect(form.getChildren('field').some((f) => f.getChildren('option').length > 0)).toBe(true);
+  });
 });
 
 describe('XEP-0045 IQs between occupants', () => {
