@@ -192,7 +192,13 @@ export class Room {
    * XEP-0045 §7.2: enter the room. `created` = the joiner just created it (§10.1.1, status 201).
    * Throws the §7.2 error conditions; nothing is changed when it throws.
    */
-  join(jid: string, bare: string, nick: string, presence: string, opts: { password?: string | null; history?: HistoryRequest; created?: boolean }): void {
+  join(
+    jid: string,
+    bare: string,
+    nick: string,
+    presence: string,
+    opts: { password?: string | null; history?: HistoryRequest; created?: boolean; id?: string },
+  ): void {
     const aff = this.affiliation(bare);
     // §10.1.1: only the owner may enter a room that is still locked.
     if (this.locked && aff !== 'owner') throw new StanzaError('item-not-found', 'the room is locked until it is configured');
@@ -218,7 +224,7 @@ export class Room {
       for (const o of this.occupants.values()) if (o !== holder) this.out(jid, this.presenceOf(o, jid, []), 'presence');
       holder.sessions.push(jid);
       this.byJid.set(jid, nick);
-      this.out(jid, this.presenceOf(holder, jid, own), 'presence');
+      this.out(jid, this.presenceOf(holder, jid, own, opts.id), 'presence');
       this.welcome(jid, opts.history ?? {});
       return;
     }
@@ -230,7 +236,7 @@ export class Room {
     // … then its own presence goes to everyone, the newcomer last with status 110 (§7.2.3),
     // 100 in a non-anonymous room (§7.2.4), 201 for a room it created (§10.1.1).
     if (opts.created) own.push('201');
-    this.broadcastPresence(occ, [], own);
+    this.broadcastPresence(occ, [], own, { to: jid, id: opts.id });
     this.welcome(jid, opts.history ?? {});
   }
 
@@ -254,10 +260,10 @@ export class Room {
    * with 110 above all. It gets the whole entry again, occupants, history and subject (as
    * Prosody and ejabberd do); the others only see its presence, as for an update.
    */
-  rejoin(occ: Occupant, jid: string, presence: string, history: HistoryRequest): void {
+  rejoin(occ: Occupant, jid: string, presence: string, history: HistoryRequest, id?: string): void {
     for (const o of this.occupants.values()) if (o !== occ) this.out(jid, this.presenceOf(o, jid, []), 'presence');
     occ.presence = presence;
-    this.broadcastPresence(occ, [], this.selfCodes());
+    this.broadcastPresence(occ, [], this.selfCodes(), { to: jid, id });
     this.welcome(jid, history);
   }
 
@@ -316,15 +322,19 @@ export class Room {
     for (const to of o.sessions) this.out(to, build(to), kind);
   }
 
-  private broadcastPresence(occ: Occupant, codes: string[], selfCodes: string[]): void {
+  /**
+   * `echo`: the session whose join this answers gets its own presence with the join's 'id', so
+   * that a client can match the self-presence to the join it sent (Prosody does the same).
+   */
+  private broadcastPresence(occ: Occupant, codes: string[], selfCodes: string[], echo?: { to: string; id: string | undefined }): void {
     for (const o of this.occupants.values()) {
       if (o !== occ) this.toAll(o, (to) => this.presenceOf(occ, to, codes), 'presence');
     }
-    this.toAll(occ, (to) => this.presenceOf(occ, to, [...codes, ...selfCodes]), 'presence');
+    this.toAll(occ, (to) => this.presenceOf(occ, to, [...codes, ...selfCodes], to === echo?.to ? echo.id : undefined), 'presence');
   }
 
-  private presenceOf(occ: Occupant, to: string, codes: string[]): string {
-    return `<presence${attr('from', `${this.jid}/${occ.nick}`)}${attr('to', to)}>${occ.presence}${this.userX(occ, to, codes)}</presence>`;
+  private presenceOf(occ: Occupant, to: string, codes: string[], id?: string): string {
+    return `<presence${attr('id', id)}${attr('from', `${this.jid}/${occ.nick}`)}${attr('to', to)}>${occ.presence}${this.userX(occ, to, codes)}</presence>`;
   }
 
   /** §7.2.3 / §7.2.4: the jid is shown to everyone in a non-anonymous room, to moderators otherwise. */

@@ -176,7 +176,7 @@ export class MucService {
     const presence = innerXml(el, (c) => c.name === 'x' && (c.attrs.xmlns === MUC || c.attrs.xmlns === MUC_USER));
     const x = el.getChild('x', MUC);
     if (room && occ) {
-      if (occ.nick === to.resource && x !== undefined) room.rejoin(occ, from.full, presence, historyRequest(x.getChild('history')));
+      if (occ.nick === to.resource && x !== undefined) room.rejoin(occ, from.full, presence, historyRequest(x.getChild('history')), el.attrs.id as string | undefined);
       else if (occ.nick === to.resource) room.update(occ, presence);
       else room.changeNick(occ, to.resource, presence); // §7.6
       return;
@@ -200,12 +200,14 @@ export class MucService {
         password: x?.getChildText('password') ?? null,
         history: historyRequest(x?.getChild('history')),
         created,
+        id: el.attrs.id as string | undefined,
       });
     } catch (err) {
       if (!(err instanceof StanzaError)) throw err;
       // §7.2.6–7.2.10: the error presence carries the MUC <x/> beside <error/>, which is how
       // clients (slixmpp's join_muc_wait among them) tell a failed join from other errors.
-      reply(`<presence type='error'${attr('from', to.full)}${attr('to', from.full)}><x xmlns='${MUC}'/>${err.toXml()}</presence>`, 'presence');
+      // RFC 6120 §8.3.1: the error carries the id of the stanza it answers (Smack's MUC join matches its error by it).
+      reply(`<presence type='error'${attr('id', el.attrs.id as string | undefined)}${attr('from', to.full)}${attr('to', from.full)}><x xmlns='${MUC}'/>${err.toXml()}</presence>`, 'presence');
       return;
     }
     if (created) this.rooms.set(target.jid, target);

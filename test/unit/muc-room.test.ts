@@ -255,6 +255,23 @@ describe('XEP-0045 room logic', () => {
     expect(h.sent.filter((s) => s.to === 'b@x/1' && s.kind === 'message')).toHaveLength(0);
   });
 
+  it("answers a join with the join's id: on the refusal (RFC 6120 §8.3.1) and on the own presence with 110 (§7.2.3)", () => {
+    const h = harness();
+    h.send('a@x/1', `<presence id='j1' to='r@muc.example/A'><x xmlns='http://jabber.org/protocol/muc'/></presence>`);
+    const own = h.sent.find((s) => s.to === 'a@x/1' && s.xml.includes("code='110'"))!;
+    expect(parseElement(own.xml).attrs.id).toBe('j1');
+    h.instant('a@x/1', 'r');
+    h.send('b@x/1', `<presence id='j2' to='r@muc.example/A'><x xmlns='http://jabber.org/protocol/muc'/></presence>`);
+    const refusal = parseElement(h.replies.at(-1)!);
+    expect(refusal.attrs.type).toBe('error');
+    expect(refusal.attrs.id).toBe('j2');
+    // The others' copies of a's presence carry no id of a's.
+    h.clear();
+    h.send('b@x/1', `<presence id='j3' to='r@muc.example/B'><x xmlns='http://jabber.org/protocol/muc'/></presence>`);
+    expect(h.sent.find((s) => s.to === 'a@x/1' && s.kind === 'presence')!.xml).not.toContain("id='j3'");
+    expect(parseElement(h.sent.find((s) => s.to === 'b@x/1' && s.xml.includes("code='110'"))!.xml).attrs.id).toBe('j3');
+  });
+
   it('writes the configuration form fields with <value/> before <option/> (XEP-0004 §3.2 field schema, §10.2)', () => {
     const h = harness();
     h.join('a@x/1', 'r', 'A');
