@@ -3,7 +3,7 @@
  * never written anywhere. The same derivation serves SASL PLAIN (src/stream/sasl/plain.ts), which
  * recomputes StoredKey from the password the client sent.
  */
-import { createHash, createHmac, pbkdf2, pbkdf2Sync, randomBytes } from 'node:crypto';
+import { createHmac, hash as cryptoHash, pbkdf2, pbkdf2Sync, randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import {
   AccountError,
@@ -34,8 +34,13 @@ export function hmac(hash: ScramHash, key: Uint8Array, data: Uint8Array | string
   return createHmac(NODE_HASH[hash].name, key).update(data).digest();
 }
 
+/**
+ * H() of RFC 5802 as one-shot `crypto.hash` (Node ≥ 20.12): no Hash object per call, 1.4–1.6×
+ * faster than createHash for SCRAM's 20/32-byte inputs (a login hashes once; an HMAC built on it
+ * in JS was slower than createHmac, so HMAC stays native). Checked in test/unit/sasl-hmac.test.ts.
+ */
 export function digest(hash: ScramHash, data: Uint8Array): Buffer {
-  return createHash(NODE_HASH[hash].name).update(data).digest();
+  return cryptoHash(NODE_HASH[hash].name, data, 'buffer');
 }
 
 // Non-ASCII space separators (Unicode Zs other than U+0020).

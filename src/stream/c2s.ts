@@ -30,6 +30,7 @@ import { stats } from '../observability/metrics.js';
 import { shaperFor, type Shaper } from './limits.js';
 import { AckTooHigh, SM_NS, StreamManagement, isStanzaBytes, parseH } from './sm.js';
 import { localName, parseElement } from '../xml/element.js';
+import { readSaslElement } from './sasl/element.js';
 import { decodeSaslPayload, encodeSaslPayload, type SaslExchange, type SaslStep } from './sasl/index.js';
 import { randomHex } from './random.js';
 
@@ -140,11 +141,49 @@ export interface C2SDeps {
   now?: () => number;
   /** XEP-0198 resumable sessions by resumption id, shared by all streams of the server. */
   smSessions?: Map<string, C2SStream>;
+  /**
+   * Sharded servers (XEP-0198 across shards): resumption ids name the shard that owns the
+   * session, and a <resume/> arriving on another shard moves the connection there.
+   */
+  smShards?: SmShardRouting;
   /** A session ended with stanzas the client never acknowledged (XEP-0198 §4): keep them. */
   onUnacked?: (session: C2SStream, stanzas: (string | Uint8Array)[]) => void;
   /** Where failed authentications are reported (info: operators and fail2ban watch them). */
   log?: { info(fields: object, message: string): void };
 }
+
+/**
+ * XEP-0198 §5 with several shards: a resumption id is only known to the shard that issued it,
+ * and a reconnecting client lands wherever the main thread put it. The stream asks this where a
+ * previd belongs and, when elsewhere, hands its connection over (src/shard/worker.ts).
+ */
+export interface SmShardRouting {
+  /** A fresh resumption id that names this shard. */
+  mint(): string;
+  /** The shard owning `previd` when that is another, existing shard; null otherwise. */
+  ownerElsewhere(previd: string): number | null;
+  /**
+   * Move this authenticated connection to `shard`, which goes on with `first` (the <resume/>
+   * element); what the client sent after it follows through the returned sink, in order.
+   */
+  moveTo(stream: C2SStream, shard: number, first: Uint8Array): HandOffSink;
+}
+
+/** Where a connection that moved to another shard sends what it still reads. */
+export interface HandOffSink {
+  /** One complete top-level element (or the closing tag), as the client sent it. */
+  element(bytes: Uint8Array | string): void;
+  /** The client's XML broke: the new owner ends the stream with this error. */
+  error(error: StreamError): void;
+}
+
+/**
+ * A stream continued on another shard (StreamOptions of C2SStream.continued): the header that
+ * primes a fresh parser, so the client's next elements parse as children of its open stream.
+ */
+const CONTINUED_HEADER = new TextEncoder().encode(
+  `<stream:stream xmlns='jabber:client' xmlns:stream='${STREAMS_NS}' version='1.0'>`,
+);
 
 /** Where the stream is in RFC 6120's negotiation (§4.3). */
 export enum StreamPhase {
@@ -272,6 +311,10 @@ export class C2SStream implements ClientSession, ParserHandler {
   private detachedUntil = 0;
   /** This connection resumed another session and handed everything to it. */
   private adoptedBy: C2SStream | null = null;
+  /** This connection moved to another shard to resume a session there (XEP-0198 §5). */
+  private handedOff: HandOffSink | null = null;
+  /** Feeding CONTINUED_HEADER: the parser's stream-open event is ours, not the client's. */
+  private priming = false;
   private headerSent = false;
   private resetAfterFeed = false;
   /** After STARTTLS or SASL success, the rest of the chunk belongs to no stream (§5.4.3.3). */
@@ -409,7 +452,8 @@ export class C2SStream implements ClientSession, ParserHandler {
    * stream that negotiates too long or, once bound, stays silent too long.
    */
   checkTimeouts(now: number): void {
-    if (this.phase === StreamPhase.Closed) return;
+    // A connection handed to another shard is timed there.
+    if (this.phase === StreamPhase.Closed || this.handedOff) return;
     if (this.detachedUntil > 0) {
       // XEP-0198 §5: not resumed in time: the session ends for good.
       if (now > this.detachedUntil) {
@@ -435,6 +479,8 @@ export class C2SStream implements ClientSession, ParserHandler {
    */
   close(error?: StreamError): void {
     if (this.phase === StreamPhase.Closed) return;
+    // The connection belongs to another shard now: it writes and closes there.
+    if (this.handedOff) return this.handOffDone();
     if (error) stats.streamError(error.condition);
     if (!this.headerSent) this.queue.push(this.header(null));
     if (error) this.queue.push(error.toXml());
@@ -452,6 +498,7 @@ export class C2SStream implements ClientSession, ParserHandler {
   transportClosed(): void {
     if (this.adoptedBy) return this.adoptedBy.transportClosed();
     if (this.phase === StreamPhase.Closed) return;
+    if (this.handedOff) return this.handOffDone();
     this.queue = [];
     const resumeMs = this.options.streamManagement?.resumeTimeoutMs ?? 0;
     if (this.phase === StreamPhase.Bound && this.sm?.resumeId && resumeMs > 0 && this.detachedUntil === 0) {
@@ -466,6 +513,11 @@ export class C2SStream implements ClientSession, ParserHandler {
   /** Whether the connection is gone and the session waits for a <resume/> (XEP-0198). */
   get isDetached(): boolean {
     return this.detachedUntil > 0;
+  }
+
+  /** The session this connection resumed (its transport and parser now serve that one). */
+  get resumedBy(): C2SStream | null {
+    return this.adoptedBy;
   }
 
   /** Whether the client enabled XEP-0198 stream management (for the admin session list). */
@@ -562,7 +614,7 @@ export class C2SStream implements ClientSession, ParserHandler {
   // ---- ParserHandler ------------------------------------------------------------------------
 
   onStreamOpen(header: StreamHeader): void {
-    if (this.phase === StreamPhase.Closed || this.discardRest) return;
+    if (this.phase === StreamPhase.Closed || this.discardRest || this.priming || this.handedOff) return;
     if (this.saslPending) return this.pipelinedDuringSasl();
     const error = this.checkHeader(header);
     // RFC 6120 §4.7.2: echo the client's 'from' as our 'to' when it is a usable JID.
@@ -590,6 +642,8 @@ export class C2SStream implements ClientSession, ParserHandler {
 
   onStanza(view: StanzaView): void {
     if (this.phase === StreamPhase.Closed || this.discardRest) return;
+    // Read after a <resume/> that moved the connection: the owning shard handles it, in order.
+    if (this.handedOff) return this.handedOff.element(view.raw());
     if (this.saslPending) return this.pipelinedDuringSasl();
     stats.stanzaIn(view.kind);
     const shaper = this.stanzaShaper;
@@ -613,12 +667,14 @@ export class C2SStream implements ClientSession, ParserHandler {
 
   onStreamClose(): void {
     if (this.phase === StreamPhase.Closed || this.discardRest) return;
+    if (this.handedOff) return this.handedOff.element('</stream:stream>');
     // RFC 6120 §4.4: answer the closing tag with ours, then terminate the connection.
     this.close();
   }
 
   onError(error: CoreError): void {
     if (this.phase === StreamPhase.Closed || this.discardRest) return;
+    if (this.handedOff) return this.handedOff.error(new StreamError(error.condition, error.message));
     this.close(new StreamError(error.condition, error.message));
   }
 
@@ -800,14 +856,14 @@ export class C2SStream implements ClientSession, ParserHandler {
         // §6.4.4: the client gave up; <aborted/> and a chance to retry.
         throw new SaslFailure('aborted');
       }
-      const element = parseElement(view.toString());
+      const element = readSaslElement(view);
       if (name === 'auth') {
         if (!this.authAllowed()) {
           // §5.3.1 / §6.5.4: under our policy TLS is mandatory-to-negotiate before SASL.
           throw new SaslFailure('encryption-required');
         }
-        const mechanism = element.attrs['mechanism'];
-        if (typeof mechanism !== 'string' || mechanism === '') {
+        const mechanism = element.mechanism;
+        if (mechanism === null || mechanism === '') {
           throw new SaslFailure('invalid-mechanism', 'no mechanism named');
         }
         if (!this.deps.sasl.mechanisms(this.secure || this.options.tls === 'optional').includes(mechanism)) {
@@ -821,7 +877,7 @@ export class C2SStream implements ClientSession, ParserHandler {
         if (!this.sasl) throw new SaslFailure('malformed-request', 'no authentication in progress');
         exchange = this.sasl;
       }
-      payload = decodeSaslPayload(element.getText());
+      payload = decodeSaslPayload(element.text);
     } catch (err) {
       return this.onSaslFailure(err);
     }
@@ -987,7 +1043,7 @@ export class C2SStream implements ClientSession, ParserHandler {
     const resume = parseElement(view.toString()).attrs['resume'];
     const resumeMs = this.options.streamManagement?.resumeTimeoutMs ?? 0;
     const resumable = (resume === 'true' || resume === '1') && resumeMs > 0 && this.deps.smSessions !== undefined;
-    const id = resumable ? randomBytes(16).toString('hex') : null;
+    const id = resumable ? (this.deps.smShards?.mint() ?? randomBytes(16).toString('hex')) : null;
     this.sm = new StreamManagement(id);
     if (id) this.deps.smSessions!.set(id, this);
     const attrs = id ? ` id='${id}' resume='true' max='${Math.ceil(resumeMs / 1000)}'` : '';
@@ -1005,6 +1061,8 @@ export class C2SStream implements ClientSession, ParserHandler {
     const previd = el.attrs['previd'];
     const h = parseH(el.attrs['h']);
     if (typeof previd !== 'string' || h === null) return this.smFailed('bad-request');
+    const owner = this.deps.smShards?.ownerElsewhere(previd) ?? null;
+    if (owner !== null) return this.handOff(owner, view.raw());
     const session = this.deps.smSessions?.get(previd);
     if (!session || session.phase === StreamPhase.Closed || session.account_?.bare !== this.account_?.bare) {
       return this.smFailed('item-not-found');
@@ -1016,6 +1074,48 @@ export class C2SStream implements ClientSession, ParserHandler {
       return this.close(new StreamError('undefined-condition', err.message));
     }
     session.adopt(this);
+  }
+
+  /**
+   * The session named by <resume/> lives on another shard: the connection goes there, and that
+   * shard answers the <resume/> (<resumed/> or <failed/>) as if it had been read there. This
+   * stream only relays what the parser still yields until the worker says the move is complete.
+   */
+  private handOff(shard: number, resume: Uint8Array): void {
+    // Whatever we owe the client goes out first, in order, before the other shard speaks.
+    this.flush();
+    this.handedOff = this.deps.smShards!.moveTo(this, shard, resume);
+  }
+
+  /** The move is complete (or the connection is gone): nothing more comes through here. */
+  handOffDone(): void {
+    if (this.phase === StreamPhase.Closed) return;
+    this.phase = StreamPhase.Closed;
+    this.closedNotified = true;
+    this.queue = [];
+    this.freeParser();
+    this.deps.onClosed?.(this);
+  }
+
+  /**
+   * A connection moved here from another shard, authenticated as `account`, to resume a session
+   * of this shard (XEP-0198 §5): a stream already past SASL and the restart, whose parser is
+   * primed with a stream header so the client's next elements (the <resume/> first) parse.
+   */
+  static continued(transport: StreamTransport, options: C2SOptions, deps: C2SDeps, account: Jid, streamId: string): C2SStream {
+    const stream = new C2SStream(transport, options, deps);
+    stream.parser.setLimits({ maxStanzaBytes: options.maxStanzaBytes });
+    stream.priming = true;
+    try {
+      stream.parser.feed(CONTINUED_HEADER);
+    } finally {
+      stream.priming = false;
+    }
+    stream.account_ = account;
+    stream.streamId = streamId;
+    stream.headerSent = true;
+    stream.phase = StreamPhase.Authenticated;
+    return stream;
   }
 
   /** Continue this session on `carrier`'s connection (its transport and parser). */
