@@ -130,7 +130,33 @@ describe.skipIf(missing.length > 0)('profanity in tmux against Hermod', () => {
     await term.waitFor(/bob@localhost\/raw: hi alice, bob here/);
   }, 30_000);
 
-  it('logs in over Direct TLS (XEP-0368, profanity\'s "tls legacy")', async () => {
+  it('creates a room, accepts it as instant, hears an occupant and talks with it (XEP-0045 §10.1.2, §7.2.3, §7.4)', async () => {
+    const room = 'den@conference.localhost';
+    term.type(`/join ${room} nick alice`);
+    // profanity sees the 201 of a new, locked room and offers /room accept (the instant room).
+    await term.waitFor(/room accept/);
+    term.type('/room accept');
+    await term.waitFor(/[Rr]oom unlocked/);
+    bob.take();
+    bob.send(`<presence to='${room}/bob' id='j1'><x xmlns='http://jabber.org/protocol/muc'/></presence>`);
+    await bob.waitFor(/<presence[^>]*id=['"]j1['"][^>]*>.*?code=['"]110['"]/s);
+    // profanity lists the newcomer among the participants (its occupant pane).
+    await term.waitFor(/Participants\s*\n.*\bbob\b/);
+    bob.send(`<message to='${room}' type='groupchat' id='g1'><body>hello room</body></message>`);
+    await term.waitFor(/bob: hello room/);
+    term.type('hi bob, alice here');
+    await bob.waitFor(/from=['"]den@conference\.localhost\/alice['"][^>]*>.*?hi bob, alice here/s);
+    // §7.6: a nick change reaches the others as 303 with the new nick, then available under it.
+    term.type('/nick ally');
+    await bob.waitFor(/nick=['"]ally['"].*?code=['"]303['"]/s);
+    await bob.waitFor(/from=['"]den@conference\.localhost\/ally['"]/);
+    // §7.14: closing the room window leaves the room; bob sees ally gone.
+    bob.take();
+    term.type('/close');
+    await bob.waitFor(/<presence[^>]*type=['"]unavailable['"][^>]*from=['"]den@conference\.localhost\/ally['"]|<presence[^>]*from=['"]den@conference\.localhost\/ally['"][^>]*type=['"]unavailable['"]/);
+  }, 60_000);
+
+  it('logs in over Direct TLS (XEP-0368, profanity\'s "tls legacy"); logging out inside a room leaves it (XEP-0045 §7.14)', async () => {
     const second = new Terminal('2');
     try {
       await second.waitFor(/\/help/);
@@ -140,6 +166,15 @@ describe.skipIf(missing.length > 0)('profanity in tmux against Hermod', () => {
       await second.waitFor(/\/tls allow/);
       second.type('/tls allow');
       await second.waitFor(/carol@localhost\/\S+ logged in successfully/);
+      // XEP-0045 §7.14 for a client that logs out without leaving the room first: the session's
+      // end is its leave, so the occupants still there (bob, from the test above) see it go. (A
+      // connection that merely drops keeps the session, rooms included, for XEP-0198 resumption.)
+      bob.take();
+      second.type('/join den@conference.localhost nick carol');
+      await bob.waitFor(/from=['"]den@conference\.localhost\/carol['"]/);
+      bob.take();
+      second.type('/disconnect');
+      await bob.waitFor(/<presence[^>]*type=['"]unavailable['"][^>]*from=['"]den@conference\.localhost\/carol['"]/);
     } finally {
       second.stop();
     }
