@@ -34,14 +34,26 @@ const CLAIM = /^[A-Za-z0-9_-]{22}\.(\d{1,15})\.claim$/;
 /** Accounts whose usage is remembered (per thread). */
 const USAGE_CACHE = 10_000;
 
+/**
+ * A folder mtime this recent is not trusted to change with the next claim: file systems stamp
+ * with a coarse clock (the kernel's tick, a few ms, unless it has multigrain timestamps (Linux
+ * 6.13+); whole seconds on some, two on FAT), so a claim created within the same tick leaves the
+ * mtime as it was, and a sum cached against it would miss that claim: a quota race.
+ */
+const MTIME_SETTLED_MS = 2_000;
+
 export class UploadFiles {
   /**
    * Usage per owner key with the folder's mtime it was computed at: any claim created or deleted
-   * (by any thread) changes the folder's mtime, so an unchanged mtime means an unchanged sum.
+   * (by any thread) changes the folder's mtime, so an unchanged mtime means an unchanged sum, once
+   * that mtime has settled (MTIME_SETTLED_MS).
    */
   private readonly usageCache = new Map<string, { mtimeMs: number; bytes: number }>();
 
-  constructor(readonly dir: string) {}
+  constructor(
+    readonly dir: string,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   ownerDir(ownerKey: string): string {
     if (!OWNER_KEY.test(ownerKey)) throw new Error('bad owner key');
@@ -71,7 +83,7 @@ export class UploadFiles {
       const m = CLAIM.exec(name);
       if (m) total += Number(m[1]);
     }
-    if (safeStat(folder)?.mtimeMs === before.mtimeMs) {
+    if (safeStat(folder)?.mtimeMs === before.mtimeMs && this.now() - before.mtimeMs >= MTIME_SETTLED_MS) {
       if (this.usageCache.size >= USAGE_CACHE) this.usageCache.clear();
       this.usageCache.set(ownerKey, { mtimeMs: before.mtimeMs, bytes: total });
     }

@@ -206,6 +206,35 @@ describe('expiry sweep', () => {
     }
   });
 
+  it('counts a claim made in the same file-system clock tick as the last sum: no quota race on coarse mtimes', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hermod-usage-'));
+    try {
+      let now = Date.now();
+      const files = new UploadFiles(dir, () => now);
+      const key = signer.ownerKey('alice@localhost');
+      files.ensureOwnerDir(key);
+      const folder = join(dir, key);
+      // A coarse clock: every change in this "tick" leaves the folder stamped with the same time.
+      const tick = new Date(now);
+      const claim = (id: string, size: number) => {
+        writeFileSync(files.paths(key, id).claim(size), '');
+        utimesSync(folder, tick, tick);
+      };
+      claim('A'.repeat(22), 300);
+      expect(files.usage(key)).toBe(300);
+      claim('B'.repeat(22), 400);
+      expect(files.usage(key)).toBe(700);
+      // Once the stamp has settled the sum is remembered, and a later change moves the stamp.
+      now += 5_000;
+      expect(files.usage(key)).toBe(700);
+      writeFileSync(files.paths(key, 'C'.repeat(22)).claim(100), '');
+      utimesSync(folder, new Date(now), new Date(now));
+      expect(files.usage(key)).toBe(800);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('refuses ids and owner keys that could leave the folder', () => {
     const files = new UploadFiles('/tmp/x');
     expect(() => files.paths('../../etc', 'A'.repeat(22))).toThrow();
