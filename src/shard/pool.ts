@@ -33,7 +33,9 @@ import {
   RingSender,
   splitComponentRecord,
   WRITE_TEXT,
+  HANDOFF_ERROR,
 } from './protocol.js';
+import { joinRecord } from './handoff.js';
 import { createRing, Doorbell, RingReader, RingWriter } from './ring.js';
 import type { PeerLink, ShardAdminReply, ShardControl, ShardInit, ShardResult } from './worker.js';
 
@@ -102,7 +104,8 @@ export type ShardEvent =
 
 interface Connection {
   readonly id: number;
-  readonly shard: number;
+  /** The shard that owns it (changes once when a <resume/> moves it: src/shard/handoff.ts). */
+  shard: number;
   readonly transport: ClientTransport;
   readonly address: string;
   /** Metrics transport kind (the main thread counts open connections). */
@@ -115,6 +118,8 @@ interface Connection {
   wrote: boolean;
   /** The shard was told the client reads too slowly. */
   overflowed: boolean;
+  /** Moving to another shard: reads wait here until the old shard answered the fence. */
+  moving: { from: number; held: Uint8Array[]; closed: boolean } | null;
 }
 
 interface Shard {
@@ -137,6 +142,11 @@ interface Shard {
 }
 
 const textDecoder = new TextDecoder();
+
+/** Open/Adopt flags: what the shard's stream may assume about the channel. */
+function openFlags(transport: ClientTransport): number {
+  return (transport.secure ? OPEN_SECURE : 0) | (transport.canStartTls ? OPEN_CAN_STARTTLS : 0);
+}
 
 /** How long an admin question waits for a shard (one restarting after a crash may not answer). */
 const ADMIN_TIMEOUT_MS = 2000;
@@ -243,15 +253,16 @@ export class ShardPool {
     const refused = this.authBan.bannedUntil(address) > 0 ? 'too many failed authentications from your address' : this.limits.admit(address);
     const kind = transport instanceof WebSocketTransport ? Transport.websocket : transport.secure ? Transport.direct_tls : Transport.c2s;
     stats.connectionOpened(kind);
-    const conn: Connection = { id: this.nextConnId++, shard: shard.index, transport, address, kind, admitted: refused === null, since: Date.now(), wrote: false, overflowed: false };
+    const conn: Connection = { id: this.nextConnId++, shard: shard.index, transport, address, kind, admitted: refused === null, since: Date.now(), wrote: false, overflowed: false, moving: null };
     if (this.nextConnId > 0xffffffff) this.nextConnId = 1;
     this.conns.set(conn.id, conn);
     shard.connections.add(conn);
-    const flags = (transport.secure ? OPEN_SECURE : 0) | (transport.canStartTls ? OPEN_CAN_STARTTLS : 0);
-    shard.sender.send(Op.Open, conn.id, `${refused ?? ''}\n${address}`, flags);
+    shard.sender.send(Op.Open, conn.id, `${refused ?? ''}\n${address}`, openFlags(transport));
     transport.attach({
       feed: (chunk) => {
         if (this.conns.get(conn.id) !== conn) return;
+        // Copied: the transport reuses its buffer.
+        if (conn.moving) return void conn.moving.held.push(Uint8Array.from(chunk));
         const sender = this.list[conn.shard]!.sender;
         sender.send(Op.Data, conn.id, chunk);
         // The shard falls behind: stop reading this client for a moment instead of queueing
@@ -260,6 +271,8 @@ export class ShardPool {
       },
       transportClosed: () => {
         if (this.conns.get(conn.id) !== conn) return;
+        // Told after the bytes that came before it, once the move completes (moveDone).
+        if (conn.moving) return void (conn.moving.closed = true);
         this.forget(conn);
         this.list[conn.shard]!.sender.send(Op.Closed, conn.id);
       },
@@ -494,6 +507,13 @@ export class ShardPool {
       conn.transport.write([`${head}${err.toXml()}</stream:stream>`]);
       conn.transport.end();
     }
+    // A connection it was handing over (XEP-0198 resumption) never gets its fence answered, and
+    // what the dead shard had read for it is lost: the new owner ends that stream cleanly.
+    for (const conn of this.conns.values()) {
+      if (conn.moving?.from !== k) continue;
+      this.list[conn.shard]!.sender.send(Op.Fail, conn.id, 'internal-server-error\nthe shard serving this stream failed');
+      this.moveDone(conn);
+    }
     // Its connections and sessions are gone; what it counted so far still counts.
     this.stats[k]?.resetGauges();
     this.onEvent({ type: 'crashed', shard: k, error, connections: victims.length });
@@ -562,8 +582,46 @@ export class ShardPool {
       case Op.Authenticated:
         conn.transport.limitBytes(this.config.limits.byteRate.rate, this.config.limits.byteRate.burst);
         return;
+      case Op.Move:
+        return this.move(conn, h.arg, record.subarray(HEADER_BYTES));
+      case Op.MoveMore:
+        // Read by the old shard before the fence: ahead of everything held here.
+        if (conn.moving) this.list[conn.shard]!.sender.send(h.arg & HANDOFF_ERROR ? Op.Fail : Op.Data, conn.id, record.subarray(HEADER_BYTES));
+        return;
+      case Op.MoveDone:
+        return this.moveDone(conn);
     }
   };
+
+  /**
+   * XEP-0198 §5 across shards (src/shard/handoff.ts): the connection's <resume/> names a session
+   * of shard `to`. That shard takes the connection from here on; the old one is fenced, and the
+   * client's reads wait until it has sent back what it had been given but not handled.
+   */
+  private move(conn: Connection, to: number, body: Uint8Array): void {
+    const target = this.list[to];
+    if (conn.moving || !target || to === conn.shard) return;
+    const from = this.list[conn.shard]!;
+    from.connections.delete(conn);
+    target.connections.add(conn);
+    conn.shard = to;
+    conn.moving = { from: from.index, held: [], closed: false };
+    target.sender.send(Op.Adopt, conn.id, joinRecord([conn.address], body), openFlags(conn.transport));
+    from.sender.send(Op.Fence, conn.id);
+  }
+
+  /** The old shard has sent everything: the held reads (and a close) go to the new owner. */
+  private moveDone(conn: Connection): void {
+    const moving = conn.moving;
+    if (!moving) return;
+    conn.moving = null;
+    const sender = this.list[conn.shard]!.sender;
+    for (const chunk of moving.held) sender.send(Op.Data, conn.id, chunk);
+    if (moving.closed) {
+      this.forget(conn);
+      sender.send(Op.Closed, conn.id);
+    }
+  }
 
   private flushWrite(conn: Connection): void {
     const list = this.pendingWrites.get(conn);

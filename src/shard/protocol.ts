@@ -29,6 +29,14 @@ export enum Op {
   /** XEP-0114: a stanza from a component, 'from' checked (id unused); body: the sender's full
    *  JID, '\n', the stanza as the component wrote it (src/shard/components.ts routes it). */
   FromComponent = 5,
+  /** XEP-0198 §5 across shards: a connection moves here to resume a session of this shard.
+   *  arg: Open's flags; body: remote address, '\n', authenticated bare JID, '\n', stream id,
+   *  '\n', the <resume/> element (src/shard/handoff.ts). */
+  Adopt = 6,
+  /** The connection moved away: no Data follows; answer MoveDone once this is read. */
+  Fence = 7,
+  /** The client's XML broke on the shard it left; body: stream error condition, '\n', text. */
+  Fail = 8,
 
   // shard → main, id = connection
   /** Bytes for the client; arg WRITE_TEXT: the stream layer wrote them as a string. */
@@ -46,6 +54,13 @@ export enum Op {
   /** XEP-0114: bytes for the component connected as a domain (id unused); body: the domain,
    *  '\n', the stanza with 'from' stamped. */
   ToComponent = 22,
+  /** The client resumes a session of shard `arg`: move the connection there (body as Adopt's
+   *  after the address). */
+  Move = 23,
+  /** An element read after the move, for the new owner (arg HANDOFF_ERROR: body is Fail's). */
+  MoveMore = 24,
+  /** Fence read: everything read for the moved connection was sent as MoveMore before this. */
+  MoveDone = 25,
 
   // shard → shard, id = the sending (or owning) shard's session id
   /** A session was bound; body: its full JID (UTF-8). */
@@ -69,6 +84,8 @@ export enum Op {
    *  account's bare JID (RFC 6121 §8.5.2.2.1). */
   OfflineCheck = 39,
 }
+
+export const HANDOFF_ERROR = 1;
 
 export const OPEN_SECURE = 1;
 export const OPEN_CAN_STARTTLS = 2;

@@ -30,6 +30,7 @@ import { ShardComponents } from './components.js';
 import type { HermodRouter } from '../router/router.js';
 import { HEADER_BYTES, Op, OPEN_CAN_STARTTLS, OPEN_SECURE, readHeader, reassembling, type RecordHeader, RingSender, WRITE_TEXT } from './protocol.js';
 import { Doorbell, RingReader, RingWriter } from './ring.js';
+import { failure, smShardRouting, splitRecord } from './handoff.js';
 
 /** The shared memory of one direction between this shard and a peer shard. */
 export interface PeerLink {
@@ -226,14 +227,15 @@ export default async function runShard(init: ShardInit): Promise<ShardResult> {
   const streamOptions = streamOptionsOf(config);
 
   const streams = new Map<number, C2SStream>();
+  const conns = new WeakMap<C2SStream, { id: number; address: string }>();
   const deps: C2SDeps = {
     core,
     router: mesh.router(),
     sasl,
-    // XEP-0198: a session can be resumed by a new connection that lands on this same shard
-    // (the resumption ids of other shards are not known here: such a client gets
-    // <item-not-found/> and binds anew, as after a server restart).
+    // XEP-0198: the sessions this shard can resume; a <resume/> for another shard's session
+    // moves the connection there (src/shard/handoff.ts).
     smSessions: new Map(),
+    smShards: smShardRouting(init.shard, init.shards, out, (stream) => conns.get(stream)?.id),
     onUnacked: (session, stanzas) => keepUnacked(storage, session.account.bare, stanzas),
   };
   // Per shard: an address spreading its guesses over shards meets each shard's back-off.
@@ -247,7 +249,6 @@ export default async function runShard(init: ShardInit): Promise<ShardResult> {
 
   // One deps object for every stream (a spread copy per connection would get its own hidden
   // class, and the closures their contexts: most of an idle session's memory, docs/benchmarks.md).
-  const conns = new WeakMap<C2SStream, { id: number; address: string }>();
   const streamDeps: C2SDeps = {
     ...deps,
     authThrottle: {
@@ -266,7 +267,18 @@ export default async function runShard(init: ShardInit): Promise<ShardResult> {
     },
     onClosed: (stream) => {
       const conn = conns.get(stream);
-      if (conn) streams.delete(conn.id);
+      if (!conn) return;
+      const session = stream.resumedBy;
+      if (!session) {
+        if (streams.get(conn.id) === stream) streams.delete(conn.id);
+        return;
+      }
+      // XEP-0198: this connection resumed `session`, which reads it from now on; the session's
+      // old connection (ended, or replaced) feeds it nothing more.
+      const old = conns.get(session);
+      if (old && streams.get(old.id) === session) streams.delete(old.id);
+      conns.set(session, conn);
+      streams.set(conn.id, session);
     },
   };
 
@@ -296,9 +308,30 @@ export default async function runShard(init: ShardInit): Promise<ShardResult> {
         // The core copies the chunk into WASM memory during feed(): the shared view suffices.
         streams.get(h.id)?.feed(record.subarray(HEADER_BYTES));
         return;
-      case Op.Closed:
-        streams.get(h.id)?.transportClosed();
-        streams.delete(h.id);
+      case Op.Closed: {
+        const stream = streams.get(h.id);
+        stream?.transportClosed();
+        // A detached session (XEP-0198) stays listed: the sweep ends it when nobody resumed it.
+        if (stream && !stream.isDetached) streams.delete(h.id);
+        return;
+      }
+      case Op.Adopt: {
+        // XEP-0198 §5: a connection authenticated on another shard resumes a session of ours.
+        const { fields, rest } = splitRecord(record.subarray(HEADER_BYTES), 3);
+        const [address, account, streamId] = fields as [string, string, string];
+        const stream = C2SStream.continued(new RingTransport(h.id, out, h.arg), streamOptions, streamDeps, Jid.parse(account), streamId);
+        conns.set(stream, { id: h.id, address });
+        streams.set(h.id, stream);
+        stream.feed(rest);
+        return;
+      }
+      case Op.Fence:
+        // Every Data record for the moved connection came before this one: the move is done.
+        streams.get(h.id)?.handOffDone();
+        out.send(Op.MoveDone, h.id);
+        return;
+      case Op.Fail:
+        streams.get(h.id)?.close(failure(record.subarray(HEADER_BYTES)));
         return;
       default:
         log(`shard ${init.shard}: unknown record op ${h.op} from the main thread`);

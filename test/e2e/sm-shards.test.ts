@@ -1,0 +1,167 @@
+/**
+ * XEP-0198 resumption with two shards: the session lives on the shard that bound it, and the
+ * reconnecting client is placed on the other one on purpose. The <resume/> moves the connection
+ * to the owner (src/shard/handoff.ts), which answers as if the client had connected there.
+ */
+import { rmSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startShardedServer, type ShardedServer } from '../../src/shard/serve.js';
+import { RawClient } from './harness.js';
+import { makeDataDir, shardedConfig, until } from './shard-helpers.js';
+
+const SM = "xmlns='urn:xmpp:sm:3'";
+const RESUME_MS = 1000;
+
+let server: ShardedServer;
+let dir: string;
+const fillers: RawClient[] = [];
+
+beforeAll(async () => {
+  dir = makeDataDir(['alice', 'bob', 'carol']);
+  const config = shardedConfig(dir);
+  config.streamManagement.resumeTimeout = RESUME_MS;
+  server = await startShardedServer(config, { adminChannel: false });
+});
+
+afterAll(async () => {
+  for (const f of fillers) f.close();
+  await server?.shutdown();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const perShard = (): number[] => server.pool.connectionsPerShard();
+const total = (): number => perShard().reduce((a, b) => a + b, 0);
+
+async function login(user: string, resource?: string, bind = true): Promise<RawClient> {
+  const c = await RawClient.connect(server.c2s.port);
+  await c.login(user, { tls: false, resource, bind, password: `${user}-pw` });
+  return c;
+}
+
+async function enable(c: RawClient): Promise<{ id: string; owner: number }> {
+  c.send(`<enable ${SM} resume='true'/>`);
+  const text = await c.waitFor('<enabled');
+  c.take();
+  const id = /id='([0-9a-f]+)'/.exec(text)![1]!;
+  // The id names the owning shard (its first four hex digits).
+  return { id, owner: parseInt(id.slice(0, 4), 16) };
+}
+
+/**
+ * Open idle connections until the shard `owner` has more than the other, so that the next
+ * connection (placed on the least-loaded shard) lands on the other one.
+ */
+async function loadShard(owner: number): Promise<number> {
+  const other = 1 - owner;
+  while (perShard()[owner]! <= perShard()[other]!) {
+    const before = total();
+    fillers.push(await RawClient.connect(server.c2s.port));
+    await until('the filler is accepted', () => total() > before);
+  }
+  return other;
+}
+
+/** Authenticate (no bind) on a connection that the pool placed on shard `expected`. */
+async function authOnOtherShard(user: string, owner: number): Promise<RawClient> {
+  const other = await loadShard(owner);
+  const before = perShard()[other]!;
+  const c = await login(user, undefined, false);
+  expect(perShard()[other]).toBe(before + 1);
+  return c;
+}
+
+const count = (text: string, needle: string): number => text.split(needle).length - 1;
+
+describe('stream management across shards (XEP-0198 §5)', () => {
+  it('resumes on another shard: the unacknowledged stanzas exactly once, h right both ways', async () => {
+    const bob = await login('bob', 'desk');
+    const alice = await login('alice', 'phone');
+    const { id, owner } = await enable(alice);
+    expect(owner === 0 || owner === 1).toBe(true);
+
+    bob.send("<message to='alice@localhost/phone' type='chat'><body>first</body></message>");
+    await alice.waitFor('first');
+    alice.send(`<a ${SM} h='1'/>`);
+    // One stanza handled from alice before the drop: <resumed h='1'/>.
+    alice.send("<message to='bob@localhost/desk' type='chat'><body>from the phone</body></message>");
+    await bob.waitFor('from the phone');
+    bob.send("<message to='alice@localhost/phone' type='chat'><body>second</body></message>");
+    await alice.waitFor('second');
+    const before = total();
+    alice.close(); // the link dies before alice acknowledges 'second'
+    await until('the pool notices the drop', () => total() < before);
+    bob.send("<message to='alice@localhost/phone' type='chat'><body>third</body></message>");
+
+    const again = await authOnOtherShard('alice', owner);
+    // Pipelined behind the <resume/>: read on the first shard, handled on the owner, in order.
+    again.send(`<resume ${SM} previd='${id}' h='1'/><r ${SM}/>`);
+    const text = await again.waitFor(`<a ${SM} h='1'/>`);
+    expect(text).toContain(`<resumed ${SM} h='1' previd='${id}'/>`);
+    expect(text).not.toContain('first');
+    expect(count(text, '<body>second</body>')).toBe(1);
+    expect(count(text, '<body>third</body>')).toBe(1);
+    expect(text.indexOf('<resumed')).toBeLessThan(text.indexOf('second'));
+    expect(text.indexOf('second')).toBeLessThan(text.indexOf('third'));
+    expect(text.indexOf('third')).toBeLessThan(text.indexOf(`<a ${SM}`));
+    again.take();
+    // The connection now belongs to the owner shard.
+    expect(perShard()[owner]).toBeGreaterThan(0);
+
+    // Same session both ways: still alice@localhost/phone, and its counters carry on.
+    bob.send("<message to='alice@localhost/phone' type='chat'><body>fourth</body></message>");
+    expect(await again.waitFor('fourth')).toContain("from='bob@localhost/desk'");
+    again.send("<message to='bob@localhost/desk' type='chat'><body>back again</body></message>");
+    expect(await bob.waitFor('back again')).toContain("from='alice@localhost/phone'");
+    again.send(`<r ${SM}/>`);
+    await again.waitFor(`<a ${SM} h='2'/>`);
+    // Four stanzas were sent to alice in all (first … fourth): h=4 acknowledges them, and the
+    // stream goes on; h=5 acknowledges one never sent, which ends it (XEP-0198 §4).
+    again.take();
+    again.send(`<a ${SM} h='4'/><r ${SM}/>`);
+    await again.waitFor(`<a ${SM} h='2'/>`);
+    expect(again.received).not.toContain('<stream:error');
+    again.send(`<a ${SM} h='5'/>`);
+    expect(await again.waitFor('</stream:stream>')).toContain('<undefined-condition');
+    again.close();
+    bob.close();
+  });
+
+  it('answers <failed/> on the owner for an expired session, which stored its stanzas offline', async () => {
+    const bob = await login('bob', 'desk2');
+    const carol = await login('carol', 'tablet');
+    const { id, owner } = await enable(carol);
+    bob.send("<message to='carol@localhost/tablet' type='chat'><body>did you get this?</body></message>");
+    await carol.waitFor('did you get this?');
+    carol.close();
+    // resume_timeout is 1 s and the owner sweeps once a second: long gone after 3 s.
+    await new Promise((r) => setTimeout(r, 3 * RESUME_MS));
+
+    const back = await authOnOtherShard('carol', owner);
+    back.send(`<resume ${SM} previd='${id}' h='0'/>`);
+    expect(await back.waitFor('</failed>')).toContain("<item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>");
+    back.take();
+    // The stream goes on (on the owner shard): bind, and the unacknowledged message comes
+    // from offline storage, once.
+    back.send("<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>tablet</resource></bind></iq>");
+    await back.waitFor('</jid>');
+    back.send('<presence/>');
+    const text = await back.waitFor('did you get this?');
+    expect(text).toContain("<delay xmlns='urn:xmpp:delay'");
+    expect(count(text, 'did you get this?')).toBe(1);
+    back.close();
+    bob.close();
+  });
+
+  it("refuses another account's session with <item-not-found/>, leaving it resumable", async () => {
+    const alice = await login('alice', 'laptop');
+    const { id, owner } = await enable(alice);
+    const bob = await authOnOtherShard('bob', owner);
+    bob.send(`<resume ${SM} previd='${id}' h='0'/>`);
+    expect(await bob.waitFor('</failed>')).toContain('<item-not-found');
+    // alice's session was not touched: its connection still works.
+    alice.send(`<r ${SM}/>`);
+    await alice.waitFor(`<a ${SM} h='0'/>`);
+    bob.close();
+    alice.close();
+  });
+});
