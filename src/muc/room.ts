@@ -199,6 +199,7 @@ export class Room {
     presence: string,
     opts: { password?: string | null; history?: HistoryRequest; created?: boolean; id?: string },
   ): void {
+    this.checkPresence(presence);
     const aff = this.affiliation(bare);
     // §10.1.1: only the owner may enter a room that is still locked.
     if (this.locked && aff !== 'owner') throw new StanzaError('item-not-found', 'the room is locked until it is configured');
@@ -261,10 +262,23 @@ export class Room {
    * Prosody and ejabberd do); the others only see its presence, as for an update.
    */
   rejoin(occ: Occupant, jid: string, presence: string, history: HistoryRequest, id?: string): void {
+    this.checkPresence(presence);
     for (const o of this.occupants.values()) if (o !== occ) this.out(jid, this.presenceOf(o, jid, []), 'presence');
     occ.presence = presence;
     this.broadcastPresence(occ, [], this.selfCodes(), { to: jid, id });
     this.welcome(jid, history);
+  }
+
+  /**
+   * The room keeps every occupant's presence and hands all of them to each newcomer: without a
+   * bound of its own, one account's 256 KiB presences (the stanza limit) in a thousand rooms
+   * would hold 256 MiB, and each join into a full room would write 200 of them. The room's
+   * message bound (muc.max_message_bytes) applies to presence content too.
+   */
+  private checkPresence(presence: string): void {
+    if (Buffer.byteLength(presence) > this.limits.maxMessageBytes) {
+      throw new StanzaError('not-acceptable', `presence in this room is limited to ${this.limits.maxMessageBytes} bytes`);
+    }
   }
 
   /** §7.2.3 110 on an occupant's own presence, §7.2.4 100 too in a non-anonymous room. */
@@ -274,12 +288,14 @@ export class Room {
 
   /** §7.7 presence update of an occupant (same nickname). */
   update(occ: Occupant, presence: string): void {
+    this.checkPresence(presence);
     occ.presence = presence;
     this.broadcastPresence(occ, [], ['110']);
   }
 
   /** §7.6: nickname change: unavailable with 303 and the new nick, then available under it. */
   changeNick(occ: Occupant, nick: string, presence: string): void {
+    this.checkPresence(presence);
     const holder = this.occupants.get(nick);
     if (holder) throw new StanzaError('conflict', 'that nickname is in use');
     for (const o of this.occupants.values()) {
@@ -356,10 +372,7 @@ export class Room {
    * from room/nick; §8.1 a <subject/> without <body/> changes the subject.
    */
   groupchat(occ: Occupant, msg: Element): void {
-    const inner = innerXml(msg);
-    if (Buffer.byteLength(inner) > this.limits.maxMessageBytes) {
-      throw new StanzaError('not-acceptable', `messages to this room are limited to ${this.limits.maxMessageBytes} bytes`);
-    }
+    const inner = this.checkedContent(msg);
     // §7.4 / §5.1.1: visitors in a moderated room have no voice.
     if (occ.role === 'visitor' || occ.role === 'none') throw new StanzaError('forbidden', 'you have no voice in this room');
     const subject = msg.getChild('subject');
@@ -406,6 +419,15 @@ export class Room {
     }
   }
 
+  /** A message's content within muc.max_message_bytes (groupchat and private alike), as XML. */
+  private checkedContent(msg: Element): string {
+    const inner = innerXml(msg);
+    if (Buffer.byteLength(inner) > this.limits.maxMessageBytes) {
+      throw new StanzaError('not-acceptable', `messages to this room are limited to ${this.limits.maxMessageBytes} bytes`);
+    }
+    return inner;
+  }
+
   /** Messages kept for history (tests, metrics). */
   historyLength(): number {
     return this.history.length;
@@ -415,7 +437,7 @@ export class Room {
   privateMessage(from: Occupant, nick: string, msg: Element): void {
     const target = this.occupants.get(nick);
     if (!target) throw new StanzaError('item-not-found', 'no such occupant');
-    const inner = innerXml(msg);
+    const inner = this.checkedContent(msg);
     const type = (msg.attrs.type as string | undefined) ?? 'normal';
     this.toAll(
       target,

@@ -272,6 +272,27 @@ describe('XEP-0045 room logic', () => {
     expect(parseElement(h.sent.find((s) => s.to === 'b@x/1' && s.xml.includes("code='110'"))!.xml).attrs.id).toBe('j3');
   });
 
+  it('bounds what a room keeps and relays by muc.max_message_bytes: presence content on join and update, private messages', () => {
+    const h = harness();
+    const big = `<status>${'x'.repeat(LIMITS.maxMessageBytes)}</status>`;
+    // A join with an oversized presence is refused as a join (error presence with the MUC <x/>); nothing is created.
+    h.join('a@x/1', 'r', 'A', `<x xmlns='http://jabber.org/protocol/muc'/>${big}`);
+    expect(parseElement(h.replies.at(-1)!).getChild('error')?.getChild('not-acceptable')).toBeDefined();
+    expect(h.service.rooms.size).toBe(0);
+    h.join('a@x/1', 'r', 'A');
+    h.instant('a@x/1', 'r');
+    h.join('b@x/1', 'r', 'B');
+    h.clear();
+    // An occupant's oversized update is refused and its stored presence stays as it was.
+    expect(condition(() => h.send('b@x/1', `<presence to='r@muc.example/B'>${big}</presence>`))).toBe('not-acceptable');
+    expect(condition(() => h.send('b@x/1', `<presence to='r@muc.example/Bee'>${big}</presence>`))).toBe('not-acceptable');
+    expect(h.sent).toHaveLength(0);
+    expect(h.service.rooms.get('r@muc.example')!.occupants.get('B')!.presence).toBe('');
+    // Private messages have the groupchat bound.
+    expect(condition(() => h.send('b@x/1', `<message type='chat' to='r@muc.example/A'><body>${'y'.repeat(LIMITS.maxMessageBytes)}</body></message>`))).toBe('not-acceptable');
+    expect(h.sent).toHaveLength(0);
+  });
+
   it('writes the configuration form fields with <value/> before <option/> (XEP-0004 §3.2 field schema, §10.2)', () => {
     const h = harness();
     h.join('a@x/1', 'r', 'A');
