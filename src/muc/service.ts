@@ -51,6 +51,9 @@ export interface MucSettings extends Limits {
 
 type Reply = (xml: string, kind: Kind) => void;
 
+/** Relayed IQ requests from shared nicks awaiting their answer, service-wide. */
+const ASKING_MAX = 10_000;
+
 /**
  * §6.1: the service's features: the protocol, and the room types its owners can choose
  * (§15.4 registered muc_* features), plus XEP-0410's self-ping optimisation.
@@ -78,6 +81,12 @@ export class MucService {
   readonly rooms = new Map<string, Room>();
   /** Full JID → rooms it may be in (checked against the room on use; pruned when the session ends). */
   private readonly joined = new Map<string, Set<Room>>();
+  /**
+   * IQ requests relayed from a nick that several sessions share: `room/nick` NUL id → the session
+   * that asked, so that the answer goes back to it and not to the nick's first session (oldest
+   * entries go first beyond ASKING_MAX: an answer that never comes must not pile up).
+   */
+  private readonly asking = new Map<string, string>();
 
   constructor(
     readonly settings: MucSettings,
@@ -300,10 +309,24 @@ export class MucService {
       this.out(from.full, iqResult({ id: (el.attrs.id as string) ?? null, from: to.full, to: from.full }), 'iq', room.jid);
       return;
     }
+    const id = el.attrs.id as string | undefined;
+    let dest = target.jid;
+    if (request && sender.sessions.length > 1 && id !== undefined) {
+      if (this.asking.size >= ASKING_MAX) this.asking.delete(this.asking.keys().next().value!);
+      this.asking.set(`${room.jid}/${sender.nick}\0${id}`, from.full);
+    } else if (!request && id !== undefined) {
+      // The answer to a request from one of several sessions under the nick goes to that one.
+      const key = `${room.jid}/${target.nick}\0${id}`;
+      const asker = this.asking.get(key);
+      if (asker !== undefined) {
+        this.asking.delete(key);
+        if (target.sessions.includes(asker)) dest = asker;
+      }
+    }
     const inner = innerXml(el);
     this.out(
-      target.jid,
-      `<iq${attr('type', el.attrs.type as string)}${attr('id', el.attrs.id as string | undefined)}${attr('from', `${room.jid}/${sender.nick}`)}${attr('to', target.jid)}>${inner}</iq>`,
+      dest,
+      `<iq${attr('type', el.attrs.type as string)}${attr('id', id)}${attr('from', `${room.jid}/${sender.nick}`)}${attr('to', dest)}>${inner}</iq>`,
       'iq',
       room.jid,
     );

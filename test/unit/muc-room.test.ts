@@ -326,6 +326,24 @@ describe('XEP-0045 IQs between occupants', () => {
     expect(condition(() => h.send('z@x/1', "<iq type='get' id='v2' to='r@muc.example/B'><ping xmlns='urn:xmpp:ping'/></iq>"))).toBe('not-acceptable');
     expect(condition(() => h.send('a@x/1', "<iq type='get' id='v3' to='r@muc.example/Nobody'><ping xmlns='urn:xmpp:ping'/></iq>"))).toBe('item-not-found');
   });
+
+  it('returns the answer to the session that asked when two sessions share the nick (§7.7, multi-session nicks)', () => {
+    const h = harness();
+    h.join('a@x/1', 'r', 'A');
+    h.instant('a@x/1', 'r');
+    h.join('a@x/2', 'r', 'A');
+    h.join('b@x/1', 'r', 'B');
+    h.clear();
+    h.send('a@x/2', "<iq type='get' id='v1' to='r@muc.example/B'><query xmlns='jabber:iq:version'/></iq>");
+    h.send('b@x/1', "<iq type='result' id='v1' to='r@muc.example/A'><query xmlns='jabber:iq:version'><name>c</name></query></iq>");
+    expect(h.sent.filter((s) => s.xml.startsWith("<iq type='result'")).map((s) => s.to)).toEqual(['a@x/2']);
+    // The first session's own request is answered to it, and a second answer with the same id to the first session (nothing remembered).
+    h.clear();
+    h.send('a@x/1', "<iq type='get' id='v2' to='r@muc.example/B'><query xmlns='jabber:iq:version'/></iq>");
+    h.send('b@x/1', "<iq type='result' id='v2' to='r@muc.example/A'/>");
+    h.send('b@x/1', "<iq type='result' id='v1' to='r@muc.example/A'/>");
+    expect(h.sent.filter((s) => s.xml.startsWith("<iq type='result'")).map((s) => s.to)).toEqual(['a@x/1', 'a@x/1']);
+  });
 });
 
 let dir: string | null = null;
