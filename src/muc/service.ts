@@ -374,8 +374,16 @@ export class MucService {
       if (it.attrs.affiliation !== undefined) {
         const a = it.attrs.affiliation as Affiliation;
         if (!AFFILIATIONS.includes(a) || a === 'none') throw new StanzaError('bad-request', 'unknown affiliation');
-        // §9.5 / §10.5 / §10.8: admins list members and outcasts, admins and owners as well.
-        if (actorAff !== 'owner' && actorAff !== 'admin') throw new StanzaError('forbidden', 'only admins list affiliations');
+        // §9.5 / §10.5 / §10.8: admins list every affiliation. In a non-anonymous room the member,
+        // admin and owner lists tell nothing the occupants cannot see anyway, so occupants and
+        // members may read them too (XEP-0045 as revised in 2024, xsf/xeps#1372; Prosody decides
+        // by 'whois' the same way): OMEMO clients (Conversations, Gajim) encrypt to exactly these
+        // JIDs. The ban list stays the admins'.
+        const mayRead =
+          actorAff === 'owner' ||
+          actorAff === 'admin' ||
+          (a !== 'outcast' && room.config.whois === 'anyone' && (actor !== undefined || actorAff === 'member'));
+        if (!mayRead) throw new StanzaError('forbidden', 'only admins list affiliations here');
         return answer(`<query xmlns='${MUC_ADMIN}'>${room.itemsWithAffiliation(a)}</query>`);
       }
       const r = it.attrs.role as Role;

@@ -293,6 +293,26 @@ describe('XEP-0045 room logic', () => {
     expect(h.sent).toHaveLength(0);
   });
 
+  it('lets occupants and members of a non-anonymous room read the member, admin and owner lists, never the ban list (§9.5, §10.5, §10.8)', () => {
+    const h = harness();
+    h.join('a@x/1', 'r', 'A');
+    h.instant('a@x/1', 'r');
+    h.send('a@x/1', `<iq type='set' id='m' to='r@muc.example'><query xmlns='http://jabber.org/protocol/muc#admin'><item jid='c@x' affiliation='member'/></query></iq>`);
+    h.join('b@x/1', 'r', 'B');
+    const list = (from: string, aff: string) => () =>
+      h.send(from, `<iq type='get' id='l' to='r@muc.example'><query xmlns='http://jabber.org/protocol/muc#admin'><item affiliation='${aff}'/></query></iq>`);
+    // Semi-anonymous (the default): the lists are the admins'.
+    expect(condition(list('b@x/1', 'member'))).toBe('forbidden');
+    h.send('a@x/1', `<iq type='set' id='w' to='r@muc.example'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'><field var='muc#roomconfig_whois'><value>anyone</value></field></x></query></iq>`);
+    for (const [who, aff, jid] of [['b@x/1', 'member', 'c@x'], ['b@x/1', 'owner', 'a@x'], ['c@x/9', 'owner', 'a@x']] as const) {
+      list(who, aff)();
+      expect(h.replies.at(-1)).toContain(`jid='${jid}'`);
+    }
+    expect(condition(list('b@x/1', 'outcast'))).toBe('forbidden');
+    // Neither occupant nor member: nothing.
+    expect(condition(list('z@x/1', 'member'))).toBe('forbidden');
+  });
+
   it('writes the configuration form fields with <value/> before <option/> (XEP-0004 §3.2 field schema, §10.2)', () => {
     const h = harness();
     h.join('a@x/1', 'r', 'A');
