@@ -238,7 +238,7 @@ export class LoadClient implements FrameSink {
   private negotiate(name: string, xml: string): void {
     if (name === 'stream:features' || name === 'features') return this.features(xml);
     if (name === 'iq' && this.state === 'register') return this.registerResult(xml);
-    if (name === 'challenge') return void this.scramChallenge(xml);
+    if (name === 'challenge') return this.scramChallenge(xml);
     if (name === 'success') return this.saslSuccess(xml);
     if (name === 'failure') return this.fail(`SASL failure: ${firstChildName(xml) ?? 'unknown'}`);
   }
@@ -326,16 +326,25 @@ export class LoadClient implements FrameSink {
     return `<iq type='set' id='bind1'><bind xmlns='${NS_BIND}'><resource>${escapeXml(this.cfg.resource)}</resource></bind></iq>`;
   }
 
-  private async scramChallenge(xml: string): Promise<void> {
+  private scramChallenge(xml: string): void {
     if (!this.scram) return this.fail('unexpected SASL challenge');
+    let final: string | Promise<string>;
     try {
-      const serverFirst = Buffer.from(innerText(xml), 'base64').toString();
-      const final = await this.scram.final(serverFirst);
-      this.send(`<response xmlns='${NS_SASL}'>${Buffer.from(final).toString('base64')}</response>`);
-      this.pipelineRestart();
+      final = this.scram.final(Buffer.from(innerText(xml), 'base64').toString());
     } catch (err) {
-      this.fail((err as Error).message);
+      return this.fail((err as Error).message);
     }
+    // Keys already derived for this account (a reconnect): answer in this turn, no promise hop.
+    if (typeof final === 'string') return this.scramResponse(final);
+    final.then(
+      (text) => this.scramResponse(text),
+      (err: Error) => this.fail(err.message),
+    );
+  }
+
+  private scramResponse(final: string): void {
+    this.send(`<response xmlns='${NS_SASL}'>${Buffer.from(final).toString('base64')}</response>`);
+    this.pipelineRestart();
   }
 
   private saslSuccess(xml: string): void {

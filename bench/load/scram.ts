@@ -19,7 +19,8 @@ interface ScramKeys {
   serverKey: Buffer;
 }
 
-const keyCache = new Map<string, Promise<ScramKeys>>();
+/** Settled keys are kept as values, so a reconnecting client computes its proof in the same turn. */
+const keyCache = new Map<string, ScramKeys | Promise<ScramKeys>>();
 /** PBKDF2 runs of this process (the cache misses), for the tool's own cost accounting. */
 export const scramCounters = { derived: 0, reused: 0 };
 
@@ -47,28 +48,46 @@ function parseAttrs(msg: string): Map<string, string> {
   return m;
 }
 
-function scramKeys(hash: ScramHash, password: string, salt: string, iterations: number): Promise<ScramKeys> {
+function scramKeys(hash: ScramHash, password: string, salt: string, iterations: number): ScramKeys | Promise<ScramKeys> {
   const key = `${hash}\0${salt}\0${iterations}\0${password}`;
-  let p = keyCache.get(key);
-  if (p) {
+  const cached = keyCache.get(key);
+  if (cached) {
     scramCounters.reused++;
-    return p;
+    return cached;
   }
   scramCounters.derived++;
   const len = hash === 'sha1' ? 20 : 32;
   // Hi() of RFC 5802 §2.2 is PBKDF2 with HMAC; the async form runs on libuv's pool so a swarm
   // of logins does not stall the event loop that is also timing messages.
-  p = new Promise<ScramKeys>((resolve, reject) =>
+  const p = new Promise<ScramKeys>((resolve, reject) =>
     pbkdf2(password, Buffer.from(salt, 'base64'), iterations, len, hash, (e, salted) => {
       if (e) return reject(e);
       const clientKey = hmac(hash, salted, 'Client Key');
-      resolve({ clientKey, storedKey: createHash(hash).update(clientKey).digest(), serverKey: hmac(hash, salted, 'Server Key') });
+      const keys = { clientKey, storedKey: createHash(hash).update(clientKey).digest(), serverKey: hmac(hash, salted, 'Server Key') };
+      keyCache.set(key, keys);
+      resolve(keys);
     }),
   );
   // A failed derivation must not stick: the next login tries again.
   p.catch(() => keyCache.delete(key));
   keyCache.set(key, p);
   return p;
+}
+
+/**
+ * Client nonces (RFC 5802 §5.1: 18 random bytes, base64) cut from one CSPRNG block: a
+ * `randomBytes` call per login was a visible share of the tool's CPU in a login storm.
+ */
+const NONCE_BYTES = 18;
+let noncePool = Buffer.alloc(0);
+let nonceAt = 0;
+function freshNonce(): string {
+  if (nonceAt + NONCE_BYTES > noncePool.length) {
+    noncePool = randomBytes(NONCE_BYTES * 256);
+    nonceAt = 0;
+  }
+  nonceAt += NONCE_BYTES;
+  return noncePool.toString('base64', nonceAt - NONCE_BYTES, nonceAt);
 }
 
 export class ScramClient {
@@ -79,7 +98,7 @@ export class ScramClient {
     private readonly hash: ScramHash,
     private readonly user: string,
     private readonly password: string,
-    private readonly nonce: string = randomBytes(18).toString('base64'),
+    private readonly nonce: string = freshNonce(),
   ) {}
 
   /** client-first-message (RFC 5802 §7), to base64 into <auth/>. */
@@ -88,8 +107,11 @@ export class ScramClient {
     return 'n,,' + this.clientFirstBare;
   }
 
-  /** client-final-message for the server-first-message of the <challenge/>. */
-  async final(serverFirst: string): Promise<string> {
+  /**
+   * client-final-message for the server-first-message of the <challenge/>: a string at once
+   * when this account's keys are known, a promise while PBKDF2 derives them.
+   */
+  final(serverFirst: string): string | Promise<string> {
     const a = parseAttrs(serverFirst);
     const r = a.get('r');
     const s = a.get('s');
@@ -98,7 +120,11 @@ export class ScramClient {
     if (!r || !s || !Number.isInteger(i) || i < 1) throw new Error('SCRAM: malformed server-first-message');
     // RFC 5802 §5.1: the server's nonce must extend ours, or this is not our exchange.
     if (!r.startsWith(this.nonce)) throw new Error('SCRAM: server nonce does not extend the client nonce');
-    const { clientKey, storedKey, serverKey } = await scramKeys(this.hash, this.password, s, i);
+    const keys = scramKeys(this.hash, this.password, s, i);
+    return keys instanceof Promise ? keys.then((k) => this.prove(serverFirst, r, k)) : this.prove(serverFirst, r, keys);
+  }
+
+  private prove(serverFirst: string, r: string, { clientKey, storedKey, serverKey }: ScramKeys): string {
     const withoutProof = `c=biws,r=${r}`; // biws = base64("n,,")
     const authMessage = `${this.clientFirstBare},${serverFirst},${withoutProof}`;
     const clientSignature = hmac(this.hash, storedKey, authMessage);
