@@ -600,7 +600,17 @@ export class ShardPool {
    */
   private move(conn: Connection, to: number, body: Uint8Array): void {
     const target = this.list[to];
-    if (conn.moving || !target || to === conn.shard) return;
+    if (conn.moving || !target || to === conn.shard) {
+      // A second <resume/> pipelined before the first move completed: the sending shard has
+      // let go of the stream already, so the error is written from here (RFC 6120 §4.9.3.13).
+      const error = new StreamError('policy-violation', 'another <resume/> before the first was answered');
+      this.flushWrite(conn);
+      conn.transport.write([`${error.toXml()}</stream:stream>`]);
+      conn.transport.end();
+      this.forget(conn);
+      this.list[conn.shard]!.sender.send(Op.Closed, conn.id);
+      return;
+    }
     const from = this.list[conn.shard]!;
     from.connections.delete(conn);
     target.connections.add(conn);

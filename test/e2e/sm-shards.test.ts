@@ -48,22 +48,30 @@ async function enable(c: RawClient): Promise<{ id: string; owner: number }> {
 }
 
 /**
- * Open idle connections until the shard `owner` has more than the other, so that the next
- * connection (placed on the least-loaded shard) lands on the other one.
+ * Make shard `target` the strictly least-loaded one, so that the next connection lands there:
+ * open idle connections, keeping those the pool put on the other shard and closing those it
+ * put on `target` (ties are broken round-robin, so this ends quickly).
  */
-async function loadShard(owner: number): Promise<number> {
-  const other = 1 - owner;
-  while (perShard()[owner]! <= perShard()[other]!) {
-    const before = total();
-    fillers.push(await RawClient.connect(server.c2s.port));
-    await until('the filler is accepted', () => total() > before);
+async function placeNextOn(target: number): Promise<void> {
+  const other = 1 - target;
+  while (perShard()[target]! >= perShard()[other]!) {
+    const before = perShard();
+    const n = total();
+    const filler = await RawClient.connect(server.c2s.port);
+    await until('the filler is accepted', () => total() > n);
+    if (perShard()[target]! > before[target]!) {
+      filler.close();
+      await until('the filler is gone', () => total() === n);
+    } else {
+      fillers.push(filler);
+    }
   }
-  return other;
 }
 
 /** Authenticate (no bind) on a connection that the pool placed on shard `expected`. */
 async function authOnOtherShard(user: string, owner: number): Promise<RawClient> {
-  const other = await loadShard(owner);
+  const other = 1 - owner;
+  await placeNextOn(other);
   const before = perShard()[other]!;
   const c = await login(user, undefined, false);
   expect(perShard()[other]).toBe(before + 1);
@@ -150,6 +158,52 @@ describe('stream management across shards (XEP-0198 §5)', () => {
     expect(count(text, 'did you get this?')).toBe(1);
     back.close();
     bob.close();
+  });
+
+  it('resumes on the owning shard itself, and the session then reads its new connection', async () => {
+    const alice = await login('alice', 'home');
+    const { id, owner } = await enable(alice);
+    const before = total();
+    alice.close();
+    await until('the pool notices the drop', () => total() < before);
+    await placeNextOn(owner);
+    const onOwner = perShard()[owner]!;
+    const again = await login('alice', undefined, false);
+    expect(perShard()[owner]).toBe(onOwner + 1);
+    again.send(`<resume ${SM} previd='${id}' h='0'/>`);
+    await again.waitFor('<resumed');
+    // Later reads go to the resumed session (not to the connection's first stream).
+    again.send("<iq type='get' id='ping1'><ping xmlns='urn:xmpp:ping'/></iq><r xmlns='urn:xmpp:sm:3'/>");
+    expect(await again.waitFor(`<a ${SM} h='1'/>`)).toMatch(/<iq [^>]*id='ping1'/);
+    again.close();
+  });
+
+  it('replaces a session whose old connection still looks alive (RFC 6120 §4.9.3.3)', async () => {
+    const bob = await login('bob', 'desk3');
+    const alice = await login('alice', 'tab');
+    const { id, owner } = await enable(alice);
+    const again = await authOnOtherShard('alice', owner);
+    again.send(`<resume ${SM} previd='${id}' h='0'/>`);
+    await again.waitFor('<resumed');
+    expect(await alice.waitFor('</stream:stream>')).toContain('<conflict');
+    bob.send("<message to='alice@localhost/tab' type='chat'><body>to the new link</body></message>");
+    await again.waitFor('to the new link');
+    again.close();
+    bob.close();
+  });
+
+  it('ends a stream that pipelines a second cross-shard <resume/> cleanly (no hang)', async () => {
+    const alice = await login('alice', 'twice');
+    const { owner } = await enable(alice);
+    const c = await authOnOtherShard('alice', owner);
+    const other = 1 - owner;
+    const fake = (shard: number): string => shard.toString(16).padStart(4, '0') + '0'.repeat(32);
+    // The first names the owner (unknown there); the second names the shard the client is on.
+    c.send(`<resume ${SM} previd='${fake(owner)}' h='0'/><resume ${SM} previd='${fake(other)}' h='0'/>`);
+    const text = await c.waitFor(/<policy-violation|<failed[^]*<failed/);
+    expect(text).toContain('<item-not-found');
+    c.close();
+    alice.close();
   });
 
   it("refuses another account's session with <item-not-found/>, leaving it resumable", async () => {
