@@ -178,8 +178,8 @@ export interface HandOffSink {
 }
 
 /**
- * A stream continued on another shard (StreamOptions of C2SStream.continued): the header that
- * primes a fresh parser, so the client's next elements parse as children of its open stream.
+ * For a stream continued on another shard (C2SStream.continued): the header that primes a fresh
+ * parser, so the client's next elements parse as children of the stream it opened elsewhere.
  */
 const CONTINUED_HEADER = new TextEncoder().encode(
   `<stream:stream xmlns='jabber:client' xmlns:stream='${STREAMS_NS}' version='1.0'>`,
@@ -313,8 +313,6 @@ export class C2SStream implements ClientSession, ParserHandler {
   private adoptedBy: C2SStream | null = null;
   /** This connection moved to another shard to resume a session there (XEP-0198 §5). */
   private handedOff: HandOffSink | null = null;
-  /** Feeding CONTINUED_HEADER: the parser's stream-open event is ours, not the client's. */
-  private priming = false;
   private headerSent = false;
   private resetAfterFeed = false;
   /** After STARTTLS or SASL success, the rest of the chunk belongs to no stream (§5.4.3.3). */
@@ -614,7 +612,7 @@ export class C2SStream implements ClientSession, ParserHandler {
   // ---- ParserHandler ------------------------------------------------------------------------
 
   onStreamOpen(header: StreamHeader): void {
-    if (this.phase === StreamPhase.Closed || this.discardRest || this.priming || this.handedOff) return;
+    if (this.phase === StreamPhase.Closed || this.discardRest || this.handedOff) return;
     if (this.saslPending) return this.pipelinedDuringSasl();
     const error = this.checkHeader(header);
     // RFC 6120 §4.7.2: echo the client's 'from' as our 'to' when it is a usable JID.
@@ -1105,12 +1103,9 @@ export class C2SStream implements ClientSession, ParserHandler {
   static continued(transport: StreamTransport, options: C2SOptions, deps: C2SDeps, account: Jid, streamId: string): C2SStream {
     const stream = new C2SStream(transport, options, deps);
     stream.parser.setLimits({ maxStanzaBytes: options.maxStanzaBytes });
-    stream.priming = true;
-    try {
-      stream.parser.feed(CONTINUED_HEADER);
-    } finally {
-      stream.priming = false;
-    }
+    // Closed while the parser reads our own header: its stream-open event is not the client's.
+    stream.phase = StreamPhase.Closed;
+    stream.parser.feed(CONTINUED_HEADER);
     stream.account_ = account;
     stream.streamId = streamId;
     stream.headerSent = true;
