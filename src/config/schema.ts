@@ -118,6 +118,8 @@ export interface HermodConfig {
     domain: string | null;
     /** Rooms held at once, persistent and temporary. */
     maxRooms: number;
+    /** Rooms one session may be in at once. */
+    maxRoomsPerSession: number;
     /** Occupants per room (also the ceiling of muc#roomconfig_maxusers). */
     maxOccupants: number;
     /** Groupchat messages kept per room for history on join (memory only). */
@@ -512,6 +514,7 @@ export const SCHEMA: Schema<HermodConfig> = {
       },
     }),
     maxRooms: int(1000, 1, 10_000_000, 'rooms the service holds at once (creating more: resource-constraint)'),
+    maxRoomsPerSession: int(100, 1, 100_000, 'rooms one session may be in at once (joining more: resource-constraint)'),
     maxOccupants: int(200, 1, 100_000, 'occupants per room, and the ceiling of a room\'s maxusers'),
     historySize: int(20, 0, 1000, 'groupchat messages kept per room for history on join (at most 64K characters; not stored on disk)'),
     maxMessageBytes: size(16 * KiB, 1 * KiB, 1 * MiB, 'largest groupchat or private message content, and occupant presence content'),

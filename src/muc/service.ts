@@ -47,9 +47,14 @@ export interface MucSettings extends Limits {
   domain: string;
   /** Rooms the service holds at once (persistent and temporary). */
   maxRooms: number;
+  /** Rooms one session may be in at once (default DEFAULT_ROOMS_PER_SESSION). */
+  maxRoomsPerSession?: number;
 }
 
 type Reply = (xml: string, kind: Kind) => void;
+
+/** Rooms one session may be in when the settings do not say (ejabberd's max_user_conferences default). */
+export const DEFAULT_ROOMS_PER_SESSION = 100;
 
 /** Relayed IQ requests from shared nicks awaiting their answer, service-wide. */
 const ASKING_MAX = 10_000;
@@ -164,6 +169,13 @@ export class MucService {
     set.add(room);
   }
 
+  /** Rooms session `full` is in now. */
+  private roomsOf(full: string): number {
+    let n = 0;
+    for (const r of this.joined.get(full) ?? []) if (r.occupantOf(full) !== undefined) n++;
+    return n;
+  }
+
   /** Rooms `full` is tracked in (tests: the index must stay bounded). */
   trackedRooms(full: string): number {
     return this.joined.get(full)?.size ?? 0;
@@ -190,12 +202,20 @@ export class MucService {
       else room.changeNick(occ, to.resource, presence); // §7.6
       return;
     }
+    // Each room keeps the occupant's presence and sends it all traffic: a bound per session keeps
+    // one client from making the rooms hold (or hold open) without limit.
+    const perSession = this.settings.maxRoomsPerSession ?? DEFAULT_ROOMS_PER_SESSION;
+    if (this.roomsOf(from.full) >= perSession) {
+      reply(joinRefusal(el, to, from, new StanzaError('resource-constraint', `a session may be in at most ${perSession} rooms`, 'wait')), 'presence');
+      return;
+    }
     let target = room;
     let created = false;
     if (!target) {
       // §10.1.1: entering a room that does not exist creates it, the creator its owner.
       if (this.rooms.size >= this.settings.maxRooms) {
-        throw new StanzaError('resource-constraint', `this service holds at most ${this.settings.maxRooms} rooms`);
+        reply(joinRefusal(el, to, from, new StanzaError('resource-constraint', `this service holds at most ${this.settings.maxRooms} rooms`)), 'presence');
+        return;
       }
       target = new Room(to.bare, this.settings, this.outFor(to.bare), this.now, (r) => this.persist(r));
       target.affiliations.set(from.bare, 'owner');
@@ -213,10 +233,7 @@ export class MucService {
       });
     } catch (err) {
       if (!(err instanceof StanzaError)) throw err;
-      // §7.2.6–7.2.10: the error presence carries the MUC <x/> beside <error/>, which is how
-      // clients (slixmpp's join_muc_wait among them) tell a failed join from other errors.
-      // RFC 6120 §8.3.1: the error carries the id of the stanza it answers (Smack's MUC join matches its error by it).
-      reply(`<presence type='error'${attr('id', el.attrs.id as string | undefined)}${attr('from', to.full)}${attr('to', from.full)}><x xmlns='${MUC}'/>${err.toXml()}</presence>`, 'presence');
+      reply(joinRefusal(el, to, from, err), 'presence');
       return;
     }
     if (created) this.rooms.set(target.jid, target);
@@ -452,6 +469,15 @@ export class MucService {
   }
 }
 
+/**
+ * §7.2.6–7.2.10: a refused join is an error presence with the MUC <x/> beside <error/>, which is
+ * how clients (slixmpp's join_muc_wait among them) tell it from other errors; RFC 6120 §8.3.1: it
+ * carries the join's id (Smack's MUC join matches its error by it).
+ */
+function joinRefusal(el: Element, to: Jid, from: Jid, err: StanzaError): string {
+  return `<presence type='error'${attr('id', el.attrs.id as string | undefined)}${attr('from', to.full)}${attr('to', from.full)}><x xmlns='${MUC}'/>${err.toXml()}</presence>`;
+}
+
 /** §7.2.14: <history maxstanzas maxchars seconds since/>; unreadable values are ignored. */
 function historyRequest(h: Element | undefined): HistoryRequest {
   const req: HistoryRequest = {};
@@ -646,6 +672,6 @@ export function mucSettingsOf(config: HermodConfig): MucSettings | null {
   const domain = config.muc.domain ?? `conference.${config.domain}`;
   if (domain === config.domain) throw new ConfigError(`muc.domain cannot be the server's own domain ${domain}`, 'muc.domain');
   if (domain in config.components) throw new ConfigError(`muc.domain ${domain} is also a configured component`, 'muc.domain');
-  const { maxRooms, maxOccupants, historySize, maxMessageBytes } = config.muc;
-  return { domain, maxRooms, maxOccupants, historySize, maxMessageBytes };
+  const { maxRooms, maxRoomsPerSession, maxOccupants, historySize, maxMessageBytes } = config.muc;
+  return { domain, maxRooms, maxRoomsPerSession, maxOccupants, historySize, maxMessageBytes };
 }

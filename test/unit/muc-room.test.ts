@@ -108,6 +108,28 @@ describe('XEP-0045 room logic', () => {
     expect(bodies(h.sent, 'a@x/1')).toEqual([]);
   });
 
+  it('bounds the rooms one session may be in (muc.max_rooms_per_session): the next join is refused with resource-constraint, a room left makes room', () => {
+    const sent: Sent[] = [];
+    const replies: string[] = [];
+    const service = new MucService({ ...SETTINGS, maxRooms: 10, maxRoomsPerSession: 2 }, (to, xml, kind) => sent.push({ to, xml, kind }), () => new Date(), null);
+    const send = (from: string, xml: string) => service.handle(Jid.parse(from), parseElement(xml), (x) => replies.push(x));
+    const join = (from: string, room: string) => send(from, `<presence id='${room}' to='${room}@muc.example/N'><x xmlns='http://jabber.org/protocol/muc'/></presence>`);
+    join('a@x/1', 'r1');
+    join('a@x/1', 'r2');
+    join('a@x/1', 'r3');
+    const refusal = parseElement(replies.at(-1)!);
+    expect([refusal.attrs.type, refusal.attrs.id]).toEqual(['error', 'r3']);
+    expect(refusal.getChild('x', 'http://jabber.org/protocol/muc')).toBeDefined();
+    expect(refusal.getChild('error')!.getChild('resource-constraint')).toBeDefined();
+    expect(service.rooms.has('r3@muc.example')).toBe(false);
+    // Another session of the account has its own allowance; leaving one room frees one.
+    join('a@x/2', 'r3');
+    expect(service.rooms.has('r3@muc.example')).toBe(true);
+    send('a@x/1', `<presence type='unavailable' to='r1@muc.example/N'/>`);
+    join('a@x/1', 'r4');
+    expect(service.rooms.get('r4@muc.example')?.occupantOf('a@x/1')).toBeDefined();
+  });
+
   it('lets moderators kick participants but never admins or owners (§8.2), and admins not touch owners (§10.6)', () => {
     const h = harness();
     h.join('o@x/1', 'r', 'O');
