@@ -269,6 +269,9 @@ export class MucService {
     const decline = el.getChild('x', MUC_USER)?.getChild('decline');
     if (decline) {
       const inviter = Jid.parse(String(decline.attrs.to ?? ''));
+      // Only to someone in the room (inviters invite from inside it): otherwise anyone could have
+      // the room carry text of theirs to any account, past its blocks, into its offline store.
+      if (![...room.occupants.values()].some((o) => o.bare === inviter.bare)) return;
       const reason = decline.getChildText('reason');
       this.out(
         inviter.full,

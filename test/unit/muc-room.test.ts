@@ -211,6 +211,10 @@ describe('XEP-0045 room logic', () => {
       ['a@x', "<message from='r@muc.example' to='a@x'><x xmlns='http://jabber.org/protocol/muc#user'><decline from='b@x'><reason>busy</reason></decline></x></message>"],
     ]);
     expect(condition(() => h.send('b@x/1', "<message to='r@muc.example'><body>hi</body></message>"))).toBe('bad-request');
+    // A decline for someone not in the room is not passed on: the room relays no text to strangers.
+    h.clear();
+    h.send('b@x/1', "<message to='r@muc.example'><x xmlns='http://jabber.org/protocol/muc#user'><decline to='z@x'><reason>spam</reason></decline></x></message>");
+    expect(h.sent).toEqual([]);
   });
 
   it('removes non-members with 322 when the room becomes members-only, and tells the rest 104 (§10.2)', () => {
