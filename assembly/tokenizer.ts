@@ -1029,15 +1029,14 @@ function skipTextUtf8(p: usize, end: usize): usize {
   return p;
 }
 
-/** set by nameRun: offset of the one ':' in the run from `from`, -1 none, -2 several */
-let runColon: i32 = -1;
-
 /**
- * End of the run of ASCII NameChars starting at p, counting its colons into runColon relative
- * to `from`. Byte by byte: names are short (measured: a 16-byte SIMD class lookup cost 9 % more
- * instructions on attribute-heavy tags than this loop).
+ * End of the run of ASCII NameChars starting at p (low 32 bits) and the offset of its one ':'
+ * relative to `from` (high 32 bits: -1 none, -2 several). Both in one i64 rather than a global
+ * for the colon, whose store and immediate reload stalled every name. Byte by byte: names are
+ * short (measured: a 16-byte SIMD class lookup cost 9 % more instructions on attribute-heavy
+ * tags than this loop).
  */
-@inline function nameRun(p: usize, end: usize, from: usize): usize {
+@inline function nameRun(p: usize, end: usize, from: usize): u64 {
   let colon = -1;
   while (p < end) {
     const c = <u32>load<u8>(p);
@@ -1045,8 +1044,13 @@ let runColon: i32 = -1;
     if (c == Ch.Colon) colon = colon == -1 ? <i32>(p - from) : -2;
     p++;
   }
-  runColon = colon;
-  return p;
+  return (<u64>(<u32>colon) << 32) | <u64>p;
+}
+@inline function runEnd(r: u64): usize {
+  return <usize>(<u32>r);
+}
+@inline function runColonOf(r: u64): i32 {
+  return <i32>(r >> 32);
 }
 
 /**
@@ -1075,6 +1079,52 @@ function fastEndTag(ns: usize, end: usize): usize {
 }
 
 /**
+ * Fill the attribute table with the n attributes of a start tag that fastTag has checked, from
+ * just after the element name: names, '=' and quoted values without references or non-ASCII,
+ * so the walk needs no checks. For the general start-tag routine and the exact duplicate check.
+ */
+function recordAttrs(p: usize, n: i32): void {
+  const base = sStart;
+  for (let i = 0; i < n; i++) {
+    const ws = p;
+    while ((cls(<u32>load<u8>(p)) & C.Ws) != 0) p++;
+    const an = p;
+    const r = nameRun(p + 1, p + 0x7fffffff, an);
+    p = runEnd(r);
+    const alen = <i32>(p - an);
+    while (load<u8>(p) != Ch.DQuote && load<u8>(p) != Ch.SQuote) p++;
+    const q = load<u8>(p);
+    const vs = ++p;
+    while (load<u8>(p) != q) p++;
+    const e = ATTRS + (<usize>(i * A.Size) << 2);
+    store<i32>(e + (A.NameOff << 2), <i32>(an - base));
+    store<i32>(e + (A.NameLen << 2), alen);
+    store<i32>(e + (A.Colon << 2), runColonOf(r));
+    store<i32>(e + (A.ValOff << 2), <i32>(vs - base));
+    store<i32>(e + (A.ValLen << 2), <i32>(p - vs));
+    store<i32>(e + (A.Amp << 2), 0);
+    store<i32>(e + (A.PreWs << 2), <i32>(ws - base));
+    store<i32>(e + (A.Spare << 2), 0);
+    p++;
+  }
+}
+
+/** Whether two of the n recorded attributes have the same name (XML 1.0 §3.1). */
+function hasDuplicate(n: i32): bool {
+  const base = sStart;
+  for (let i = 1; i < n; i++) {
+    const e = ATTRS + (<usize>(i * A.Size) << 2);
+    const len = load<i32>(e + (A.NameLen << 2));
+    const a = base + <usize>load<i32>(e);
+    for (let j = 0; j < i; j++) {
+      const d = ATTRS + (<usize>(j * A.Size) << 2);
+      if (load<i32>(d + (A.NameLen << 2)) == len && eqBytes(base + <usize>load<i32>(d), a, len)) return true;
+    }
+  }
+  return false;
+}
+
+/**
  * Fast path for the common tag: ASCII names, attribute values without references or non-ASCII,
  * the whole tag inside the window. Anything else (window end, references, non-ASCII, any error)
  * returns 0 and the resumable state machine reads the same tag again from its '<' — so a byte
@@ -1087,9 +1137,10 @@ function fastTag(lt: usize, end: usize): usize {
   if (c == Ch.Slash) return fastEndTag(p + 1, end);
   if ((cls(c) & C.NameStart) == 0) return 0;
   const ns = p;
-  p = nameRun(p + 1, end, ns);
+  const r = nameRun(p + 1, end, ns);
+  p = runEnd(r);
   if (p >= end) return 0;
-  const colon = runColon;
+  const colon = runColonOf(r);
   if (colon == -2) return 0;
   c = <u32>load<u8>(p);
   const nlen = <i32>(p - ns);
@@ -1101,6 +1152,8 @@ function fastTag(lt: usize, end: usize): usize {
   let prefixed = false;
   let xv: usize = 0;
   let xl = 0;
+  let names: u64 = 0;
+  let seen = false;
   // a stanza's descriptor spans go straight into the state block (few live locals in the loop)
   const s0 = st;
   const top = depth == 0;
@@ -1124,9 +1177,10 @@ function fastTag(lt: usize, end: usize): usize {
     }
     if (ws == p || (cls(c) & C.NameStart) == 0) return 0;
     const an = p;
-    p = nameRun(p + 1, end, an);
+    const ar = nameRun(p + 1, end, an);
+    p = runEnd(ar);
     if (p >= end) return 0;
-    const acolon = runColon;
+    const acolon = runColonOf(ar);
     if (acolon == -2) return 0;
     c = <u32>load<u8>(p);
     const alen = <i32>(p - an);
@@ -1166,31 +1220,24 @@ function fastTag(lt: usize, end: usize): usize {
       }
       if (p >= end) return 0;
       c = <u32>load<u8>(p);
+      // the closing quote first: it is what the SIMD scan stops at nearly always
+      if (c == q) break;
       if ((cls(c) & C.Attr) == 0) {
         p++;
         continue;
       }
-      if (c == q) break;
       if (c != Ch.DQuote && c != Ch.SQuote) return 0;
       p++;
     }
     if (n >= maxN) return 0;
-    for (let i = 0; i < n; i++) {
-      const e = ATTRS + (<usize>(i * A.Size) << 2);
-      if (load<i32>(e + (A.NameLen << 2)) != alen) continue;
-      const o = base + <usize>load<i32>(e);
-      if (load<u8>(o) == load<u8>(an) && eqBytes(o, an, alen)) return 0;
-    }
-    const e = ATTRS + (<usize>(n * A.Size) << 2);
+    // Nothing is recorded per attribute: the common tag needs no attribute table. A 64-bit set
+    // of (first byte, last byte, length) hashes tells that no name can repeat; a hit only means
+    // the exact check below has to run (XML 1.0 §3.1, Unique Att Spec).
+    const h = <u32>load<u8>(an) * 14 + <u32>load<u8>(an + <usize>alen - 1) + (<u32>alen << 3);
+    const bit = <u64>1 << <u64>(h & 63);
+    seen |= (names & bit) != 0;
+    names |= bit;
     const vl = <i32>(p - vs);
-    store<i32>(e + (A.NameOff << 2), <i32>(an - base));
-    store<i32>(e + (A.NameLen << 2), alen);
-    store<i32>(e + (A.Colon << 2), acolon);
-    store<i32>(e + (A.ValOff << 2), <i32>(vs - base));
-    store<i32>(e + (A.ValLen << 2), vl);
-    store<i32>(e + (A.Amp << 2), 0);
-    store<i32>(e + (A.PreWs << 2), <i32>(ws - base));
-    store<i32>(e + (A.Spare << 2), 0);
     n++;
     // the attributes the descriptor and the namespace scope need, picked out in this same pass
     if (acolon >= 0) prefixed = true;
@@ -1229,20 +1276,25 @@ function fastTag(lt: usize, end: usize): usize {
   nameStart = ns;
   elemNameLen = nlen;
   elemColon = colon;
-  attrCount = n;
   tagKind = TagKind.Element;
   const level = depth + 1;
   // Unprefixed element, no prefixed attribute, no xmlns='' of the xml namespace, within the
   // limits: nothing but the default namespace can be in play, so the general routine (which
-  // would find every failure below) is not needed. Everything else goes through it.
-  if (
+  // would find every failure below) is not needed. Everything else goes through it, with the
+  // attribute table it reads filled by a second, cheap walk over the already checked tag.
+  const general =
     prefixed ||
     colon >= 0 ||
     <i32>(p - base) > maxBytes ||
     level > maxDepth ||
     nsCount >= NS_CAP ||
-    (xl == XML_NS_LEN && eqBytes(xv, XML_NS, xl))
-  ) {
+    (xl == XML_NS_LEN && eqBytes(xv, XML_NS, xl));
+  if (general || seen) {
+    recordAttrs(ns + <usize>nlen, n);
+    if (seen && hasDuplicate(n)) return 0;
+  }
+  if (general) {
+    attrCount = n;
     finishStartTag(p, self);
     return p;
   }

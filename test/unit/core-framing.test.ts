@@ -75,6 +75,23 @@ describe('fatal errors: condition, specific text and stream offset', () => {
     });
   }
 
+  // The fast start tag keeps no attribute table, only a set of (first byte, last byte, length)
+  // hashes: names that share one (ver/var, node/name) must pass, a true repeat must not, also
+  // when a prefixed attribute sends the tag to the general routine.
+  it('tells apart attribute names with the same first byte, last byte and length, and finds a true duplicate among them (XML 1.0 §3.1)', () => {
+    const ok = parseWhole(stream("<presence to='a@b'><c xmlns='http://jabber.org/protocol/caps' ver='1' var='2' node='n' name='m'/></presence><message xml:lang='en' ver='1' var='2' to='c@d'/>"));
+    expect(ok.map((e) => (e.ev === 'stanza' ? e.to : e.ev))).toEqual(['open', 'a@b', 'c@d', 'close']);
+    for (const [tag, name] of [
+      ["<presence ver='1' var='2' ver='3'/>", 'ver'],
+      ["<presence><c node='1' name='2' node='3'/></presence>", 'node'],
+      ["<message xml:lang='en' id='1' to='a' id='2'/>", 'id'],
+    ]) {
+      const input = `${STREAM_OPEN}${tag}`;
+      expect(parseWhole(input).at(-1)).toMatchObject({ ev: 'error', code: 20, condition: 'not-well-formed', message: `duplicate attribute '${name}'` });
+      expect(parseBytewise(Buffer.from(input)).at(-1)).toMatchObject({ ev: 'error', code: 20 });
+    }
+  });
+
   it('counts the offset across chunks in stream bytes', () => {
     const input = Buffer.from(`${STREAM_OPEN}<presence/><message to='a' to='b'/>`);
     const at = input.indexOf("to='b'");
