@@ -5,6 +5,7 @@
  */
 import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
 import { startShardedServer, type ShardedServer } from '../../src/shard/serve.js';
 import { RawClient } from './harness.js';
 import { makeDataDir, shardedConfig, until } from './shard-helpers.js';
@@ -20,6 +21,8 @@ beforeAll(async () => {
   dir = makeDataDir(['alice', 'bob', 'carol']);
   const config = shardedConfig(dir);
   config.streamManagement.resumeTimeout = RESUME_MS;
+  config.listen.websocket.enabled = true;
+  config.listen.websocket.port = 0;
   server = await startShardedServer(config, { adminChannel: false });
 });
 
@@ -79,6 +82,27 @@ async function authOnOtherShard(user: string, owner: number): Promise<RawClient>
 }
 
 const count = (text: string, needle: string): number => text.split(needle).length - 1;
+
+/** An RFC 7395 client authenticated as `user` (no bind); `frames` collects what it received. */
+async function wsAuth(user: string): Promise<{ ws: WebSocket; frames: string[]; frame: (re: RegExp) => Promise<string> }> {
+  const ws = new WebSocket(`ws://127.0.0.1:${server.websocket!.port}/xmpp-websocket`, ['xmpp']);
+  const frames: string[] = [];
+  ws.on('message', (d) => frames.push(d.toString()));
+  const frame = (re: RegExp): Promise<string> =>
+    until(`a WebSocket frame matching ${re}`, () => {
+      const i = frames.findIndex((f) => re.test(f));
+      return i < 0 ? undefined : frames.splice(i, 1)[0];
+    });
+  await new Promise((ok, fail) => ws.once('open', ok).once('error', fail));
+  const open = "<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='localhost' version='1.0'/>";
+  ws.send(open);
+  await frame(/^<stream:features/);
+  ws.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${Buffer.from(`\0${user}\0${user}-pw`).toString('base64')}</auth>`);
+  await frame(/^<success/);
+  ws.send(open);
+  await frame(/^<stream:features/);
+  return { ws, frames, frame };
+}
 
 describe('stream management across shards (XEP-0198 §5)', () => {
   it('resumes on another shard: the unacknowledged stanzas exactly once, h right both ways', async () => {
@@ -204,6 +228,34 @@ describe('stream management across shards (XEP-0198 §5)', () => {
     expect(text).toContain('<item-not-found');
     c.close();
     alice.close();
+  });
+
+  it('resumes a WebSocket session (RFC 7395) on another shard, one element per frame', async () => {
+    const bob = await login('bob', 'desk4');
+    const first = await wsAuth('alice');
+    first.ws.send("<iq type='set' id='b1' xmlns='jabber:client'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>web</resource></bind></iq>");
+    await first.frame(/alice@localhost\/web/);
+    first.ws.send(`<enable ${SM} resume='true'/>`);
+    const enabled = await first.frame(/^<enabled/);
+    const id = /id='([0-9a-f]+)'/.exec(enabled)![1]!;
+    const owner = parseInt(id.slice(0, 4), 16);
+    const before = total();
+    first.ws.terminate(); // no <close/>: the link just dies
+    await until('the pool notices the drop', () => total() < before);
+    bob.send("<message to='alice@localhost/web' type='chat'><body>while the tab was closed</body></message>");
+
+    await placeNextOn(1 - owner);
+    const onOther = perShard()[1 - owner]!;
+    const again = await wsAuth('alice');
+    expect(perShard()[1 - owner]).toBe(onOther + 1);
+    again.ws.send(`<resume ${SM} previd='${id}' h='0'/>`);
+    expect(await again.frame(/^<resumed/)).toBe(`<resumed ${SM} h='0' previd='${id}'/>`);
+    expect(await again.frame(/while the tab was closed/)).toMatch(/^<message [^]*<\/message>$/);
+    again.ws.send("<message xmlns='jabber:client' to='bob@localhost/desk4' type='chat'><body>tab is back</body></message>");
+    expect(await bob.waitFor('tab is back')).toContain("from='alice@localhost/web'");
+    expect(again.frames.filter((f) => f.includes('while the tab was closed'))).toEqual([]);
+    again.ws.close();
+    bob.close();
   });
 
   it("refuses another account's session with <item-not-found/>, leaving it resumable", async () => {
