@@ -119,7 +119,7 @@ interface Connection {
   /** The shard was told the client reads too slowly. */
   overflowed: boolean;
   /** Moving to another shard: reads wait here until the old shard answered the fence. */
-  moving: { from: number; held: Uint8Array[]; closed: boolean } | null;
+  moving: { from: number; held: Uint8Array[]; heldBytes: number; closed: boolean } | null;
 }
 
 interface Shard {
@@ -261,8 +261,14 @@ export class ShardPool {
     transport.attach({
       feed: (chunk) => {
         if (this.conns.get(conn.id) !== conn) return;
-        // Copied: the transport reuses its buffer.
-        if (conn.moving) return void conn.moving.held.push(Uint8Array.from(chunk));
+        if (conn.moving) {
+          // Copied: the transport reuses its buffer. Bounded like a full ring: a client that
+          // streams while the old shard is slow to answer the fence waits in the kernel.
+          conn.moving.held.push(Uint8Array.from(chunk));
+          conn.moving.heldBytes += chunk.length;
+          if (conn.moving.heldBytes > MAX_QUEUED_INPUT) transport.pauseFor?.(INPUT_PAUSE_MS);
+          return;
+        }
         const sender = this.list[conn.shard]!.sender;
         sender.send(Op.Data, conn.id, chunk);
         // The shard falls behind: stop reading this client for a moment instead of queueing
@@ -615,7 +621,7 @@ export class ShardPool {
     from.connections.delete(conn);
     target.connections.add(conn);
     conn.shard = to;
-    conn.moving = { from: from.index, held: [], closed: false };
+    conn.moving = { from: from.index, held: [], heldBytes: 0, closed: false };
     target.sender.send(Op.Adopt, conn.id, joinRecord([conn.address], body), openFlags(conn.transport));
     from.sender.send(Op.Fence, conn.id);
   }
