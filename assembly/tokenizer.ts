@@ -1811,8 +1811,11 @@ function captureStanza(nsOff: usize, nsLen: i32, nsIn: bool, nsAmp: i32): void {
   WO(s0, F.Flags, flags);
 }
 
-/** A direct child of the stanza: count it, describe the first one, note <error/>. */
-function captureChild(nsOff: usize, nsLen: i32, nsIn: bool, nsAmp: i32): void {
+/**
+ * A direct child of the stanza: count it, describe the first one, note <error/>. Inlined: it
+ * runs for every child, and the call cost more than its body (body corpus: -1.2 % instructions).
+ */
+@inline function captureChild(nsOff: usize, nsLen: i32, nsIn: bool, nsAmp: i32): void {
   const s0 = st;
   const local = elemColon < 0 ? nameStart : nameStart + <usize>elemColon + 1;
   const llen = elemColon < 0 ? elemNameLen : elemNameLen - elemColon - 1;
