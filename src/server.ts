@@ -19,10 +19,10 @@ import { AuthFailureTracker, ConnectionCounter } from './stream/limits.js';
 import { C2SStream, type C2SDeps, type ParserFactory, type SaslProvider } from './stream/c2s.js';
 import { streamOptionsOf } from './stream/options.js';
 import { keepUnacked } from './router/unacked.js';
-import { ListenError, listenClients, type Listener } from './transport/listen.js';
+import { ListenError, type Listener, warnIfBacklogCapped } from './transport/listen.js';
 import { loadServerTls, type Certificate } from './transport/tls.js';
 import type { ClientTransport } from './transport/socket.js';
-import { WebSocketTransport, listenWebSocketClients } from './transport/websocket.js';
+import { WebSocketTransport, listenAllClients } from './transport/websocket.js';
 import { MetricsListenError, startObservability, type Logger, type Observability } from './observability/index.js';
 import { TRANSPORTS, Transport, stats } from './observability/metrics.js';
 import type { ShardedServer } from './shard/serve.js';
@@ -192,26 +192,9 @@ export async function startServer(config: HermodConfig, options: StartOptions = 
     }, 1000);
     sweeper.unref();
 
-    const listeners = await listenClients(config.listen, secureContext, accept);
-    const { c2s, directTls, sockets } = listeners;
-    if (c2s.backlog !== undefined && c2s.backlog < config.listen.c2s.backlog) {
-      // Linux caps the accept queue silently; a storm beyond it waits for SYN retransmissions.
-      options.logger?.warn(
-        { requested: config.listen.c2s.backlog, granted: c2s.backlog },
-        'listen backlog capped by net.core.somaxconn: raise it (sysctl) for larger reconnect storms',
-      );
-    }
-    let websocket: Listener | null;
-    try {
-      websocket = await listenWebSocketClients(
-        { ...config.listen.websocket, backlog: config.listen.c2s.backlog, maxMessageBytes: config.limits.maxStanzaBytes },
-        sockets,
-        accept,
-      );
-    } catch (err) {
-      await listeners.close();
-      throw err;
-    }
+    const listeners = await listenAllClients(config.listen, config.limits.maxStanzaBytes, secureContext, accept);
+    const { c2s, directTls, websocket, sockets } = listeners;
+    if (options.logger) warnIfBacklogCapped(c2s, config.listen.c2s.backlog, (facts, msg) => options.logger!.warn(facts, msg));
     let components: ComponentListener | null = null;
     let admin: AdminChannel | null = null;
     let upload: UploadService | null = null;
@@ -227,7 +210,7 @@ export async function startServer(config: HermodConfig, options: StartOptions = 
         });
       }
     } catch (err) {
-      await Promise.all([listeners.close(), websocket?.close(), components?.close(new StreamError('system-shutdown')), upload?.close()]);
+      await Promise.all([listeners.close(), components?.close(new StreamError('system-shutdown')), upload?.close()]);
       throw err;
     }
 
@@ -258,7 +241,6 @@ export async function startServer(config: HermodConfig, options: StartOptions = 
           clearInterval(sweeper);
           const closing = Promise.all([
             listeners.close(),
-            websocket?.close(),
             admin?.close(),
             components?.close(new StreamError('system-shutdown')),
             upload?.close(),

@@ -14,9 +14,9 @@ import { StreamError } from '../errors.js';
 import type { Logger } from '../observability/log.js';
 import type { Metrics } from '../observability/metrics.js';
 import { openStorage } from '../storage/index.js';
-import { listenClients, type ClientListeners, type Listener } from '../transport/listen.js';
+import { type Listener, warnIfBacklogCapped } from '../transport/listen.js';
 import type { ClientTransport } from '../transport/socket.js';
-import { listenWebSocketClients } from '../transport/websocket.js';
+import { type AllClientListeners, listenAllClients } from '../transport/websocket.js';
 import { loadServerTls, type Certificate } from '../transport/tls.js';
 import { MucOnMain } from '../muc/main.js';
 import { mucSettingsOf } from '../muc/service.js';
@@ -126,30 +126,17 @@ export async function startShardedServer(config: HermodConfig, options: ShardedO
     if (stopping) transport.destroy();
     else pool.accept(transport);
   };
-  let listeners: ClientListeners;
+  let listeners: AllClientListeners;
   try {
-    listeners = await listenClients(config.listen, secureContext, accept);
+    listeners = await listenAllClients(config.listen, config.limits.maxStanzaBytes, secureContext, accept);
   } catch (err) {
     await pool.close(0);
     await upload?.close();
     mucStorage?.close();
     throw err;
   }
-  const { c2s, directTls, sockets } = listeners;
-  let websocket: Listener | null;
-  try {
-    websocket = await listenWebSocketClients(
-      { ...config.listen.websocket, backlog: config.listen.c2s.backlog, maxMessageBytes: config.limits.maxStanzaBytes },
-      sockets,
-      accept,
-    );
-  } catch (err) {
-    await listeners.close();
-    await pool.close(0);
-    await upload?.close();
-    mucStorage?.close();
-    throw err;
-  }
+  const { c2s, directTls, websocket, sockets } = listeners;
+  if (options.logger) warnIfBacklogCapped(c2s, config.listen.c2s.backlog, (facts, msg) => options.logger!.warn(facts, msg));
   if (poolComponents) {
     const connected = new Int32Array(poolComponents.flags);
     try {
@@ -162,7 +149,7 @@ export async function startShardedServer(config: HermodConfig, options: ShardedO
         (domain, up) => Atomics.store(connected, domains.indexOf(domain), up ? 1 : 0),
       );
     } catch (err) {
-      await Promise.all([listeners.close(), websocket?.close()]);
+      await listeners.close();
       await pool.close(0);
       await upload?.close();
       throw err;
@@ -175,7 +162,7 @@ export async function startShardedServer(config: HermodConfig, options: ShardedO
     } catch (err) {
       if (!(err instanceof AdminSocketError)) {
         // Another server on this data directory is fatal (as with --workers 0).
-        await Promise.all([listeners.close(), websocket?.close(), components?.close(new StreamError('system-shutdown'))]);
+        await Promise.all([listeners.close(), components?.close(new StreamError('system-shutdown'))]);
         await pool.close(0);
         await upload?.close();
         throw err;
@@ -214,7 +201,6 @@ export async function startShardedServer(config: HermodConfig, options: ShardedO
         stopping = true;
         const closing = Promise.all([
           listeners.close(),
-          websocket?.close(),
           admin?.close(),
           components?.close(new StreamError('system-shutdown')),
           upload?.close(),

@@ -138,6 +138,29 @@ export interface ClientListeners {
   close(): Promise<void>;
 }
 
+/** Keep `listener`'s accepted sockets in `sockets` while they are open. */
+export function trackSockets(listener: Listener, sockets: Set<Socket>): void {
+  // One listener function for every socket ('close' fires once anyway): once() with a closure
+  // would keep a wrapper, its state and a context alive per idle connection (~200 bytes).
+  const forget = function (this: Socket): void {
+    sockets.delete(this);
+  };
+  listener.server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.on('close', forget);
+  });
+}
+
+/**
+ * Linux caps the accept queue at net.core.somaxconn silently, and a storm beyond it waits for
+ * SYN retransmissions: tell the operator (`warn`) when the c2s listener got less than it asked.
+ */
+export function warnIfBacklogCapped(c2s: Listener, requested: number, warn: (facts: object, msg: string) => void): void {
+  if (c2s.backlog !== undefined && c2s.backlog < requested) {
+    warn({ requested, granted: c2s.backlog }, 'listen backlog capped by net.core.somaxconn: raise it (sysctl) for larger reconnect storms');
+  }
+}
+
 /**
  * The client listeners of a configuration: c2s (STARTTLS) and, when enabled, Direct TLS on the
  * same backlog. If the second cannot start, the first is closed again before the error is thrown.
@@ -158,17 +181,7 @@ export async function listenClients(
     }
   }
   const sockets = new Set<Socket>();
-  // One listener function for every socket ('close' fires once anyway): once() with a closure
-  // would keep a wrapper, its state and a context alive per idle connection (~200 bytes).
-  const forget = function (this: Socket): void {
-    sockets.delete(this);
-  };
-  for (const listener of [c2s, directTls]) {
-    listener?.server.on('connection', (socket: Socket) => {
-      sockets.add(socket);
-      socket.on('close', forget);
-    });
-  }
+  for (const listener of [c2s, directTls]) if (listener) trackSockets(listener, sockets);
   return {
     c2s,
     directTls,

@@ -16,7 +16,7 @@ import { parse as parseXml } from 'ltx';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { STREAMS_NS, escapeXml } from '../errors.js';
 import { TokenBucket } from '../stream/limits.js';
-import { ListenError, type Listener } from './listen.js';
+import { type ClientListeners, ListenError, type Listener, listenClients, trackSockets } from './listen.js';
 import type { ByteSink, ClientTransport } from './socket.js';
 
 export const FRAMING_NS = 'urn:ietf:params:xml:ns:xmpp-framing';
@@ -274,18 +274,49 @@ export interface WebSocketListenOptions {
  * The WebSocket listener when enabled (null otherwise), its sockets tracked in `sockets` with the
  * TCP clients' so that shutdown closes them too. Both the inline and the sharded server use it.
  */
-export async function listenWebSocketClients(
+async function listenWebSocketClients(
   options: (WebSocketListenOptions & { enabled: boolean }) | { enabled: false },
   sockets: Set<Socket>,
   onConnection: (transport: WebSocketTransport) => void,
 ): Promise<Listener | null> {
   if (!options.enabled) return null;
   const listener = await listenWebSocket(options, onConnection);
-  listener.server.on('connection', (socket: Socket) => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
-  });
+  trackSockets(listener, sockets);
   return listener;
+}
+
+/** Every client listener: c2s and Direct TLS (listenClients) plus the WebSocket one. */
+export interface AllClientListeners extends ClientListeners {
+  /** null when listen.websocket.enabled is false. */
+  websocket: Listener | null;
+}
+
+/**
+ * Start every client listener of a configuration, all on the c2s backlog, their sockets tracked
+ * together; close() stops all of them. If one cannot start, the others are closed again before
+ * the error is thrown. Both the inline and the sharded server start their clients here.
+ */
+export async function listenAllClients(
+  listen: Parameters<typeof listenClients>[0] & { websocket: Omit<WebSocketListenOptions, 'backlog' | 'maxMessageBytes'> & { enabled: boolean } },
+  maxMessageBytes: number,
+  secureContext: Parameters<typeof listenClients>[1],
+  onConnection: (transport: Parameters<Parameters<typeof listenClients>[2]>[0] | WebSocketTransport) => void,
+): Promise<AllClientListeners> {
+  const clients = await listenClients(listen, secureContext, onConnection);
+  let websocket: Listener | null;
+  try {
+    websocket = await listenWebSocketClients({ ...listen.websocket, backlog: listen.c2s.backlog, maxMessageBytes }, clients.sockets, onConnection);
+  } catch (err) {
+    await clients.close();
+    throw err;
+  }
+  return {
+    ...clients,
+    websocket,
+    close: async () => {
+      await Promise.all([clients.close(), websocket?.close()]);
+    },
+  };
 }
 
 /** An HTTP listener that upgrades `path` to RFC 7395 WebSockets with the 'xmpp' subprotocol. */
