@@ -11,7 +11,8 @@
  * "Went offline" is recorded when the account's last available resource sends unavailable
  * presence (time and status) or, without that, when its last session ends (time, no status).
  * The record is one small document in the per-account XML store (key 'last'), so it survives
- * restarts and goes with the account; one write per logout, none while other resources stay.
+ * restarts and goes with the account; one write per logout, none while other resources stay,
+ * deferred to the end of the turn (XmlStore.setSoon) so that a storm's logouts share a commit.
  */
 import { StanzaError } from '../errors.js';
 import type { IqEvent, Module, PresenceAvailableEvent } from '../router/context.js';
@@ -80,8 +81,13 @@ export const last: Module = {
 
     const anyAvailable = (bare: string, except?: SessionState): boolean =>
       ctx.sessions.bare(bare).some((s) => s !== except && s.available);
+    // A logout is written with the other logouts of its event-loop turn (one transaction per
+    // turn in a reconnect storm instead of a commit per stream); reads see it at once.
+    const store = ctx.storage.xml;
     const record = (bare: string, status: string): void => {
-      ctx.storage.xml.set(bare, LAST_KEY, encodeLast({ stamp: ctx.now(), status }));
+      const doc = encodeLast({ stamp: ctx.now(), status });
+      if (store.setSoon) store.setSoon(bare, LAST_KEY, doc);
+      else store.set(bare, LAST_KEY, doc);
     };
     const expectQuery = (ev: IqEvent): void => {
       if (ev.payload.getName() !== 'query') throw new StanzaError('bad-request', 'expected <query/>');

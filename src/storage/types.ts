@@ -218,6 +218,12 @@ export interface XmlStore {
   remove(owner: string, key: string): boolean;
   /** How many keys of `owner` start with `prefix` (for per-account quotas). Optional: added. */
   count?(owner: string, prefix: string): number;
+  /**
+   * set(), written at the end of this event-loop turn with the other deferred writes in one
+   * transaction (and by close()); get() sees it at once, and any other write or account deletion
+   * comes after it. For records written in storms (XEP-0012's logout time). Optional: added.
+   */
+  setSoon?(owner: string, key: string, xml: string): void;
 }
 
 /** One XEP-0060 item of a PEP node, as published: its id and the payload XML, verbatim. */
