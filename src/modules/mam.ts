@@ -18,7 +18,6 @@
 import { StanzaError } from '../errors.js';
 import { Jid } from '../jid.js';
 import type { IqEvent, MessageStampEvent, Module, RouterContext, RoutedMessageEvent } from '../router/context.js';
-import type { SessionState } from '../router/session.js';
 import {
   ARCHIVE_DEFAULTS,
   archiveIds,
@@ -27,8 +26,10 @@ import {
   type ArchiveDefault,
   type ArchivedMessage,
   type ArchiveEntry,
+  type ArchivePage,
   type ArchivePrefs,
   type ArchiveQuery,
+  type ArchiveStore,
 } from '../storage/archive.js';
 import type { Storage } from '../storage/types.js';
 import { attr, escapeText } from '../xml/escape.js';
@@ -36,7 +37,7 @@ import { childElements, parseElement, type Element } from '../xml/element.js';
 import { forwardedXml } from './carbons.js';
 
 export const MAM_NS = 'urn:xmpp:mam:2';
-const MAM_EXTENDED = 'urn:xmpp:mam:2#extended';
+export const MAM_EXTENDED = 'urn:xmpp:mam:2#extended';
 export const SID_NS = 'urn:xmpp:sid:0';
 const RSM_NS = 'http://jabber.org/protocol/rsm';
 const DATA_NS = 'jabber:x:data';
@@ -49,9 +50,6 @@ export const DEFAULT_PAGE = 50;
 export const MAX_PAGE = 250;
 /** Entries per always/never list (XEP-0441); more is refused rather than stored. */
 const MAX_PREF_JIDS = 1000;
-/** Preferences read from storage are trusted this long (ms): a change on another shard applies within it. */
-const PREFS_TRUST_MS = 2000;
-const PREFS_CACHE_MAX = 50_000;
 
 export interface MamSettings {
   /** Policy of accounts that never set preferences (config `mam.default`). */
@@ -96,7 +94,7 @@ function hasBody(b: Buffer): boolean {
 }
 
 /** XEP-0334 hints the sender gave: store (archive even without a body), no-store / no-permanent-store (never). */
-function hints(b: Buffer): { store: boolean; forbid: boolean } {
+export function hints(b: Buffer): { store: boolean; forbid: boolean } {
   if (b.indexOf(HINTS) < 0) return { store: false, forbid: false };
   const text = b.toString('utf8');
   const re = /<(no-permanent-store|no-store|store)\s+xmlns\s*=\s*['"]urn:xmpp:hints['"]/g;
@@ -171,7 +169,7 @@ function readDate(field: string, text: string): Date {
 }
 
 /** The query form's fields (XEP-0313 'Filtering results', and after-id/before-id/ids of #extended). */
-const FORM_FIELDS = [
+export const FORM_FIELDS = [
   `<field type='hidden' var='FORM_TYPE'><value>${MAM_NS}</value></field>`,
   `<field type='jid-single' var='with'/>`,
   `<field type='text-single' var='start'/>`,
@@ -265,13 +263,50 @@ export function readQuery(query: Element): { query: ArchiveQuery; flip: boolean 
   return { query: out, flip };
 }
 
-function resultXml(to: SessionState, queryid: string | undefined, m: ArchivedMessage): string {
+/**
+ * XEP-0313 'Query results': one archived message for the asker, from the archive's JID;
+ * `stanza` is the message as forwarded (a room archive adds the sender's real JID to it).
+ */
+export function resultXml(from: string, to: string, queryid: string | undefined, m: ArchivedMessage, stanza = m.stanza): string {
   return (
-    `<message${attr('from', to.bare)}${attr('to', to.jid.full)}>` +
+    `<message${attr('from', from)}${attr('to', to)}>` +
     `<result xmlns='${MAM_NS}'${attr('queryid', queryid)}${attr('id', m.id)}>` +
     `<forwarded xmlns='${FORWARD_NS}'><delay xmlns='${DELAY_NS}'${attr('stamp', m.stamp.toISOString())}/>` +
-    `${forwardedXml(m.stanza)}</forwarded></result></message>`
+    `${forwardedXml(stanza)}</forwarded></result></message>`
   );
+}
+
+/** The query's page in the order asked (#extended 'flip-page' reverses it; paging is unchanged). */
+export function pageOrder(page: ArchivePage, flip: boolean): ArchivedMessage[] {
+  return flip ? [...page.items].reverse() : page.items;
+}
+
+/** XEP-0313 'Paging through results': the <fin/> after the results, with the XEP-0059 set of the page. */
+export function finXml(page: ArchivePage): string {
+  const first = page.items[0];
+  const last = page.items[page.items.length - 1];
+  const rsm =
+    `<set xmlns='${RSM_NS}'>` +
+    (first && last ? `<first>${escapeText(first.id)}</first><last>${escapeText(last.id)}</last>` : '') +
+    `<count>${page.count}</count></set>`;
+  return `<fin xmlns='${MAM_NS}'${page.complete ? " complete='true'" : ''}>${rsm}</fin>`;
+}
+
+/** XEP-0313 #extended 'Archive metadata': the first and last message of an archive. */
+export function metadataXml(b: { first: ArchivedMessage; last: ArchivedMessage } | null): string {
+  const edge = (name: string, m: ArchivedMessage) => `<${name}${attr('id', m.id)}${attr('timestamp', m.stamp.toISOString())}/>`;
+  return b ? `<metadata xmlns='${MAM_NS}'>${edge('start', b.first)}${edge('end', b.last)}</metadata>` : `<metadata xmlns='${MAM_NS}'/>`;
+}
+
+/** Run a store query, turning an id the archive does not hold into the error XEP-0313 asks for. */
+export function queryArchive(archive: ArchiveStore, owner: string, query: ArchiveQuery): ArchivePage {
+  try {
+    return archive.query(owner, query);
+  } catch (err) {
+    // XEP-0313 'Paging' / XEP-0059 §2: a UID in after/before (or after-id/before-id) that is not in the archive.
+    if (err instanceof UnknownArchiveId) throw new StanzaError('item-not-found', err.message);
+    throw err;
+  }
 }
 
 // ---------------------------------------------------------------------------- the module
@@ -291,16 +326,9 @@ function installMam(ctx: RouterContext, settings: MamSettings): void {
   // XEP-0313 'Determining support' / XEP-0359 'Discovering support': on the account's bare JID, where the archive lives.
   for (const f of [MAM_NS, MAM_EXTENDED, SID_NS]) ctx.features.addAccountFeature(f);
 
-  const prefsCache = new Map<string, { prefs: ArchivePrefs | null; at: number }>();
-  const prefsOf = (owner: string): ArchivePrefs | null => {
-    const now = Date.now();
-    const hit = prefsCache.get(owner);
-    if (hit && now - hit.at < PREFS_TRUST_MS) return hit.prefs;
-    const prefs = archive.prefs(owner);
-    if (prefsCache.size >= PREFS_CACHE_MAX) prefsCache.clear();
-    prefsCache.set(owner, { prefs, at: now });
-    return prefs;
-  };
+  // The SQLite store answers prefs() from an exact in-memory copy (storage/archive-prefs-cache.ts):
+  // a change made on any shard applies to the next message.
+  const prefsOf = (owner: string): ArchivePrefs | null => archive.prefs(owner);
   const effective = (owner: string): ArchivePrefs => prefsOf(owner) ?? { default: settings.default, always: [], never: [] };
 
   /** XEP-0441: a JID in 'never' is not archived even if also in 'always'; then the default ('roster': the contact is in the roster). */
@@ -368,13 +396,10 @@ function installMam(ctx: RouterContext, settings: MamSettings): void {
         // XEP-0441 (retrieving preferences): the stored ones, or the server's default for an account without any.
         ev.reply(prefsXml(effective(ev.session!.bare)));
         return true;
-      case 'metadata': {
+      case 'metadata':
         // XEP-0313 'Retrieving message archive metadata' (#extended): the first and last message.
-        const b = archive.bounds(ev.session!.bare);
-        const edge = (name: string, m: ArchivedMessage) => `<${name}${attr('id', m.id)}${attr('timestamp', m.stamp.toISOString())}/>`;
-        ev.reply(b ? `<metadata xmlns='${MAM_NS}'>${edge('start', b.first)}${edge('end', b.last)}</metadata>` : `<metadata xmlns='${MAM_NS}'/>`);
+        ev.reply(metadataXml(archive.bounds(ev.session!.bare)));
         return true;
-      }
       default:
         throw new StanzaError('bad-request', `unexpected <${ev.payload.name}/>`);
     }
@@ -386,7 +411,6 @@ function installMam(ctx: RouterContext, settings: MamSettings): void {
       // XEP-0441 (updating preferences): replace them; the reply carries them as stored.
       const prefs = readPrefs(ev.payload);
       archive.setPrefs(session.bare, prefs);
-      prefsCache.delete(session.bare);
       ev.reply(prefsXml(archive.prefs(session.bare) ?? prefs));
       return true;
     }
@@ -394,25 +418,11 @@ function installMam(ctx: RouterContext, settings: MamSettings): void {
     // A node names a pubsub archive (XEP-0313 'Querying an archive'); a personal archive has none.
     if (ev.payload.attrs.node !== undefined) throw new StanzaError('item-not-found', 'no such node');
     const { query, flip } = readQuery(ev.payload);
-    let page;
-    try {
-      page = archive.query(session.bare, query);
-    } catch (err) {
-      // XEP-0313 'Paging' / XEP-0059 §2: a UID in after/before (or after-id/before-id) that is not in the archive.
-      if (err instanceof UnknownArchiveId) throw new StanzaError('item-not-found', err.message);
-      throw err;
-    }
+    const page = queryArchive(archive, session.bare, query);
     const queryid = ev.payload.attrs.queryid as string | undefined;
     // XEP-0313 'Querying an archive': every result message first, to the asking resource only, then the <fin/>.
-    const items = flip ? [...page.items].reverse() : page.items;
-    for (const m of items) session.deliver(resultXml(session, queryid, m), 'message');
-    const first = page.items[0];
-    const last = page.items[page.items.length - 1];
-    const rsm =
-      `<set xmlns='${RSM_NS}'>` +
-      (first && last ? `<first>${escapeText(first.id)}</first><last>${escapeText(last.id)}</last>` : '') +
-      `<count>${page.count}</count></set>`;
-    ev.reply(`<fin xmlns='${MAM_NS}'${page.complete ? " complete='true'" : ''}>${rsm}</fin>`);
+    for (const m of pageOrder(page, flip)) session.deliver(resultXml(session.bare, session.jid.full, queryid, m), 'message');
+    ev.reply(finXml(page));
     return true;
   });
 

@@ -168,11 +168,12 @@ export class ShardPool {
   /** links[i][j]: shard i → shard j. */
   private readonly links: (SharedArrayBuffer | null)[][] = [];
   /**
-   * Two Int32s: [0] bumped by every shard's roster cache on each roster write
+   * Three Int32s: [0] bumped by every shard's roster cache on each roster write
    * (src/storage/roster-cache.ts), [1] by every shard's blocklist cache on each blocklist write
-   * (src/storage/blocklist-cache.ts).
+   * (src/storage/blocklist-cache.ts), [2] on each XEP-0441 archive preferences write
+   * (src/storage/archive-prefs-cache.ts).
    */
-  private readonly rosterEpoch = new SharedArrayBuffer(8);
+  private readonly rosterEpoch = new SharedArrayBuffer(12);
   private readonly conns = new Map<number, Connection>();
   /** Admin questions sent to the shards and not answered yet, by request number. */
   private readonly adminWaiting = new Map<number, (reply: ShardAdminReply) => void>();

@@ -1,5 +1,10 @@
 /**
- * The XEP-0313 archive in SQLite (tables `mam`, `mam_prefs`, schema 6).
+ * The XEP-0313 archive in SQLite (tables `mam`, `mam_prefs`, schema 6; column `real_jid`, schema 8).
+ *
+ * User archives and room archives (XEP-0313 §5, src/muc/archive.ts) share the table: the owner
+ * is the account's or the room's bare JID (rooms live on their own subdomain, so the two never
+ * meet), and one writer thread, one retention pass and one set of statements serve both. A room
+ * row's `with_full` is the sender's occupant JID and `real_jid` the sender's real JID.
  *
  * One row per archived copy, in a rowid table (rows are appended, so the table itself grows at
  * its end), and one index, (owner, id): ids sort by time (archive.ts), so that index pages, seeks
@@ -43,7 +48,8 @@ CREATE TABLE IF NOT EXISTS mam (
   stamp INTEGER NOT NULL,
   with_bare TEXT NOT NULL,
   with_full TEXT NOT NULL,
-  stanza TEXT NOT NULL
+  stanza TEXT NOT NULL,
+  real_jid TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS mam_by_id ON mam (owner, id);
 CREATE TABLE IF NOT EXISTS mam_prefs (
@@ -53,6 +59,16 @@ CREATE TABLE IF NOT EXISTS mam_prefs (
   never TEXT NOT NULL
 ) WITHOUT ROWID;
 `;
+
+/**
+ * The upgrade from schema 7 to 8: room archives' real JIDs. A file older than schema 6 has no
+ * archive table yet when this runs (the schema text creates tables after the upgrades): the
+ * schema text then makes it whole. ADD COLUMN of a nullable column rewrites no row.
+ */
+export function upgradeArchiveTo8(db: Database.Database): void {
+  const columns = db.prepare("SELECT name FROM pragma_table_info('mam')").pluck().all() as string[];
+  if (columns.length > 0 && !columns.includes('real_jid')) db.exec('ALTER TABLE mam ADD COLUMN real_jid TEXT');
+}
 
 /** How long appends wait for company before they are written (ms). */
 export const FLUSH_MS = 250;
@@ -72,12 +88,27 @@ interface MessageRow {
   stamp: number;
   with_full: string;
   stanza: string;
+  real_jid: string | null;
 }
 
-const INSERT_SQL = 'INSERT OR IGNORE INTO mam (owner, id, stamp, with_bare, with_full, stanza) VALUES (?, ?, ?, ?, ?, ?)';
-const toRow = (e: ArchiveEntry): [string, string, number, string, string, string] => [e.owner, e.id, e.stamp.getTime(), bareOf(e.with), e.with, e.stanza];
+const INSERT_SQL = 'INSERT OR IGNORE INTO mam (owner, id, stamp, with_bare, with_full, stanza, real_jid) VALUES (?, ?, ?, ?, ?, ?, ?)';
+const FIELDS = 7;
+const toRow = (e: ArchiveEntry): [string, string, number, string, string, string, string | null] => [
+  e.owner,
+  e.id,
+  e.stamp.getTime(),
+  bareOf(e.with),
+  e.with,
+  e.stanza,
+  e.real ?? null,
+];
+const COLUMNS = 'id, stamp, with_full, stanza, real_jid';
 
-const toMessage = (r: MessageRow): ArchivedMessage => ({ id: r.id, stamp: new Date(r.stamp), with: r.with_full, stanza: r.stanza });
+const toMessage = (r: MessageRow): ArchivedMessage => {
+  const m: ArchivedMessage = { id: r.id, stamp: new Date(r.stamp), with: r.with_full, stanza: r.stanza };
+  if (r.real_jid !== null) m.real = r.real_jid;
+  return m;
+};
 
 /** The writer thread (CommonJS, evaluated: it runs the same from src/ under vitest and from dist/). */
 const WRITER = `
@@ -87,11 +118,14 @@ const db = new Database(workerData.file, { timeout: 5000 });
 db.pragma('synchronous = ' + workerData.synchronous);
 const insert = db.prepare(${JSON.stringify(INSERT_SQL)});
 const remove = db.prepare('DELETE FROM mam WHERE owner = ?');
-// One string per batch, fields separated by NUL (which neither XML nor a JID can contain).
+// One string per batch, fields separated by NUL (which neither XML nor a JID can contain); an
+// empty real JID is a row without one (user archives).
 const write = db.transaction((flat, count) => {
   const f = flat.split('\\0');
-  if (f.length !== 6 * count) throw new Error('batch does not split into its rows');
-  for (let i = 0; i + 6 <= f.length; i += 6) insert.run(f[i], f[i + 1], Number(f[i + 2]), f[i + 3], f[i + 4], f[i + 5]);
+  if (f.length !== ${FIELDS} * count) throw new Error('batch does not split into its rows');
+  for (let i = 0; i + ${FIELDS} <= f.length; i += ${FIELDS}) {
+    insert.run(f[i], f[i + 1], Number(f[i + 2]), f[i + 3], f[i + 4], f[i + 5], f[i + 6] === '' ? null : f[i + 6]);
+  }
 });
 parentPort.on('message', (m) => {
   if (m.close) {
@@ -131,8 +165,8 @@ export function openSqliteArchive(db: Database.Database, options: SqliteArchiveO
   const q = {
     insert: db.prepare(INSERT_SQL),
     has: db.prepare('SELECT 1 FROM mam WHERE owner = ? AND id = ?').pluck(),
-    first: db.prepare('SELECT id, stamp, with_full, stanza FROM mam WHERE owner = ? ORDER BY id LIMIT 1'),
-    last: db.prepare('SELECT id, stamp, with_full, stanza FROM mam WHERE owner = ? ORDER BY id DESC LIMIT 1'),
+    first: db.prepare(`SELECT ${COLUMNS} FROM mam WHERE owner = ? ORDER BY id LIMIT 1`),
+    last: db.prepare(`SELECT ${COLUMNS} FROM mam WHERE owner = ? ORDER BY id DESC LIMIT 1`),
     prefsGet: db.prepare('SELECT policy, always, never FROM mam_prefs WHERE owner = ?'),
     prefsSet: db.prepare('INSERT OR REPLACE INTO mam_prefs (owner, policy, always, never) VALUES (?, ?, ?, ?)'),
     deleteAll: db.prepare('DELETE FROM mam WHERE owner = ?'),
@@ -242,7 +276,7 @@ export function openSqliteArchive(db: Database.Database, options: SqliteArchiveO
     if (w !== null) {
       const n = ++batchNo;
       inflight.set(n, batch);
-      const fields: (string | number)[] = [];
+      const fields: (string | number | null)[] = [];
       for (const e of batch) fields.push(...toRow(e));
       w.postMessage({ n, count: batch.length, rows: fields.join('\0') });
       return;
@@ -333,6 +367,14 @@ export function openSqliteArchive(db: Database.Database, options: SqliteArchiveO
       }
       if (query.afterId !== undefined) where.push('id > ?'), params.push(known(owner, query.afterId));
       if (query.beforeId !== undefined) where.push('id < ?'), params.push(known(owner, query.beforeId));
+      if (query.real !== undefined) {
+        if (query.real.includes('/')) where.push('real_jid = ?'), params.push(query.real);
+        else {
+          // Every full JID of the bare one sorts strictly between 'bare/' and 'bare0' ('/' + 1 = '0').
+          where.push('(real_jid = ? OR (real_jid > ? AND real_jid < ?))');
+          params.push(query.real, `${query.real}/`, `${query.real}0`);
+        }
+      }
       if (query.ids !== undefined) {
         if (query.ids.length === 0) where.push('0');
         else where.push(`id IN (${query.ids.map(() => '?').join(', ')})`), params.push(...query.ids);
@@ -349,7 +391,7 @@ export function openSqliteArchive(db: Database.Database, options: SqliteArchiveO
       }
       // One row more than asked tells whether the page is the last one in this direction.
       const rows = stmt(
-        `SELECT id, stamp, with_full, stanza FROM mam WHERE ${pageFilter} ORDER BY id ${backwards ? 'DESC' : 'ASC'} LIMIT ?`,
+        `SELECT ${COLUMNS} FROM mam WHERE ${pageFilter} ORDER BY id ${backwards ? 'DESC' : 'ASC'} LIMIT ?`,
       ).all(...pageParams, query.max + 1) as MessageRow[];
       const complete = rows.length <= query.max;
       const page = rows.slice(0, query.max);

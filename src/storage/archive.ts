@@ -101,6 +101,11 @@ export interface ArchivedMessage {
   with: string;
   /** The message as routed (with the stamped 'from'), without this server's stanza-ids. */
   stanza: string;
+  /**
+   * Room archives (XEP-0313 §5 'MUC Archives'): the sender's real full JID, kept for those the
+   * room lets see it at query time; absent in user archives.
+   */
+  real?: string;
 }
 
 export interface ArchiveEntry extends ArchivedMessage {
@@ -120,6 +125,8 @@ export interface ArchiveQuery {
   beforeId?: string;
   /** Only these ids (urn:xmpp:mam:2#extended 'ids'). */
   ids?: string[];
+  /** Room archives: only messages whose sender's real JID matches (bare: any resource), like `with`. */
+  real?: string;
   /** XEP-0059 §2.2: the page after this id. */
   after?: string;
   /** XEP-0059 §2.3/§2.5: the page before this id; '' asks for the last page. */
@@ -164,6 +171,8 @@ export interface ArchiveStore {
   purge(options: { before?: Date; maxPerUser?: number }): number;
   /** Write what is batched now (before shutdown; reads do it themselves). */
   flush(): void;
+  /** Remove one archive and its preferences (a destroyed room; optional: added with schema 8). */
+  deleteOwner?(owner: string): void;
 }
 
 /** Defensive copy with lists de-duplicated: no caller may alias stored prefs. */
@@ -223,7 +232,8 @@ export function matchesFilters(m: ArchivedMessage, q: ArchiveQuery): boolean {
     (q.with === undefined || withMatches(q.with, m.with)) &&
     (q.start === undefined || m.stamp.getTime() >= q.start.getTime()) &&
     (q.end === undefined || m.stamp.getTime() <= q.end.getTime()) &&
-    (q.ids === undefined || q.ids.includes(m.id))
+    (q.ids === undefined || q.ids.includes(m.id)) &&
+    (q.real === undefined || (m.real !== undefined && withMatches(q.real, m.real)))
   );
 }
 
@@ -238,7 +248,8 @@ export function createMemoryArchive(open: () => void): ArchiveStore & { deleteOw
       let list = archives.get(e.owner);
       if (!list) archives.set(e.owner, (list = []));
       if (list.some((r) => r.id === e.id)) return;
-      const row = { id: e.id, stamp: new Date(e.stamp), with: e.with, stanza: e.stanza };
+      const row: ArchivedMessage = { id: e.id, stamp: new Date(e.stamp), with: e.with, stanza: e.stanza };
+      if (e.real !== undefined) row.real = e.real;
       let at = list.length;
       while (at > 0 && list[at - 1]!.id > e.id) at--;
       list.splice(at, 0, row);

@@ -20,7 +20,8 @@ import { accessSync, chmodSync, constants, existsSync, mkdirSync, statSync } fro
 import { join, resolve } from 'node:path';
 import { ConfigError } from '../errors.js';
 import { cleanRosterItem, DEFAULT_LIST_LIMIT, diffRoster, parseAccount, resolveOptions, uniq } from './common.js';
-import { ARCHIVE_SCHEMA, openSqliteArchive } from './archive-sqlite.js';
+import { ARCHIVE_SCHEMA, openSqliteArchive, upgradeArchiveTo8 } from './archive-sqlite.js';
+import { cachePrefs } from './archive-prefs-cache.js';
 import { toStoredPassword } from './password.js';
 import { cacheBlocklists } from './blocklist-cache.js';
 import { cacheRosters } from './roster-cache.js';
@@ -46,7 +47,7 @@ import {
 
 export const DATABASE_FILE = 'hermod.sqlite';
 /** The schema this build writes; older files are upgraded in place through MIGRATIONS. */
-export const SCHEMA_VERSION = 7;
+export const SCHEMA_VERSION = 8;
 
 export interface SqliteStorageOptions extends StorageOptions {
   /** Directory holding hermod.sqlite; created (with parents) when missing. */
@@ -62,7 +63,8 @@ export interface SqliteStorageOptions extends StorageOptions {
    * Int32s in shared memory, the same for every connection of this process (the shards):
    * each roster write bumps [0], so every other shard's roster cache empties before its next
    * read; when there is a second element, each blocklist write bumps [1] for the blocklist caches
-   * (src/storage/blocklist-cache.ts) in the same way.
+   * (src/storage/blocklist-cache.ts) in the same way, and when there is a third, each XEP-0441
+   * preferences write bumps [2] for the archive preference caches (archive-prefs-cache.ts).
    */
   rosterEpoch?: Int32Array;
   /**
@@ -171,7 +173,7 @@ ${ARCHIVE_SCHEMA}`;
  * Schema upgrades, by the version they start from. `floor` of a migrated roster is its current
  * version: changes before it were not recorded, so older cached versions get the whole roster.
  */
-const MIGRATIONS: Record<number, string> = {
+const MIGRATIONS: Record<number, string | ((db: Database.Database) => void)> = {
   1: `
 ALTER TABLE roster ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE roster_version ADD COLUMN floor INTEGER NOT NULL DEFAULT 0;
@@ -191,6 +193,8 @@ CREATE TABLE IF NOT EXISTS xmlstore (owner TEXT NOT NULL, key TEXT NOT NULL, xml
   5: ``,
   // Schema 7 only adds the XEP-0045 persistent room table (likewise created by the SCHEMA text).
   6: ``,
+  // Schema 8: XEP-0313 room archives share the archive table, with the sender's real JID.
+  7: upgradeArchiveTo8,
 };
 
 /** Make sure the data directory exists and is writable, or say clearly why not. */
@@ -258,7 +262,11 @@ export function openSqliteStorage(options: SqliteStorageOptions): SqliteStorage 
       throw new ConfigError(`${file} was written by a newer Hermod (schema ${version} > ${SCHEMA_VERSION})`, 'data');
     }
     db.transaction(() => {
-      for (let v = version; v > 0 && v < SCHEMA_VERSION; v++) db.exec(MIGRATIONS[v]!);
+      for (let v = version; v > 0 && v < SCHEMA_VERSION; v++) {
+        const step = MIGRATIONS[v]!;
+        if (typeof step === 'string') db.exec(step);
+        else step(db);
+      }
       db.exec(SCHEMA);
       db.pragma(`user_version = ${SCHEMA_VERSION}`);
     }).immediate();
@@ -404,6 +412,7 @@ export function openSqliteStorage(options: SqliteStorageOptions): SqliteStorage 
       } finally {
         rosters.forget(account);
         blocklist.forget(account);
+        mam.forgetPrefs(account);
       }
     },
     setPassword: (account, password) => setPasswordTx.immediate(account, toStoredPassword(password, iterations)),
@@ -554,12 +563,10 @@ export function openSqliteStorage(options: SqliteStorageOptions): SqliteStorage 
     remove: (owner, jids) => blockRemoveTx.immediate(owner, jids),
     clear: (owner) => blockClearTx.immediate(owner),
   };
-  // Blocklists are read per stanza: other shards' writes come through the shared epoch's second
-  // slot, other processes' through a timer polling meta's cache_epoch (never a clock per read).
-  const blockEpoch = epoch && epoch.length > 1 ? epoch.subarray(1, 2) : undefined;
-  let seenBlockEpoch = blockEpoch ? Atomics.load(blockEpoch, 0) : 0;
+  // Blocklists and archive preferences are read per stanza: other shards' writes come through
+  // the shared epoch, other processes' through a timer polling meta's cache_epoch (never a clock
+  // per read).
   let externalWrites = 0;
-  let seenExternalWrites = 0;
   let blockVersion = seenVersion;
   const versionTimer = setInterval(() => {
     if (!db.open) return;
@@ -567,23 +574,36 @@ export function openSqliteStorage(options: SqliteStorageOptions): SqliteStorage 
     if (v !== blockVersion) (blockVersion = v), externalWrites++;
   }, Math.max(externalCheckMs, 10)); // 0 (tests: check the roster cache on every read) would spin the timer
   versionTimer.unref();
+  /** A cache's news of writes it did not make: slot `slot` of the shared epoch, and the timer above. */
+  const watchWrites = (slot: number) => {
+    const shared = epoch && epoch.length > slot ? epoch.subarray(slot, slot + 1) : undefined;
+    let seen = shared ? Atomics.load(shared, 0) : 0;
+    let seenExternal = 0;
+    return {
+      changedElsewhere(): boolean {
+        let changed = externalWrites !== seenExternal;
+        seenExternal = externalWrites;
+        if (shared) {
+          const e = Atomics.load(shared, 0);
+          if (e !== seen) (seen = e), (changed = true);
+        }
+        return changed;
+      },
+      wrote(): void {
+        // Our own bump is not news to us, unless another shard bumped since our last look.
+        if (shared && Atomics.add(shared, 0, 1) === seen) seen++;
+        if (!shared) announce();
+      },
+    };
+  };
   const blocklist = cacheBlocklists(blockTable, {
     maxOwners: options.rosterCache ?? DEFAULT_ROSTER_CACHE,
-    changedElsewhere() {
-      let changed = externalWrites !== seenExternalWrites;
-      seenExternalWrites = externalWrites;
-      if (blockEpoch) {
-        const e = Atomics.load(blockEpoch, 0);
-        if (e !== seenBlockEpoch) (seenBlockEpoch = e), (changed = true);
-      }
-      return changed;
-    },
-    wrote() {
-      if (blockEpoch && Atomics.add(blockEpoch, 0, 1) === seenBlockEpoch) seenBlockEpoch++;
-      if (!blockEpoch) announce();
-    },
+    ...watchWrites(1),
     anyStored: () => q.blockAny.get() === 1,
   });
+  // XEP-0441 preferences are read for both ends of every chat message: cached the same way,
+  // through the epoch's third slot.
+  const mam = cachePrefs(archive, { maxOwners: options.rosterCache ?? DEFAULT_ROSTER_CACHE, ...watchWrites(2) });
 
   const xmlTable: XmlStore = {
     get: (owner, key) => (q.xmlGet.get(owner, key) as string | undefined) ?? null,
@@ -656,7 +676,7 @@ export function openSqliteStorage(options: SqliteStorageOptions): SqliteStorage 
     blocklist,
     xml,
     pep,
-    mam: archive,
+    mam,
     muc,
     close() {
       clearInterval(versionTimer);
