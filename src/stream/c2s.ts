@@ -76,6 +76,14 @@ export interface StreamTransport {
 export interface ByteSink {
   feed(chunk: Uint8Array): void;
   transportClosed(): void;
+  /**
+   * Optional (added for RFC 7395): a stream header the transport recognised itself (a WebSocket
+   * <open/>). Parsed like feed() where a header is due; anywhere else the stream ends with an
+   * error instead of waiting for an element that never closes.
+   */
+  feedHeader?(header: Uint8Array): void;
+  /** Optional (added for RFC 7395): end the stream with a framing error the parser cannot see. */
+  streamError?(error: StreamError): void;
 }
 
 /** A sink for a connection nobody listens to any more. */
@@ -607,6 +615,24 @@ export class C2SStream implements ClientSession, ParserHandler {
       this.pipelinedTaken = false;
       this.feed(pipelined);
     }
+  }
+
+  /**
+   * RFC 6120 §4.3.3 and RFC 7395 §3.4, §3.7: a stream opens at the start of the connection and
+   * again after SASL success, nowhere else. A header held behind a pending SASL answer is
+   * judged with the rest of the held input once the answer is out.
+   */
+  feedHeader(header: Uint8Array): void {
+    if (this.adoptedBy) return this.adoptedBy.feedHeader(header);
+    if (this.phase === StreamPhase.AwaitingHeader || this.saslPending) return this.feed(header);
+    this.streamError(new StreamError('bad-format', 'a new stream opens only at the start or after SASL success'));
+  }
+
+  streamError(error: StreamError): void {
+    if (this.adoptedBy) return this.adoptedBy.streamError(error);
+    if (this.phase === StreamPhase.Closed) return;
+    if (this.handedOff) return this.handedOff.error(error);
+    this.close(error);
   }
 
   // ---- ParserHandler ------------------------------------------------------------------------

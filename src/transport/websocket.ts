@@ -14,7 +14,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { Socket } from 'node:net';
 import { parse as parseXml } from 'ltx';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
-import { STREAMS_NS, escapeXml } from '../errors.js';
+import { STREAMS_NS, StreamError, escapeXml } from '../errors.js';
 import { TokenBucket } from '../stream/limits.js';
 import { type ClientListeners, ListenError, type Listener, listenClients, trackSockets } from './listen.js';
 import type { ByteSink, ClientTransport } from './socket.js';
@@ -24,6 +24,7 @@ const CLIENT_NS = 'jabber:client';
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|::ffff:127\.\d+\.\d+\.\d+)$/;
 
 const STREAM_END = '</stream:stream>';
+const STREAM_END_BYTES = Buffer.from(STREAM_END);
 const STANZA_START = /^<(message|presence|iq)[\s/>]/;
 
 /** Our stream header (written by C2SStream.header()) → the RFC 7395 §3.4 <open/>. */
@@ -130,43 +131,114 @@ export function frameOutboundBytes(chunk: Uint8Array): Uint8Array | string {
   return Buffer.concat([bytes.subarray(0, nameEnd), CLIENT_XMLNS, bytes.subarray(nameEnd)]);
 }
 
-/**
- * One inbound message as text for the stream parser: <open/> (§3.4) → stream header, <close/>
- * (§3.6) → end of stream, anything else unchanged (malformed input then fails in the core with
- * the stream error it deserves).
- */
-export function unframeInbound(text: string): string {
-  const trimmed = text.trim();
-  if (/^<(open|close)[\s/>]/.test(trimmed)) {
-    let el;
-    try {
-      el = parseXml(trimmed);
-    } catch {
-      return text;
-    }
-    if (el.attrs['xmlns'] !== FRAMING_NS) return trimmed;
-    if (el.name === 'close') return STREAM_END;
-    const attrs = ['to', 'from', 'version', 'xml:lang']
-      .filter((name) => typeof el.attrs[name] === 'string')
-      .map((name) => ` ${name}='${escapeXml(el.attrs[name] as string)}'`)
-      .join('');
-    return `<stream:stream xmlns='${CLIENT_NS}' xmlns:stream='${STREAMS_NS}'${attrs}>`;
-  }
-  return text;
+/** What one inbound WebSocket message is, as far as RFC 7395 framing is concerned. */
+export type InboundMessage =
+  /** One element, or input the core judges itself (text, comments, PIs: it knows the condition). */
+  | { kind: 'feed' }
+  /** §3.4: a stream header, already turned into the parser's <stream:stream> form. */
+  | { kind: 'open'; header: string }
+  /** §3.6: the end of the stream. */
+  | { kind: 'close' }
+  /** Framing broken: the stream ends with this error. */
+  | { kind: 'error'; error: StreamError };
+
+const FEED: InboundMessage = { kind: 'feed' };
+const CLOSE: InboundMessage = { kind: 'close' };
+
+function framingError(condition: 'invalid-namespace' | 'not-well-formed', text: string): InboundMessage {
+  return { kind: 'error', error: new StreamError(condition, text) };
 }
 
 /**
- * Whether unframeInbound() could rewrite this message: after ASCII whitespace it starts with
- * '<o' or '<c', or with a non-ASCII byte (String.prototype.trim() also strips Unicode spaces).
+ * Where the element starting at `start` (a '<' of a start tag) ends: the index after its last
+ * '>', or -1 when the message stops inside it. Quoted attribute values and CDATA sections may
+ * hold '<' and '>'; comments, PIs and DTDs are not XMPP (RFC 6120 §11.1) and return -2 so that
+ * the core rejects them with <restricted-xml/>. The core still checks everything else.
  */
-function mayBeFraming(bytes: Buffer): boolean {
-  let i = 0;
-  // space, \t, \n, \v, \f, \r
-  while (i < bytes.length && (bytes[i] === 0x20 || (bytes[i]! >= 0x09 && bytes[i]! <= 0x0d))) i++;
-  const c = bytes[i];
-  if (c === undefined) return false;
-  if (c >= 0x80) return true;
-  return c === 0x3c && (bytes[i + 1] === 0x6f || bytes[i + 1] === 0x63);
+function elementEnd(bytes: Buffer, start: number): number {
+  let depth = 0;
+  let i = start;
+  while (i < bytes.length) {
+    const lt = bytes.indexOf(0x3c, i);
+    if (lt === -1) return -1;
+    const next = bytes[lt + 1];
+    if (next === 0x21) {
+      // '<!': only CDATA is allowed inside a stanza.
+      if (bytes.toString('latin1', lt, lt + 9) !== '<![CDATA[') return -2;
+      const cdataEnd = bytes.indexOf(']]>', lt + 9, 'latin1');
+      if (cdataEnd === -1) return -1;
+      i = cdataEnd + 3;
+      continue;
+    }
+    if (next === 0x3f) return -2;
+    let gt = lt + 1;
+    for (let quote = 0; gt < bytes.length; gt++) {
+      const c = bytes[gt]!;
+      if (quote !== 0) {
+        if (c === quote) quote = 0;
+      } else if (c === 0x27 || c === 0x22) quote = c;
+      else if (c === 0x3e) break;
+    }
+    if (gt >= bytes.length) return -1;
+    if (next === 0x2f) depth--;
+    else if (bytes[gt - 1] !== 0x2f) depth++;
+    i = gt + 1;
+    if (depth <= 0) return i;
+  }
+  return -1;
+}
+
+/**
+ * RFC 7395 §3.3.3: every message is exactly one complete element (the stream headers included),
+ * and §3.3.2: the stream headers are <open/> and <close/> in the framing namespace. Surrounding
+ * whitespace is tolerated; a message of whitespace only carries no element and is fed as it is
+ * (the core skips it between elements).
+ */
+export function classifyInbound(bytes: Buffer): InboundMessage {
+  let first = 0;
+  while (first < bytes.length && isXmlSpace(bytes[first])) first++;
+  // Text where an element belongs, or nothing at all: the core's business.
+  if (first === bytes.length || bytes[first] !== 0x3c) return FEED;
+  const endTag = bytes[first + 1] === 0x2f;
+  const nameStart = endTag ? first + 2 : first + 1;
+  let nameEnd = nameStart;
+  while (nameEnd < bytes.length && !isXmlSpace(bytes[nameEnd]) && bytes[nameEnd] !== 0x2f && bytes[nameEnd] !== 0x3e) nameEnd++;
+  const name = bytes.toString('latin1', nameStart, nameEnd);
+  const local = name.slice(name.indexOf(':') + 1);
+  // §3.3.2: a stream header of RFC 6120's form (<stream:stream>, </stream:stream>) is a header
+  // outside the framing namespace.
+  if (local === 'stream') {
+    return framingError('invalid-namespace', `open the stream with <open xmlns='${FRAMING_NS}'/> and close it with <close/> (RFC 7395 §3.3.2)`);
+  }
+  const end = elementEnd(bytes, first);
+  if (end === -2) return FEED;
+  if (end === -1 || endTag) {
+    return framingError('not-well-formed', 'a WebSocket message carries one complete element (RFC 7395 §3.3.3)');
+  }
+  for (let i = end; i < bytes.length; i++) {
+    if (!isXmlSpace(bytes[i])) {
+      return framingError('not-well-formed', 'a WebSocket message carries exactly one element (RFC 7395 §3.3.3)');
+    }
+  }
+  if (local !== 'open' && local !== 'close') return FEED;
+  // §3.3.2: <open/> and <close/> are the stream headers only in the framing namespace, and
+  // one in any other namespace is refused as a header in the wrong one.
+  const text = bytes.toString('utf8', first, end);
+  let el;
+  try {
+    el = parseXml(text);
+  } catch {
+    return FEED;
+  }
+  if (el.getNS() !== FRAMING_NS) {
+    return framingError('invalid-namespace', `<${local}/> must be qualified by ${FRAMING_NS} (RFC 7395 §3.3.2)`);
+  }
+  if (local === 'close') return CLOSE;
+  const attrs = ['to', 'from', 'version', 'xml:lang']
+    .filter((attr) => typeof el.attrs[attr] === 'string')
+    .map((attr) => ` ${attr}='${escapeXml(el.attrs[attr] as string)}'`)
+    .join('');
+  return { kind: 'open', header: `<stream:stream xmlns='${CLIENT_NS}' xmlns:stream='${STREAMS_NS}'${attrs}>` };
 }
 
 export class WebSocketTransport implements ClientTransport {
@@ -240,14 +312,31 @@ export class WebSocketTransport implements ClientTransport {
   }
 
   private onMessage(data: RawData, isBinary: boolean): void {
-    if (!this.sink) return;
+    const sink = this.sink;
+    if (!sink) return;
     // ws hands over a Buffer of its own (binaryType 'nodebuffer'): the core copies it once, so
     // no copy here.
     const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
     // §3.2: XMPP travels in text messages; binary ones are parsed the same (and fail the same).
-    // Only <open/> and <close/> are rewritten: every other message (each stanza) is fed as
-    // received, without a decode to a string and an encode back.
-    this.sink.feed(isBinary || !mayBeFraming(bytes) ? bytes : Buffer.from(unframeInbound(bytes.toString('utf8'))));
+    // Every other message (each stanza) is fed as received, without a decode to a string and an
+    // encode back; only the stream headers are rewritten (§3.3.2).
+    const message = classifyInbound(bytes);
+    switch (message.kind) {
+      case 'feed':
+        sink.feed(bytes);
+        break;
+      case 'open':
+        if (sink.feedHeader) sink.feedHeader(Buffer.from(message.header));
+        else sink.feed(Buffer.from(message.header));
+        break;
+      case 'close':
+        sink.feed(STREAM_END_BYTES);
+        break;
+      case 'error':
+        if (sink.streamError) sink.streamError(message.error);
+        else this.end();
+        return;
+    }
     if (this.byteBucket) {
       const wait = this.byteBucket.take(bytes.length);
       if (wait > 0) this.pauseFor(wait);

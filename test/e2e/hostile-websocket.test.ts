@@ -65,6 +65,14 @@ async function wsConnect(): Promise<WsClient> {
   return { ws, messages, closed, waitFor };
 }
 
+/** A WebSocket client whose stream is open: <open/> sent, our <open/> and features received. */
+async function wsOpened(): Promise<WsClient> {
+  const c = await wsConnect();
+  c.ws.send(OPEN);
+  await c.waitFor(/<\/stream:features>$/);
+  return c;
+}
+
 /** §3.6: a stream error is a message of its own (stream prefix declared), then <close/>. */
 function expectFramedStreamError(messages: string[], condition: string): void {
   const last = messages.slice(-2);
@@ -72,6 +80,13 @@ function expectFramedStreamError(messages: string[], condition: string): void {
     new RegExp(`^<stream:error xmlns:stream='http://etherx.jabber.org/streams'><${condition} xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>(<text [^>]*>[^<]*</text>)?</stream:error>$`),
   );
   expect(last[1]).toBe(`<close ${FRAMING}/>`);
+}
+
+/** Wait for <close/>, check the stream error framed before it, and for the WebSocket to close. */
+async function closedWith(c: WsClient, condition: string): Promise<void> {
+  await c.waitFor(/^<close /);
+  expectFramedStreamError(c.messages, condition);
+  await c.closed;
 }
 
 async function bobStillWorks(): Promise<void> {
@@ -83,42 +98,75 @@ async function bobStillWorks(): Promise<void> {
 
 describe('hostile input over WebSocket (RFC 7395)', () => {
   it('every reply is one element per message: <open/> and the features arrive as two messages (§3.3.3)', async () => {
-    const c = await wsConnect();
-    c.ws.send(OPEN);
-    await c.waitFor(/<\/stream:features>$/);
+    const c = await wsOpened();
     expect(c.messages[0]).toMatch(/^<open [^>]*\/>$/);
     expect(c.messages[1]).toMatch(/^<stream:features xmlns:stream='http:\/\/etherx.jabber.org\/streams'>.*<\/stream:features>$/);
     c.ws.terminate();
   });
 
   it('text where an element belongs → <not-well-formed/> as its own message, then <close/>', async () => {
-    const c = await wsConnect();
-    c.ws.send(OPEN);
-    await c.waitFor(/<\/stream:features>$/);
+    const c = await wsOpened();
     c.ws.send('just text');
+    await closedWith(c, 'not-well-formed');
+    await bobStillWorks();
+  });
+
+  it('two elements in one message → <not-well-formed/>, framed, and neither is acted on (§3.3.3)', async () => {
+    const c = await wsOpened();
+    c.ws.send(`<auth ${SASL} mechanism='PLAIN'>${plain('alice', PASSWORDS.alice!)}</auth><message to='bob@localhost'/>`);
     await c.waitFor(/^<close /);
+    expect(c.messages.some((m) => m.startsWith('<success '))).toBe(false);
     expectFramedStreamError(c.messages, 'not-well-formed');
     await c.closed;
     await bobStillWorks();
   });
 
-  it('an element pipelined behind <auth/> in the same message is no <open/>: <invalid-namespace/>, framed', async () => {
+  it('an element split over two messages → <not-well-formed/>, framed (§3.3.3)', async () => {
+    const c = await wsOpened();
+    c.ws.send(`<auth ${SASL} mechanism='PLAIN'>`);
+    await closedWith(c, 'not-well-formed');
+  });
+
+  it('an RFC 6120 <stream:stream> header instead of <open/> → our <open/>, <invalid-namespace/>, <close/> (§3.3.2)', async () => {
     const c = await wsConnect();
-    c.ws.send(OPEN);
-    await c.waitFor(/<\/stream:features>$/);
-    c.ws.send(`<auth ${SASL} mechanism='PLAIN'>${plain('alice', PASSWORDS.alice!)}</auth><message to='bob@localhost'/>`);
+    c.ws.send("<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>");
     await c.waitFor(/^<close /);
-    // The reply to the restart that never came is our <open/>, then the error, then <close/>.
-    expect(c.messages.some((m) => m.startsWith('<success '))).toBe(true);
-    expect(c.messages.at(-3)).toMatch(/^<open [^>]*\/>$/);
+    expect(c.messages).toHaveLength(3);
+    expect(c.messages[0]).toMatch(/^<open [^>]*\/>$/);
     expectFramedStreamError(c.messages, 'invalid-namespace');
+    await c.closed;
+  });
+
+  it('<open/> outside the framing namespace → <invalid-namespace/>, also mid-stream (§3.3.2)', async () => {
+    const c = await wsOpened();
+    c.ws.send("<open xmlns='jabber:client' to='localhost' version='1.0'/>");
+    await closedWith(c, 'invalid-namespace');
+  });
+
+  it('a second <open/> where no restart is due is answered: <bad-format/>, framed, then <close/> (§3.4, RFC 6120 §4.3.3)', async () => {
+    const c = await wsOpened();
+    c.ws.send(OPEN);
+    await closedWith(c, 'bad-format');
+  });
+
+  it('after SASL success the new <open/> is answered with <open/> and features, also when sent before <success/> arrived (§3.7)', async () => {
+    const c = await wsOpened();
+    // Pipelined: the <open/> is held until the SASL answer, then opens the new stream.
+    c.ws.send(`<auth ${SASL} mechanism='PLAIN'>${plain('alice', PASSWORDS.alice!)}</auth>`);
+    c.ws.send(OPEN);
+    await c.waitFor(/xmpp-bind/);
+    const success = c.messages.findIndex((m) => m.startsWith('<success '));
+    expect(success).toBeGreaterThan(0);
+    expect(c.messages[success + 1]).toMatch(/^<open [^>]*\/>$/);
+    expect(c.messages[success + 2]).toMatch(/^<stream:features xmlns:stream='http:\/\/etherx.jabber.org\/streams'>.*xmpp-bind/);
+    // A third <open/> once the new stream is open is no restart either.
+    c.ws.send(OPEN);
+    await closedWith(c, 'bad-format');
     await bobStillWorks();
   });
 
   it('a message larger than limits.max_stanza_bytes is refused without buffering it (close 1009)', async () => {
-    const c = await wsConnect();
-    c.ws.send(OPEN);
-    await c.waitFor(/<\/stream:features>$/);
+    const c = await wsOpened();
     c.ws.send(`<message to='bob@localhost'><body>${'x'.repeat(4 * 1024 * 1024)}</body></message>`);
     // RFC 6455 §7.4.1: 1009, message too big to process; the server never holds the 4 MiB.
     expect(await c.closed).toBe(1009);
@@ -127,9 +175,7 @@ describe('hostile input over WebSocket (RFC 7395)', () => {
   });
 
   it('a stanza just over the limit but under the message bound gets <policy-violation/>, framed', async () => {
-    const c = await wsConnect();
-    c.ws.send(OPEN);
-    await c.waitFor(/<\/stream:features>$/);
+    const c = await wsOpened();
     c.ws.send(`<message to='bob@localhost'><body>${'x'.repeat(20 * 1024)}</body></message>`);
     await c.waitFor(/^<close /);
     // Before authentication the bound is limits.preauth_max_stanza_bytes (16 KiB).

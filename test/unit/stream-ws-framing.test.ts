@@ -1,23 +1,68 @@
 import { describe, expect, it } from 'vitest';
-import { FRAMING_NS, frameOutbound, frameOutboundBytes, unframeInbound } from '../../src/transport/websocket.js';
+import { FRAMING_NS, classifyInbound, frameOutbound, frameOutboundBytes } from '../../src/transport/websocket.js';
 
 describe('RFC 7395 framing translation', () => {
-  it('turns <open/> into a stream header and <close/> into its end tag (§3.4, §3.6)', () => {
-    expect(unframeInbound(`<open xmlns='${FRAMING_NS}' to='localhost' version='1.0' xml:lang='de'/>`)).toBe(
-      "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0' xml:lang='de'>",
-    );
-    expect(unframeInbound(` <close xmlns="${FRAMING_NS}"/> `)).toBe('</stream:stream>');
+  const classify = (text: string) => classifyInbound(Buffer.from(text));
+
+  it('turns <open/> into a stream header and <close/> into its end tag (§3.3.2, §3.4, §3.6)', () => {
+    expect(classify(`<open xmlns='${FRAMING_NS}' to='localhost' version='1.0' xml:lang='de'/>`)).toEqual({
+      kind: 'open',
+      header: "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0' xml:lang='de'>",
+    });
+    expect(classify(` <close xmlns="${FRAMING_NS}"/> `)).toEqual({ kind: 'close' });
+    // A prefixed header is the same element (XML namespaces, not spelling, decide).
+    expect(classify(`<f:close xmlns:f='${FRAMING_NS}'/>`)).toEqual({ kind: 'close' });
   });
 
   it('escapes attribute values it copies into the header', () => {
-    expect(unframeInbound(`<open xmlns='${FRAMING_NS}' to="a'b" version='1.0'/>`)).toContain("to='a&apos;b'");
+    const open = classify(`<open xmlns='${FRAMING_NS}' to="a'b" version='1.0'/>`);
+    expect(open.kind === 'open' && open.header).toContain("to='a&apos;b'");
   });
 
-  it('passes stanzas, and open/close in other namespaces, through unchanged', () => {
-    const msg = "<message xmlns='jabber:client' to='a@b'><body>x</body></message>";
-    expect(unframeInbound(msg)).toBe(msg);
-    expect(unframeInbound("<open xmlns='urn:example'/>")).toBe("<open xmlns='urn:example'/>");
-    expect(unframeInbound('<open broken')).toBe('<open broken');
+  it('feeds one complete element per message as it is, whatever it holds (§3.3.3)', () => {
+    for (const xml of [
+      "<message xmlns='jabber:client' to='a@b'><body>x</body></message>",
+      "<message to='a@b'><body><![CDATA[</message><x>]]></body></message>",
+      "<iq type='get' id='a>b' xmlns='jabber:client'><ping xmlns='urn:xmpp:ping'/></iq>\n",
+      '<presence/>',
+      // No element: the core skips whitespace, and judges text and XML that XMPP forbids.
+      ' \r\n',
+      'just text',
+      "<message><!-- a comment --></message>",
+      "<?xml version='1.0'?>",
+    ]) {
+      expect(classify(xml), xml).toEqual({ kind: 'feed' });
+    }
+  });
+
+  it('refuses two elements in one message, or a part of one, with <not-well-formed/> (§3.3.3)', () => {
+    for (const xml of [
+      "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGEAYg==</auth><message to='b@c'/>",
+      '<presence/><presence/>',
+      "<message to='b@c'><body>x</body>",
+      "<message to='b@c'><body>x</body></message> trailing",
+      "<message to='a@b' id='x>",
+      '</message>',
+      `<open xmlns='${FRAMING_NS}' to='localhost' version='1.0'/><presence/>`,
+    ]) {
+      const result = classify(xml);
+      expect(result.kind, xml).toBe('error');
+      expect(result.kind === 'error' && result.error.condition).toBe('not-well-formed');
+    }
+  });
+
+  it('refuses RFC 6120 stream headers and open/close outside the framing namespace with <invalid-namespace/> (§3.3.2)', () => {
+    for (const xml of [
+      "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>",
+      '</stream:stream>',
+      "<open xmlns='jabber:client' to='localhost' version='1.0'/>",
+      "<close xmlns='urn:example'/>",
+      "<open to='localhost' version='1.0'/>",
+    ]) {
+      const result = classify(xml);
+      expect(result.kind, xml).toBe('error');
+      expect(result.kind === 'error' && result.error.condition).toBe('invalid-namespace');
+    }
   });
 
   it('turns our stream header into <open/> and our end tag into <close/>', () => {
