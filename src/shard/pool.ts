@@ -168,12 +168,13 @@ export class ShardPool {
   /** links[i][j]: shard i → shard j. */
   private readonly links: (SharedArrayBuffer | null)[][] = [];
   /**
-   * Three Int32s: [0] bumped by every shard's roster cache on each roster write
+   * Four Int32s: [0] bumped by every shard's roster cache on each roster write
    * (src/storage/roster-cache.ts), [1] by every shard's blocklist cache on each blocklist write
    * (src/storage/blocklist-cache.ts), [2] on each XEP-0441 archive preferences write
-   * (src/storage/archive-prefs-cache.ts).
+   * (src/storage/archive-prefs-cache.ts), [3] on each password change or account deletion
+   * (src/storage/credential-cache.ts).
    */
-  private readonly rosterEpoch = new SharedArrayBuffer(12);
+  private readonly rosterEpoch = new SharedArrayBuffer(16);
   private readonly conns = new Map<number, Connection>();
   /** Admin questions sent to the shards and not answered yet, by request number. */
   private readonly adminWaiting = new Map<number, (reply: ShardAdminReply) => void>();

@@ -25,6 +25,7 @@ import { cachePrefs } from './archive-prefs-cache.js';
 import { toStoredPassword } from './password.js';
 import { cacheBlocklists } from './blocklist-cache.js';
 import { cacheRosters } from './roster-cache.js';
+import { cacheCredentials } from './credential-cache.js';
 import { batchXmlWrites, type XmlRow } from './xml-batch.js';
 import {
   AccountError,
@@ -64,7 +65,9 @@ export interface SqliteStorageOptions extends StorageOptions {
    * each roster write bumps [0], so every other shard's roster cache empties before its next
    * read; when there is a second element, each blocklist write bumps [1] for the blocklist caches
    * (src/storage/blocklist-cache.ts) in the same way, and when there is a third, each XEP-0441
-   * preferences write bumps [2] for the archive preference caches (archive-prefs-cache.ts).
+   * preferences write bumps [2] for the archive preference caches (archive-prefs-cache.ts); a
+   * fourth, [3], is bumped on each password change or account deletion for the credential caches
+   * (credential-cache.ts), which are off when shards share an epoch without it.
    */
   rosterEpoch?: Int32Array;
   /**
@@ -74,9 +77,15 @@ export interface SqliteStorageOptions extends StorageOptions {
   archiveThread?: boolean;
   /** How often (ms) to look for writes by other processes (meta 'cache_epoch'); default 250. */
   externalCheckMs?: number;
+  /**
+   * Accounts whose SCRAM credentials are kept in memory for logins
+   * (src/storage/credential-cache.ts); 0 turns the cache off. Default 50000.
+   */
+  credentialCache?: number;
 }
 
 export const DEFAULT_ROSTER_CACHE = 50_000;
+export const DEFAULT_CREDENTIAL_CACHE = 50_000;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
@@ -399,7 +408,7 @@ export function openSqliteStorage(options: SqliteStorageOptions): SqliteStorage 
     return true;
   });
 
-  const users: UserStore = {
+  const userTable: UserStore = {
     create(account, password) {
       const { bare, domain, local } = parseAccount(account);
       // Derive before the transaction: PBKDF2 must not hold the write lock.
@@ -604,6 +613,13 @@ export function openSqliteStorage(options: SqliteStorageOptions): SqliteStorage 
   // XEP-0441 preferences are read for both ends of every chat message: cached the same way,
   // through the epoch's third slot.
   const mam = cachePrefs(archive, { maxOwners: options.rosterCache ?? DEFAULT_ROSTER_CACHE, ...watchWrites(2) });
+
+  // Credentials are read per login (src/storage/credential-cache.ts), cached the same way through
+  // the epoch's fourth slot; sharded without that slot the cache could not be exact, so it is off.
+  const users = cacheCredentials(userTable, {
+    maxAccounts: epoch && epoch.length <= 3 ? 0 : (options.credentialCache ?? DEFAULT_CREDENTIAL_CACHE),
+    ...watchWrites(3),
+  });
 
   const xmlTable: XmlStore = {
     get: (owner, key) => (q.xmlGet.get(owner, key) as string | undefined) ?? null,
