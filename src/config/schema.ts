@@ -126,6 +126,10 @@ export interface HermodConfig {
     historySize: number;
     /** Largest groupchat or private message content (bytes). */
     maxMessageBytes: number;
+    /** XEP-0313 room archives offered at all (muc#roomconfig_enablearchiving in the room form). */
+    archive: boolean;
+    /** Whether a new room archives until its owners say otherwise. */
+    archiveDefault: boolean;
   };
   /** XEP-0114 components: component domain → shared secret. */
   components: Record<string, string>;
@@ -518,6 +522,8 @@ export const SCHEMA: Schema<HermodConfig> = {
     maxOccupants: int(200, 1, 100_000, 'occupants per room, and the ceiling of a room\'s maxusers'),
     historySize: int(20, 0, 1000, 'groupchat messages kept per room for history on join (at most 64K characters; not stored on disk)'),
     maxMessageBytes: size(16 * KiB, 1 * KiB, 1 * MiB, 'largest groupchat or private message content, and occupant presence content'),
+    archive: bool(true, 'XEP-0313 room archives: rooms may archive their messages (muc#roomconfig_enablearchiving); retention as mam.max_age / mam.max_per_user'),
+    archiveDefault: bool(true, 'whether a new room archives until its owners turn it off'),
   },
   components: secretMap('component domain → shared secret (XEP-0114)'),
   contact: {

@@ -9,8 +9,10 @@
 import { StanzaError } from '../errors.js';
 import { Jid } from '../jid.js';
 import type { Logger } from '../router/context.js';
+import type { ArchiveStore } from '../storage/archive.js';
 import type { MucStore } from '../storage/types.js';
 import { errorReply, parseElement, type Element } from '../xml/element.js';
+import { RoomArchives } from './archive.js';
 import { senderOf } from './room.js';
 import { MucService, type MucSettings } from './service.js';
 
@@ -23,12 +25,16 @@ export class MucOnMain {
     /** Hand a stanza from `from` (a room or occupant JID) to a shard for routing. */
     private readonly send: (from: Jid, xml: string) => void,
     private readonly log: Logger | null = null,
+    /** XEP-0313 room archives: this thread's own connection to the archive (its writer thread batches). */
+    archive: ArchiveStore | null = null,
   ) {
     const out = (_to: string, xml: string) => {
       const from = senderOf(xml);
       if (from) this.send(from, xml);
     };
-    this.service = new MucService(settings, out, () => new Date(), store, log);
+    const now = () => new Date();
+    const archives = settings.archive && archive ? new RoomArchives(archive, now) : null;
+    this.service = new MucService(settings, out, now, store, log, archives);
   }
 
   /** A stanza a shard forwarded for the service domain ('from' stamped by the shard). */

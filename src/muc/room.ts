@@ -33,6 +33,8 @@ export interface RoomConfig {
   /** 'anyone' = non-anonymous room, 'moderators' = semi-anonymous. */
   whois: 'anyone' | 'moderators';
   changeSubject: boolean;
+  /** XEP-0313 §5: the room archives its messages (muc#roomconfig_enablearchiving). */
+  archive: boolean;
 }
 
 /** Characters of history one room keeps, whatever history_size says (memory bound per room). */
@@ -42,6 +44,8 @@ export interface Limits {
   maxOccupants: number;
   historySize: number;
   maxMessageBytes: number;
+  /** muc#roomconfig_enablearchiving of a new room (config muc.archive_default; absent: off). */
+  archiveDefault?: boolean;
 }
 
 export function defaultConfig(limits: Limits): RoomConfig {
@@ -56,6 +60,7 @@ export function defaultConfig(limits: Limits): RoomConfig {
     maxUsers: limits.maxOccupants,
     whois: 'moderators',
     changeSubject: false,
+    archive: limits.archiveDefault ?? false,
   };
 }
 
@@ -120,6 +125,18 @@ export function bareOf(jid: string): string {
   return slash < 0 ? jid : jid.slice(0, slash);
 }
 
+/** Where a room's messages are archived (src/muc/archive.ts). */
+export interface RoomArchiver {
+  /**
+   * Store one message the room broadcasts, as archived (from the occupant JID, no 'to');
+   * `real` is the sending session's full JID. Returns the archive id.
+   */
+  append(room: string, message: { nick: string; real: string; stanza: string }): string;
+}
+
+const SID_NS = 'urn:xmpp:sid:0';
+const HINTS_NS = 'urn:xmpp:hints';
+
 export type Kind = 'message' | 'presence' | 'iq';
 /** Deliver `xml` to `to`; `room` is the bare JID of the room it comes from, when it comes from one. */
 export type Out = (to: string, xml: string, kind: Kind, room?: string) => void;
@@ -142,6 +159,8 @@ export class Room {
   locked = false;
   private history: HistoryEntry[] = [];
   private historyChars = 0;
+  /** The service's archive (null: the service archives no room); this room uses it when config.archive is on. */
+  archiver: RoomArchiver | null = null;
 
   constructor(
     readonly jid: string,
@@ -172,6 +191,18 @@ export class Room {
 
   get empty(): boolean {
     return this.occupants.size === 0;
+  }
+
+  /** XEP-0313 §5: messages are archived (and the archive can be queried) now. */
+  get archiving(): boolean {
+    return this.archiver !== null && this.config.archive;
+  }
+
+  /** XEP-0045 §7.2.3 / §7.2.4: whether `full` (occupant or not) may learn occupants' real JIDs. */
+  mayKnowRealJids(full: string, bare: string): boolean {
+    if (this.config.whois === 'anyone') return true;
+    // Owners and admins are moderators whenever they are in the room.
+    return RANK[this.affiliation(bare)] >= RANK.admin || this.occupantOf(full)?.role === 'moderator';
   }
 
   occupantOf(fullJid: string): Occupant | undefined {
@@ -369,10 +400,16 @@ export class Room {
 
   /**
    * §7.4: a groupchat message from an occupant is reflected to every occupant (the sender too)
-   * from room/nick; §8.1 a <subject/> without <body/> changes the subject.
+   * from room/nick; §8.1 a <subject/> without <body/> changes the subject. `from` is the sending
+   * session (the room archive keeps it as the real JID).
    */
-  groupchat(occ: Occupant, msg: Element): void {
-    const inner = this.checkedContent(msg);
+  groupchat(occ: Occupant, msg: Element, from: string = occ.jid): void {
+    // XEP-0359 §5 (Security Considerations): a stanza-id claiming to be this room's was not
+    // written by it; the room's own goes on below.
+    // By expanded name and prepared JID, as the recipients' parsers and clients compare them.
+    const forged = (c: Element) =>
+      c.getName() === 'stanza-id' && c.getNS() === SID_NS && Jid.tryParse(String(c.attrs.by ?? ''))?.bare === this.jid;
+    let inner = this.checkedContent(msg, forged);
     // §7.4 / §5.1.1: visitors in a moderated room have no voice.
     if (occ.role === 'visitor' || occ.role === 'none') throw new StanzaError('forbidden', 'you have no voice in this room');
     const subject = msg.getChild('subject');
@@ -384,6 +421,15 @@ export class Room {
       this.changed(this);
     }
     const head = `<message type='groupchat'${attr('id', msg.attrs.id as string | undefined)}${attr('from', `${this.jid}/${occ.nick}`)}`;
+    if (this.archiving && (isSubject || msg.getChild('body') !== undefined) && !noStoreHint(msg)) {
+      // XEP-0313 'MUC Archives': messages with a body and subject changes, once each, as the
+      // room sent them but without a muc#user <x/> (§ 'MUC message spoofing': the archive adds
+      // its own, with the real JID, for those allowed to see it). XEP-0359: every copy, history
+      // included, carries the archive id as a stanza-id by the room.
+      const archived = innerXml(msg, (c) => forged(c) || (c.name === 'x' && c.attrs.xmlns === MUC_USER));
+      const id = this.archiver!.append(this.jid, { nick: occ.nick, real: from, stanza: `${head}>${archived}</message>` });
+      inner += `<stanza-id xmlns='${SID_NS}'${attr('by', this.jid)}${attr('id', id)}/>`;
+    }
     for (const o of this.occupants.values()) this.toAll(o, (to) => `${head}${attr('to', to)}>${inner}</message>`, 'message');
     // §7.2.14: messages with a body make the history; the subject is sent on its own at join.
     if (!isSubject && msg.getChild('body') !== undefined && this.limits.historySize > 0) {
@@ -420,8 +466,8 @@ export class Room {
   }
 
   /** A message's content within muc.max_message_bytes (groupchat and private alike), as XML. */
-  private checkedContent(msg: Element): string {
-    const inner = innerXml(msg);
+  private checkedContent(msg: Element, skip?: (child: Element) => boolean): string {
+    const inner = innerXml(msg, skip);
     if (Buffer.byteLength(inner) > this.limits.maxMessageBytes) {
       throw new StanzaError('not-acceptable', `messages to this room are limited to ${this.limits.maxMessageBytes} bytes`);
     }
@@ -596,4 +642,9 @@ export class Room {
     this.occupants.clear();
     this.byJid.clear();
   }
+}
+
+/** XEP-0334: the sender asked that the message be kept nowhere (no-store, no-permanent-store). */
+function noStoreHint(msg: Element): boolean {
+  return msg.children.some((c) => typeof c !== 'string' && c.attrs.xmlns === HINTS_NS && (c.name === 'no-store' || c.name === 'no-permanent-store'));
 }

@@ -16,6 +16,8 @@ import type { SessionState } from '../router/session.js';
 import type { MucStore } from '../storage/types.js';
 import { childElements, firstChildElement, iqResult, parseElement, type Element } from '../xml/element.js';
 import { attr, escapeText } from '../xml/escape.js';
+import { MAM_NS } from '../modules/mam.js';
+import { ROOM_ARCHIVE_FEATURES, RoomArchives } from './archive.js';
 import {
   AFFILIATIONS,
   MUC,
@@ -49,6 +51,11 @@ export interface MucSettings extends Limits {
   maxRooms: number;
   /** Rooms one session may be in at once (default DEFAULT_ROOMS_PER_SESSION). */
   maxRoomsPerSession?: number;
+  /**
+   * XEP-0313 room archives offered (config muc.archive): rooms may turn archiving on
+   * (muc#roomconfig_enablearchiving; new rooms start with `archiveDefault`). Absent: off.
+   */
+  archive?: boolean;
 }
 
 type Reply = (xml: string, kind: Kind) => void;
@@ -99,10 +106,14 @@ export class MucService {
     private readonly now: () => Date,
     private readonly store: MucStore | null,
     private readonly log: Logger | null = null,
+    /** Where rooms archive (XEP-0313 §5); null when the service offers no archives. */
+    private readonly archives: RoomArchives | null = null,
   ) {
     for (const { jid, data } of store?.list(settings.domain) ?? []) {
       try {
-        this.rooms.set(jid, Room.restore(jid, JSON.parse(data) as RoomRecord, settings, this.outFor(jid), now, (r) => this.persist(r)));
+        const room = Room.restore(jid, JSON.parse(data) as RoomRecord, settings, this.outFor(jid), now, (r) => this.persist(r));
+        room.archiver = archives;
+        this.rooms.set(jid, room);
       } catch (err) {
         this.log?.error({ err, room: jid }, 'stored MUC room unreadable; skipped');
       }
@@ -146,6 +157,7 @@ export class MucService {
     if (room.empty && !room.config.persistent && this.rooms.get(room.jid) === room) {
       this.rooms.delete(room.jid);
       this.store?.remove(room.jid);
+      this.archives?.remove(room.jid);
     }
   }
 
@@ -218,6 +230,7 @@ export class MucService {
         return;
       }
       target = new Room(to.bare, this.settings, this.outFor(to.bare), this.now, (r) => this.persist(r));
+      target.archiver = this.archives;
       target.affiliations.set(from.bare, 'owner');
       // §10.1.1: locked until configured; a client without MUC support (no <x/>, groupchat 1.0)
       // cannot configure, so it gets an instant room (§10.1.2 behaviour without the round trip).
@@ -236,7 +249,12 @@ export class MucService {
       reply(joinRefusal(el, to, from, err), 'presence');
       return;
     }
-    if (created) this.rooms.set(target.jid, target);
+    if (created) {
+      this.rooms.set(target.jid, target);
+      // A new room starts without history: a temporary room of that name that vanished with a
+      // restart (rather than with its last occupant) may have left its archive behind.
+      this.archives?.remove(target.jid);
+    }
     this.track(from.full, target);
   }
 
@@ -256,7 +274,7 @@ export class MucService {
     if (type === 'groupchat') {
       // §7.4: only occupants speak in the room.
       if (!occ) throw new StanzaError('not-acceptable', 'you are not in this room');
-      return room.groupchat(occ, el);
+      return room.groupchat(occ, el, from.full);
     }
     // §7.8.2: a mediated invitation.
     const invite = el.getChild('x', MUC_USER)?.getChild('invite');
@@ -312,6 +330,10 @@ export class MucService {
     }
     if (ns === MUC_OWNER) return this.owner(from, room, type, payload, answer);
     if (ns === MUC_ADMIN) return this.admin(from, room, type, payload, answer);
+    // XEP-0313 §5: the room's archive, while it keeps one (otherwise, like any IQ it does not serve).
+    if (ns === MAM_NS && room.archiving && this.archives) {
+      return this.archives.iq(room, from, type as 'get' | 'set', payload, (xml) => this.out(from.full, xml, 'message', room.jid), answer);
+    }
     throw new StanzaError('service-unavailable');
   }
 
@@ -358,11 +380,12 @@ export class MucService {
     if (type === 'get') return answer(`<query xmlns='${MUC_OWNER}'>${configForm(room.config, this.settings)}</query>`);
     const destroy = payload.getChild('destroy');
     if (destroy) {
-      // §10.9: everyone leaves, the room and its stored state are gone.
+      // §10.9: everyone leaves, the room and its stored state are gone, its archive with them.
       const alt = destroy.attrs.jid as string | undefined;
       room.destroy(alt ?? null, destroy.getChildText('reason') ?? null);
       this.rooms.delete(room.jid);
       this.store?.remove(room.jid);
+      this.archives?.remove(room.jid);
       return answer();
     }
     const x = payload.getChild('x', XDATA);
@@ -372,6 +395,7 @@ export class MucService {
       if (room.locked) {
         room.destroy(null, null);
         this.rooms.delete(room.jid);
+        this.archives?.remove(room.jid);
       }
       return answer();
     }
@@ -509,6 +533,8 @@ function roomInfo(room: Room): string {
     c.moderated ? 'muc_moderated' : 'muc_unmoderated',
     c.password !== null ? 'muc_passwordprotected' : 'muc_unsecured',
     c.whois === 'anyone' ? 'muc_nonanonymous' : 'muc_semianonymous',
+    // XEP-0313 'Determining support': only while the room archives.
+    ...(room.archiving ? ROOM_ARCHIVE_FEATURES : []),
   ];
   const info =
     `<x xmlns='${XDATA}' type='result'>` +
@@ -533,7 +559,7 @@ function field(name: string, type: string, value: string | string[], label?: str
 const bool = (b: boolean) => (b ? '1' : '0');
 
 /** §10.2 / §15.5.3: the configuration form with the room's current values. */
-function configForm(c: RoomConfig, limits: Limits): string {
+function configForm(c: RoomConfig, limits: MucSettings): string {
   const sizes = [...new Set([10, 20, 30, 50, 100, 200, 500, 1000, c.maxUsers].filter((n) => n <= limits.maxOccupants))].sort((a, b) => a - b);
   const opt = (v: string, label: string) => `<option${attr('label', label)}><value>${escapeText(v)}</value></option>`;
   return (
@@ -550,6 +576,8 @@ function configForm(c: RoomConfig, limits: Limits): string {
     field('muc#roomconfig_roomsecret', 'text-private', c.password ?? '', 'Password') +
     field('muc#roomconfig_maxusers', 'list-single', String(c.maxUsers), 'Maximum number of occupants', sizes.map((n) => opt(String(n), String(n))).join('')) +
     field('muc#roomconfig_whois', 'list-single', c.whois, 'Who may discover real JIDs', opt('moderators', 'Moderators only') + opt('anyone', 'Anyone')) +
+    // XEP-0313 §5 room archives, under the name Prosody and ejabberd give the field.
+    (limits.archive ? field('muc#roomconfig_enablearchiving', 'boolean', bool(c.archive), 'Archive messages (XEP-0313)') : '') +
     `</x>`
   );
 }
@@ -607,6 +635,9 @@ export function applyForm(current: RoomConfig, x: Element, limits: Limits): Room
         if (v !== 'anyone' && v !== 'moderators') throw new StanzaError('not-acceptable', 'whois is anyone or moderators');
         c.whois = v;
         break;
+      case 'muc#roomconfig_enablearchiving':
+        c.archive = flag();
+        break;
     }
   }
   if (protect === false) c.password = null;
@@ -640,6 +671,7 @@ export function muc(settings: MucSettings): Module {
         () => ctx.now(),
         ctx.storage.muc ?? null,
         ctx.log,
+        settings.archive ? new RoomArchives(ctx.storage.mam, () => ctx.now()) : null,
       );
       // XEP-0045 §6.1: clients find the service in the server's disco#items.
       ctx.features.addItem(settings.domain);
@@ -675,6 +707,6 @@ export function mucSettingsOf(config: HermodConfig): MucSettings | null {
   const domain = config.muc.domain ?? `conference.${config.domain}`;
   if (domain === config.domain) throw new ConfigError(`muc.domain cannot be the server's own domain ${domain}`, 'muc.domain');
   if (domain in config.components) throw new ConfigError(`muc.domain ${domain} is also a configured component`, 'muc.domain');
-  const { maxRooms, maxRoomsPerSession, maxOccupants, historySize, maxMessageBytes } = config.muc;
-  return { domain, maxRooms, maxRoomsPerSession, maxOccupants, historySize, maxMessageBytes };
+  const { maxRooms, maxRoomsPerSession, maxOccupants, historySize, maxMessageBytes, archive, archiveDefault } = config.muc;
+  return { domain, maxRooms, maxRoomsPerSession, maxOccupants, historySize, maxMessageBytes, archive, archiveDefault };
 }

@@ -95,8 +95,9 @@ export async function startShardedServer(config: HermodConfig, options: ShardedO
           deliver: (domain, bytes) => void (domain === mucSettings?.domain ? mucMain?.deliver(bytes) : components?.service.deliver(domain, bytes)),
         }
       : undefined;
-  // Only the muc_room table is used on this thread: no archive writer thread for it.
-  const mucStorage = mucSettings ? openStorage({ dataDir: config.dataDir, offlineLimit: config.offline.maxPerUser, archiveThread: false }) : null;
+  // The rooms' tables on this thread: muc_room, and the archive for XEP-0313 room archives (its
+  // appends batched through a writer thread of its own, as on the shards).
+  const mucStorage = mucSettings ? openStorage({ dataDir: config.dataDir, offlineLimit: config.offline.maxPerUser, archiveThread: mucSettings.archive === true }) : null;
   const pool = new ShardPool({
     components: poolComponents,
     shards: config.workers,
@@ -109,7 +110,13 @@ export async function startShardedServer(config: HermodConfig, options: ShardedO
   });
   if (mucSettings && poolComponents) {
     const encoder = new TextEncoder();
-    mucMain = new MucOnMain(mucSettings, mucStorage?.muc ?? null, (from, xml) => pool.fromComponent(from, encoder.encode(xml)), options.logger ?? null);
+    mucMain = new MucOnMain(
+      mucSettings,
+      mucStorage?.muc ?? null,
+      (from, xml) => pool.fromComponent(from, encoder.encode(xml)),
+      options.logger ?? null,
+      mucStorage?.mam ?? null,
+    );
     Atomics.store(new Int32Array(poolComponents.flags), domains.indexOf(mucSettings.domain), 1);
   }
   try {

@@ -9,7 +9,7 @@ import { Jid } from '../../src/jid.js';
 import { MucService, mucSettingsOf, type MucSettings } from '../../src/muc/service.js';
 import { Room, type Kind, type Limits } from '../../src/muc/room.js';
 import { createMemoryStorage } from '../../src/storage/memory.js';
-import { openSqliteStorage } from '../../src/storage/sqlite.js';
+import { openSqliteStorage, SCHEMA_VERSION } from '../../src/storage/sqlite.js';
 import type { MucStore } from '../../src/storage/types.js';
 import { parseElement } from '../../src/xml/element.js';
 
@@ -447,7 +447,7 @@ describe('XEP-0045 persistence', () => {
     expect(up.muc!.list('muc.example')).toHaveLength(1);
     up.close();
     const check = new Database(join(dir, 'hermod.sqlite'), { readonly: true });
-    expect(check.pragma('user_version', { simple: true })).toBe(7);
+    expect(check.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
     check.close();
   });
 
