@@ -54,6 +54,18 @@ export function smShardRouting(
   };
 }
 
+/**
+ * Open and Adopt records start with these facts of the connection the main thread accepted:
+ * address, accept time (ms epoch) and metrics transport kind. The shard keeps them for the admin
+ * session list, which must still show them once the main thread has forgotten the connection
+ * (a detached XEP-0198 session) or after the connection moved to another shard.
+ */
+export const CONNECTION_FIELDS = 3;
+
+export function connectionFields(conn: { address: string; since: number; kind: number }): string[] {
+  return [conn.address, String(conn.since), String(conn.kind)];
+}
+
 /** Text fields, each followed by a newline, then raw bytes: the bodies of Move and Adopt. */
 export function joinRecord(fields: string[], rest: Uint8Array): Uint8Array {
   const head = encoder.encode(fields.map((f) => `${f}\n`).join(''));

@@ -35,7 +35,7 @@ import {
   WRITE_TEXT,
   HANDOFF_ERROR,
 } from './protocol.js';
-import { joinRecord } from './handoff.js';
+import { connectionFields, joinRecord } from './handoff.js';
 import { createRing, Doorbell, RingReader, RingWriter } from './ring.js';
 import type { PeerLink, ShardAdminReply, ShardControl, ShardInit, ShardResult } from './worker.js';
 
@@ -148,6 +148,8 @@ function openFlags(transport: ClientTransport): number {
   return (transport.secure ? OPEN_SECURE : 0) | (transport.canStartTls ? OPEN_CAN_STARTTLS : 0);
 }
 
+const NO_BYTES = new Uint8Array(0);
+
 /** How long an admin question waits for a shard (one restarting after a crash may not answer). */
 const ADMIN_TIMEOUT_MS = 2000;
 
@@ -259,7 +261,7 @@ export class ShardPool {
     if (this.nextConnId > 0xffffffff) this.nextConnId = 1;
     this.conns.set(conn.id, conn);
     shard.connections.add(conn);
-    shard.sender.send(Op.Open, conn.id, `${refused ?? ''}\n${address}`, openFlags(transport));
+    shard.sender.send(Op.Open, conn.id, joinRecord([...connectionFields(conn), refused ?? ''], NO_BYTES), openFlags(transport));
     transport.attach({
       feed: (chunk) => {
         if (this.conns.get(conn.id) !== conn) return;
@@ -290,8 +292,9 @@ export class ShardPool {
 
   /**
    * The bound sessions of every shard that is up, for the admin socket (`hermod sessions`): each
-   * shard lists its streams' JIDs, this thread adds what it knows of their sockets. A shard that
-   * does not answer within `timeoutMs` (restarting after a crash) is left out of the list.
+   * shard lists its streams with the facts of their connections (sent along in Open and Adopt,
+   * so a detached XEP-0198 session keeps its address and start). A shard that does not answer
+   * within `timeoutMs` (restarting after a crash) is left out of the list.
    */
   async sessions(timeoutMs = ADMIN_TIMEOUT_MS): Promise<SessionInfo[]> {
     const replies = await this.askShards((request) => ({ type: 'admin-sessions', request }), timeoutMs);
@@ -299,13 +302,12 @@ export class ShardPool {
     for (const [k, reply] of replies) {
       if (!('sessions' in reply)) continue;
       for (const s of reply.sessions) {
-        const conn = this.conns.get(s.conn);
         list.push({
           jid: s.jid,
-          ip: conn?.address ?? '',
-          since: new Date(conn?.since ?? 0).toISOString(),
-          transport: TRANSPORTS[conn?.kind ?? Transport.c2s] as SessionInfo['transport'],
-          tls: conn?.transport.secure ?? false,
+          ip: s.ip,
+          since: new Date(s.since).toISOString(),
+          transport: (TRANSPORTS[s.kind] ?? 'c2s') as SessionInfo['transport'],
+          tls: s.tls,
           sm: s.sm,
           shard: String(k),
         });
@@ -624,7 +626,7 @@ export class ShardPool {
     target.connections.add(conn);
     conn.shard = to;
     conn.moving = { from: from.index, held: [], heldBytes: 0, closed: false };
-    target.sender.send(Op.Adopt, conn.id, joinRecord([conn.address], body), openFlags(conn.transport));
+    target.sender.send(Op.Adopt, conn.id, joinRecord(connectionFields(conn), body), openFlags(conn.transport));
     from.sender.send(Op.Fence, conn.id);
   }
 

@@ -30,7 +30,7 @@ import { ShardComponents } from './components.js';
 import type { HermodRouter } from '../router/router.js';
 import { HEADER_BYTES, Op, OPEN_CAN_STARTTLS, OPEN_SECURE, readHeader, reassembling, type RecordHeader, RingSender, WRITE_TEXT } from './protocol.js';
 import { Doorbell, RingReader, RingWriter } from './ring.js';
-import { failure, smShardRouting, splitRecord } from './handoff.js';
+import { CONNECTION_FIELDS, failure, smShardRouting, splitRecord } from './handoff.js';
 
 /** The shared memory of one direction between this shard and a peer shard. */
 export interface PeerLink {
@@ -80,12 +80,39 @@ export type ShardControl =
   /** …or to close the sessions of a bare JID (all) or full JID (that one). */
   | { type: 'admin-kick'; request: number; jid: string; condition: StreamErrorCondition; text?: string };
 
-/** A bound session as the shard knows it; the main thread adds what it knows of the socket. */
+/**
+ * A bound session as the shard knows it, with the facts of its connection that the main thread
+ * sent along when it was accepted: a detached XEP-0198 session's connection is gone from the
+ * main thread's records, but its session still lists where and since when it came.
+ */
 export interface ShardSession {
   /** The connection id of the main thread's records. */
   conn: number;
   jid: string;
   sm: boolean;
+  ip: string;
+  /** When the connection was accepted (ms epoch). */
+  since: number;
+  /** The metrics transport kind (Transport in src/observability/metrics.ts). */
+  kind: number;
+  tls: boolean;
+}
+
+/** What the shard knows of a connection, from its Open or Adopt record. */
+interface ShardConn {
+  id: number;
+  address: string;
+  since: number;
+  kind: number;
+  transport: RingTransport;
+}
+
+/**
+ * The fields the main thread puts before the rest of an Open or Adopt record (src/shard/pool.ts
+ * connectionFields), for the admin session list.
+ */
+function shardConn(id: number, transport: RingTransport, [address, since, kind]: string[]): ShardConn {
+  return { id, address: address!, since: Number(since), kind: Number(kind), transport };
 }
 
 /** Answer to an admin-* control message, on the same port. */
@@ -146,8 +173,6 @@ class RingTransport implements StreamTransport {
     if (!this.ended && ms > 0) this.out.send(Op.Pause, this.id, undefined, Math.min(0xffff, Math.ceil(ms)));
   }
 }
-
-const decoder = new TextDecoder();
 
 function log(msg: string, err?: unknown): void {
   process.stderr.write(`hermod: ${msg}${err ? `: ${(err as Error).message ?? String(err)}` : ''}\n`);
@@ -227,7 +252,7 @@ export default async function runShard(init: ShardInit): Promise<ShardResult> {
   const streamOptions = streamOptionsOf(config);
 
   const streams = new Map<number, C2SStream>();
-  const conns = new WeakMap<C2SStream, { id: number; address: string }>();
+  const conns = new WeakMap<C2SStream, ShardConn>();
   const deps: C2SDeps = {
     core,
     router: mesh.router(),
@@ -288,11 +313,11 @@ export default async function runShard(init: ShardInit): Promise<ShardResult> {
     switch (h.op) {
       case Op.Open: {
         const id = h.id;
-        const text = decoder.decode(record.subarray(HEADER_BYTES));
-        const nl = text.indexOf('\n');
-        const refused = text.slice(0, nl);
-        const stream = new C2SStream(new RingTransport(id, out, h.arg), streamOptions, streamDeps);
-        conns.set(stream, { id, address: text.slice(nl + 1) });
+        const { fields } = splitRecord(record.subarray(HEADER_BYTES), CONNECTION_FIELDS + 1);
+        const refused = fields[CONNECTION_FIELDS]!;
+        const transport = new RingTransport(id, out, h.arg);
+        const stream = new C2SStream(transport, streamOptions, streamDeps);
+        conns.set(stream, shardConn(id, transport, fields));
         streams.set(id, stream);
         // Refused by the main thread's connection limits, with a reason the client can read.
         if (refused) stream.close(new StreamError('policy-violation', refused));
@@ -317,10 +342,11 @@ export default async function runShard(init: ShardInit): Promise<ShardResult> {
       }
       case Op.Adopt: {
         // XEP-0198 §5: a connection authenticated on another shard resumes a session of ours.
-        const { fields, rest } = splitRecord(record.subarray(HEADER_BYTES), 3);
-        const [address, account, streamId] = fields as [string, string, string];
-        const stream = C2SStream.continued(new RingTransport(h.id, out, h.arg), streamOptions, streamDeps, Jid.parse(account), streamId);
-        conns.set(stream, { id: h.id, address });
+        const { fields, rest } = splitRecord(record.subarray(HEADER_BYTES), CONNECTION_FIELDS + 2);
+        const [account, streamId] = fields.slice(CONNECTION_FIELDS) as [string, string];
+        const transport = new RingTransport(h.id, out, h.arg);
+        const stream = C2SStream.continued(transport, streamOptions, streamDeps, Jid.parse(account), streamId);
+        conns.set(stream, shardConn(h.id, transport, fields));
         streams.set(h.id, stream);
         stream.feed(rest);
         return;
@@ -370,7 +396,19 @@ export default async function runShard(init: ShardInit): Promise<ShardResult> {
         return;
       case 'admin-sessions': {
         const sessions: ShardSession[] = [];
-        for (const [conn, stream] of streams) if (stream.jid) sessions.push({ conn, jid: stream.jid.full, sm: stream.smEnabled });
+        for (const [id, stream] of streams) {
+          const conn = conns.get(stream);
+          if (!stream.jid || !conn) continue;
+          sessions.push({
+            conn: id,
+            jid: stream.jid.full,
+            sm: stream.smEnabled,
+            ip: conn.address,
+            since: conn.since,
+            kind: conn.kind,
+            tls: conn.transport.secure,
+          });
+        }
         init.port.postMessage({ type: 'admin-reply', request: msg.request, sessions } satisfies ShardAdminReply);
         return;
       }

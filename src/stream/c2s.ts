@@ -669,7 +669,7 @@ export class C2SStream implements ClientSession, ParserHandler {
     // Read after a <resume/> that moved the connection: the owning shard handles it, in order.
     if (this.handedOff) return this.handedOff.element(view.raw());
     if (this.saslPending) return this.pipelinedDuringSasl();
-    stats.stanzaIn(view.kind);
+    const kind = view.kind;
     const shaper = this.stanzaShaper;
     if (shaper) {
       // Over the rate: stop reading for a while; what was already read is still handled.
@@ -680,13 +680,16 @@ export class C2SStream implements ClientSession, ParserHandler {
       if (wait > 0) this.transport.pauseFor?.(wait);
     }
     try {
-      if (view.kind === StanzaKind.Other || !inClientNamespace(view)) this.onElement(view);
+      if (kind === StanzaKind.Other || !inClientNamespace(view)) this.onElement(view);
       else this.onXmppStanza(view);
     } catch (err) {
       // The router promises never to throw; anything escaping here is a bug on our side, so
       // the client gets a stream error instead of a silent hang and the process lives on.
       this.close(err instanceof StreamError ? err : new StreamError('internal-server-error'));
     }
+    // Counted once, where it is handled: a <resume/> that moved the connection to another shard
+    // (XEP-0198 §5) is read again and counted there.
+    if (!this.handedOff) stats.stanzaIn(kind);
   }
 
   onStreamClose(): void {

@@ -102,6 +102,25 @@ describe.each([0, 2])('against hermod serve --workers %i', (workers) => {
       }
     });
 
+    it('lists a detached XEP-0198 session with the address and start of its connection (XEP-0198 §5)', async () => {
+      const started = Date.now();
+      const c = await login('alice', 'gone');
+      c.send("<enable xmlns='urn:xmpp:sm:3' resume='true'/>");
+      await c.waitFor('<enabled');
+      // The link dies without a closing tag: the session waits for a <resume/>.
+      c.close();
+      let row: { jid: string; ip: string; since: string; transport: string; tls: boolean; sm: boolean } | undefined;
+      for (let i = 0; i < 100 && !row; i++) {
+        const json = await hermod(['sessions', '--json', '--data', dir]);
+        row = json.out.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as NonNullable<typeof row>).find((x) => x.jid === 'alice@localhost/gone');
+      }
+      expect(row).toMatchObject({ ip: '127.0.0.1', transport: 'c2s', tls: false, sm: true });
+      const since = Date.parse(row!.since);
+      expect(since).toBeGreaterThanOrEqual(started - 1000);
+      expect(since).toBeLessThanOrEqual(Date.now());
+      expect((await hermod(['kick', 'alice@localhost/gone', '--data', dir])).code).toBe(0);
+    });
+
     it('kicks one resource or every session of an account with policy-violation and the reason', async () => {
       const pc = await login('alice', 'pc');
       const phone = await login('alice', 'phone');

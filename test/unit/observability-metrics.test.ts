@@ -5,17 +5,7 @@ import { StanzaKind } from '../../src/core/api.js';
 import { SaslFailure, StanzaError, StreamError } from '../../src/errors.js';
 import { startMetricsServer, type MetricsServer } from '../../src/observability/http.js';
 import { BLOCK_SLOTS, HotStats, Metrics, Transport } from '../../src/observability/metrics.js';
-
-/** The value of one sample line `name{labels} value` in the exposition text. */
-function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
-  for (const line of text.split('\n')) {
-    const m = /^([a-z_]+)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!m || m[1] !== name) continue;
-    const got = Object.fromEntries([...(m[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1], x[2]]));
-    if (Object.entries(labels).every(([k, v]) => got[k] === v) && Object.keys(got).length === Object.keys(labels).length) return Number(m[3]);
-  }
-  return undefined;
-}
+import { sample } from './metrics-sample.js';
 
 describe('metrics registry', () => {
   it('exposes stanzas in and out by kind', async () => {

@@ -7,9 +7,11 @@ import { setImmediate as settle } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { loadCore } from '../../src/core/parser.js';
 import { Jid } from '../../src/jid.js';
+import { Metrics, stats, useStats } from '../../src/observability/metrics.js';
 import { failure, joinRecord, smShardRouting, splitRecord } from '../../src/shard/handoff.js';
 import { HANDOFF_ERROR, Op, type RingSender } from '../../src/shard/protocol.js';
 import { C2SStream, StreamPhase, type C2SDeps, type C2SOptions } from '../../src/stream/c2s.js';
+import { sample } from './metrics-sample.js';
 import { AUTH_OK, BIND, HEADER, RecordingTransport, STREAM_OPTIONS, plainSasl, recordingRouter } from './stream-helpers.js';
 
 const OPTIONS: C2SOptions = { ...STREAM_OPTIONS, streamManagement: { resumeTimeoutMs: 60_000, maxUnacked: 50 } };
@@ -166,6 +168,31 @@ describe('XEP-0198 resumption across shards (§5)', () => {
     expect(await cont.feed(rest)).toBe(`<failed ${SM}><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>`);
     expect(await cont.feed(BIND)).toContain('<jid>alice@localhost/phone</jid>');
     expect(s0.router.log.bound).toHaveLength(1);
+  });
+
+  it('counts a <resume/> moved to another shard once in the stanzas-in metric, on the shard that answers it', async () => {
+    const metrics = new Metrics({ processMetrics: false });
+    const shardStats = [metrics.createShard(), metrics.createShard()];
+    const previous = stats;
+    const s0 = shard(0);
+    const s1 = shard(1);
+    try {
+      useStats(shardStats[1]!);
+      const fresh = await s1.login(5, false);
+      const before = await metrics.text();
+      await fresh.feed(`<resume ${SM} previd='0000${'ef'.repeat(16)}' h='0'/>`);
+      const { fields, rest } = splitRecord(s1.sent.find((r) => r.op === Op.Move)!.raw, 2);
+      // Shard 0's thread reads the moved <resume/> again and answers it.
+      useStats(shardStats[0]!);
+      expect(await s0.adopt(5, fields[0]!, fields[1]!).feed(rest)).toContain('<failed ');
+      const after = await metrics.text();
+      const delta = (name: string, labels: Record<string, string>) => sample(after, name, labels)! - sample(before, name, labels)!;
+      expect(delta('hermod_stanzas_in_total', { kind: 'other' })).toBe(1);
+      expect(delta('hermod_shard_stanzas_in_total', { shard: '0' })).toBe(1);
+      expect(delta('hermod_shard_stanzas_in_total', { shard: '1' })).toBe(0);
+    } finally {
+      useStats(previous);
+    }
   });
 
   it('relays broken XML after the move as the error the owner ends the stream with', async () => {
