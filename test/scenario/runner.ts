@@ -8,6 +8,7 @@
  *                                  router's own: only accounts with preferences are archived),
  *                                  @max-roster-items, @muc (XEP-0045 service on conference.<domain>,
  *                                  small bounds: 3 rooms, 4 occupants, history 3, 1 KiB messages),
+ *                                  @muc-archive (the same, rooms archiving by default: XEP-0313 §5),
  *                                  @upload (XEP-0363 service on upload.<domain>: files at
  *                                  https://files.example, at most 1000 bytes, quota 1500 bytes),
  *                                  @contact KIND URI… (XEP-0157 addresses, e.g. @contact abuse mailto:a@b)
@@ -162,6 +163,8 @@ export class Scenario {
   maxRosterItems = 1000;
   mamDefault: 'always' | 'never' | 'roster' | null = null;
   muc = false;
+  /** XEP-0313 room archives on (rooms archive by default). */
+  mucArchive = false;
   upload = false;
   /** XEP-0157 addresses by kind (`@contact abuse mailto:…`). */
   contact: Record<string, string[]> = {};
@@ -192,7 +195,8 @@ export class Scenario {
       ...(this.mamDefault ? { mam: { default: this.mamDefault, maxAge: 0, maxPerUser: 0, purgeInterval: 0 } } : {}),
     });
     if (this.muc) {
-      muc({ domain: `conference.${this.domain}`, maxRooms: 3, maxOccupants: 4, historySize: 3, maxMessageBytes: 1024 }).install(this.router);
+      const archive = this.mucArchive ? { archive: true, archiveDefault: true } : {};
+      muc({ domain: `conference.${this.domain}`, maxRooms: 3, maxOccupants: 4, historySize: 3, maxMessageBytes: 1024, ...archive }).install(this.router);
     }
     if (this.upload) {
       // Slot signing and quotas need no HTTP service: files live in a folder nothing writes to.
@@ -278,6 +282,7 @@ export class Scenario {
     if ((m = /^@offline-limit\s+(\d+)$/.exec(text))) return void (this.offlineLimit = Number(m[1]));
     if ((m = /^@max-roster-items\s+(\d+)$/.exec(text))) return void (this.maxRosterItems = Number(m[1]));
     if (text === '@muc') return void (this.muc = true);
+    if (text === '@muc-archive') return void (this.muc = this.mucArchive = true);
     if (text === '@upload') return void (this.upload = true);
     if ((m = /^@contact\s+(\S+)\s+(.+)$/.exec(text))) return void (this.contact[m[1]!] = m[2]!.trim().split(/\s+/));
     if ((m = /^@mam\s+(always|never|roster)$/.exec(text))) return void (this.mamDefault = m[1] as 'always' | 'never' | 'roster');
