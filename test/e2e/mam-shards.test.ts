@@ -62,6 +62,19 @@ describe('XEP-0313 with two shards', () => {
       expect(bobs.map((m) => attr(/<result[^>]*>/.exec(m)![0], 'id'))).toEqual(liveIds);
       const alices = await archived(alice, 3);
       expect(alices.map((m) => attr(/<result[^>]*>/.exec(m)![0], 'id'))).toEqual(liveIds);
+
+      // XEP-0441: bob, on the other shard, stops archiving; alice's shard read (and cached) his
+      // preferences for the messages above, and must heed the change from the very next message
+      // (the shared write epoch, storage/archive-prefs-cache.ts), with no time-to-live to wait out.
+      bob.client.send(`<iq type='set' id='p1'><prefs xmlns='urn:xmpp:mam:2' default='never'><always/><never/></prefs></iq>`);
+      // This client reports no IQ results: a message bob sends himself after the IQ comes back
+      // once his shard has handled the IQ (one session's stanzas are handled in order).
+      bob.client.send(`<message to='bob@localhost/mam' type='chat' id='sync'><body>prefs set</body></message>`);
+      await until('bob prefs stored', () => take(bob, /prefs set/));
+      alice.client.send(`<message to='bob@localhost' type='chat' id='m9'><body>not for his archive</body></message>`);
+      const after = await until('bob gets message 9', () => take(bob, /not for his archive/));
+      expect(after).not.toMatch(/by=["']bob@localhost["']/);
+      expect(after).toMatch(/by=["']alice@localhost["']/);
     } finally {
       for (const c of clients) c.client.close();
       await server.shutdown();
