@@ -47,6 +47,16 @@ function blocksBare(list: ReadonlySet<string>, bare: string): boolean {
   return list.has(bare) || list.has(bare.slice(bare.indexOf('@') + 1));
 }
 
+/**
+ * Whether `owner`'s blocklist covers the bare JID `bare` (an item for it or for its domain), for
+ * rare checks outside the router (MUC invitations). Read with list(), which always queries: the
+ * MUC service of `--workers N` runs on the main thread, whose cache (peek) would not hear of the
+ * shards' writes.
+ */
+export function blocklistCovers(store: BlocklistStore, owner: string, bare: string): boolean {
+  return blocksBare(new Set(store.list(owner)), bare);
+}
+
 /** The blocked-error of §3.3: outbound stanzas to a blocked JID are refused with it. */
 export function blockedError(): StanzaError {
   return new StanzaError('not-acceptable', 'you have blocked this contact', 'cancel', `<blocked xmlns='${BLOCKING_ERRORS_NS}'/>`);

@@ -10,7 +10,8 @@ import { StanzaError } from '../errors.js';
 import { Jid } from '../jid.js';
 import type { Logger } from '../router/context.js';
 import type { ArchiveStore } from '../storage/archive.js';
-import type { MucStore } from '../storage/types.js';
+import { blocklistCovers } from '../modules/blocking.js';
+import type { BlocklistStore, MucStore } from '../storage/types.js';
 import { errorReply, parseElement, type Element } from '../xml/element.js';
 import { RoomArchives } from './archive.js';
 import { senderOf } from './room.js';
@@ -27,6 +28,8 @@ export class MucOnMain {
     private readonly log: Logger | null = null,
     /** XEP-0313 room archives: this thread's own connection to the archive (its writer thread batches). */
     archive: ArchiveStore | null = null,
+    /** XEP-0191 blocklists, read for invitations (the shards' routers check the room's JID). */
+    blocklist: BlocklistStore | null = null,
   ) {
     const out = (_to: string, xml: string) => {
       const from = senderOf(xml);
@@ -34,7 +37,8 @@ export class MucOnMain {
     };
     const now = () => new Date();
     const archives = settings.archive && archive ? new RoomArchives(archive, now) : null;
-    this.service = new MucService(settings, out, now, store, log, archives);
+    const blocks = blocklist ? (owner: string, bare: string) => blocklistCovers(blocklist, owner, bare) : null;
+    this.service = new MucService(settings, out, now, store, log, archives, blocks);
   }
 
   /** A stanza a shard forwarded for the service domain ('from' stamped by the shard). */

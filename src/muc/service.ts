@@ -16,6 +16,7 @@ import type { SessionState } from '../router/session.js';
 import type { MucStore } from '../storage/types.js';
 import { childElements, firstChildElement, iqResult, parseElement, type Element } from '../xml/element.js';
 import { attr, escapeText } from '../xml/escape.js';
+import { blocklistCovers } from '../modules/blocking.js';
 import { MAM_NS } from '../modules/mam.js';
 import { ROOM_ARCHIVE_FEATURES, RoomArchives } from './archive.js';
 import {
@@ -108,6 +109,8 @@ export class MucService {
     private readonly log: Logger | null = null,
     /** Where rooms archive (XEP-0313 §5); null when the service offers no archives. */
     private readonly archives: RoomArchives | null = null,
+    /** XEP-0191: whether `owner`'s blocklist covers the bare JID `bare`; null: no blocklists. */
+    private readonly blocks: ((owner: string, bare: string) => boolean) | null = null,
   ) {
     for (const { jid, data } of store?.list(settings.domain) ?? []) {
       try {
@@ -281,6 +284,10 @@ export class MucService {
     if (invite) {
       if (!occ) throw new StanzaError('not-acceptable', 'only occupants invite');
       const who = Jid.parse(String(invite.attrs.to ?? ''));
+      // XEP-0191 §3.5: an invitee who blocks the inviter gets nothing of theirs, the room's
+      // relay included (the room's own JID is checked on delivery). Dropped silently, as any
+      // undelivered invitation is: the inviter learns nothing of the block.
+      if (this.blocks?.(who.bare, occ.bare)) return;
       return room.invite(occ, who.bare, invite.getChildText('reason') ?? null);
     }
     // §7.8.2: the invitee declines; the room passes it on to the inviter, from the room.
@@ -672,6 +679,7 @@ export function muc(settings: MucSettings): Module {
         ctx.storage.muc ?? null,
         ctx.log,
         settings.archive ? new RoomArchives(ctx.storage.mam, () => ctx.now()) : null,
+        (owner, bare) => blocklistCovers(ctx.storage.blocklist, owner, bare),
       );
       // XEP-0045 §6.1: clients find the service in the server's disco#items.
       ctx.features.addItem(settings.domain);

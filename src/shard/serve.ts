@@ -116,6 +116,7 @@ export async function startShardedServer(config: HermodConfig, options: ShardedO
       (from, xml) => pool.fromComponent(from, encoder.encode(xml)),
       options.logger ?? null,
       mucStorage?.mam ?? null,
+      mucStorage?.blocklist ?? null,
     );
     Atomics.store(new Int32Array(poolComponents.flags), domains.indexOf(mucSettings.domain), 1);
   }

@@ -86,4 +86,37 @@ describe('XEP-0045 with shard workers', () => {
     expect(info).toContain('muc_persistent');
     carol.c.close();
   });
+
+  it("drops an invitation from an inviter the invitee blocks, read from the main thread's storage (§7.8.2, XEP-0191)", async () => {
+    const room = 'lair@conference.localhost';
+    const [alice, bob] = await clients(['alice', 'inviter'], ['bob', 'invitee']);
+    try {
+      // Available, so that an invitation to his bare JID reaches this session (RFC 6121 §8.5.2.1.1).
+      bob.c.send('<presence/>');
+      // Bob blocks alice on his shard; the rooms on the main thread read the stored list.
+      bob.c.send("<iq type='set' id='blk'><block xmlns='urn:xmpp:blocking'><item jid='alice@localhost'/></block></iq>");
+      await bob.c.waitFor(/<iq[^>]*id='blk'/);
+      alice.c.send(`<presence to='${room}/Alice'>${MUC}</presence>`);
+      await alice.c.waitFor(/status code='201'/);
+      alice.c.send(`<iq type='set' id='inst' to='${room}'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'/></query></iq>`);
+      await alice.c.waitFor(/<iq[^>]*id='inst'/);
+      bob.c.send(`<presence to='${room}/Bob'>${MUC}</presence>`);
+      await bob.c.waitFor(/<presence[^>]*from='lair@conference\.localhost\/Bob'/);
+      const invite = `<message to='${room}'><x xmlns='http://jabber.org/protocol/muc#user'><invite to='bob@localhost'><reason>come</reason></invite></x></message>`;
+      alice.c.send(invite);
+      // Handled in order on the main thread: the groupchat after the invitation reaches bob.
+      alice.c.send(`<message to='${room}' type='groupchat' id='after'><body>marker</body></message>`);
+      await bob.c.waitFor(/<message[^>]*id='after'/);
+      expect(bob.c.received).not.toContain('<invite');
+      // Unblocked, the same invitation arrives.
+      bob.c.send("<iq type='set' id='unblk'><unblock xmlns='urn:xmpp:blocking'><item jid='alice@localhost'/></unblock></iq>");
+      await bob.c.waitFor(/<iq[^>]*id='unblk'/);
+      bob.c.take();
+      alice.c.send(invite);
+      expect(await bob.c.waitFor('<invite ')).toMatch(/<message from='lair@conference\.localhost' to='bob@localhost'><x [^>]*><invite from='alice@localhost'><reason>come<\/reason>/);
+    } finally {
+      alice.c.close();
+      bob.c.close();
+    }
+  });
 });

@@ -217,6 +217,33 @@ describe('XEP-0045 room logic', () => {
     expect(h.sent).toEqual([]);
   });
 
+  it("drops a mediated invitation when the invitee blocks the inviter's bare JID, membership grant included (§7.8.2, XEP-0191 §3.5)", () => {
+    const sent: Sent[] = [];
+    const blocklists: Record<string, string[]> = { 'b@x': ['a@x'], 'd@x': ['x'] };
+    const blocks = (owner: string, bare: string) => (blocklists[owner] ?? []).some((j) => j === bare || j === bare.split('@')[1]);
+    const service = new MucService(SETTINGS, (to, xml, kind) => sent.push({ to, xml, kind }), () => new Date(), null, null, null, blocks);
+    const send = (from: string, xml: string) => service.handle(Jid.parse(from), parseElement(xml), () => {});
+    const invite = (to: string) => `<message to='r@muc.example'><x xmlns='http://jabber.org/protocol/muc#user'><invite to='${to}'/></x></message>`;
+    send('a@x/1', "<presence to='r@muc.example/A'><x xmlns='http://jabber.org/protocol/muc'/></presence>");
+    send(
+      'a@x/1',
+      "<iq type='set' id='c' to='r@muc.example'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'>" +
+        "<field var='muc#roomconfig_membersonly'><value>1</value></field></x></query></iq>",
+    );
+    sent.length = 0;
+    // b@x blocks a@x, d@x blocks the whole domain x: neither hears of the invitation nor becomes a member.
+    send('a@x/1', invite('b@x/phone'));
+    send('a@x/1', invite('d@x'));
+    // c@x blocks nobody: invited, and made a member of the members-only room.
+    send('a@x/1', invite('c@x'));
+    expect(sent.map((s) => s.to)).toEqual(['c@x']);
+    expect(sent[0]!.xml).toContain("<invite from='a@x'>");
+    const room = service.rooms.get('r@muc.example')!;
+    expect(room.affiliation('c@x')).toBe('member');
+    expect(room.affiliation('b@x')).toBe('none');
+    expect(room.affiliation('d@x')).toBe('none');
+  });
+
   it('removes non-members with 322 when the room becomes members-only, and tells the rest 104 (§10.2)', () => {
     const h = harness();
     h.join('a@x/1', 'r', 'A');
