@@ -49,6 +49,7 @@ const NS_SASL = 'urn:ietf:params:xml:ns:xmpp-sasl';
 const NS_BIND = 'urn:ietf:params:xml:ns:xmpp-bind';
 const NS_SESSION = 'urn:ietf:params:xml:ns:xmpp-session';
 const NS_REGISTER = 'jabber:iq:register';
+const STREAM_END = Buffer.from('</stream:stream>');
 /** `--sasl auto`: strongest first. */
 export const AUTO_PREFERENCE = ['SCRAM-SHA-256', 'SCRAM-SHA-1', 'PLAIN'];
 
@@ -59,6 +60,92 @@ function flushAll(): void {
   const list = pending;
   pending = [];
   for (const c of list) c.flush();
+}
+
+/**
+ * What every client of one configuration writes alike (stream header, bind request), encoded
+ * once: a login writes prebuilt bytes instead of building and encoding the same strings again.
+ */
+interface Prebuilt {
+  header: Buffer;
+  bind: Buffer;
+  /** The restart and the bind request in one write (`pipeline`). */
+  headerAndBind: string;
+}
+const prebuilt = new WeakMap<ClientConfig, Prebuilt>();
+function prebuiltFor(cfg: ClientConfig): Prebuilt {
+  let p = prebuilt.get(cfg);
+  if (!p) {
+    // RFC 6120 §4.7: 'to' names the service; version='1.0' asks for stream features.
+    const header = `<?xml version='1.0'?><stream:stream to='${escapeXml(cfg.domain)}' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>`;
+    const bind = `<iq type='set' id='bind1'><bind xmlns='${NS_BIND}'><resource>${escapeXml(cfg.resource)}</resource></bind></iq>`;
+    p = { header: Buffer.from(header), bind: Buffer.from(bind), headerAndBind: header + bind };
+    prebuilt.set(cfg, p);
+  }
+  return p;
+}
+
+/**
+ * The mechanism picked for a <stream:features/> (the same bytes for every login to one server),
+ * remembered for the last features seen instead of parsed per login.
+ */
+let lastFeatures = '';
+let lastOffered: Set<string> = new Set();
+function offeredIn(features: string): Set<string> {
+  if (features === lastFeatures) return lastOffered;
+  const offered = new Set<string>();
+  const mechs = childText(features, 'mechanisms') ?? '';
+  for (let at = mechs.indexOf('<mechanism>'); at >= 0; at = mechs.indexOf('<mechanism>', at + 1)) {
+    offered.add(mechs.slice(at + 11, mechs.indexOf('</mechanism>', at)).trim());
+  }
+  lastFeatures = features;
+  lastOffered = offered;
+  return offered;
+}
+
+/**
+ * Deadlines (login timeout, the close's grace period) checked by one sweep for the whole
+ * swarm instead of a timer per client: arming and clearing a Timeout per login was a visible
+ * share of the tool's own CPU.
+ */
+const SWEEP_MS = 100;
+const timed = new Set<LoadClient>();
+let sweeper: NodeJS.Timeout | null = null;
+function sweep(): void {
+  const now = performance.now();
+  for (const c of timed) if (c.deadline <= now) c.expire();
+  if (timed.size === 0 && sweeper) {
+    clearInterval(sweeper);
+    sweeper = null;
+  }
+}
+function watch(c: LoadClient, ms: number): void {
+  c.deadline = performance.now() + ms;
+  timed.add(c);
+  if (!sweeper) {
+    sweeper = setInterval(sweep, SWEEP_MS);
+    sweeper.unref();
+  }
+}
+
+/**
+ * Socket listeners shared by every client (one function each, not three closures per socket):
+ * the client is found on the socket.
+ */
+const CLIENT = Symbol('load-client');
+type Tagged = net.Socket & { [CLIENT]: LoadClient };
+function onConnect(this: Tagged): void {
+  this[CLIENT].openStream();
+}
+function onData(this: Tagged, chunk: string): void {
+  this[CLIENT].received(chunk);
+}
+function onError(this: Tagged, err: NodeJS.ErrnoException): void {
+  this[CLIENT].fail(err.code ?? err.message);
+}
+function onClose(this: Tagged): void {
+  const c = this[CLIENT];
+  c.fail(c.state === 'closing' ? null : 'connection closed by server');
 }
 
 export class LoadClient implements FrameSink {
@@ -75,7 +162,11 @@ export class LoadClient implements FrameSink {
   /** Scenario-owned data (contacts, counters). */
   data: any = null;
 
+  /** @internal performance.now() at which the sweep expires this client (see watch()). */
+  deadline = 0;
+
   private socket!: net.Socket;
+  private readonly pre: Prebuilt;
   private readonly framer = new StanzaFramer(this);
   private authenticated = false;
   private tlsDone = false;
@@ -86,7 +177,6 @@ export class LoadClient implements FrameSink {
   /** The restart and bind went out behind the last SASL message (`pipeline`). */
   private bindSent = false;
   private startedAt = 0;
-  private timer: NodeJS.Timeout | null = null;
   private closeReason: string | null = null;
 
   constructor(
@@ -98,31 +188,51 @@ export class LoadClient implements FrameSink {
     this.index = index;
     this.user = user;
     this.bare = `${user}@${cfg.domain}`;
+    this.pre = prebuiltFor(cfg);
   }
 
   /** Open the TCP connection and log in; with `registerOnly`, register (XEP-0077) and leave. */
   start(registerOnly = false): void {
     this.registerOnly = registerOnly;
     this.startedAt = nowUs();
-    this.timer = setTimeout(() => this.fail(`timeout in state ${this.state}`), this.cfg.timeoutMs);
-    const s = net.connect({ host: this.cfg.host, port: this.cfg.port });
+    watch(this, this.cfg.timeoutMs);
+    const s = net.connect(this.cfg.port, this.cfg.host);
     s.setNoDelay(true);
-    s.on('connect', () => this.openStream());
+    s.on('connect', onConnect);
     this.attach(s);
   }
 
   private attach(s: net.Socket): void {
     this.socket = s;
+    (s as Tagged)[CLIENT] = this;
     s.setEncoding('utf8');
-    s.on('data', (chunk: string) => {
-      try {
-        this.framer.push(chunk);
-      } catch (err) {
-        this.fail(`client error: ${(err as Error).message}`);
-      }
-    });
-    s.on('error', (err: NodeJS.ErrnoException) => this.fail(err.code ?? err.message));
-    s.on('close', () => this.fail(this.state === 'closing' ? null : 'connection closed by server'));
+    s.on('data', onData);
+    s.on('error', onError);
+    s.on('close', onClose);
+  }
+
+  /** @internal a chunk from the socket */
+  received(chunk: string): void {
+    try {
+      this.framer.push(chunk);
+    } catch (err) {
+      this.fail(`client error: ${(err as Error).message}`);
+    }
+  }
+
+  /** @internal the sweep found this client past its deadline */
+  expire(): void {
+    timed.delete(this);
+    if (this.state === 'closing') this.socket.destroy();
+    else this.fail(`timeout in state ${this.state}`);
+  }
+
+  /**
+   * Negotiation output: one element per turn, which the server answers before the client goes
+   * on, so it is written at once rather than queued for the end of the turn.
+   */
+  private write(data: string | Buffer): void {
+    if (this.state !== 'closed') this.socket.write(data);
   }
 
   /**
@@ -162,36 +272,26 @@ export class LoadClient implements FrameSink {
   /** Close the stream politely (RFC 6120 §4.4) and the socket shortly after. */
   close(): void {
     if (this.state === 'closed' || this.state === 'closing') return;
-    this.clearTimer();
     this.flush();
     this.state = 'closing';
-    this.socket.end('</stream:stream>');
-    this.timer = setTimeout(() => this.socket.destroy(), 2000);
-    this.timer.unref();
+    this.socket.end(STREAM_END);
+    watch(this, 2000);
   }
 
-  private clearTimer(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
-  }
-
-  private fail(reason: string | null): void {
+  /** @internal */
+  fail(reason: string | null): void {
     if (this.state === 'closed') return;
     const wasClosing = this.state === 'closing';
     this.state = 'closed';
-    this.clearTimer();
+    timed.delete(this);
     this.closeReason = wasClosing ? null : reason;
     this.socket?.destroy();
     this.events.closed(this, this.closeReason);
   }
 
-  private openStream(): void {
-    this.socket.write(this.streamHeader());
-  }
-
-  private streamHeader(): string {
-    // RFC 6120 §4.7: 'to' names the service; version='1.0' asks for stream features.
-    return `<?xml version='1.0'?><stream:stream to='${this.cfg.domain}' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>`;
+  /** @internal */
+  openStream(): void {
+    this.socket.write(this.pre.header);
   }
 
   /** Stream restart (RFC 6120 §4.3.3) after STARTTLS or SASL success. */
@@ -247,7 +347,7 @@ export class LoadClient implements FrameSink {
     // RFC 6120 §5.3.1: STARTTLS first when wanted and offered.
     if (this.cfg.starttls && !this.tlsDone && xml.includes(NS_TLS)) {
       this.state = 'tls';
-      this.send(`<starttls xmlns='${NS_TLS}'/>`);
+      this.write(`<starttls xmlns='${NS_TLS}'/>`);
       return;
     }
     if (!this.authenticated) {
@@ -256,7 +356,7 @@ export class LoadClient implements FrameSink {
         this.state = 'register';
         const u = escapeXml(this.user);
         const p = escapeXml(this.cfg.password);
-        this.send(`<iq type='set' id='reg1'><query xmlns='${NS_REGISTER}'><username>${u}</username><password>${p}</password></query></iq>`);
+        this.write(`<iq type='set' id='reg1'><query xmlns='${NS_REGISTER}'><username>${u}</username><password>${p}</password></query></iq>`);
         return;
       }
       return this.authenticate(xml);
@@ -269,7 +369,7 @@ export class LoadClient implements FrameSink {
       const close = xml.indexOf('</session>', at);
       this.sessionRequired = close >= 0 && !xml.slice(at, close).includes('<optional');
     }
-    if (!this.bindSent) this.send(this.bindRequest());
+    if (!this.bindSent) this.write(this.pre.bind);
   }
 
   private registerResult(xml: string): void {
@@ -286,11 +386,7 @@ export class LoadClient implements FrameSink {
   }
 
   private authenticate(features: string): void {
-    const offered = new Set<string>();
-    const mechs = childText(features, 'mechanisms') ?? '';
-    for (let at = mechs.indexOf('<mechanism>'); at >= 0; at = mechs.indexOf('<mechanism>', at + 1)) {
-      offered.add(mechs.slice(at + 11, mechs.indexOf('</mechanism>', at)).trim());
-    }
+    const offered = offeredIn(features);
     let mech: string | undefined;
     if (this.cfg.sasl === 'auto') {
       // What a real client picks (RFC 6120 §6.3.3 leaves the choice to it): the strongest SCRAM
@@ -311,19 +407,15 @@ export class LoadClient implements FrameSink {
       this.scram = new ScramClient(SCRAM_MECHANISMS[mech], this.user, this.cfg.password);
       initial = Buffer.from(this.scram.first()).toString('base64');
     }
-    this.send(`<auth xmlns='${NS_SASL}' mechanism='${mech}'>${initial}</auth>`);
-    if (mech === 'PLAIN') this.pipelineRestart();
+    const auth = `<auth xmlns='${NS_SASL}' mechanism='${mech}'>${initial}</auth>`;
+    this.write(mech === 'PLAIN' ? this.pipelined(auth) : auth);
   }
 
-  /** With `pipeline`: the new stream header and the bind request, before <success/> arrives. */
-  private pipelineRestart(): void {
-    if (!this.cfg.pipeline) return;
+  /** With `pipeline`: the last SASL message, then the new stream header and the bind request. */
+  private pipelined(last: string): string {
+    if (!this.cfg.pipeline) return last;
     this.bindSent = true;
-    this.send(this.streamHeader() + this.bindRequest());
-  }
-
-  private bindRequest(): string {
-    return `<iq type='set' id='bind1'><bind xmlns='${NS_BIND}'><resource>${escapeXml(this.cfg.resource)}</resource></bind></iq>`;
+    return last + this.pre.headerAndBind;
   }
 
   private scramChallenge(xml: string): void {
@@ -343,8 +435,7 @@ export class LoadClient implements FrameSink {
   }
 
   private scramResponse(final: string): void {
-    this.send(`<response xmlns='${NS_SASL}'>${Buffer.from(final).toString('base64')}</response>`);
-    this.pipelineRestart();
+    this.write(this.pipelined(`<response xmlns='${NS_SASL}'>${Buffer.from(final).toString('base64')}</response>`));
   }
 
   private saslSuccess(xml: string): void {
@@ -384,7 +475,7 @@ export class LoadClient implements FrameSink {
       this.jid = childText(xml, 'jid') ?? `${this.bare}/${this.cfg.resource}`;
       if (this.sessionRequired) {
         this.state = 'session';
-        this.send(`<iq type='set' id='sess1'><session xmlns='${NS_SESSION}'/></iq>`);
+        this.write(`<iq type='set' id='sess1'><session xmlns='${NS_SESSION}'/></iq>`);
         return;
       }
       return this.becomeReady();
@@ -396,7 +487,7 @@ export class LoadClient implements FrameSink {
   }
 
   private becomeReady(): void {
-    this.clearTimer();
+    timed.delete(this);
     this.state = 'ready';
     this.loginUs = nowUs() - this.startedAt;
     this.events.ready(this);

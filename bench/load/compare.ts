@@ -69,6 +69,7 @@ const METRICS: Metric[] = [
   { c: 'login', label: 'tool CPU per login', get: (r) => r.cpu.toolUs / r.login.ok, fmt: fmtUs, higherIsBetter: false },
   { c: 'login', label: 'first logins/s', get: (r) => r.firstLogin?.perSec ?? NaN, fmt: num0, higherIsBetter: true },
   { c: 'login', label: 'server CPU per first login', get: (r) => r.firstLogin?.serverUsPerLogin ?? NaN, fmt: fmtUs, higherIsBetter: false },
+  { c: 'login', label: 'server CPU per logout', get: (r) => r.logout?.serverUsPerLogout ?? NaN, fmt: fmtUs, higherIsBetter: false },
   { c: 'idle', label: 'server RSS per idle session', get: (r) => r.memory?.perSessionBytes ?? NaN, fmt: fmtBytes, higherIsBetter: false },
   { c: 'messages', label: 'messages/s (closed loop)', get: (r) => r.run?.perSec ?? NaN, fmt: num0, higherIsBetter: true },
   { c: 'messages', label: 'latency p50', get: (r) => r.run?.latency.p50 ?? NaN, fmt: fmtUs, higherIsBetter: false },

@@ -20,15 +20,19 @@ export function rssBytes(pid: number): number {
 
 /** User + system CPU time consumed so far, in µs, or NaN. */
 export function cpuMicros(pid: number): number {
+  const t = cpuTimes(pid);
+  return t.user + t.system;
+}
+
+/** User and system (kernel: syscalls, the network stack) CPU time so far, in µs, or NaN. */
+export function cpuTimes(pid: number): { user: number; system: number } {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
     // Field 2 (comm) may contain spaces and parentheses: count fields after its last ')'.
     const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const utime = Number(rest[11]);
-    const stime = Number(rest[12]);
-    return ((utime + stime) * 1e6) / USER_HZ;
+    return { user: (Number(rest[11]) * 1e6) / USER_HZ, system: (Number(rest[12]) * 1e6) / USER_HZ };
   } catch {
-    return NaN;
+    return { user: NaN, system: NaN };
   }
 }
 

@@ -47,6 +47,15 @@ export function resultRows(r: BenchResult): [string, string][] {
         `, tool ${fmtNum(f.toolUsPerLogin, 1)} µs`,
     ]);
   }
+  if (r.logout) {
+    const o = r.logout;
+    rows.push([
+      'logouts',
+      `${fmtNum(o.sessions)} streams closed` +
+        (Number.isFinite(o.serverUsPerLogout) ? `; server ${fmtNum(o.serverUsPerLogout, 1)} µs CPU per logout` : '') +
+        `, tool ${fmtNum(o.toolUsPerLogout, 1)} µs`,
+    ]);
+  }
   const mechs = Object.entries(l.mechanisms ?? {})
     .map(([m, n]) => `${m} ${fmtNum(n)}`)
     .join(', ');
@@ -83,7 +92,10 @@ export function resultRows(r: BenchResult): [string, string][] {
   rows.push([
     'cpu',
     `tool ${c.toolPct.toFixed(0)} % = ${fmtNum(c.toolUs / Math.max(1, opsOf(r)), 1)} µs per ${per}` +
-      (Number.isFinite(c.serverUs) ? `, server ${c.serverPct.toFixed(0)} % = ${fmtNum(c.serverUsPerOp, 1)} µs per ${per}` : ', server – (no --server-pid)') +
+      (Number.isFinite(c.serverUs)
+        ? `, server ${c.serverPct.toFixed(0)} % = ${fmtNum(c.serverUsPerOp, 1)} µs per ${per}` +
+          (Number.isFinite(c.serverSysUsPerOp) ? ` (${fmtNum(c.serverSysUsPerOp, 1)} µs of it in the kernel)` : '')
+        : ', server – (no --server-pid)') +
       ` over ${c.seconds.toFixed(1)} s`,
   ]);
   if (Number.isFinite(c.toolLoopDelayMaxUs)) {

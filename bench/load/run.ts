@@ -9,7 +9,7 @@ import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { SaslChoice } from './client.js';
 import { Generator, type GenCommand, type GenConfig, type GenReport, type GenStats } from './generator.js';
-import { cpuMicros, rssBytes } from './proc.js';
+import { cpuMicros, cpuTimes, rssBytes } from './proc.js';
 import { Histogram, nowUs, summarize, Timeline, type HistogramJSON, type LatencySummary } from './stats.js';
 
 export type Scenario = 'login' | 'messages' | 'presence' | 'idle';
@@ -111,6 +111,11 @@ export interface BenchResult {
   };
   /** The unmeasured-by-default first round of a reconnect run, with its own CPU figures. */
   firstLogin?: LoginRound & { serverUsPerLogin: number; toolUsPerLogin: number };
+  /**
+   * The end of the first round's sessions (a reconnect run): each client closes its stream
+   * (RFC 6120 §4.4), CPU per closed session over the close and a 1 s settling pause.
+   */
+  logout?: { sessions: number; serverUsPerLogout: number; toolUsPerLogout: number };
   setup?: { seconds: number; complete: number; approved: number; confirmed: number; wanted: number };
   run?: {
     seconds: number;
@@ -132,6 +137,8 @@ export interface BenchResult {
     serverUs: number;
     serverPct: number;
     serverUsPerOp: number;
+    /** The kernel's part of serverUsPerOp (system time: syscalls, the loopback network stack). */
+    serverSysUsPerOp: number;
     /** Worst generator's event-loop delay over the run phase (messages, presence). */
     toolLoopDelayP99Us: number;
     toolLoopDelayMaxUs: number;
@@ -338,10 +345,14 @@ async function drive(opts: BenchOptions, gens: Handle[], procs: number): Promise
     }
 
     const presence = opts.presence || opts.scenario === 'presence' || opts.to === 'bare';
-    const cpuNow = async (): Promise<{ at: number; tool: number; server: number }> => ({
+    const serverNow = (): { server: number; serverSys: number } => {
+      const t = pid ? cpuTimes(pid) : { user: NaN, system: NaN };
+      return { server: t.user + t.system, serverSys: t.system };
+    };
+    const cpuNow = async (): Promise<{ at: number; tool: number; server: number; serverSys: number }> => ({
       at: nowUs(),
       tool: (await stats()).cpuUs + (procs > 0 ? selfCpu() : 0),
-      server: pid ? cpuMicros(pid) : NaN,
+      ...serverNow(),
     });
     const loginRound = async (label: string): Promise<{ ok: number; seconds: number; logins: Histogram }> => {
       startTicker(label);
@@ -386,6 +397,8 @@ async function drive(opts: BenchOptions, gens: Handle[], procs: number): Promise
       await all({ cmd: 'disconnect' });
       // Let the server finish closing those sessions before the measured round.
       await sleep(1000);
+      const c2 = await cpuNow();
+      result.logout = { sessions: r1.ok, serverUsPerLogout: (c2.server - c1.server) / r1.ok, toolUsPerLogout: (c2.tool - c1.tool) / r1.ok };
     }
 
     const rssBefore = pid ? rssBytes(pid) : NaN;
@@ -425,7 +438,7 @@ async function drive(opts: BenchOptions, gens: Handle[], procs: number): Promise
     if (opts.scenario === 'messages' || opts.scenario === 'presence') {
       const before = await stats();
       const t0 = nowUs();
-      cpu0 = { at: t0, tool: before.cpuUs + (procs > 0 ? selfCpu() : 0), server: pid ? cpuMicros(pid) : NaN };
+      cpu0 = { at: t0, tool: before.cpuUs + (procs > 0 ? selfCpu() : 0), ...serverNow() };
       startTicker(opts.scenario);
       const durationMs = opts.durationS * 1000;
       const cmd: GenCommand =
@@ -434,7 +447,7 @@ async function drive(opts: BenchOptions, gens: Handle[], procs: number): Promise
           : { cmd: 'presence', t0, durationMs, rate: opts.presenceRate };
       await all(cmd);
       const mid = await stats();
-      cpu1 = { at: nowUs(), tool: mid.cpuUs + (procs > 0 ? selfCpu() : 0), server: pid ? cpuMicros(pid) : NaN };
+      cpu1 = { at: nowUs(), tool: mid.cpuUs + (procs > 0 ? selfCpu() : 0), ...serverNow() };
       // Drain: wait for stanzas in flight, up to drainS, to tell late from lost.
       startTicker('drain');
       const drainEnd = nowUs() + opts.drainS * 1e6;
@@ -495,6 +508,7 @@ async function drive(opts: BenchOptions, gens: Handle[], procs: number): Promise
       serverUs,
       serverPct: (serverUs / 1e6 / seconds) * 100,
       serverUsPerOp: ops > 0 ? serverUs / ops : NaN,
+      serverSysUsPerOp: ops > 0 ? (cpu1.serverSys - cpu0.serverSys) / ops : NaN,
       toolLoopDelayP99Us: Math.max(...reports.map((r) => r.loopDelayP99Us)),
       toolLoopDelayMaxUs: Math.max(...reports.map((r) => r.loopDelayMaxUs)),
     };
