@@ -8,13 +8,19 @@
  * byte addresses in WASM memory (the same numbers index the Uint8Array/Buffer over memory.buffer).
  */
 
-/** What `run(state)` returns: one event per call; JS calls again until NeedMore/Error/Closed. */
+/**
+ * What `run(state)` returns. Low 4 bits: the event. Several stanzas come in one call: when the
+ * value is ≥ 16, `value >> 4` complete stanzas' descriptors are in the ring (`R`), the low bits
+ * are Ev.Stanza, and JS calls `run` again after handling them (an event that ended the batch —
+ * stream close, error — is returned by that next call). Otherwise one event per call; JS calls
+ * again until NeedMore or Error.
+ */
 export const enum Ev {
   /** All buffered input consumed (a partial element may be retained for the next chunk). */
   NeedMore = 0,
   /** The stream header closed its start tag; header attributes are in the attribute table. */
   StreamOpen = 1,
-  /** A complete top-level element; the descriptor is filled. */
+  /** Complete top-level elements: `value >> 4` descriptors in the ring. */
   Stanza = 2,
   /** `</stream:stream>` was read. Further input is ignored. */
   StreamClose = 3,
@@ -56,10 +62,10 @@ export const enum F {
   ChildCount = 22,
   /** Bit set of `Fl`. */
   Flags = 23,
-  /** Attributes of the last start tag (the stream header at Ev.StreamOpen) in the attr table. */
-  AttrCount = 24,
-  /** After Ev.Error: the `Err` code and the absolute address where it was detected. */
-  ErrCode = 25,
+  /** Slot + 1 of the `to` value in the atom table (0: not interned), and the slot's generation. */
+  ToAtom = 24,
+  ToAtomGen = 25,
+  /** After Ev.Error: the absolute address where it was detected (the code: ErrCode). */
   ErrAddr = 26,
   /** Absolute address of the end of the current input window (maps ErrAddr to a stream offset). */
   WinEnd = 27,
@@ -93,10 +99,10 @@ export const enum F {
   ValFlags = 53,
   PreWs = 54,
   Aux = 55,
-  // ---- descriptor, continued ----
-  /** Slot + 1 of the `to` value in the atom table (0: not interned), and the slot's generation. */
-  ToAtom = 56,
-  ToAtomGen = 57,
+  /** Attributes of the last start tag (the stream header at Ev.StreamOpen) in the attr table. */
+  AttrCount = 56,
+  /** After Ev.Error: the `Err` code. */
+  ErrCode = 57,
   /** internal: attributes of the unfinished tag while its tables wait in scratch or a spill */
   SavedAttrs = 58,
   /** internal: the stream header's default namespace (absolute span; Off 0 = none), so that a
@@ -106,6 +112,17 @@ export const enum F {
   StreamNsAmp = 61,
   /** Slots in a state (248 bytes: one 256-byte allocator block with its header). */
   Size = 62,
+}
+
+/**
+ * The descriptor ring (one per instance): `run` copies each complete stanza's descriptor (state
+ * slots 0 to R.Slots - 1, F numbering) into the next entry, up to R.Cap per call. JS reads entry
+ * i at i32 index ringAddr() / 4 + i * R.Slots + F.<field>; the entries stay valid until the next
+ * `run` or `prepare` of any parser on the instance.
+ */
+export const enum R {
+  Cap = 64,
+  Slots = 28,
 }
 
 /** Descriptor flag bits (F.Flags). "Amp" = the raw value contains '&' and needs decoding. */

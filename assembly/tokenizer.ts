@@ -15,7 +15,7 @@
  * in-stanza namespace bindings, attributes of the current tag) live in static scratch tables that
  * are spilled to a small block only when a chunk ends inside an element.
  */
-import { A, Err, Ev, F, Fl, Kind, Phase, Type } from './layout';
+import { A, Err, Ev, F, Fl, Kind, Phase, R, Type } from './layout';
 import { alloc, free, capacity } from './alloc';
 import { C, Ch, cls, isNameCp, isNameStartCp, isXmlChar, XML_NS, XML_NS_LEN } from './chars';
 import { decodeType, typeForKind, kindOf, semanticStatus, eqBytes, eqAscii, checkXmlDecl, intern, atomGen } from './rules';
@@ -31,6 +31,8 @@ export const NS_SIZE: i32 = 24;
 export const NSS: usize = memory.data(NS_CAP * NS_SIZE, 16);
 /** attributes of the tag being read, A.Size i32 each */
 export const ATTRS: usize = memory.data(ATTR_CAP * A.Size * 4, 16);
+/** the descriptor ring: R.Cap entries of R.Slots i32 (layout.ts R) */
+export const RING: usize = memory.data(R.Cap * R.Slots * 4, 16);
 
 /** Tokenizer states. */
 export const enum Tok {
@@ -58,8 +60,11 @@ export const enum TagKind {
 
 /** Aux bits */
 export const enum Aux {
+  /** the next run reports Ev.StreamClose (a self-closing header, or a close after a batch) */
   PendingClose = 1,
   HadXmlDecl = 2,
+  /** the next run reports Ev.Error (found after a batch of stanzas) */
+  PendingError = 4,
 }
 
 /** Control signals from a state function to the run loop. */
@@ -1497,62 +1502,95 @@ export function run(s: usize): i32 {
       WO(s, F.Aux, a & ~Aux.PendingClose);
       return Ev.StreamClose;
     }
+    if ((a & Aux.PendingError) != 0) {
+      WO(s, F.Aux, a & ~Aux.PendingError);
+      return Ev.Error;
+    }
     return Ev.NeedMore;
   }
   let p = load_(s);
   const end = winEnd;
   assert(p <= end && (sStart == 0 || sStart <= p), 'resume position outside the window');
-  sig = Sig.Go;
-  while (sig == Sig.Go) {
-    switch (tok) {
-      case Tok.Text:
-        p = doText(p, end);
-        break;
-      case Tok.Lt:
-        p = doLt(p, end);
-        break;
-      case Tok.StartName:
-        p = doStartName(p, end);
-        break;
-      case Tok.InTag:
-        p = doInTag(p, end);
-        break;
-      case Tok.AttrName:
-        p = doAttrName(p, end);
-        break;
-      case Tok.AttrEq:
-        p = doAttrEq(p, end);
-        break;
-      case Tok.AttrQuote:
-        p = doAttrQuote(p, end);
-        break;
-      case Tok.AttrVal:
-        p = doAttrVal(p, end);
-        break;
-      case Tok.TagSlash:
-        p = doTagEnd(p, end, true, Err.BadEmptyTag);
-        break;
-      case Tok.EndName:
-        p = doEndName(p, end);
-        break;
-      case Tok.EndWs:
-        p = doEndWs(p, end);
-        break;
-      case Tok.Top:
-        p = doTop(p, end);
-        break;
-      case Tok.Cdata:
-        p = doCdata(p, end);
-        break;
-      case Tok.DeclQ:
-        p = doTagEnd(p, end, false, Err.BadXmlDecl);
-        break;
-      case Tok.PrologStart:
-        p = doPrologStart(p, end);
-        break;
-      default:
-        unreachable();
+  // Stanzas are collected into the ring rather than returned one per call, which saves a
+  // JS→WASM call, a state load and save and a turn of JS's loop per stanza.
+  let count = 0;
+  while (true) {
+    sig = Sig.Go;
+    while (sig == Sig.Go) {
+      switch (tok) {
+        case Tok.Text:
+          p = doText(p, end);
+          break;
+        case Tok.Lt:
+          p = doLt(p, end);
+          break;
+        case Tok.StartName:
+          p = doStartName(p, end);
+          break;
+        case Tok.InTag:
+          p = doInTag(p, end);
+          break;
+        case Tok.AttrName:
+          p = doAttrName(p, end);
+          break;
+        case Tok.AttrEq:
+          p = doAttrEq(p, end);
+          break;
+        case Tok.AttrQuote:
+          p = doAttrQuote(p, end);
+          break;
+        case Tok.AttrVal:
+          p = doAttrVal(p, end);
+          break;
+        case Tok.TagSlash:
+          p = doTagEnd(p, end, true, Err.BadEmptyTag);
+          break;
+        case Tok.EndName:
+          p = doEndName(p, end);
+          break;
+        case Tok.EndWs:
+          p = doEndWs(p, end);
+          break;
+        case Tok.Top:
+          p = doTop(p, end);
+          break;
+        case Tok.Cdata:
+          p = doCdata(p, end);
+          break;
+        case Tok.DeclQ:
+          p = doTagEnd(p, end, false, Err.BadXmlDecl);
+          break;
+        case Tok.PrologStart:
+          p = doPrologStart(p, end);
+          break;
+        default:
+          unreachable();
+      }
     }
+    if (sig != Sig.Event || event != Ev.Stanza) break;
+    // 7 vector moves (memory.copy is a call into the engine)
+    const d = RING + (<usize>(count * R.Slots) << 2);
+    v128.store(d, v128.load(s));
+    v128.store(d + 16, v128.load(s + 16));
+    v128.store(d + 32, v128.load(s + 32));
+    v128.store(d + 48, v128.load(s + 48));
+    v128.store(d + 64, v128.load(s + 64));
+    v128.store(d + 80, v128.load(s + 80));
+    v128.store(d + 96, v128.load(s + 96));
+    if (++count == R.Cap) break;
+  }
+  if (count > 0) {
+    // The batch goes to JS first; what ended it is reported by the next call. The window is
+    // left as it is (no retain, no free) because the descriptors point into it.
+    if (sig == Sig.Event) {
+      if (event == Ev.StreamClose) aux |= Aux.PendingClose;
+      else if (event == Ev.Error) aux |= Aux.PendingError;
+    } else if (sig == Sig.More && sStart != 0 && (depth != 0 || nsCount != 0 || attrCount != 0)) {
+      W(F.SavedAttrs, attrCount);
+      tablesOwner = s;
+    }
+    save(p);
+    return (count << 4) | Ev.Stanza;
   }
   if (sig == Sig.Event) {
     save(p);
@@ -1587,6 +1625,27 @@ export function run(s: usize): i32 {
     }
   }
   return Ev.NeedMore;
+}
+
+/**
+ * Forget the stanzas of the last batch after the one that ended at `at` (absolute, inside the
+ * window): JS re-reads them with the next `run`. Used when a handler feeds another parser (which
+ * reuses the ring and may take the scratch window), changes the limits, or throws. Between two
+ * top-level elements the whole tokenizer state is "in the stream, at top level".
+ */
+export function rewind(s: usize, at: usize): void {
+  WO(s, F.PosRel, <i32>(at - <usize>SO(s, F.Base)));
+  WO(s, F.SStartRel, -1);
+  WO(s, F.Tok, Tok.Top);
+  WO(s, F.Phase, Phase.Stream);
+  WO(s, F.Depth, 0);
+  WO(s, F.NsCount, 0);
+  WO(s, F.SavedAttrs, 0);
+  WO(s, F.Aux, SO(s, F.Aux) & ~(Aux.PendingClose | Aux.PendingError));
+  WO(s, F.ErrCode, 0);
+  if (tablesOwner == s) tablesOwner = 0;
+  free(<usize>SO(s, F.Tables));
+  WO(s, F.Tables, 0);
 }
 
 export function setSig(v: i32): void {

@@ -6,7 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { A, Atom, Ev, F, Fl } from '../../assembly/layout.js';
+import { A, Atom, Ev, F, Fl, R } from '../../assembly/layout.js';
 import {
   DEFAULT_LIMITS,
   type CoreError,
@@ -40,7 +40,9 @@ interface CoreExports {
   resetState(s: number): void;
   prepare(s: number, n: number): number;
   run(s: number): number;
+  rewind(s: number, at: number): void;
   attrTable(): number;
+  ringAddr(): number;
   heapTop(): number;
   coreVersion(): number;
 }
@@ -112,6 +114,10 @@ class CoreImpl implements Core {
   buf: Buffer;
   i32: Int32Array;
   readonly attrTable: number;
+  /** i32 index of the descriptor ring's first entry (assembly/layout.ts R). */
+  readonly ring: number;
+  /** The parser whose batch of stanzas (in the ring) is being handed to its handler. */
+  batch: Parser | null = null;
   parsers = 0;
   /** JS side of the atom table (assembly/rules.ts intern): decoded string and generation per slot. */
   readonly atomGen = new Int32Array(Atom.Slots + 1).fill(-1);
@@ -124,6 +130,7 @@ class CoreImpl implements Core {
     this.buf = Buffer.from(ex.memory.buffer);
     this.i32 = new Int32Array(ex.memory.buffer);
     this.attrTable = ex.attrTable();
+    this.ring = ex.ringAddr() >>> 2;
   }
 
   /**
@@ -168,13 +175,13 @@ export function decodeEntities(s: string): string {
 
 /** The one StanzaView of a parser, re-pointed at each stanza; reads the descriptor in place. */
 class View implements StanzaView {
-  constructor(
-    private readonly core: CoreImpl,
-    private readonly slot: number,
-  ) {}
+  /** i32 index of the current stanza's descriptor (a ring entry). */
+  d = 0;
+
+  constructor(private readonly core: CoreImpl) {}
 
   private f(field: number): number {
-    return this.core.i32[this.slot + field];
+    return this.core.i32[this.d + field];
   }
 
   /** Decode a value span; ASCII-only values (no `hiFlag`) take the cheaper latin1 path. */
@@ -272,6 +279,8 @@ class Parser implements StreamParser {
   /** Bytes of the stream fed so far (for CoreError.offset). */
   private fed = 0;
   private running = false;
+  /** Set when the rest of the current batch was given back to the core (see suspend). */
+  private rewound = false;
   private failed = false;
   private epoch = 0;
   private queue: Uint8Array[] = [];
@@ -285,13 +294,16 @@ class Parser implements StreamParser {
     core.refresh();
     core.parsers++;
     this.slot = this.state >>> 2;
-    this.view = new View(core, this.slot);
+    this.view = new View(core);
     this.setLimits(limits ?? {});
   }
 
   setLimits(limits: Partial<ParserLimits>): void {
     Object.assign(this.limits, limits);
     if (!this.state) return;
+    // Limits apply from the next element: stanzas of the current batch after this one are read
+    // again under the new limits.
+    if (this.core.batch === this) this.suspend();
     const i32 = this.core.i32;
     const clamp = (v: number, cap: number) => Math.max(1, Math.min(cap, Math.floor(v)));
     i32[this.slot + F.MaxBytes] = clamp(this.limits.maxStanzaBytes, LIMIT_CAPS.maxStanzaBytes);
@@ -311,31 +323,69 @@ class Parser implements StreamParser {
       this.parse(chunk);
       while (this.queue.length > 0 && this.state && !this.failed) this.parse(this.queue.shift()!);
     } finally {
+      // a handler threw in the middle of a batch: the stanzas after it stay unread
+      if (this.core.batch === this) this.suspend();
       this.running = false;
       this.queue.length = 0;
     }
   }
 
+  /**
+   * Give the stanzas of the current batch after the one being handled back to the core, which
+   * reads them again at the next `run`: before another parser runs on this instance (it reuses
+   * the ring and may take the scratch window), or when the limits change.
+   */
+  suspend(): void {
+    const core = this.core;
+    core.batch = null;
+    this.core.ex.rewind(this.state, core.i32[this.view.d + F.End]);
+    this.rewound = true;
+  }
+
+  /** Hand n stanzas of the ring to the handler; false when it reset or freed the parser. */
+  private dispatch(n: number, epoch: number): boolean {
+    const core = this.core;
+    const handler = this.handler;
+    const view = this.view;
+    core.batch = this;
+    this.rewound = false;
+    for (let i = 0; i < n; i++) {
+      view.d = core.ring + i * R.Slots;
+      handler.onStanza(view);
+      if (this.epoch !== epoch || !this.state) {
+        if (core.batch === this) core.batch = null;
+        return false;
+      }
+      if (this.rewound) {
+        this.rewound = false;
+        return true;
+      }
+    }
+    core.batch = null;
+    return true;
+  }
+
   private parse(chunk: Uint8Array): void {
     const core = this.core;
     const ex = core.ex;
+    // a handler of another parser fed this one: that parser's unhandled stanzas go back first
+    if (core.batch !== null) core.batch.suspend();
     const ptr = ex.prepare(this.state, chunk.length);
     core.refresh();
     core.buf.set(chunk, ptr);
     this.fed += chunk.length;
     const epoch = this.epoch;
     const state = this.state;
-    const handler = this.handler;
-    const view = this.view;
     for (;;) {
       const ev = ex.run(state);
       core.refresh();
+      if (ev >= 16) {
+        if (!this.dispatch(ev >>> 4, epoch)) return;
+        continue;
+      }
       switch (ev) {
         case Ev.NeedMore:
           return;
-        case Ev.Stanza:
-          handler.onStanza(view);
-          break;
         case Ev.StreamOpen:
           this.handler.onStreamOpen(this.header());
           break;
@@ -418,7 +468,7 @@ class Parser implements StreamParser {
 
   rest(): Uint8Array {
     const i32 = this.core.i32;
-    const end = i32[this.slot + F.End];
+    const end = i32[this.view.d + F.End];
     const winEnd = i32[this.slot + F.WinEnd];
     // Queued chunks (fed from inside a handler) follow the window: they belong to the rest too.
     const tail = this.core.buf.subarray(end, Math.max(end, winEnd));
