@@ -426,7 +426,9 @@ export class Room {
       // room sent them but without a muc#user <x/> (§ 'MUC message spoofing': the archive adds
       // its own, with the real JID, for those allowed to see it). XEP-0359: every copy, history
       // included, carries the archive id as a stanza-id by the room.
-      const archived = innerXml(msg, (c) => forged(c) || (c.name === 'x' && c.attrs.xmlns === MUC_USER));
+      const mucUser = (c: Element | string) => typeof c !== 'string' && c.name === 'x' && c.attrs.xmlns === MUC_USER;
+      // Serialised again only when there is an <x/> to leave out (rare: clients send none).
+      const archived = msg.children.some(mucUser) ? innerXml(msg, (c) => forged(c) || mucUser(c)) : inner;
       const id = this.archiver!.append(this.jid, { nick: occ.nick, real: from, stanza: `${head}>${archived}</message>` });
       inner += `<stanza-id xmlns='${SID_NS}'${attr('by', this.jid)}${attr('id', id)}/>`;
     }
