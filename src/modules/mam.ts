@@ -94,7 +94,7 @@ function hasBody(b: Buffer): boolean {
 }
 
 /** XEP-0334 hints the sender gave: store (archive even without a body), no-store / no-permanent-store (never). */
-export function hints(b: Buffer): { store: boolean; forbid: boolean } {
+function hints(b: Buffer): { store: boolean; forbid: boolean } {
   if (b.indexOf(HINTS) < 0) return { store: false, forbid: false };
   const text = b.toString('utf8');
   const re = /<(no-permanent-store|no-store|store)\s+xmlns\s*=\s*['"]urn:xmpp:hints['"]/g;

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { StanzaError } from '../../src/errors.js';
 import { Jid } from '../../src/jid.js';
+import { purgeArchives } from '../../src/modules/mam.js';
 import { RoomArchives } from '../../src/muc/archive.js';
 import type { Kind } from '../../src/muc/room.js';
 import { MucService, type MucSettings } from '../../src/muc/service.js';
@@ -346,6 +347,23 @@ describe('XEP-0313 room archive: the end of a room', () => {
     const again = harness(archive);
     again.join('mallory@x/1', 'M');
     expect(archive.query(ROOM, { max: 10 }).count).toBe(0);
+  });
+});
+
+describe('XEP-0313 room archive retention', () => {
+  it("applies the user archives' retention to room archives: max_per_user keeps each room's newest, max_age drops old ones", () => {
+    const storage = createMemoryStorage({ iterations: 1 });
+    const h = harness(storage.mam);
+    room(h);
+    for (let i = 0; i < 5; i++) {
+      h.say('bob@x/phone', `<body>m${i}</body>`);
+      h.advance(60_000);
+    }
+    expect(purgeArchives(storage, { maxAge: 0, maxPerUser: 3 }, new Date())).toBe(2);
+    expect(bodies(h.query('alice@x/pc').results)).toEqual(['m2', 'm3', 'm4']);
+    // m2 was posted at 00:02, m3 at 00:03, m4 at 00:04: a day's age at 00:03:30 the next day keeps m4 only.
+    expect(purgeArchives(storage, { maxAge: 86_400_000, maxPerUser: 0 }, new Date(Date.parse('2026-01-02T00:03:30Z')))).toBe(2);
+    expect(bodies(h.query('alice@x/pc').results)).toEqual(['m4']);
   });
 });
 
