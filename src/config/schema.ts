@@ -152,6 +152,11 @@ export interface HermodConfig {
     expireAfter: number;
     /** Where files are stored; null = <data_dir>/uploads. */
     dir: string | null;
+    /**
+     * Requests per `window` (ms), per account and per remote address: slot requests (counted by
+     * each shard) and PUTs (the HTTP service). 0 = no limit.
+     */
+    rateLimit: { window: number; slotsPerAccount: number; slotsPerIp: number; putsPerAccount: number; putsPerIp: number };
   };
   /** Prometheus endpoint (GET /metrics). */
   metrics: { enabled: boolean; host: string; port: number };
@@ -570,6 +575,13 @@ export const SCHEMA: Schema<HermodConfig> = {
     quota: size(1024 * MiB, 0, 1024 * 1024 * MiB, 'bytes of files one account may keep; 0 = no quota'),
     expireAfter: duration(30 * 24 * HOUR, 0, 3650 * 24 * HOUR, 'uploaded files older than this are deleted; 0 = kept'),
     dir: path(null, 'directory of uploaded files; null = <data_dir>/uploads'),
+    rateLimit: {
+      window: duration(1 * MINUTE, 1 * SECOND, 24 * HOUR, 'window of the upload rate limits below'),
+      slotsPerAccount: int(30, 0, 1_000_000, 'slot requests one account may make per window; 0 = no limit'),
+      slotsPerIp: int(120, 0, 1_000_000, 'slot requests from one IP address per window; 0 = no limit'),
+      putsPerAccount: int(30, 0, 1_000_000, 'uploads (HTTP PUTs) into one account\'s slots per window; 0 = no limit'),
+      putsPerIp: int(120, 0, 1_000_000, 'uploads (HTTP PUTs) from one IP address per window; 0 = no limit'),
+    },
   },
   metrics: {
     enabled: bool(false, 'Prometheus endpoint GET /metrics'),

@@ -18,6 +18,8 @@ export interface ClientSession {
   readonly account: Jid;
   /** The full JID once Router.bind() has returned; null before. */
   readonly jid: Jid | null;
+  /** The client's IP address as its transport saw it (optional, added for per-address limits). */
+  readonly remoteAddress?: string | undefined;
   /** Queue bytes for this client; they are written (corked) once per event-loop turn. */
   send(data: Uint8Array | string): void;
   /**

@@ -98,21 +98,20 @@ export interface ShardSession {
   tls: boolean;
 }
 
-/** What the shard knows of a connection, from its Open or Adopt record. */
+/** What the shard knows of a connection (its address is the transport's), from its Open or Adopt record. */
 interface ShardConn {
   id: number;
-  address: string;
   since: number;
   kind: number;
   transport: RingTransport;
 }
 
 /**
- * The fields the main thread puts before the rest of an Open or Adopt record (src/shard/pool.ts
- * connectionFields), for the admin session list.
+ * The connection of an Open or Adopt record: the fields the main thread puts first
+ * (src/shard/handoff.ts connectionFields) and the flags of the record.
  */
-function shardConn(id: number, transport: RingTransport, [address, since, kind]: string[]): ShardConn {
-  return { id, address: address!, since: Number(since), kind: Number(kind), transport };
+function shardConn(id: number, out: RingSender, flags: number, [address, since, kind]: string[]): ShardConn {
+  return { id, since: Number(since), kind: Number(kind), transport: new RingTransport(id, out, flags, address!) };
 }
 
 /** Answer to an admin-* control message, on the same port. */
@@ -135,6 +134,8 @@ class RingTransport implements StreamTransport {
     private readonly id: number,
     private readonly out: RingSender,
     flags: number,
+    /** The client's address as the main thread accepted it (per-address limits, admin list). */
+    readonly remoteAddress: string,
   ) {
     this.secure_ = (flags & OPEN_SECURE) !== 0;
     this.canStartTls_ = (flags & OPEN_CAN_STARTTLS) !== 0;
@@ -281,12 +282,12 @@ export default async function runShard(init: ShardInit): Promise<ShardResult> {
         const conn = conns.get(stream);
         if (!conn) return 0;
         out.send(Op.AuthFailed, conn.id);
-        return authFailures.failed(conn.address);
+        return authFailures.failed(conn.transport.remoteAddress);
       },
       succeeded: (stream) => {
         const conn = conns.get(stream);
         if (!conn) return;
-        authFailures.succeeded(conn.address);
+        authFailures.succeeded(conn.transport.remoteAddress);
         out.send(Op.Authenticated, conn.id);
       },
     },
@@ -315,9 +316,9 @@ export default async function runShard(init: ShardInit): Promise<ShardResult> {
         const id = h.id;
         const { fields } = splitRecord(record.subarray(HEADER_BYTES), CONNECTION_FIELDS + 1);
         const refused = fields[CONNECTION_FIELDS]!;
-        const transport = new RingTransport(id, out, h.arg);
-        const stream = new C2SStream(transport, streamOptions, streamDeps);
-        conns.set(stream, shardConn(id, transport, fields));
+        const conn = shardConn(id, out, h.arg, fields);
+        const stream = new C2SStream(conn.transport, streamOptions, streamDeps);
+        conns.set(stream, conn);
         streams.set(id, stream);
         // Refused by the main thread's connection limits, with a reason the client can read.
         if (refused) stream.close(new StreamError('policy-violation', refused));
@@ -344,9 +345,9 @@ export default async function runShard(init: ShardInit): Promise<ShardResult> {
         // XEP-0198 §5: a connection authenticated on another shard resumes a session of ours.
         const { fields, rest } = splitRecord(record.subarray(HEADER_BYTES), CONNECTION_FIELDS + 2);
         const [account, streamId] = fields.slice(CONNECTION_FIELDS) as [string, string];
-        const transport = new RingTransport(h.id, out, h.arg);
-        const stream = C2SStream.continued(transport, streamOptions, streamDeps, Jid.parse(account), streamId);
-        conns.set(stream, shardConn(h.id, transport, fields));
+        const conn = shardConn(h.id, out, h.arg, fields);
+        const stream = C2SStream.continued(conn.transport, streamOptions, streamDeps, Jid.parse(account), streamId);
+        conns.set(stream, conn);
         streams.set(h.id, stream);
         stream.feed(rest);
         return;
@@ -403,7 +404,7 @@ export default async function runShard(init: ShardInit): Promise<ShardResult> {
             conn: id,
             jid: stream.jid.full,
             sm: stream.smEnabled,
-            ip: conn.address,
+            ip: conn.transport.remoteAddress,
             since: conn.since,
             kind: conn.kind,
             tls: conn.transport.secure,

@@ -531,6 +531,11 @@ export class C2SStream implements ClientSession, ParserHandler {
     return this.sm !== null;
   }
 
+  /** The client's address (ClientSession; per-address limits of modules). */
+  get remoteAddress(): string | undefined {
+    return this.transport.remoteAddress;
+  }
+
   private freeParser(): void {
     // The parser may be mid-feed (we were called from its handler): feed() frees it after.
     if (!this.parserLive || this.feeding) return;

@@ -15,6 +15,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { pipeline } from 'node:stream/promises';
 import type { UploadFiles } from './files.js';
+import type { RequestLimits } from './limits.js';
 import { FILE_ID, normalizeContentType, OWNER_KEY, type SlotSigner } from './slot.js';
 
 /** Types served inline; the rest are downloads (see the header comment). */
@@ -41,6 +42,8 @@ export interface UploadHttpOptions {
   /** Bytes per account; 0 = no quota. */
   quota: number;
   maxFileSize: number;
+  /** PUTs per account and per address (limits.ts); absent = no limit. */
+  putLimits?: RequestLimits;
   /** TLS key and certificate: serve https. */
   tls?: { key: string; cert: string };
   now?: () => number;
@@ -184,11 +187,17 @@ async function put(
 ): Promise<void> {
   // Refusals answer at once; the connection is closed so that an unread body is not parsed as
   // the next request.
-  const refuse = (status: number, text: string) => {
+  const refuse = (status: number, text: string, extra: Record<string, string> = {}) => {
     res.shouldKeepAlive = false;
-    reply(res, status, text, { connection: 'close' });
+    reply(res, status, text, { connection: 'close', ...extra });
   };
   if (!file) return refuse(404, 'not an upload URL');
+  const now = o.now?.() ?? Date.now();
+  // RFC 6585 §4: too many requests, and when to come back (RFC 9110 §10.2.3, in seconds). The
+  // address is counted for every attempt, the account once the signature proves whose slot it is.
+  const tooMany = (waitMs: number) => refuse(429, 'too many uploads: try again later', { 'retry-after': String(Math.ceil(waitMs / 1000)) });
+  const addressWait = o.putLimits?.take(null, req.socket.remoteAddress ?? '', now) ?? 0;
+  if (addressWait > 0) return tooMany(addressWait);
   const lengthHeader = req.headers['content-length'];
   // XEP-0363 §6: the PUT carries exactly the size the slot was asked for.
   if (lengthHeader === undefined || !/^\d{1,15}$/.test(lengthHeader)) return refuse(411, 'Content-Length required');
@@ -197,7 +206,6 @@ async function put(
   const typeHeader = req.headers['content-type'];
   const type = typeHeader === undefined ? '' : normalizeContentType(typeHeader);
   if (type === null) return refuse(400, 'malformed Content-Type');
-  const now = o.now?.() ?? Date.now();
   // The signature covers path, size, type and expiry (§6): a different type or URL fails it.
   const check = o.signer.verify(file, size, type, req.headers.authorization, now);
   if (!check.ok) {
@@ -206,6 +214,8 @@ async function put(
     if (check.why === 'size') return refuse(size > check.expected ? 413 : 400, `Content-Length must be ${check.expected}, the slot's size`);
     return refuse(403, check.why === 'missing' ? 'Authorization required (the slot\'s PUT header)' : 'signature does not match this upload');
   }
+  const accountWait = o.putLimits?.takeAccount(file.ownerKey, now) ?? 0;
+  if (accountWait > 0) return tooMany(accountWait);
   const paths = o.files.paths(file.ownerKey, file.id);
   o.files.ensureOwnerDir(file.ownerKey);
   // Quota again at upload time: slots issued together may not all fit.

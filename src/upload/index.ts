@@ -10,6 +10,7 @@ import type { Certificate } from '../transport/tls.js';
 import { UploadFiles } from './files.js';
 import { startUploadHttp, type UploadHttpServer } from './http.js';
 import { SLOT_LIFETIME_MS, type UploadSettings } from './module.js';
+import { RequestLimits } from './limits.js';
 import { loadUploadSecret, SlotSigner } from './slot.js';
 
 export { upload, type UploadSettings } from './module.js';
@@ -63,7 +64,18 @@ export function uploadSettings(config: UploadConfig, boundPort?: number): Upload
     slotLifetime: SLOT_LIFETIME_MS,
     signer: new SlotSigner(loadUploadSecret(config.dataDir)),
     files: new UploadFiles(uploadDir(config)),
+    slotLimits: rateLimits(config, 'slots'),
   };
+}
+
+/** The slot-request or PUT limits of the configuration (upload.rate_limit). */
+function rateLimits(config: UploadConfig, kind: 'slots' | 'puts'): RequestLimits {
+  const r = config.upload.rateLimit;
+  return new RequestLimits({
+    perAccount: kind === 'slots' ? r.slotsPerAccount : r.putsPerAccount,
+    perAddress: kind === 'slots' ? r.slotsPerIp : r.putsPerIp,
+    windowMs: r.window,
+  });
 }
 
 /**
@@ -112,6 +124,7 @@ export async function startUpload(
     files: base.files,
     quota: config.upload.quota,
     maxFileSize: config.upload.maxFileSize,
+    putLimits: rateLimits(config, 'puts'),
     tls,
     onStored: (info) => log?.info(info, 'file uploaded'),
   }).catch((err: NodeJS.ErrnoException) => {

@@ -13,6 +13,7 @@ import { StanzaKind, StanzaType } from '../core/api.js';
 import { parseElement, iqResult, type Element } from '../xml/element.js';
 import { attr, escapeText } from '../xml/escape.js';
 import type { UploadFiles } from './files.js';
+import { retryStamp, type RequestLimits } from './limits.js';
 import { normalizeContentType, sanitizeFilename, slotPath, UPLOAD_NS, type SlotSigner } from './slot.js';
 
 const DISCO_INFO = 'http://jabber.org/protocol/disco#info';
@@ -31,6 +32,8 @@ export interface UploadSettings {
   slotLifetime: number;
   signer: SlotSigner;
   files: UploadFiles;
+  /** Slot requests per account and per address (limits.ts); absent = no limit. */
+  slotLimits?: RequestLimits;
 }
 
 /** Five minutes: a phone on a slow link starts the PUT well within it; a leaked slot soon dies. */
@@ -57,10 +60,23 @@ function fileTooLarge(max: number): StanzaError {
 }
 
 /**
- * §4: the slot for one request, or the §5 error for it. `owner` is the requester's bare JID, or
- * null when it is not an account of this server.
+ * XEP-0363 §5: a temporary refusal says when to try again (<retry stamp=…/>, XEP-0082 UTC).
+ * The XEP names a quota as the example; a rate limit is the same kind of condition.
  */
-export function requestSlot(s: UploadSettings, owner: string | null, request: Element, now: number): string {
+function tooManyRequests(waitMs: number, now: number): StanzaError {
+  return new StanzaError(
+    'resource-constraint',
+    'too many upload slot requests: try again later',
+    'wait',
+    `<retry xmlns='${UPLOAD_NS}'${attr('stamp', retryStamp(now + waitMs))}/>`,
+  );
+}
+
+/**
+ * §4: the slot for one request, or the §5 error for it. `owner` is the requester's bare JID, or
+ * null when it is not an account of this server; `address` the client's IP address (rate limit).
+ */
+export function requestSlot(s: UploadSettings, owner: string | null, request: Element, now: number, address = ''): string {
   // §5: uploading is for the server's own accounts; others (remote users, components) are not allowed.
   if (owner === null) throw new StanzaError('not-allowed', 'only accounts of this server may upload', 'cancel');
   const { filename, size: sizeText } = request.attrs as Record<string, string | undefined>;
@@ -73,6 +89,8 @@ export function requestSlot(s: UploadSettings, owner: string | null, request: El
   const contentType = rawType === undefined || rawType === '' ? '' : normalizeContentType(rawType);
   if (contentType === null) throw new StanzaError('bad-request', 'malformed content-type');
   if (size > s.maxFileSize) throw fileTooLarge(s.maxFileSize);
+  const wait = s.slotLimits?.take(owner, address, now) ?? 0;
+  if (wait > 0) throw tooManyRequests(wait, now);
   const slot = s.signer.issue(owner, name, size, contentType, now + s.slotLifetime);
   if (s.quota > 0 && s.files.usage(slot.ownerKey) + size > s.quota) {
     // §5: a quota reached is a temporary condition.
@@ -134,7 +152,8 @@ export function upload(settings: UploadSettings, now: () => number = Date.now): 
           // domain (the component stream checks it), never at the server's.
           const from = ev.session.jid;
           const owner = from.local !== null && from.domain === ctx.domain ? from.bare : null;
-          ev.session.deliver(iqResult(address, requestSlot(settings, owner, payload, now())), 'iq');
+          const slot = requestSlot(settings, owner, payload, now(), ev.session.session.remoteAddress ?? '');
+          ev.session.deliver(iqResult(address, slot), 'iq');
           return;
         }
         // RFC 6120 §8.2.3: an IQ nobody handles.

@@ -253,6 +253,55 @@ describe('XEP-0363 across a restart', () => {
   });
 });
 
+describe('XEP-0363 rate limits (upload.rate_limit)', () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'hermod-upload-rate-'));
+  afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
+
+  it('answers slot requests over the per-account limit with resource-constraint and <retry stamp/>, and PUTs over it with 429 Retry-After', async () => {
+    const flags = ['--port', '0', '--tls-port', 'off', '--tls', 'optional', '--data', dataDir, '--domain', 'localhost'];
+    const sets = [
+      'upload.enabled=true',
+      'upload.http.port=0',
+      'upload.rate_limit.window=1h',
+      'upload.rate_limit.slots_per_account=3',
+      'upload.rate_limit.puts_per_account=1',
+      'upload.rate_limit.puts_per_ip=3',
+    ].flatMap((v) => ['--set', v]);
+    const server = await startServer(parseServeArgs([...flags, ...sets], {}).loaded!.config, { adminChannel: false });
+    server.storage.users.create('carol@localhost', PASSWORDS.carol!);
+    const carol = await RawClient.connect(server.c2s.port);
+    try {
+      await carol.login('carol', { tls: false });
+      const data = randomBytes(10);
+      const first = await slot('one.png', data.length, 'image/png', carol);
+      const second = await slot('two.png', data.length, 'image/png', carol);
+      const third = await slot('three.png', data.length, 'image/png', carol);
+      // The fourth slot request in the hour: a temporary refusal saying when to retry (§5).
+      const before = Date.now();
+      const refused = await iq(carol, `<request xmlns='${NS}' filename='four.png' size='10'/>`);
+      expect(refused).toMatch(/<error type='wait'><resource-constraint xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'\/>/);
+      const stamp = /<retry xmlns='urn:xmpp:http:upload:0' stamp='(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)'\/>/.exec(refused)![1]!;
+      // One request's share of the hour (20 min) after the first, give or take the test's own time.
+      expect(Date.parse(stamp)).toBeGreaterThan(before + 15 * 60_000);
+      expect(Date.parse(stamp)).toBeLessThanOrEqual(Date.now() + 20 * 60_000 + 1000);
+
+      // One PUT per account an hour: the second is refused before anything is stored.
+      expect((await put(first, data)).status).toBe(201);
+      const tooMany = await put(second, data);
+      expect(tooMany.status).toBe(429);
+      expect(Number(tooMany.headers.get('retry-after'))).toBeGreaterThan(0);
+      expect((await fetch(second.get)).status).toBe(404);
+      // Three PUTs an hour from this address (counted before the signature is checked): the
+      // fourth attempt is refused whatever it carries.
+      expect((await put(third, data, { authorization: 'forged' })).status).toBe(403);
+      expect((await put(third, data)).status).toBe(429);
+    } finally {
+      carol.close();
+      await server.shutdown();
+    }
+  });
+});
+
 describe('XEP-0363 configuration', () => {
   it('refuses the WebSocket port for the upload service, and the server domain as its JID', () => {
     const config = defaultConfig();

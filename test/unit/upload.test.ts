@@ -9,6 +9,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/file.js';
 import { StanzaError } from '../../src/errors.js';
 import { UploadFiles } from '../../src/upload/files.js';
+import { KeyedLimit, RequestLimits, retryStamp } from '../../src/upload/limits.js';
 import { requestSlot, type UploadSettings } from '../../src/upload/module.js';
 import { loadUploadSecret, normalizeContentType, sanitizeFilename, SlotSigner, MAX_NAME_BYTES } from '../../src/upload/slot.js';
 import { parseElement } from '../../src/xml/element.js';
@@ -169,6 +170,68 @@ describe('slot requests (XEP-0363 §4, §5)', () => {
     expect(requestSlot(settings, 'bob@localhost', request("filename='x' size='501'"), NOW)).toContain('<slot');
     // Exactly at the quota is allowed.
     expect(requestSlot(settings, 'alice@localhost', request("filename='x' size='500'"), NOW)).toContain('<slot');
+  });
+});
+
+describe('upload rate limits (XEP-0363 §5)', () => {
+  it('allows count requests per window per key, then says how long to wait, counting nothing refused', () => {
+    const limits = new RequestLimits({ perAccount: 3, perAddress: 5, windowMs: 60_000 });
+    for (let i = 0; i < 3; i++) expect(limits.take('alice', '10.0.0.1', NOW)).toBe(0);
+    // The fourth: one request's share of the window (20 s) until the bucket has room again.
+    expect(limits.take('alice', '10.0.0.1', NOW)).toBe(20_000);
+    expect(limits.take('alice', '10.0.0.1', NOW + 19_999)).toBe(1);
+    // Another account from the same address still has its own three, up to the address's five.
+    expect(limits.take('bob', '10.0.0.1', NOW)).toBe(0);
+    expect(limits.take('bob', '10.0.0.1', NOW)).toBe(0);
+    expect(limits.take('bob', '10.0.0.1', NOW)).toBe(12_000);
+    // The refusals were not counted: alice may go on once her wait is over.
+    expect(limits.take('alice', '10.0.0.1', NOW + 20_000)).toBe(0);
+    // An address alone (a PUT before its signature is checked), then the account alone.
+    expect(limits.take(null, '10.0.0.2', NOW)).toBe(0);
+    expect(limits.takeAccount('bob', NOW + 12_000)).toBe(0);
+  });
+
+  it('has no limit at 0 and forgets keys whose bucket is full again', () => {
+    const open = new RequestLimits({ perAccount: 0, perAddress: 0, windowMs: 60_000 });
+    for (let i = 0; i < 1000; i++) expect(open.take('alice', '10.0.0.1', NOW)).toBe(0);
+    const keyed = new KeyedLimit(2, 1000);
+    for (let i = 0; i < 5000; i++) keyed.spend(`k${i}`, NOW + i);
+    // Each sweep dropped the keys refilled by then: far fewer than 5000 are held.
+    expect(keyed.size).toBeLessThan(4096);
+    keyed.sweep(NOW + 10_000);
+    expect(keyed.size).toBe(0);
+  });
+
+  it('refuses a slot request over the limit with resource-constraint, type wait and <retry stamp/>', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hermod-upload-rate-'));
+    try {
+      const settings: UploadSettings = {
+        domain: 'upload.localhost',
+        publicUrl: 'https://f.example',
+        maxFileSize: 1000,
+        quota: 0,
+        slotLifetime: 300_000,
+        signer,
+        files: new UploadFiles(dir),
+        slotLimits: new RequestLimits({ perAccount: 2, perAddress: 10, windowMs: 60_000 }),
+      };
+      const request = parseElement("<request xmlns='urn:xmpp:http:upload:0' filename='x.png' size='5'/>");
+      expect(requestSlot(settings, 'alice@localhost', request, NOW, '10.0.0.1')).toContain('<slot');
+      expect(requestSlot(settings, 'alice@localhost', request, NOW, '10.0.0.1')).toContain('<slot');
+      let err: StanzaError | null = null;
+      try {
+        requestSlot(settings, 'alice@localhost', request, NOW + 500, '10.0.0.1');
+      } catch (e) {
+        err = e as StanzaError;
+      }
+      expect(err?.condition).toBe('resource-constraint');
+      expect(err?.type).toBe('wait');
+      // 30 s after the first request, rounded up to the second (XEP-0082 date-time, UTC).
+      expect(err?.appCondition).toBe(`<retry xmlns='urn:xmpp:http:upload:0' stamp='${new Date(NOW + 30_000).toISOString().replace('.000Z', 'Z')}'/>`);
+      expect(retryStamp(NOW + 1)).toBe(new Date(NOW + 1000).toISOString().replace('.000Z', 'Z'));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
