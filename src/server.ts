@@ -26,6 +26,7 @@ import { WebSocketTransport, listenAllClients } from './transport/websocket.js';
 import { MetricsListenError, startObservability, type Logger, type Observability } from './observability/index.js';
 import { TRANSPORTS, Transport, stats } from './observability/metrics.js';
 import type { ShardedServer } from './shard/serve.js';
+import { describeServer } from './describe.js';
 import { AdminSocketError, listenAdmin, streamsTarget, type AdminChannel, type ConnectionFacts } from './admin/channel.js';
 import { startComponents, type ComponentListener } from './component/service.js';
 import { muc, mucSettingsOf } from './muc/service.js';
@@ -227,14 +228,7 @@ export async function startServer(config: HermodConfig, options: StartOptions = 
       storage,
       router,
       streams,
-      describe() {
-        const where = [`${c2s.host}:${c2s.port} (c2s, STARTTLS${config.tls.policy === 'required' ? ' required' : ' optional'})`];
-        if (directTls) where.push(`${directTls.host}:${directTls.port} (direct TLS)`);
-        if (websocket) where.push(`ws://${websocket.host}:${websocket.port}${config.listen.websocket.path} (WebSocket)`);
-        if (components) where.push(`${components.host}:${components.port} (components, XEP-0114)`);
-        if (upload) where.push(`${upload.http.host}:${upload.http.port} (file upload, ${upload.url})`);
-        return `hermod listening on ${where.join(', ')}, domain ${config.domain}, data ${config.dataDir}`;
-      },
+      describe: () => describeServer(config, { c2s, directTls, websocket, components, upload }),
       shutdown() {
         stopped ??= (async () => {
           stopping = true;

@@ -10,6 +10,7 @@
 import { AdminSocketError, listenAdmin, type AdminChannel } from '../admin/channel.js';
 import type { HermodConfig } from '../config/schema.js';
 import { startComponents, type ComponentListener } from '../component/service.js';
+import { describeServer } from '../describe.js';
 import { StreamError } from '../errors.js';
 import type { Logger } from '../observability/log.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -196,14 +197,7 @@ export async function startShardedServer(config: HermodConfig, options: ShardedO
     get streams() {
       return { size: pool.connectionCount };
     },
-    describe() {
-      const where = [`${c2s.host}:${c2s.port} (c2s, STARTTLS${config.tls.policy === 'required' ? ' required' : ' optional'})`];
-      if (directTls) where.push(`${directTls.host}:${directTls.port} (direct TLS)`);
-      if (websocket) where.push(`ws://${websocket.host}:${websocket.port}${config.listen.websocket.path} (WebSocket)`);
-      if (components) where.push(`${components.host}:${components.port} (components, XEP-0114)`);
-      if (upload) where.push(`${upload.http.host}:${upload.http.port} (file upload, ${upload.url})`);
-      return `hermod listening on ${where.join(', ')}, domain ${config.domain}, data ${config.dataDir}, ${config.workers} shard thread(s)`;
-    },
+    describe: () => `${describeServer(config, { c2s, directTls, websocket, components, upload })}, ${config.workers} shard thread(s)`,
     shutdown() {
       stopped ??= (async () => {
         stopping = true;

@@ -10,44 +10,31 @@ Usage: /usr/bin/python3 interop_slixmpp_muc.py HOST PORT ALICE_PW BOB_PW
 """
 import asyncio
 import json
-import logging
-import ssl
 import sys
 
-from slixmpp import ClientXMPP, JID
+from slixmpp import JID
 from slixmpp.exceptions import IqError, PresenceError
 
+import interop_client
+from interop_client import TIMEOUT, InteropClient
+
 HOST, PORT, ALICE_PW, BOB_PW = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
-TIMEOUT = 10
 ROOM = JID('lobby@conference.localhost')
-logging.basicConfig(level=logging.CRITICAL)
 
 
-class Client(ClientXMPP):
+class Client(InteropClient):
     def __init__(self, jid, password):
-        super().__init__(jid, password)
-        for plugin in ['xep_0030', 'xep_0045', 'xep_0004']:
-            self.register_plugin(plugin)
-        self.ssl_context.check_hostname = False
-        self.ssl_context.verify_mode = ssl.CERT_NONE
-        self.started = asyncio.Event()
+        super().__init__(jid, password, ['xep_0030', 'xep_0045', 'xep_0004'])
         self.groupchat = asyncio.Queue()
         self.private = asyncio.Queue()
         self.presences = asyncio.Queue()
-        self.add_event_handler('session_start', self.on_start)
         self.add_event_handler('groupchat_message', lambda m: self.groupchat.put_nowait(m) if m['body'] else None)
         self.add_event_handler('muc::%s::presence' % ROOM, lambda p: self.presences.put_nowait(p))
         self.add_event_handler('message', lambda m: self.private.put_nowait(m) if m['type'] == 'chat' else None)
 
-    async def on_start(self, _event):
-        self.send_presence()
-        await self.get_roster()
-        self.started.set()
-
 
 async def start(c):
-    c.connect((HOST, PORT))
-    await asyncio.wait_for(c.started.wait(), TIMEOUT)
+    await interop_client.start(c, HOST, PORT)
 
 
 async def presence_with_code(c, code):

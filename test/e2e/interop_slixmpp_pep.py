@@ -8,31 +8,22 @@ Usage: /usr/bin/python3 interop_slixmpp_pep.py HOST PORT ALICE_PW BOB_PW CAROL_P
 """
 import asyncio
 import json
-import logging
-import ssl
 import sys
 
-from slixmpp import ClientXMPP
+import interop_client
+from interop_client import TIMEOUT, InteropClient
 
 HOST, PORT, ALICE_PW, BOB_PW, CAROL_PW = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
-TIMEOUT = 10
 PEP = ['xep_0030', 'xep_0115', 'xep_0060', 'xep_0163', 'xep_0084', 'xep_0172']
 PLAIN = ['xep_0030', 'xep_0115', 'xep_0060']
-logging.basicConfig(level=logging.CRITICAL)
 
 
-class Client(ClientXMPP):
+class Client(InteropClient):
     def __init__(self, jid, password, plugins):
-        super().__init__(jid, password)
-        for plugin in plugins:
-            self.register_plugin(plugin)
-        self.ssl_context.check_hostname = False
-        self.ssl_context.verify_mode = ssl.CERT_NONE
-        self.started = asyncio.Event()
+        super().__init__(jid, password, plugins)
         self.avatars = asyncio.Queue()
         self.nicks = asyncio.Queue()
         self.headlines = []
-        self.add_event_handler('session_start', self.on_start)
         self.add_event_handler('avatar_metadata_publish', lambda m: self.avatars.put_nowait(m))
         self.add_event_handler('user_nick_publish', lambda m: self.nicks.put_nowait(m))
         self.add_event_handler('pubsub_publish', lambda m: self.headlines.append(m['pubsub_event']['items']['node']))
@@ -40,14 +31,11 @@ class Client(ClientXMPP):
     async def on_start(self, _event):
         # The caps hash must cover the +notify features the PEP plugins added at bind.
         await self['xep_0115'].update_caps(broadcast=False)
-        self.send_presence()
-        await self.get_roster()
-        self.started.set()
+        await super().on_start(_event)
 
 
 async def start(c):
-    c.connect((HOST, PORT))
-    await asyncio.wait_for(c.started.wait(), TIMEOUT)
+    await interop_client.start(c, HOST, PORT)
     # Let the server's caps query (XEP-0115 §6.2) and its answer go by.
     await asyncio.sleep(1)
 

@@ -9,41 +9,26 @@ Usage: /usr/bin/python3 interop_slixmpp_plugins.py HOST PORT ALICE_PW BOB_PW
 """
 import asyncio
 import json
-import logging
-import ssl
 import sys
 
-from slixmpp import ClientXMPP
+from interop_client import TIMEOUT, InteropClient
 
 HOST, PORT, ALICE_PW, BOB_PW = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
-TIMEOUT = 10
 PLUGINS = ['xep_0030', 'xep_0115', 'xep_0199', 'xep_0280', 'xep_0352', 'xep_0198', 'xep_0191', 'xep_0077']
-logging.basicConfig(level=logging.CRITICAL)
 
 
-class Client(ClientXMPP):
+class Client(InteropClient):
     def __init__(self, jid, password):
-        super().__init__(jid, password)
-        for plugin in PLUGINS:
-            self.register_plugin(plugin)
+        super().__init__(jid, password, PLUGINS)
         # What a mobile-minded client configures: a ping every second, given up after 5 s.
         self['xep_0199'].enable_keepalive(interval=1, timeout=5)
-        self.ssl_context.check_hostname = False
-        self.ssl_context.verify_mode = ssl.CERT_NONE
-        self.started = asyncio.Event()
         self.messages = asyncio.Queue()
         self.carbons = asyncio.Queue()
         self.disconnects = 0
-        self.add_event_handler('session_start', self.on_start)
         self.add_event_handler('message', self.messages.put_nowait)
         self.add_event_handler('carbon_received', lambda m: self.carbons.put_nowait(('received', m)))
         self.add_event_handler('carbon_sent', lambda m: self.carbons.put_nowait(('sent', m)))
         self.add_event_handler('disconnected', self.on_disconnected)
-
-    async def on_start(self, _event):
-        self.send_presence()
-        await self.get_roster()
-        self.started.set()
 
     def on_disconnected(self, _event):
         self.disconnects += 1

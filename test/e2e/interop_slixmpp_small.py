@@ -6,41 +6,27 @@ Usage: /usr/bin/python3 interop_slixmpp_small.py HOST PORT ALICE_PW BOB_PW CAROL
 """
 import asyncio
 import json
-import logging
-import ssl
 import sys
 
-from slixmpp import ClientXMPP
 from slixmpp.exceptions import IqError
 from slixmpp.plugins.xep_0004 import Form
 
+import interop_client
+from interop_client import TIMEOUT, InteropClient
+
 HOST, PORT, ALICE_PW, BOB_PW, CAROL_PW = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
-TIMEOUT = 10
 PLUGINS = ['xep_0030', 'xep_0004', 'xep_0128', 'xep_0012', 'xep_0202']
-logging.basicConfig(level=logging.CRITICAL)
 
 
-class Client(ClientXMPP):
+class Client(InteropClient):
     def __init__(self, jid, password):
-        super().__init__(jid, password)
-        for plugin in PLUGINS:
-            self.register_plugin(plugin)
-        self.ssl_context.check_hostname = False
-        self.ssl_context.verify_mode = ssl.CERT_NONE
-        self.started = asyncio.Event()
+        super().__init__(jid, password, PLUGINS)
         self.gone = asyncio.Event()
-        self.add_event_handler('session_start', self.on_start)
         self.add_event_handler('disconnected', lambda _e: self.gone.set())
-
-    async def on_start(self, _event):
-        self.send_presence()
-        await self.get_roster()
-        self.started.set()
 
 
 async def start(c):
-    c.connect((HOST, PORT))
-    await asyncio.wait_for(c.started.wait(), TIMEOUT)
+    await interop_client.start(c, HOST, PORT)
 
 
 async def condition(coro):

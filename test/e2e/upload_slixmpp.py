@@ -7,14 +7,13 @@ Usage: /usr/bin/python3 upload_slixmpp.py HOST PORT ALICE_PW FILE
 """
 import asyncio
 import json
-import logging
 import os
-import ssl
 import sys
 
-from slixmpp import ClientXMPP
 from slixmpp.plugins.xep_0030.disco import XEP_0030
 from slixmpp.plugins.xep_0363.http_upload import FileTooBig
+
+from interop_client import InteropClient, start
 
 
 async def get_info_from_domain(self, domain=None, timeout=None, cached=True, callback=None):
@@ -32,25 +31,10 @@ XEP_0030.get_info_from_domain = get_info_from_domain
 TIMEOUT = 15
 
 
-class Client(ClientXMPP):
-    def __init__(self, jid, password):
-        super().__init__(jid, password)
-        for plugin in ('xep_0030', 'xep_0128', 'xep_0363'):
-            self.register_plugin(plugin)
-        self.ssl_context.check_hostname = False
-        self.ssl_context.verify_mode = ssl.CERT_NONE
-        self.started = asyncio.Event()
-        self.add_event_handler('session_start', self.on_start)
-
-    async def on_start(self, _event):
-        self.started.set()
-
-
 async def main(host, port, alice_pw, path):
     result = {}
-    alice = Client('alice@localhost/sli', alice_pw)
-    alice.connect((host, port))
-    await asyncio.wait_for(alice.started.wait(), TIMEOUT)
+    alice = InteropClient('alice@localhost/sli', alice_pw, ['xep_0030', 'xep_0128', 'xep_0363'])
+    await start(alice, host, port)
     url = await asyncio.wait_for(alice['xep_0363'].upload_file(path, content_type='application/octet-stream', timeout=TIMEOUT), TIMEOUT)
     result['url'] = url
     result['service'] = str(alice['xep_0363'].upload_service)
@@ -70,5 +54,4 @@ async def main(host, port, alice_pw, path):
 
 
 if __name__ == '__main__':
-    logging.basicConfig(level=logging.ERROR)
     asyncio.run(main(sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]))
