@@ -63,10 +63,13 @@ export function cachePrefs<S extends ArchiveStore>(inner: S, opts: PrefsCacheOpt
     },
     deleteOwner: {
       value(owner: string): void {
+        // Room archives have no preferences: their deletion is no news to other caches.
+        const had = inner.prefs(owner) !== null;
         try {
           inner.deleteOwner?.(owner);
         } finally {
-          changed(owner);
+          cache.delete(owner);
+          if (had) opts.wrote?.();
         }
       },
     },

@@ -117,7 +117,12 @@ describe('archive preferences cache in front of any store', () => {
     expect(reads()).toBe(2);
     elsewhere = false;
     c.setPrefs('bob@x', ALWAYS_BOB);
-    c.deleteOwner('carol@x');
+    expect(told).toBe(1);
+    // Deleting an archive with preferences is news; one without (a room's) is not.
+    c.deleteOwner('bob@x');
+    expect(told).toBe(2);
+    expect(c.prefs('bob@x')).toBeNull();
+    c.deleteOwner('room@muc.x');
     expect(told).toBe(2);
   });
 
