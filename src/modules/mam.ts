@@ -220,8 +220,9 @@ function readForm(x: Element, out: ArchiveQuery): void {
         out.beforeId = value;
         break;
       default:
-        // A filter silently ignored would return the wrong messages: refuse what we do not know.
-        throw new StanzaError('bad-request', `unsupported field '${name}'`);
+        // XEP-0313 'Retrieving form fields': a field the server does not recognise is
+        // feature-not-implemented (a filter silently ignored would return the wrong messages).
+        throw new StanzaError('feature-not-implemented', `unsupported field '${name}'`);
     }
   }
 }

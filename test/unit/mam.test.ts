@@ -281,7 +281,7 @@ describe('queries (XEP-0313 §4, XEP-0059)', () => {
       [rsm('<index>3</index>'), 'feature-not-implemented'],
       [form({ start: 'yesterday' }), 'bad-request'],
       [form({ with: 'a@b@c' }), 'bad-request'],
-      [form({ 'full-text-search': 'x' }), 'bad-request'],
+      [form({ 'full-text-search': 'x' }), 'feature-not-implemented'],
       [`<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>urn:xmpp:mam:1</value></field></x>`, 'bad-request'],
     ];
     for (const [inner, condition] of cases) {

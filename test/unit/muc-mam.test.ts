@@ -233,7 +233,7 @@ describe('XEP-0313 room archive: queries', () => {
     expect(bodies(h.query('dave@x/1', h.form(h.field('after-id', ids[3]!))).results)).toEqual(['m4', 'm5']);
     expect(bodies(h.query('dave@x/1', h.form(h.field('ids', ids[1]!))).results)).toEqual(['m1']);
     expect(condition(() => h.query('dave@x/1', h.form(h.field('start', 'yesterday'))))).toBe('bad-request');
-    expect(condition(() => h.query('dave@x/1', h.form(h.field('include-groupchat', 'true'))))).toBe('bad-request');
+    expect(condition(() => h.query('dave@x/1', h.form(h.field('include-groupchat', 'true'))))).toBe('feature-not-implemented');
   });
 
   it('answers the form, archive metadata, and refuses preferences and unknown payloads', () => {
