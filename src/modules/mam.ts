@@ -289,7 +289,8 @@ export function finXml(page: ArchivePage): string {
   const rsm =
     `<set xmlns='${RSM_NS}'>` +
     (first && last ? `<first>${escapeText(first.id)}</first><last>${escapeText(last.id)}</last>` : '') +
-    `<count>${page.count}</count></set>`;
+    (page.count === undefined ? '' : `<count>${page.count}</count>`) +
+    `</set>`;
   return `<fin xmlns='${MAM_NS}'${page.complete ? " complete='true'" : ''}>${rsm}</fin>`;
 }
 

@@ -140,8 +140,11 @@ export interface ArchivePage {
   items: ArchivedMessage[];
   /** XEP-0313 <fin complete='true'/>: no further page in the direction of paging. */
   complete: boolean;
-  /** Messages matching the filters (XEP-0059 <count/>). */
-  count: number;
+  /**
+   * Messages matching the filters (XEP-0059 <count/>); absent when the backend stopped counting
+   * (SQLite: past COUNT_CAP, archive-sqlite.ts). XEP-0313 lets a server leave it out.
+   */
+  count?: number;
 }
 
 /** An id named by a query (after-id, before-id, RSM after/before) is not in the archive. */

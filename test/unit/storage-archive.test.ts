@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { archiveIds, archiveIdTime, UnknownArchiveId, type ArchiveQuery } from '../../src/storage/archive.js';
 import { createMemoryStorage } from '../../src/storage/memory.js';
-import { FLUSH_MS } from '../../src/storage/archive-sqlite.js';
+import { COUNT_CAP, FLUSH_MS } from '../../src/storage/archive-sqlite.js';
 import { DATABASE_FILE, openSqliteStorage, SCHEMA_VERSION } from '../../src/storage/sqlite.js';
 import type { Storage } from '../../src/storage/types.js';
 
@@ -250,6 +250,25 @@ describe('archive store (sqlite specifics)', () => {
     s.close();
     expect(other.prepare('SELECT count(*) FROM mam WHERE owner = ?').pluck().get(ALICE)).toBe(0);
     other.close();
+  });
+
+  it('leaves the count out past COUNT_CAP matching messages, and counts exactly below it', () => {
+    const s = openSqliteStorage({ dataDir: tempDir(), iterations: 16, archiveThread: false });
+    try {
+      const ids = archiveIds();
+      for (let i = 0; i <= COUNT_CAP; i++) {
+        const contact = i < 10 ? 'bob@example.org/phone' : 'carol@example.org/desk';
+        s.mam.append({ owner: ALICE, id: ids(new Date(T0 + i)), stamp: new Date(T0 + i), with: contact, stanza: '<message/>' });
+      }
+      const all = s.mam.query(ALICE, { max: 5, before: '' });
+      expect(all.count).toBeUndefined();
+      expect(all.items).toHaveLength(5);
+      expect(all.complete).toBe(false);
+      expect(s.mam.query(ALICE, { max: 5, with: 'bob@example.org' }).count).toBe(10);
+      expect(s.mam.query(ALICE, { max: 0, with: 'carol@example.org' }).count).toBe(COUNT_CAP - 9);
+    } finally {
+      s.close();
+    }
   });
 
   it('writes what is queued when closed, and it is there after reopening', () => {
