@@ -9,21 +9,24 @@
  *  - items retrieval: all, newest N (max_items), by id (§6.5);
  *  - retract with notify (§7.2), create (§8.1), configure get/set (§8.2), default config
  *    (§8.3), delete (§8.4), purge (§8.5), own affiliations and subscriptions (§5.6, §5.7);
+ *  - explicit subscriptions of the requester's bare or full JID (§6.1, §6.2, §5.6; XEP-0163 §5
+ *    requires them; pep/subscriptions.ts), the last item sent on subscribing (§6.1.7);
  *  - access models presence (the default, XEP-0163 §5), open and whitelist (owner only);
  *  - notifications filtered by XEP-0115 caps (+notify), last published item to a contact's
  *    resource when it starts to care (XEP-0163 §4.3.4), events as headline messages from the
  *    bare JID (§4.3);
  *  - disco: the account's pubsub/pep identity and features, its nodes and items (XEP-0163 §6.1,
  *    XEP-0060 §5.2, §5.5).
- * Not implemented: explicit subscriptions to a contact's node (feature-not-implemented with
- * pubsub's <unsupported feature='subscribe'/>), whitelist members other than the owner, the
- * 'roster' and 'authorize' access models, collection nodes, RSM paging of items.
+ * Not implemented: subscription options (feature-not-implemented with pubsub's <unsupported
+ * feature='subscription-options'/>), owner management of subscriptions, whitelist members other
+ * than the owner, the 'roster' and 'authorize' access models, collection nodes, RSM paging.
  *
  * State: nodes and items in storage (SQLite shared by every shard); resources' +notify interest
  * in their session data (mirrored across shards, see pep/notify.ts); resolved caps per shard.
  */
 import { randomUUID } from 'node:crypto';
 import { StanzaError } from '../errors.js';
+import { Jid } from '../jid.js';
 import type { IqEvent, Module, PresenceAvailableEvent, RouterContext, SubscriptionApprovedEvent } from '../router/context.js';
 import type { SessionState } from '../router/session.js';
 import { receivesPresence } from '../router/subscription.js';
@@ -47,7 +50,8 @@ import {
   withDefaults,
   type NodeConfig,
 } from './pep/config.js';
-import { deliverEvent, itemXml, mayRead, NOTIFY_KEY, notifySet, recipients } from './pep/notify.js';
+import { deliverEvent, eventMessage, itemXml, mayRead, NOTIFY_KEY, notifySet, recipients, wants } from './pep/notify.js';
+import { MAX_SUBSCRIPTIONS, readSubscriptions, subscriptionXml, writeSubscriptions, type Subscription } from './pep/subscriptions.js';
 
 export { PUBSUB, PUBSUB_OWNER } from './pep/config.js';
 
@@ -89,6 +93,7 @@ export const PEP_FEATURES = [
   'retrieve-default',
   'retrieve-items',
   'retrieve-subscriptions',
+  'subscribe',
 ].map((f) => `${PUBSUB}#${f}`);
 
 /** Session data key of the caps key a resource announced last. */
@@ -134,6 +139,21 @@ function nodeAttr(el: Element): string {
   if (typeof node !== 'string' || node === '') throw pubsubError('bad-request', 'nodeid-required', 'node attribute required');
   if (Buffer.byteLength(node) > NAME_LIMIT) throw new StanzaError('not-acceptable', `node name longer than ${NAME_LIMIT} bytes`);
   return node;
+}
+
+/**
+ * The 'jid' of a subscribe or unsubscribe, prepared: it must be the requester's bare JID or one
+ * of its full JIDs (XEP-0060 §6.1.3.1 JIDs Do Not Match: bad-request + invalid-jid; §6.2.3.3:
+ * forbidden).
+ */
+function subscriberJid(el: Element, requester: string, mismatch: 'bad-request' | 'forbidden'): string {
+  const text = el.attrs.jid;
+  if (typeof text !== 'string' || text === '') throw pubsubError('bad-request', 'jid-required');
+  const jid = Jid.parse(text);
+  if (jid.bare !== requester) {
+    throw mismatch === 'forbidden' ? new StanzaError('forbidden', 'not your JID') : pubsubError('bad-request', 'invalid-jid');
+  }
+  return jid.full;
 }
 
 /** The action element of a <pubsub/> (the one child that is not an options form). */
@@ -235,7 +255,7 @@ export class PepService {
     ev.reply(`<pubsub xmlns='${PUBSUB}'><publish${attr('node', node)}><item${attr('id', id)}/></publish></pubsub>`);
     // §7.1.2.1: the event to every interested resource, the publisher's own included.
     if (config['pubsub#deliver_notifications'] !== '0') {
-      deliverEvent(owner, recipients(this.ctx, owner, node, config), `<items${attr('node', node)}>${itemXml(id, xml, config)}</items>`);
+      this.notify(owner, this.audience(owner, node, config), `<items${attr('node', node)}>${itemXml(id, xml, config)}</items>`);
     }
   }
 
@@ -271,7 +291,7 @@ export class PepService {
     ev.reply();
     if (truthy(el.attrs.notify) || (el.attrs.notify === undefined && config['pubsub#notify_retract'] === '1')) {
       const inner = `<items${attr('node', node)}>${ids.map((id) => `<retract${attr('id', id)}/>`).join('')}</items>`;
-      deliverEvent(owner, recipients(this.ctx, owner, node, config), inner);
+      this.notify(owner, this.audience(owner, node, config), inner);
     }
   }
 
@@ -312,10 +332,12 @@ export class PepService {
   /** XEP-0060 §8.4: delete the node; §8.4.2.1 subscribers hear of it. */
   deleteNode(ev: IqEvent, el: Element): void {
     const { owner, node, config } = this.ownNode(ev, el);
-    const to = config['pubsub#notify_delete'] === '1' ? recipients(this.ctx, owner, node, config) : [];
+    const to = config['pubsub#notify_delete'] === '1' ? this.audience(owner, node, config) : null;
     this.store.deleteNode(owner, node);
+    // §8.4.2: the node's subscriptions go with it (after they heard of the deletion).
+    this.dropSubscriptions(owner, (s) => s.node === node);
     ev.reply();
-    deliverEvent(owner, to, `<delete${attr('node', node)}/>`);
+    if (to) this.notify(owner, to, `<delete${attr('node', node)}/>`);
   }
 
   /** XEP-0060 §8.5: remove every item; §8.5.2.1 subscribers hear of it. */
@@ -323,7 +345,111 @@ export class PepService {
     const { owner, node, config } = this.ownNode(ev, el);
     this.store.purge(owner, node);
     ev.reply();
-    if (config['pubsub#notify_retract'] === '1') deliverEvent(owner, recipients(this.ctx, owner, node, config), `<purge${attr('node', node)}/>`);
+    if (config['pubsub#notify_retract'] === '1') this.notify(owner, this.audience(owner, node, config), `<purge${attr('node', node)}/>`);
+  }
+
+  // ------------------------------------------------------------------ explicit subscriptions
+
+  /**
+   * Who hears about the owner's node: the automatic subscribers (pep/notify.ts recipients) and
+   * the explicit ones (resolved by addressee(): sessions, or bare JIDs to deliver to as such).
+   */
+  private audience(owner: string, node: string, config: NodeConfig): { sessions: Set<SessionState>; bare: Set<string> } {
+    const out = { sessions: new Set(recipients(this.ctx, owner, node, config)), bare: new Set<string>() };
+    for (const sub of readSubscriptions(this.ctx.storage.xml, owner)) if (sub.node === node) this.addressee(owner, config, sub, out);
+    return out;
+  }
+
+  /**
+   * XEP-0163 §4.3.2 for one explicit subscription, if its subscriber may still read the node
+   * (XEP-0060 §4.5) and is not blocked (XEP-0191): a full JID gets one event at that resource;
+   * a bare JID one at each available resource whose caps ask for the node, or, when none does,
+   * one addressed to the bare JID (routed as RFC 6121 §8.5.2.1 says).
+   */
+  private addressee(owner: string, config: NodeConfig, sub: Subscription, out: { sessions: Set<SessionState>; bare: Set<string> }): void {
+    const jid = Jid.tryParse(sub.jid);
+    if (!jid || (jid.bare !== owner && this.ctx.blocked(owner, jid.bare)) || !mayRead(this.ctx, owner, jid.bare, config)) return;
+    if (jid.resource !== null) {
+      const st = this.ctx.sessions.full(jid.full);
+      if (st) out.sessions.add(st);
+      return;
+    }
+    const interested = this.ctx.sessions.bare(jid.bare).filter((st) => st.available && wants(st, sub.node));
+    if (interested.length === 0) out.bare.add(jid.bare);
+    for (const st of interested) out.sessions.add(st);
+  }
+
+  private notify(owner: string, to: { sessions: Set<SessionState>; bare: Set<string> }, inner: string): void {
+    const sessions = [...to.sessions];
+    deliverEvent(owner, sessions, inner);
+    // An account some of whose resources get the event already is not sent another by bare JID.
+    const covered = new Set(sessions.map((st) => st.bare));
+    for (const bare of to.bare) if (!covered.has(bare)) this.ctx.deliverToAvailable(bare, eventMessage(owner, bare, inner), 'message');
+  }
+
+  private dropSubscriptions(owner: string, drop: (s: Subscription) => boolean): void {
+    const list = readSubscriptions(this.ctx.storage.xml, owner);
+    const kept = list.filter((s) => !drop(s));
+    if (kept.length !== list.length) writeSubscriptions(this.ctx.storage.xml, owner, kept);
+  }
+
+  /**
+   * XEP-0060 §6.1: subscribe the requester's bare JID or one of its full JIDs to a node it may
+   * read; subscribing again answers the existing subscription (one per JID and node).
+   */
+  subscribe(ev: IqEvent, el: Element, options: Element | null): void {
+    const owner = ev.to?.bare ?? ev.session!.bare;
+    const requester = ev.session!.bare;
+    const node = nodeAttr(el);
+    const jid = subscriberJid(el, requester, 'bad-request');
+    // §6.1.3 / §6.3: subscription options are not offered.
+    if (options && formIn(options)) throw unsupported('subscription-options');
+    // §6.1.3.12 (Node Does Not Exist), §6.1.3.2 (Presence Subscription Required), §6.1.3.4 (Not on Whitelist).
+    const config = this.readable(owner, node, requester);
+    const list = readSubscriptions(this.ctx.storage.xml, owner);
+    let sub = list.find((s) => s.node === node && s.jid === jid);
+    if (!sub) {
+      // §6.1.3.9 (Too Many Subscriptions): a bound on what one account's nodes keep.
+      if (list.length >= MAX_SUBSCRIPTIONS) throw pubsubError('policy-violation', 'too-many-subscriptions', `at most ${MAX_SUBSCRIPTIONS} subscriptions per account`);
+      sub = { node, jid, subid: randomUUID() };
+      writeSubscriptions(this.ctx.storage.xml, owner, [...list, sub]);
+    }
+    ev.reply(`<pubsub xmlns='${PUBSUB}'>${subscriptionXml(sub)}</pubsub>`);
+    // §6.1.7 and XEP-0163 §4.3.4: a new subscriber gets the last published item.
+    if (config['pubsub#send_last_published_item'] === 'never' || config['pubsub#deliver_notifications'] === '0') return;
+    const last = this.store.items(owner, node, 1)[0];
+    if (!last) return;
+    const to = { sessions: new Set<SessionState>(), bare: new Set<string>() };
+    this.addressee(owner, config, sub, to);
+    this.notify(owner, to, `<items${attr('node', node)}>${itemXml(last.id, last.xml, config)}</items>`);
+  }
+
+  /** XEP-0060 §6.2: end the requester's subscription (of that JID; of that subid when given). */
+  unsubscribe(ev: IqEvent, el: Element): void {
+    const owner = ev.to?.bare ?? ev.session!.bare;
+    const node = nodeAttr(el);
+    // §6.2.3.3 (Insufficient Privileges): only one's own JIDs.
+    const jid = subscriberJid(el, ev.session!.bare, 'forbidden');
+    // §6.2.3.4 (Node Does Not Exist).
+    if (!this.store.node(owner, node)) throw new StanzaError('item-not-found', `no node ${node}`);
+    const subs = readSubscriptions(this.ctx.storage.xml, owner).filter((s) => s.node === node && s.jid === jid);
+    // §6.2.3.2 (No Such Subscriber).
+    if (subs.length === 0) throw pubsubError('unexpected-request', 'not-subscribed', undefined, '', 'cancel');
+    const subid = el.attrs.subid as string | undefined;
+    // §6.2.3.5 (Bad Subscription ID).
+    if (subid !== undefined && !subs.some((s) => s.subid === subid)) throw pubsubError('not-acceptable', 'invalid-subid');
+    this.dropSubscriptions(owner, (s) => s.node === node && s.jid === jid);
+    ev.reply();
+  }
+
+  /** XEP-0060 §5.6: the requester's subscriptions at this service (of one node when named). */
+  subscriptions(ev: IqEvent, el: Element): void {
+    const requester = ev.session!.bare;
+    const node = el.attrs.node as string | undefined;
+    const mine = readSubscriptions(this.ctx.storage.xml, ev.to!.bare).filter(
+      (s) => (node === undefined || s.node === node) && (Jid.tryParse(s.jid)?.bare ?? null) === requester,
+    );
+    ev.reply(`<pubsub xmlns='${PUBSUB}'><subscriptions${attr('node', node)}>${mine.map(subscriptionXml).join('')}</subscriptions></pubsub>`);
   }
 
   // ------------------------------------------------------------------ reads
@@ -625,7 +751,7 @@ export function installPep(ctx: RouterContext): PepService {
 
   ctx.hooks.on(`iq-set/self/${PUBSUB}`, (ev: IqEvent) => {
     const pubsub = pubsubOf(ev);
-    const act = action(pubsub, 'publish-options', 'configure');
+    const act = action(pubsub, 'publish-options', 'configure', 'options');
     switch (act.getName()) {
       case 'publish':
         pep.publish(ev, act, pubsub.getChild('publish-options') ?? null);
@@ -637,19 +763,27 @@ export function installPep(ctx: RouterContext): PepService {
         pep.create(ev, act, pubsub.getChild('configure') ?? null);
         return true;
       case 'subscribe':
+        pep.subscribe(ev, act, pubsub.getChild('options') ?? null);
+        return true;
       case 'unsubscribe':
+        pep.unsubscribe(ev, act);
+        return true;
       case 'options':
-        throw unsupported('subscribe');
+        throw unsupported('subscription-options');
       default:
         throw new StanzaError('bad-request', `unknown pubsub action ${act.getName()}`);
     }
   });
-  // XEP-0060 §7.1.3, §7.2.3 (Insufficient Privileges): only the owner changes its PEP service; explicit
-  // subscriptions (the one set a contact may make) are not offered.
+  // XEP-0060 §7.1.3, §7.2.3 (Insufficient Privileges): only the owner changes its PEP service;
+  // a contact may subscribe and unsubscribe (§6.1, §6.2).
   ctx.hooks.on(`iq-set/bare/${PUBSUB}`, (ev: IqEvent) => {
-    const name = action(pubsubOf(ev), 'publish-options', 'configure', 'options').getName();
-    if (name === 'subscribe' || name === 'unsubscribe') throw unsupported('subscribe');
-    throw new StanzaError('forbidden', "only the account itself changes its PEP nodes");
+    const pubsub = pubsubOf(ev);
+    const act = action(pubsub, 'publish-options', 'configure', 'options');
+    if (act.getName() === 'subscribe') pep.subscribe(ev, act, pubsub.getChild('options') ?? null);
+    else if (act.getName() === 'unsubscribe') pep.unsubscribe(ev, act);
+    else if (act.getName() === 'options') throw unsupported('subscription-options');
+    else throw new StanzaError('forbidden', 'only the account itself changes its PEP nodes');
+    return true;
   });
   // Reads: on the 'bare' chain, which requests to one's own account reach as well.
   ctx.hooks.on(`iq-get/bare/${PUBSUB}`, (ev: IqEvent) => {
@@ -662,8 +796,7 @@ export function installPep(ctx: RouterContext): PepService {
         pep.affiliations(ev);
         return true;
       case 'subscriptions':
-        // XEP-0060 §5.6: no explicit subscriptions exist here.
-        ev.reply(`<pubsub xmlns='${PUBSUB}'><subscriptions/></pubsub>`);
+        pep.subscriptions(ev, act);
         return true;
       case 'options':
       case 'default':

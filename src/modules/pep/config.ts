@@ -109,9 +109,11 @@ export function pubsubError(
   pubsubCondition: string | null,
   text?: string,
   extra = '',
+  /** When XEP-0060 gives another type than the condition's usual one (RFC 6120 §8.3.3). */
+  type?: ConstructorParameters<typeof StanzaError>[2],
 ): StanzaError {
   const app = pubsubCondition === null ? undefined : `<${pubsubCondition} xmlns='${PUBSUB_ERRORS}'${extra}/>`;
-  return new StanzaError(condition, text, undefined, app);
+  return new StanzaError(condition, text, type, app);
 }
 
 /**
