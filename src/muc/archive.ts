@@ -33,6 +33,8 @@ import { attr } from '../xml/escape.js';
 import { MUC_USER, type Room, type RoomArchiver } from './room.js';
 
 const DATA_NS = 'jabber:x:data';
+/** Archive owners looked at per timer turn by sweep(). */
+const SWEEP_SLICE = 500;
 
 /** XEP-0313 'Determining support' and XEP-0359 §4 on the room's disco#info, while it archives. */
 export const ROOM_ARCHIVE_FEATURES = [MAM_NS, MAM_EXTENDED, SID_NS];
@@ -62,6 +64,40 @@ export class RoomArchives implements RoomArchiver {
   /** The room is destroyed, or a new room takes a name a vanished temporary room had: its archive goes. */
   remove(room: string): void {
     this.store.deleteOwner?.(room);
+  }
+
+  /**
+   * After a start: the archives of temporary rooms that vanished with the previous run (not with
+   * their last occupant, which removes them at once) are deleted, every room archive of `domain`
+   * whose room does not exist (`exists`, asked when the walk reaches it) going. The walk over the
+   * archive owners takes one index seek per owner, accounts included, so it runs in slices of
+   * SWEEP_SLICE on timers: a large server starts serving at once.
+   */
+  sweep(domain: string, exists: (room: string) => boolean, done?: (removed: number, err?: Error) => void): void {
+    const next = this.store.nextOwner?.bind(this.store);
+    if (next === undefined) return done?.(0);
+    const suffix = `@${domain}`;
+    let after = '';
+    let removed = 0;
+    const slice = (): void => {
+      try {
+        for (let i = 0; i < SWEEP_SLICE; i++) {
+          const owner = next(after);
+          if (owner === null) return done?.(removed);
+          after = owner;
+          if (owner.endsWith(suffix) && !exists(owner)) {
+            this.store.deleteOwner?.(owner);
+            removed++;
+          }
+        }
+      } catch (err) {
+        // Most likely the store closed under the walk (the server stopping): what is left waits
+        // for the next start.
+        return done?.(removed, err as Error);
+      }
+      setTimeout(slice, 0).unref();
+    };
+    setTimeout(slice, 0).unref();
   }
 
   /**

@@ -121,6 +121,11 @@ export class MucService {
         this.log?.error({ err, room: jid }, 'stored MUC room unreadable; skipped');
       }
     }
+    // XEP-0313 §5: temporary rooms did not survive the restart; neither do their archives.
+    archives?.sweep(settings.domain, (room) => this.rooms.has(room), (removed, err) => {
+      if (removed > 0) this.log?.info({ removed }, 'archives of temporary rooms gone with the last run removed');
+      if (err && !/closed/.test(err.message)) this.log?.error({ err }, 'sweeping the archives of vanished rooms failed');
+    });
   }
 
   /** A stanza for the service's domain from `from`; errors are thrown as StanzaError (the router replies). */

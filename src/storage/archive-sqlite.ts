@@ -180,6 +180,8 @@ export function openSqliteArchive(db: Database.Database, options: SqliteArchiveO
     prefsSet: db.prepare('INSERT OR REPLACE INTO mam_prefs (owner, policy, always, never) VALUES (?, ?, ?, ?)'),
     deleteAll: db.prepare('DELETE FROM mam WHERE owner = ?'),
     prefsDelete: db.prepare('DELETE FROM mam_prefs WHERE owner = ?'),
+    // The (owner, id) index answers it with one seek.
+    nextOwner: db.prepare('SELECT min(owner) FROM mam WHERE owner > ?').pluck(),
     rowBounds: db.prepare('SELECT min(rowid) AS lo, max(rowid) AS hi FROM mam'),
     stampAt: db.prepare('SELECT stamp FROM mam WHERE rowid >= ? ORDER BY rowid LIMIT 1').pluck(),
     deleteOlder: db.prepare('DELETE FROM mam WHERE rowid < ? AND stamp < ?'),
@@ -446,6 +448,7 @@ export function openSqliteArchive(db: Database.Database, options: SqliteArchiveO
       q.deleteAll.run(owner);
       q.prefsDelete.run(owner);
     },
+    nextOwner: (after) => (q.nextOwner.get(after) as string | null | undefined) ?? null,
     close() {
       if (timer !== null) clearTimeout(timer), (timer = null);
       const w = worker;

@@ -176,6 +176,11 @@ export interface ArchiveStore {
   flush(): void;
   /** Remove one archive and its preferences (a destroyed room; optional: added with schema 8). */
   deleteOwner?(owner: string): void;
+  /**
+   * The smallest owner of an archive greater than `after` ('' for the first), null after the
+   * last: a walk over every archive's owner, one index seek each (optional: added with schema 8).
+   */
+  nextOwner?(after: string): string | null;
 }
 
 /** Defensive copy with lists de-duplicated: no caller may alias stored prefs. */
@@ -299,6 +304,11 @@ export function createMemoryArchive(open: () => void): ArchiveStore & { deleteOw
     deleteOwner(owner) {
       archives.delete(owner);
       prefsByOwner.delete(owner);
+    },
+    nextOwner(after) {
+      let best: string | null = null;
+      for (const owner of archives.keys()) if (owner > after && (best === null || owner < best)) best = owner;
+      return best;
     },
   };
 }

@@ -350,6 +350,36 @@ describe('XEP-0313 room archive: the end of a room', () => {
   });
 });
 
+describe('XEP-0313 room archive: rooms that did not survive a restart', () => {
+  const row = (owner: string, n: number) => ({ owner, id: `0000000000000000000${n}`, stamp: new Date(n), with: `${owner}/x`, stanza: '<message/>' });
+
+  it('sweeps the archives of rooms of the service that do not exist, in slices, sparing existing rooms, other domains and accounts', async () => {
+    const archive = createMemoryStorage({ iterations: 1 }).mam;
+    const owners = ['alice@x', 'gone@muc.example', 'kept@muc.example', 'room@other.example', 'zed@muc.example'];
+    owners.forEach((o, i) => archive.append(row(o, i)));
+    // Enough vanished rooms that the walk takes several slices.
+    for (let i = 0; i < 1200; i++) archive.append(row(`t${i}@muc.example`, 9));
+    const removed = await new Promise<number>((done) =>
+      new RoomArchives(archive, () => new Date()).sweep('muc.example', (room) => room === 'kept@muc.example', done),
+    );
+    expect(removed).toBe(1202);
+    const left: string[] = [];
+    for (let o = archive.nextOwner!(''); o !== null; o = archive.nextOwner!(o)) left.push(o);
+    expect(left).toEqual(['alice@x', 'kept@muc.example', 'room@other.example']);
+  });
+
+  it('runs when the service starts over a store: a persistent room keeps its archive, a temporary one loses it', async () => {
+    const storage = createMemoryStorage({ iterations: 1 });
+    storage.muc!.save('kept@muc.example', JSON.stringify({ config: { persistent: true }, affiliations: [], subject: null }));
+    storage.mam.append(row('kept@muc.example', 1));
+    storage.mam.append(row('gone@muc.example', 2));
+    harness(storage.mam, storage.muc!);
+    for (let i = 0; i < 100 && storage.mam.query('gone@muc.example', { max: 0 }).count !== 0; i++) await new Promise((r) => setTimeout(r, 1));
+    expect(storage.mam.query('gone@muc.example', { max: 0 }).count).toBe(0);
+    expect(storage.mam.query('kept@muc.example', { max: 0 }).count).toBe(1);
+  });
+});
+
 describe('XEP-0313 room archive retention', () => {
   it("applies the user archives' retention to room archives: max_per_user keeps each room's newest, max_age drops old ones", () => {
     const storage = createMemoryStorage({ iterations: 1 });
@@ -400,6 +430,24 @@ describe('XEP-0313 room archive in SQLite (schema 8)', () => {
       after.join('alice@x/pc', 'Alice');
       after.send('alice@x/pc', `<iq type='set' id='d' to='${ROOM}'><query xmlns='http://jabber.org/protocol/muc#owner'><destroy/></query></iq>`);
       expect(second.mam.query(ROOM, { max: 10 }).count).toBe(0);
+    } finally {
+      second.close();
+    }
+  });
+
+  it("deletes at the next start the archive of a temporary room the restart ended (its occupants never left)", async () => {
+    const dataDir = tempDir();
+    const first = openSqliteStorage({ dataDir, iterations: 1 });
+    const h = harness(first.mam, first.muc!);
+    room(h); // temporary (the default)
+    h.say('bob@x/phone', '<body>lost with the restart</body>');
+    first.close();
+    const second = openSqliteStorage({ dataDir, iterations: 1 });
+    try {
+      expect(second.mam.query(ROOM, { max: 0 }).count).toBe(1);
+      harness(second.mam, second.muc!);
+      for (let i = 0; i < 100 && second.mam.query(ROOM, { max: 0 }).count !== 0; i++) await new Promise((r) => setTimeout(r, 1));
+      expect(second.mam.query(ROOM, { max: 0 }).count).toBe(0);
     } finally {
       second.close();
     }
