@@ -48,7 +48,7 @@ export function smShardRouting(
       out.send(Op.Move, id, joinRecord([stream.account.bare, stream.streamId], first), target);
       return {
         element: (bytes) => out.send(Op.MoveMore, id, bytes),
-        error: (error) => out.send(Op.MoveMore, id, `${error.condition}\n${error.text ?? ''}`, HANDOFF_ERROR),
+        error: (error) => out.send(Op.MoveMore, id, failureRecord(error), HANDOFF_ERROR),
       } satisfies HandOffSink;
     },
   };
@@ -86,6 +86,11 @@ export function splitRecord(body: Uint8Array, count: number): { fields: string[]
     at = nl + 1;
   }
   return { fields, rest: body.subarray(at) };
+}
+
+/** A stream error as the body of a Fail record (or of a MoveMore with HANDOFF_ERROR). */
+export function failureRecord(error: StreamError): string {
+  return `${error.condition}\n${error.text ?? ''}`;
 }
 
 /** The body of a Fail record (or of a MoveMore with HANDOFF_ERROR) as the error it names. */

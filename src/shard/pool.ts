@@ -19,10 +19,12 @@ import { AuthBan } from '../limits/auth-ban.js';
 import { type HotStats, type Metrics, stats, Transport, TRANSPORTS } from '../observability/metrics.js';
 import type { SessionInfo } from '../admin/channel.js';
 import type { Jid } from '../jid.js';
-import type { ClientTransport } from '../transport/socket.js';
+import type { ByteSink, ClientTransport } from '../transport/socket.js';
 import { WebSocketTransport } from '../transport/websocket.js';
 import {
   componentRecord,
+  DATA_ERROR,
+  DATA_HEADER,
   HEADER_BYTES,
   Op,
   OPEN_CAN_STARTTLS,
@@ -35,7 +37,7 @@ import {
   WRITE_TEXT,
   HANDOFF_ERROR,
 } from './protocol.js';
-import { connectionFields, joinRecord } from './handoff.js';
+import { connectionFields, failureRecord, joinRecord } from './handoff.js';
 import { createRing, Doorbell, RingReader, RingWriter } from './ring.js';
 import type { PeerLink, ShardAdminReply, ShardControl, ShardInit, ShardResult } from './worker.js';
 
@@ -119,7 +121,7 @@ interface Connection {
   /** The shard was told the client reads too slowly. */
   overflowed: boolean;
   /** Moving to another shard: reads wait here until the old shard answered the fence. */
-  moving: { from: number; held: Uint8Array[]; heldBytes: number; closed: boolean } | null;
+  moving: { from: number; held: { bytes: Uint8Array; arg: number }[]; heldBytes: number; closed: boolean } | null;
 }
 
 interface Shard {
@@ -262,23 +264,8 @@ export class ShardPool {
     this.conns.set(conn.id, conn);
     shard.connections.add(conn);
     shard.sender.send(Op.Open, conn.id, joinRecord([...connectionFields(conn), refused ?? ''], NO_BYTES), openFlags(transport));
-    transport.attach({
-      feed: (chunk) => {
-        if (this.conns.get(conn.id) !== conn) return;
-        if (conn.moving) {
-          // Copied: the transport reuses its buffer. Bounded like a full ring: a client that
-          // streams while the old shard is slow to answer the fence waits in the kernel.
-          conn.moving.held.push(Uint8Array.from(chunk));
-          conn.moving.heldBytes += chunk.length;
-          if (conn.moving.heldBytes > MAX_QUEUED_INPUT) transport.pauseFor?.(INPUT_PAUSE_MS);
-          return;
-        }
-        const sender = this.list[conn.shard]!.sender;
-        sender.send(Op.Data, conn.id, chunk);
-        // The shard falls behind: stop reading this client for a moment instead of queueing
-        // without bound here (its bytes wait in the kernel's socket buffer meanwhile).
-        if (sender.queuedBytes > MAX_QUEUED_INPUT) transport.pauseFor?.(INPUT_PAUSE_MS);
-      },
+    const sink: ByteSink = {
+      feed: (chunk) => this.input(conn, chunk, 0),
       transportClosed: () => {
         if (this.conns.get(conn.id) !== conn) return;
         // Told after the bytes that came before it, once the move completes (moveDone).
@@ -286,8 +273,33 @@ export class ShardPool {
         this.forget(conn);
         this.list[conn.shard]!.sender.send(Op.Closed, conn.id);
       },
-    });
+    };
+    if (kind === Transport.websocket) {
+      // RFC 7395 framing judged by the transport: a header where one may start, or the stream
+      // error of a broken frame, reaches the shard's stream in order with the data.
+      sink.feedHeader = (header) => this.input(conn, header, DATA_HEADER);
+      sink.streamError = (error) => this.input(conn, Buffer.from(failureRecord(error)), DATA_ERROR);
+    }
+    transport.attach(sink);
     return conn.id;
+  }
+
+  /** Client input for the connection's shard (`arg`: Data's flags), held while it moves. */
+  private input(conn: Connection, chunk: Uint8Array, arg: number): void {
+    if (this.conns.get(conn.id) !== conn) return;
+    if (conn.moving) {
+      // Copied: the transport reuses its buffer. Bounded like a full ring: a client that
+      // streams while the old shard is slow to answer the fence waits in the kernel.
+      conn.moving.held.push({ bytes: Uint8Array.from(chunk), arg });
+      conn.moving.heldBytes += chunk.length;
+      if (conn.moving.heldBytes > MAX_QUEUED_INPUT) conn.transport.pauseFor?.(INPUT_PAUSE_MS);
+      return;
+    }
+    const sender = this.list[conn.shard]!.sender;
+    sender.send(Op.Data, conn.id, chunk, arg);
+    // The shard falls behind: stop reading this client for a moment instead of queueing
+    // without bound here (its bytes wait in the kernel's socket buffer meanwhile).
+    if (sender.queuedBytes > MAX_QUEUED_INPUT) conn.transport.pauseFor?.(INPUT_PAUSE_MS);
   }
 
   /**
@@ -636,7 +648,7 @@ export class ShardPool {
     if (!moving) return;
     conn.moving = null;
     const sender = this.list[conn.shard]!.sender;
-    for (const chunk of moving.held) sender.send(Op.Data, conn.id, chunk);
+    for (const chunk of moving.held) sender.send(Op.Data, conn.id, chunk.bytes, chunk.arg);
     if (moving.closed) {
       this.forget(conn);
       sender.send(Op.Closed, conn.id);

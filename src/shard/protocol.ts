@@ -18,9 +18,10 @@ export const FLAG_MORE = 1;
 export enum Op {
   // main → shard, id = connection
   /** A client connected. arg bit 0: already encrypted (Direct TLS); bit 1: STARTTLS possible.
-   *  body: why the connection is refused ('' when admitted), '\n', the remote address. */
+   *  body: the connection's fields (handoff.ts connectionFields: remote address, accept time,
+   *  transport kind), then why the connection is refused ('' when admitted), each + '\n'. */
   Open = 1,
-  /** Bytes read from the client. */
+  /** Bytes read from the client; arg DATA_HEADER or DATA_ERROR (WebSocket framing) or 0. */
   Data = 2,
   /** The socket is gone (peer closed, reset, or the main thread destroyed it). */
   Closed = 3,
@@ -30,8 +31,8 @@ export enum Op {
    *  JID, '\n', the stanza as the component wrote it (src/shard/components.ts routes it). */
   FromComponent = 5,
   /** XEP-0198 §5 across shards: a connection moves here to resume a session of this shard.
-   *  arg: Open's flags; body: remote address, '\n', authenticated bare JID, '\n', stream id,
-   *  '\n', the <resume/> element (src/shard/handoff.ts). */
+   *  arg: Open's flags; body: the connection's fields as in Open, authenticated bare JID,
+   *  stream id (each + '\n'), then the <resume/> element (src/shard/handoff.ts). */
   Adopt = 6,
   /** The connection moved away: no Data follows; answer MoveDone once this is read. */
   Fence = 7,
@@ -86,6 +87,15 @@ export enum Op {
 }
 
 export const HANDOFF_ERROR = 1;
+
+/**
+ * Data records of a WebSocket (RFC 7395), whose transport recognises what the parser cannot:
+ * DATA_HEADER, the body is the stream header an <open/> stands for (C2SStream.feedHeader: only
+ * where a stream may start); DATA_ERROR, the body is Fail's, a framing violation that ends the
+ * stream (C2SStream.streamError). In order with the connection's other Data records.
+ */
+export const DATA_HEADER = 1;
+export const DATA_ERROR = 2;
 
 export const OPEN_SECURE = 1;
 export const OPEN_CAN_STARTTLS = 2;

@@ -258,6 +258,20 @@ describe('stream management across shards (XEP-0198 §5)', () => {
     bob.close();
   });
 
+  it('judges RFC 7395 framing on the shard too: a third <open/> gets <bad-format/>, two elements in a message <not-well-formed/>', async () => {
+    // wsAuth opened twice, the second time after SASL success (the restart, §3.7).
+    const a = await wsAuth('alice');
+    a.ws.send("<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='localhost' version='1.0'/>");
+    expect(await a.frame(/^<stream:error/)).toMatch(/<bad-format xmlns='urn:ietf:params:xml:ns:xmpp-streams'\/>/);
+    expect(await a.frame(/^<close /)).toBe("<close xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>");
+    const b = await wsAuth('carol');
+    b.ws.send("<iq type='get' id='x' xmlns='jabber:client'><ping xmlns='urn:xmpp:ping'/></iq><presence xmlns='jabber:client'/>");
+    expect(await b.frame(/^<stream:error/)).toMatch(/<not-well-formed xmlns='urn:ietf:params:xml:ns:xmpp-streams'\/>/);
+    expect(b.frames.some((f) => f.includes("id='x'"))).toBe(false);
+    a.ws.close();
+    b.ws.close();
+  });
+
   it("refuses another account's session with <item-not-found/>, leaving it resumable", async () => {
     const alice = await login('alice', 'laptop');
     const { id, owner } = await enable(alice);
