@@ -28,12 +28,39 @@ function enabled(s: SessionState): boolean {
 /**
  * The forwarded copy must carry its namespace (XEP-0297 §4: the forwarded stanza is in
  * jabber:client); a client stanza relies on the stream's default namespace, so it is added to
- * the start tag unless the client wrote one.
+ * the start tag unless the client wrote one. A prefixed stanza (<c:message xmlns:c=…>) is bound
+ * by its own declaration: stream headers may declare no other prefix (c2s.ts headerPrefixError).
  */
 export function forwardedXml(text: string): string {
-  const tagEnd = text.indexOf('>');
-  if (/\sxmlns\s*=/.test(text.slice(0, tagEnd))) return text;
-  return `<message xmlns='jabber:client'${text.slice('<message'.length)}`;
+  const { name, defaultNs } = startTag(text);
+  if (defaultNs || name.includes(':')) return text;
+  return `<${name} xmlns='jabber:client'${text.slice(name.length + 1)}`;
+}
+
+const isSpace = (c: number) => c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d;
+
+/**
+ * Name and default-namespace declaration of the start tag `text` (a well-formed element) begins
+ * with. Attribute values are skipped by their quotes: XML 1.0 §3.1 lets them hold '>', '/' and
+ * text like ` xmlns=`, so neither a search for '>' nor a pattern over the tag can tell.
+ */
+function startTag(text: string): { name: string; defaultNs: boolean } {
+  let i = 1;
+  while (i < text.length && !isSpace(text.charCodeAt(i)) && text[i] !== '/' && text[i] !== '>') i++;
+  const name = text.slice(1, i);
+  let defaultNs = false;
+  for (;;) {
+    while (i < text.length && isSpace(text.charCodeAt(i))) i++;
+    const eq = text.indexOf('=', i);
+    if (text[i] === '>' || text[i] === '/' || eq < 0) break;
+    if (text.slice(i, eq).trimEnd() === 'xmlns') defaultNs = true;
+    let quote = eq + 1;
+    while (quote < text.length && isSpace(text.charCodeAt(quote))) quote++;
+    const close = text.indexOf(text[quote]!, quote + 1);
+    if (close < 0) break;
+    i = close + 1;
+  }
+  return { name, defaultNs };
 }
 
 function wrap(kind: 'sent' | 'received', owner: string, to: SessionState, inner: string): string {
