@@ -119,6 +119,7 @@ export class RoomArchives implements RoomArchiver {
     if (payload.attrs.node !== undefined) throw new StanzaError('item-not-found', 'no such node');
     mayRead(room, from);
     const { query, flip } = readQuery(payload);
+    query.room = true;
     const real = room.mayKnowRealJids(from.full, from.bare);
     if (query.with !== undefined) {
       const jid = Jid.parse(query.with);

@@ -127,6 +127,8 @@ export interface ArchiveQuery {
   ids?: string[];
   /** Room archives: only messages whose sender's real JID matches (bare: any resource), like `with`. */
   real?: string;
+  /** The archive is a room's (every message has a real JID): a backend may use indexes of its own for rooms. */
+  room?: boolean;
   /** XEP-0059 §2.2: the page after this id. */
   after?: string;
   /** XEP-0059 §2.3/§2.5: the page before this id; '' asks for the last page. */

@@ -453,6 +453,22 @@ describe('XEP-0313 room archive in SQLite (schema 8)', () => {
     }
   });
 
+  it("filters a room archive by real JID through its own index: a bare JID matches its resources, not JIDs that merely start with it", () => {
+    const s = openSqliteStorage({ dataDir: tempDir(), iterations: 1, archiveThread: false });
+    try {
+      const reals = ['bo@x/a', 'bo@x.org/b', 'bo@x', 'bo@x-y/c', 'bob@x/d', 'bo@x/e'];
+      reals.forEach((real, i) => s.mam.append({ owner: ROOM, id: `0000000000000000000${i}`, stamp: new Date(i), with: `${ROOM}/n${i}`, stanza: '<message/>', real }));
+      const senders = (q: object) => s.mam.query(ROOM, { max: 10, room: true, ...q }).items.map((m) => m.real);
+      expect(senders({ real: 'bo@x' })).toEqual(['bo@x/a', 'bo@x', 'bo@x/e']);
+      expect(senders({ real: 'bo@x/e' })).toEqual(['bo@x/e']);
+      expect(senders({ real: 'bo@x', before: '', max: 1 })).toEqual(['bo@x/e']);
+      expect(senders({ with: `${ROOM}/n4` })).toEqual(['bob@x/d']);
+      expect(s.mam.query(ROOM, { max: 0, room: true, real: 'bo@x' }).count).toBe(3);
+    } finally {
+      s.close();
+    }
+  });
+
   it('upgrades a schema 7 file: the archive gains real_jid, user archives are kept', async () => {
     const { default: Database } = await import('better-sqlite3');
     const dataDir = tempDir();
@@ -461,7 +477,7 @@ describe('XEP-0313 room archive in SQLite (schema 8)', () => {
     old.close();
     // Make the file look as schema 7 left it: no real_jid column, user_version 7.
     const db = new Database(join(dataDir, DATABASE_FILE));
-    db.exec('ALTER TABLE mam DROP COLUMN real_jid');
+    db.exec('DROP INDEX mam_room_by_sender; DROP INDEX mam_room_by_real; ALTER TABLE mam DROP COLUMN real_jid');
     db.pragma('user_version = 7');
     db.close();
     const up = openSqliteStorage({ dataDir, iterations: 1, archiveThread: false });
