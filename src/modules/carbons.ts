@@ -11,6 +11,7 @@ import { StanzaError } from '../errors.js';
 import type { IqEvent, Module, RouterContext, RoutedMessageEvent } from '../router/context.js';
 import type { SessionState } from '../router/session.js';
 import { attr } from '../xml/escape.js';
+import { readStartTag } from '../xml/start-tag.js';
 
 export const CARBONS_NS = 'urn:xmpp:carbons:2';
 const FORWARD_NS = 'urn:xmpp:forward:0';
@@ -32,35 +33,9 @@ function enabled(s: SessionState): boolean {
  * by its own declaration: stream headers may declare no other prefix (c2s.ts headerPrefixError).
  */
 export function forwardedXml(text: string): string {
-  const { name, defaultNs } = startTag(text);
-  if (defaultNs || name.includes(':')) return text;
+  const { name, attrs } = readStartTag(text);
+  if (attrs.has('xmlns') || name.includes(':')) return text;
   return `<${name} xmlns='jabber:client'${text.slice(name.length + 1)}`;
-}
-
-const isSpace = (c: number) => c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d;
-
-/**
- * Name and default-namespace declaration of the start tag `text` (a well-formed element) begins
- * with. Attribute values are skipped by their quotes: XML 1.0 §3.1 lets them hold '>', '/' and
- * text like ` xmlns=`, so neither a search for '>' nor a pattern over the tag can tell.
- */
-function startTag(text: string): { name: string; defaultNs: boolean } {
-  let i = 1;
-  while (i < text.length && !isSpace(text.charCodeAt(i)) && text[i] !== '/' && text[i] !== '>') i++;
-  const name = text.slice(1, i);
-  let defaultNs = false;
-  for (;;) {
-    while (i < text.length && isSpace(text.charCodeAt(i))) i++;
-    const eq = text.indexOf('=', i);
-    if (text[i] === '>' || text[i] === '/' || eq < 0) break;
-    if (text.slice(i, eq).trimEnd() === 'xmlns') defaultNs = true;
-    let quote = eq + 1;
-    while (quote < text.length && isSpace(text.charCodeAt(quote))) quote++;
-    const close = text.indexOf(text[quote]!, quote + 1);
-    if (close < 0) break;
-    i = close + 1;
-  }
-  return { name, defaultNs };
 }
 
 function wrap(kind: 'sent' | 'received', owner: string, to: SessionState, inner: string): string {

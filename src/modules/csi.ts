@@ -6,6 +6,7 @@
  */
 import type { Module, NonzaEvent } from '../router/context.js';
 import type { DeliveryKind, OutputFilter, SessionState } from '../router/session.js';
+import { readStartTag } from '../xml/start-tag.js';
 
 export const CSI_NS = 'urn:xmpp:csi:0';
 const KEY = 'csi';
@@ -14,7 +15,7 @@ const MAX_HELD = 512;
 
 /** `<presence from='…'` as the router stamps it; subscription types are urgent. */
 const HEAD = /^<presence\s+from=(?:'([^']*)'|"([^"]*)")/;
-const SUBSCRIPTION = /\stype=['"](?:un)?subscribed?['"]/;
+const SUBSCRIPTION = new Set(['subscribe', 'subscribed', 'unsubscribe', 'unsubscribed']);
 
 interface Held {
   presences: Map<string, Uint8Array | string>;
@@ -39,8 +40,7 @@ function inactive(st: SessionState): void {
       if (kind === 'presence') {
         const start = text(bytes, 1024);
         const m = HEAD.exec(start);
-        const tagEnd = start.indexOf('>');
-        if (m && !SUBSCRIPTION.test(start.slice(0, tagEnd < 0 ? undefined : tagEnd))) {
+        if (m && !SUBSCRIPTION.has(readStartTag(start).attrs.get('type') ?? '')) {
           const from = m[1] ?? m[2]!;
           held.presences.delete(from); // re-insert: the latest goes last, keeping arrival order
           held.presences.set(from, bytes);

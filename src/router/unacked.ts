@@ -5,6 +5,7 @@
  * both the single-thread server and every shard (src/shard/worker.ts) use this one function.
  */
 import type { Storage } from '../storage/index.js';
+import { readStartTag } from '../xml/start-tag.js';
 
 /**
  * XEP-0198 §4: a session ended with stanzas its client never acknowledged. The messages among
@@ -15,8 +16,7 @@ export function keepUnacked(storage: Storage, account: string, stanzas: (string 
   for (const stanza of stanzas) {
     const xml = typeof stanza === 'string' ? stanza : Buffer.from(stanza).toString('utf8');
     if (!xml.startsWith('<message')) continue;
-    const startTag = xml.slice(0, xml.indexOf('>') + 1);
-    const type = /\stype=['"]([^'"]*)['"]/.exec(startTag)?.[1] ?? 'normal';
+    const type = readStartTag(xml).attrs.get('type') ?? 'normal';
     // RFC 6121 §8.5.2.2.1: only chat and normal messages are stored offline.
     if ((type !== 'chat' && type !== 'normal') || !xml.includes('<body')) continue;
     storage.offline.push(account, xml);

@@ -16,6 +16,7 @@ import { parse as parseXml } from 'ltx';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { STREAMS_NS, StreamError, escapeXml } from '../errors.js';
 import { TokenBucket } from '../stream/limits.js';
+import { readStartTag } from '../xml/start-tag.js';
 import { type ClientListeners, ListenError, type Listener, listenClients, trackSockets } from './listen.js';
 import type { ByteSink, ClientTransport } from './socket.js';
 
@@ -44,10 +45,13 @@ function withAttribute(xml: string, attribute: string): string {
   return `${xml.slice(0, nameEnd)} ${attribute}${xml.slice(nameEnd)}`;
 }
 
-/** True when the start tag of `xml` declares a default namespace. */
+/**
+ * True when the start tag of `xml` declares a default namespace. Read by its quotes: a routed
+ * stanza's attribute value may hold '>' or ` xmlns=` (src/xml/start-tag.ts), and a wrong answer
+ * either doubles the declaration (not well-formed) or leaves the stanza out of jabber:client.
+ */
 function declaresNamespace(xml: string): boolean {
-  const tagEnd = xml.indexOf('>');
-  return /\sxmlns\s*=/.test(tagEnd === -1 ? xml : xml.slice(0, tagEnd));
+  return readStartTag(xml).attrs.has('xmlns');
 }
 
 /** One outbound chunk (one element) as the WebSocket message RFC 7395 wants. */

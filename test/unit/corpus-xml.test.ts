@@ -4,7 +4,8 @@
  * payload of a <message/> through the whole c2s path — the WASM core, the stream state machine,
  * the real router and SQLite storage — against saxes as the reference parser:
  *  - a document saxes finds well-formed and within the RFC 6120 §11 subset reaches the online
- *    recipient, the sender's and the recipient's other resources as carbons (XEP-0280), the
+ *    recipient (also as RFC 7395 WebSocket framing would send it), the sender's and the
+ *    recipient's other resources as carbons (XEP-0280), the
  *    recipient's archive (XEP-0313) and the offline recipient after login (XEP-0203 <delay/>
  *    added), as the same XML infoset (names, namespaces, attributes, text), whole and split at
  *    fixed random positions — and so do messages whose own start tag is unusual but legal
@@ -24,6 +25,7 @@ import { loadCore } from '../../src/core/parser.js';
 import { createRouter } from '../../src/router/index.js';
 import { openSqliteStorage } from '../../src/storage/sqlite.js';
 import { C2SStream } from '../../src/stream/c2s.js';
+import { frameOutbound } from '../../src/transport/websocket.js';
 import { SaslProvider } from '../../src/stream/sasl/index.js';
 import { HEADER, RecordingTransport, SASL, STREAM_OPTIONS, streamErrorOf } from './stream-helpers.js';
 
@@ -311,7 +313,12 @@ function suite(label: string, docs: () => Doc[], tag: string, offlineUser: strin
         await alice.feed(bytes, cuts(bytes.length, i + 1));
         const want = expected(message, `alice@localhost/desk${tag}`);
         wants.push(want, want);
+        const chunks = bob.transport.writes.flat().map((c) => (typeof c === 'string' ? c : Buffer.from(c).toString('utf8')));
         expect(messagesOf(bob.transport.take()).map(withoutStamps), v.doc.name).toEqual([want, want]);
+        // RFC 7395 §3.3.3: over WebSocket each stanza is a message of its own carrying its namespace
+        const framed = chunks.filter((c) => /^<([^\s>/:]+:)?message[\s>/]/.test(c)).map((c) => reference(frameOutbound(c)));
+        expect(framed.map((f) => f.error)).toEqual([null, null]);
+        expect(framed.map((f) => withoutStamps(f.infoset)), `${v.doc.name}: WebSocket`).toEqual([want, want]);
         expect(messagesOf(aliceCopy.transport.take()).map((c) => withoutStamps(forwarded(c))), `${v.doc.name}: sent carbon`).toEqual([want, want]);
         expect(messagesOf(bobCopy.transport.take()).map((c) => withoutStamps(forwarded(c))), `${v.doc.name}: received carbon`).toEqual([want, want]);
       }
