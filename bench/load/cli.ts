@@ -35,7 +35,8 @@ Connection and accounts:
   --login-timeout S   per-login limit in seconds (default 60)
 
 Scenarios:
-  login               log N clients in; logins/s, login time, server RSS per session
+  login               log N clients in; logins/s, login time, server RSS per session, and
+                      (reconnect run) server and tool CPU per login and per logout
   idle                hold N sessions for --hold S seconds (default 10); server RSS per session
   messages            1:1 chat to random peers for --duration S (default 20), then --drain S (5)
     --mode closed     closed loop: N × --window W messages circulate (default, W = 1)
