@@ -910,7 +910,7 @@ function doEndWs(p: usize, end: usize): usize {
  * is one, often folded into the compare.
  */
 const VEC: usize = memory.data<u8>([
-  39, 39, 39, 39, 39, 39, 39, 39, 39, 39, 39, 39, 39, 39, 39, 39, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 60, 60, 60, 60, 60, 60, 60, 60, 60, 60, 60, 60, 60, 60, 60, 60, 38, 38, 38, 38, 38, 38, 38, 38, 38, 38, 38, 38, 38, 38, 38, 38, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 93, 93, 93, 93, 93, 93, 93, 93, 93, 93, 93, 93, 93, 93, 93, 93, 224, 224, 224, 224, 224, 224, 224, 224, 224, 224, 224, 224, 224, 224, 224, 224, 237, 237, 237, 237, 237, 237, 237, 237, 237, 237, 237, 237, 237, 237, 237, 237, 239, 239, 239, 239, 239, 239, 239, 239, 239, 239, 239, 239, 239, 239, 239, 239, 194, 194, 194, 194, 194, 194, 194, 194, 194, 194, 194, 194, 194, 194, 194, 194, 192, 192, 192, 192, 192, 192, 192, 192, 192, 192, 192, 192, 192, 192, 192, 192, 223, 223, 223, 223, 223, 223, 223, 223, 223, 223, 223, 223, 223, 223, 223, 223,
+  39, 39, 39, 39, 39, 39, 39, 39, 39, 39, 39, 39, 39, 39, 39, 39, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 60, 60, 60, 60, 60, 60, 60, 60, 60, 60, 60, 60, 60, 60, 60, 60, 38, 38, 38, 38, 38, 38, 38, 38, 38, 38, 38, 38, 38, 38, 38, 38, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 93, 93, 93, 93, 93, 93, 93, 93, 93, 93, 93, 93, 93, 93, 93, 93, 224, 224, 224, 224, 224, 224, 224, 224, 224, 224, 224, 224, 224, 224, 224, 224, 237, 237, 237, 237, 237, 237, 237, 237, 237, 237, 237, 237, 237, 237, 237, 237, 239, 239, 239, 239, 239, 239, 239, 239, 239, 239, 239, 239, 239, 239, 239, 239, 194, 194, 194, 194, 194, 194, 194, 194, 194, 194, 194, 194, 194, 194, 194, 194, 192, 192, 192, 192, 192, 192, 192, 192, 192, 192, 192, 192, 192, 192, 192, 192, 223, 223, 223, 223, 223, 223, 223, 223, 223, 223, 223, 223, 223, 223, 223, 223, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 1, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 6, 6, 10, 0, 0, 4, 1, 2, 9, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 58, 58, 58, 58, 58, 58, 58, 58, 58, 58, 58, 58, 58, 58, 58, 58,
 ], 16);
 const enum V {
   SQuote = 0,
@@ -925,6 +925,11 @@ const enum V {
   C2 = 9,
   C0 = 10,
   DF = 11,
+  Nib = 12,
+  /** name character classes by low and by high nibble (nameStops) */
+  NameLo = 13,
+  NameHi = 14,
+  Colon = 15,
 }
 @inline function vc(i: i32): v128 {
   return v128.load(VEC + (<usize>i << 4));
@@ -1037,9 +1042,9 @@ function skipTextUtf8(p: usize, end: usize): usize {
 /**
  * End of the run of ASCII NameChars starting at p (low 32 bits) and the offset of its one ':'
  * relative to `from` (high 32 bits: -1 none, -2 several). Both in one i64 rather than a global
- * for the colon, whose store and immediate reload stalled every name. Byte by byte: names are
- * short (measured: a 16-byte SIMD class lookup cost 9 % more instructions on attribute-heavy
- * tags than this loop).
+ * for the colon, whose store and immediate reload stalled every name. Byte by byte, for what
+ * the 16-byte nameStops cannot take: names of 16 bytes or more, the window's last bytes, and
+ * recordAttrs' walk.
  */
 @inline function nameRun(p: usize, end: usize, from: usize): u64 {
   let colon = -1;
@@ -1051,6 +1056,19 @@ function skipTextUtf8(p: usize, end: usize): usize {
   }
   return (<u64>(<u32>colon) << 32) | <u64>p;
 }
+/**
+ * Bits of the 16 bytes of v that are not ASCII NameChars (XML 1.0 §2.3), plus bit 16. Two
+ * 16-entry lookups, by low and by high nibble, whose AND is non-zero exactly for
+ * [-.0-9:A-Z_a-z]: bit 0 = low nibble 0..a under high 3, 5, 7 (digits, ':', P..Z, p..z); bit 1 =
+ * low 1..f under high 4, 6 (A..O, a..o); bit 2 = '-' '.'; bit 3 = '_'.
+ */
+@inline function nameStops(v: v128): u32 {
+  const nib = vc(V.Nib);
+  const lo = i8x16.swizzle(vc(V.NameLo), v128.and(v, nib));
+  const hi = i8x16.swizzle(vc(V.NameHi), v128.and(i16x8.shr_u(v, 4), nib));
+  return <u32>i8x16.bitmask(i8x16.eq(v128.and(lo, hi), i8x16.splat(0))) | 0x10000;
+}
+
 @inline function runEnd(r: u64): usize {
   return <usize>(<u32>r);
 }
@@ -1129,6 +1147,13 @@ function hasDuplicate(n: i32): bool {
   return false;
 }
 
+/** fastTag's flags, one word rather than three live booleans */
+const enum FT {
+  Top = 1,
+  Seen = 2,
+  Prefixed = 4,
+}
+
 /**
  * Fast path for the common tag: ASCII names, attribute values without references or non-ASCII,
  * the whole tag inside the window. Anything else (window end, references, non-ASCII, any error)
@@ -1142,27 +1167,37 @@ function fastTag(lt: usize, end: usize): usize {
   if (c == Ch.Slash) return fastEndTag(p + 1, end);
   if ((cls(c) & C.NameStart) == 0) return 0;
   const ns = p;
-  const r = nameRun(p + 1, end, ns);
-  p = runEnd(r);
+  let nlen: i32 = 16;
+  let colon = -1;
+  if (ns + 16 <= end) {
+    // the element name, 16 bytes at once
+    const nv = v128.load(ns);
+    nlen = <i32>ctz(nameStops(nv));
+    const cm = <u32>i8x16.bitmask(i8x16.eq(nv, vc(V.Colon))) & ((<u32>1 << nlen) - 1);
+    if (cm != 0) colon = (cm & (cm - 1)) != 0 ? -2 : <i32>ctz(cm);
+  }
+  if (nlen == 16) {
+    // a long name, or the window's last bytes
+    const r = nameRun(ns + 1, end, ns);
+    nlen = <i32>(runEnd(r) - ns);
+    colon = runColonOf(r);
+  }
+  p = ns + <usize>nlen;
   if (p >= end) return 0;
-  const colon = runColonOf(r);
   if (colon == -2) return 0;
   c = <u32>load<u8>(p);
-  const nlen = <i32>(p - ns);
   if (colon >= 0 && !qnameOk(ns, nlen, colon)) return 0;
-  const base = sStart;
-  const maxN = maxAttrs;
+  // Few live values in the attribute loop, so that V8 can keep them in registers: three
+  // booleans in one word, the attribute limit checked after the loop, the state block and the
+  // element's base reloaded where a stanza's attribute is recorded.
   let n = 0;
   let self = false;
-  let prefixed = false;
+  let bits = depth == 0 ? FT.Top : 0;
   let xv: usize = 0;
   let xl = 0;
   let names: u64 = 0;
-  let seen = false;
-  // a stanza's descriptor spans go straight into the state block (few live locals in the loop)
-  const s0 = st;
-  const top = depth == 0;
-  if (top) clearSpans(s0);
+  // a stanza's descriptor spans go straight into the state block
+  if (depth == 0) clearSpans(st);
   while (true) {
     // p < end here
     const ws = p;
@@ -1182,17 +1217,22 @@ function fastTag(lt: usize, end: usize): usize {
     }
     if (ws == p || (cls(c) & C.NameStart) == 0) return 0;
     const an = p;
-    const ar = nameRun(p + 1, end, an);
-    p = runEnd(ar);
-    if (p >= end) return 0;
-    const acolon = runColonOf(ar);
-    if (acolon == -2) return 0;
+    // the name, 16 bytes at once (longer names, and the window's last 16 bytes: slow path)
+    if (an + 16 > end) return 0;
+    const nv = v128.load(an);
+    const alen = <i32>ctz(nameStops(nv));
+    if (alen == 16) return 0;
+    const cm = <u32>i8x16.bitmask(i8x16.eq(nv, vc(V.Colon))) & ((<u32>1 << alen) - 1);
+    if (cm != 0) {
+      // Namespaces in XML §3: one colon between two NCNames
+      if ((cm & (cm - 1)) != 0 || !qnameOk(an, alen, <i32>ctz(cm))) return 0;
+      bits |= FT.Prefixed;
+    }
+    p = an + <usize>alen;
     c = <u32>load<u8>(p);
-    const alen = <i32>(p - an);
-    if (acolon >= 0 && !qnameOk(an, alen, acolon)) return 0;
-    if (c == Ch.Eq && p + 1 < end && (cls(<u32>load<u8>(p + 1)) & C.Ws) == 0) {
-      // the usual name='value' without spaces around '='
-      c = <u32>load<u8>(++p);
+    if (c == Ch.Eq && ((c = <u32>load<u8>(p + 1)) == Ch.SQuote || c == Ch.DQuote)) {
+      // the usual name='value' without spaces around '=' (p + 1 < an + 16 <= end)
+      p++;
     } else {
       while ((cls(c) & C.Ws) != 0) {
         if (++p >= end) return 0;
@@ -1203,56 +1243,47 @@ function fastTag(lt: usize, end: usize): usize {
         if (++p >= end) return 0;
         c = <u32>load<u8>(p);
       } while ((cls(c) & C.Ws) != 0);
+      if (c != Ch.DQuote && c != Ch.SQuote) return 0;
     }
-    if (c != Ch.DQuote && c != Ch.SQuote) return 0;
     const q = c;
     const vs = ++p;
+    // 16 bytes at a time to this value's quote, '<', '&', a control or a non-ASCII byte (signed
+    // < 0x20); the quote's vector is picked by address (V.SQuote, V.DQuote = 0, 1). Anything
+    // but the quote, and a value in the window's last 16 bytes, goes to the slow path.
+    const vq = v128.load(VEC + (<usize>(q == Ch.DQuote) << 4));
     while (true) {
-      // 16 bytes at a time to a quote of either kind, '<', '&', a control or a non-ASCII byte
-      // (signed < 0x20)
-      while (p + 16 <= end) {
-        const v = v128.load(p);
-        const m = v128.or(
-          v128.or(i8x16.eq(v, vc(V.SQuote)), i8x16.eq(v, vc(V.DQuote))),
-          v128.or(v128.or(i8x16.eq(v, vc(V.Lt)), i8x16.eq(v, vc(V.Amp))), i8x16.lt_s(v, vc(V.Space))),
-        );
-        const bits = i8x16.bitmask(m);
-        if (bits != 0) {
-          p += <usize>ctz(bits);
-          break;
-        }
-        p += 16;
+      if (p + 16 > end) return 0;
+      const v = v128.load(p);
+      const m = v128.or(v128.or(i8x16.eq(v, vq), i8x16.eq(v, vc(V.Lt))), v128.or(i8x16.eq(v, vc(V.Amp)), i8x16.lt_s(v, vc(V.Space))));
+      const mb = i8x16.bitmask(m);
+      if (mb != 0) {
+        p += <usize>ctz(mb);
+        break;
       }
-      if (p >= end) return 0;
-      c = <u32>load<u8>(p);
-      // the closing quote first: it is what the SIMD scan stops at nearly always
-      if (c == q) break;
-      if ((cls(c) & C.Attr) == 0) {
-        p++;
-        continue;
-      }
-      if (c != Ch.DQuote && c != Ch.SQuote) return 0;
-      p++;
+      p += 16;
     }
-    if (n >= maxN) return 0;
+    if (<u32>load<u8>(p) != q) return 0;
     // Nothing is recorded per attribute: the common tag needs no attribute table. A 64-bit set
     // of (first byte, last byte, length) hashes tells that no name can repeat; a hit only means
     // the exact check below has to run (XML 1.0 §3.1, Unique Att Spec).
     const h = <u32>load<u8>(an) * 14 + <u32>load<u8>(an + <usize>alen - 1) + (<u32>alen << 3);
     const bit = <u64>1 << <u64>(h & 63);
-    seen |= (names & bit) != 0;
+    if ((names & bit) != 0) bits |= FT.Seen;
     names |= bit;
-    const vl = <i32>(p - vs);
     n++;
     // the attributes the descriptor and the namespace scope need, picked out in this same pass
-    if (acolon >= 0) prefixed = true;
-    else if (alen == 5) {
+    if (cm != 0) {
+      // prefixed: for the general routine
+    } else if (alen == 5) {
       if (isXmlnsAt(an)) {
         xv = vs;
-        xl = vl;
+        xl = <i32>(p - vs);
       }
-    } else if (top) {
+    } else if ((bits & FT.Top) != 0) {
+      const s0 = st;
+      const base = sStart;
       const vo = <i32>(vs - base);
+      const vl = <i32>(p - vs);
       if (alen == 2) {
         const w = load<u16>(an);
         if (w == 0x6f74) {
@@ -1278,17 +1309,18 @@ function fastTag(lt: usize, end: usize): usize {
     if (++p >= end) return 0;
     c = <u32>load<u8>(p);
   }
-  nameStart = ns;
-  elemNameLen = nlen;
-  elemColon = colon;
-  tagKind = TagKind.Element;
+  if (n > maxAttrs) return 0;
+  const base = sStart;
+  const s0 = st;
+  const top = (bits & FT.Top) != 0;
+  const seen = (bits & FT.Seen) != 0;
   const level = depth + 1;
   // Unprefixed element, no prefixed attribute, no xmlns='' of the xml namespace, within the
   // limits: nothing but the default namespace can be in play, so the general routine (which
   // would find every failure below) is not needed. Everything else goes through it, with the
   // attribute table it reads filled by a second, cheap walk over the already checked tag.
   const general =
-    prefixed ||
+    (bits & FT.Prefixed) != 0 ||
     colon >= 0 ||
     <i32>(p - base) > maxBytes ||
     level > maxDepth ||
@@ -1299,6 +1331,10 @@ function fastTag(lt: usize, end: usize): usize {
     if (seen && hasDuplicate(n)) return 0;
   }
   if (general) {
+    nameStart = ns;
+    elemNameLen = nlen;
+    elemColon = colon;
+    tagKind = TagKind.Element;
     attrCount = n;
     finishStartTag(p, self);
     return p;
@@ -1359,7 +1395,8 @@ function fastTag(lt: usize, end: usize): usize {
     }
     WO(s0, F.Flags, flags);
   } else {
-    if (depth == 1) captureChild(nsOff, nsLen, nsIn, nsAmp);
+    // unprefixed (a prefix takes the general routine): the local name is the name
+    if (depth == 1) captureChild(ns, nlen, nsOff, nsLen, nsIn, nsAmp);
     attrCount = 0;
     if (self) {
       nsCount = ns0;
@@ -1874,10 +1911,8 @@ function captureStanza(nsOff: usize, nsLen: i32, nsIn: bool, nsAmp: i32): void {
  * A direct child of the stanza: count it, describe the first one, note <error/>. Inlined: it
  * runs for every child, and the call cost more than its body (body corpus: -1.2 % instructions).
  */
-@inline function captureChild(nsOff: usize, nsLen: i32, nsIn: bool, nsAmp: i32): void {
+@inline function captureChild(local: usize, llen: i32, nsOff: usize, nsLen: i32, nsIn: bool, nsAmp: i32): void {
   const s0 = st;
-  const local = elemColon < 0 ? nameStart : nameStart + <usize>elemColon + 1;
-  const llen = elemColon < 0 ? elemNameLen : elemNameLen - elemColon - 1;
   const cc = SO(s0, F.ChildCount) + 1;
   let flags = SO(s0, F.Flags);
   WO(s0, F.ChildCount, cc);
@@ -2060,7 +2095,11 @@ function finishStartTag(p: usize, selfClose: bool): void {
     return;
   }
   if (depth == 0) captureStanza(nsOff, nsLen, nsIn, nsAmp);
-  else if (depth == 1) captureChild(nsOff, nsLen, nsIn, nsAmp);
+  else if (depth == 1) {
+    const local = elemColon < 0 ? nameStart : nameStart + <usize>elemColon + 1;
+    const llen = elemColon < 0 ? elemNameLen : elemNameLen - elemColon - 1;
+    captureChild(local, llen, nsOff, nsLen, nsIn, nsAmp);
+  }
   attrCount = 0;
   if (selfClose) {
     nsCount = ns0;
