@@ -92,12 +92,21 @@ export interface HistoryRequest {
   since?: Date;
 }
 
-/** The children of an element as XML (text re-escaped: ltx keeps it unescaped). */
+/**
+ * The children of an element as XML (text re-escaped: ltx keeps it unescaped). Prefixes the
+ * client declared on the stanza itself (xmlns:p on <message>) are in scope in its children;
+ * serialised without their parent a child would carry an unbound prefix, not well-formed for
+ * every occupant it reaches (Namespaces in XML §5), so each child gets the declarations it lacks.
+ */
 export function innerXml(el: Element, skip?: (child: Element) => boolean): string {
+  const declared = Object.keys(el.attrs).filter((k) => k.startsWith('xmlns:'));
   let s = '';
   for (const c of el.children) {
     if (typeof c === 'string') s += escapeText(c);
-    else if (!skip?.(c)) s += c.toString();
+    else if (!skip?.(c)) {
+      for (const k of declared) if (c.attrs[k] === undefined) c.attrs[k] = el.attrs[k];
+      s += c.toString();
+    }
   }
   return s;
 }

@@ -10,6 +10,8 @@
  *    added), as the same XML infoset (names, namespaces, attributes, text), whole and split at
  *    fixed random positions — and so do messages whose own start tag is unusual but legal
  *    (attribute values holding '>', '/>' or ` xmlns=`, a prefixed jabber:client name);
+ *  - the same payloads sent to a MUC room (XEP-0045 §7.4) reach every occupant as the same
+ *    infoset, also when the client declared a prefix on the <message/> itself;
  *  - a document saxes rejects, or one that keeps its prolog (XML declaration, DOCTYPE, comments,
  *    processing instructions: RFC 6120 §11.1 forbids them), closes the sender's stream with
  *    not-well-formed or restricted-xml, and the recipient receives nothing of it.
@@ -24,6 +26,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { loadCore } from '../../src/core/parser.js';
 import { createRouter } from '../../src/router/index.js';
 import { openSqliteStorage } from '../../src/storage/sqlite.js';
+import { defaultConfig } from '../../src/config/schema.js';
+import { muc, mucSettingsOf } from '../../src/muc/service.js';
 import { C2SStream } from '../../src/stream/c2s.js';
 import { frameOutbound } from '../../src/transport/websocket.js';
 import { SaslProvider } from '../../src/stream/sasl/index.js';
@@ -199,6 +203,8 @@ const storage = openSqliteStorage({ dataDir: dir, iterations: 16, archiveThread:
 for (const user of ['alice', 'bob']) storage.users.create(`${user}@localhost`, PASSWORD);
 const core = loadCore();
 const router = createRouter({ domain: 'localhost', storage });
+muc(mucSettingsOf(defaultConfig())!).install(router);
+const ROOM = 'corpus@conference.localhost';
 const sasl = new SaslProvider({ users: storage.users, domain: 'localhost', iterations: 16 });
 const deps = { core, router, sasl, smSessions: new Map() };
 const options = { ...STREAM_OPTIONS, maxStanzaBytes: 1 << 17 };
@@ -285,6 +291,28 @@ const CRAFTED: Doc[] = [
   "<message\n\tto='bob@localhost'\ttype = 'chat' id='k5' ><body>spaces around =</body></message>",
 ].map((text, i) => ({ name: `crafted start tag ${i + 1}`, text }));
 
+/**
+ * The room re-serialises a message's payload from ltx, which does not normalise line ends nor
+ * attribute whitespace (XML 1.0 §2.11, §3.3.3): a tab, line feed or carriage return the client
+ * wrote as a character reference arrives as the literal character, which the recipient then
+ * normalises (and a literal one the other way round if it were escaped). Compared with that
+ * folded; every other difference counts.
+ */
+function whitespaceFolded(infoset: Infoset): Infoset {
+  return infoset.map((e) =>
+    typeof e === 'string'
+      ? e.replace(/\r\n?/g, '\n')
+      : Array.isArray(e)
+        ? [e[0], e[1], e[2].map(([ns, n, v]) => [ns, n, v.replace(/\r\n|[\t\n\r]/g, ' ')] as [string, string, string])]
+        : e,
+  );
+}
+
+/** What is between a message's start and end tags. */
+function innerOf(message: string): string {
+  return message.slice(message.indexOf('>', message.indexOf(" id='")) + 1, message.lastIndexOf('</'));
+}
+
 /** The stanzas of a recipient's output that are messages (presence, IQ results left out). */
 const messagesOf = (out: string) => stanzasOf(HEADER, out).filter((st) => Array.isArray(st[0]) && st[0][1] === 'message');
 
@@ -343,6 +371,34 @@ function suite(label: string, docs: () => Doc[], tag: string, offlineUser: strin
       const withBody = good.filter(plainBody);
       if (crafted.length > 0) expect(withBody.length).toBeGreaterThan(0);
       for (const v of withBody) expect(archived.filter((m) => idOf(m) === idOf(expected(v.message, ''))).length, v.doc.name).toBe(2);
+    });
+
+    it('reflects every well-formed document sent to a room to each occupant as the same payload (XEP-0045 §7.4)', async () => {
+      if (sample.length === 0) return;
+      const alice = await login('alice', `muc${tag}`);
+      const bob = await login('bob', `muc${tag}`);
+      const room = `${tag}${ROOM}`;
+      await alice.feed(`<presence to='${room}/A${tag}'><x xmlns='http://jabber.org/protocol/muc'/></presence>`);
+      await alice.feed(`<iq type='set' id='cfg' to='${room}'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'/></query></iq>`);
+      await bob.feed(`<presence to='${room}/B${tag}'><x xmlns='http://jabber.org/protocol/muc'/></presence>`);
+      expect(bob.transport.take()).toContain("status code='110'");
+      // within muc.max_message_bytes; and a prefix declared on the message, used by a child
+      const payloads = [
+        ...good.filter((v) => !crafted.includes(v.doc) && Buffer.byteLength(v.message) < 15_000).map((v) => ({ name: v.doc.name, attrs: '', inner: innerOf(v.message) })),
+        { name: 'prefix on <message/>', attrs: " xmlns:j='urn:example:j'", inner: "<body>hi</body><j:x j:a='1'><j:y/></j:x>" },
+      ];
+      for (const [i, p] of payloads.entries()) {
+        const message = `<message to='${room}' type='groupchat' id='g${i}'${p.attrs}>${p.inner}</message>`;
+        const bytes = Buffer.from(message);
+        await alice.feed(bytes, cuts(bytes.length, i + 3, 2));
+        const [top, ...rest] = expected(message, '');
+        const want: Infoset = [
+          [(top as [string, string, unknown])[0], 'message', [['', 'from', `${room}/A${tag}`], ['', 'id', `g${i}`], ['', 'to', `bob@localhost/muc${tag}`], ['', 'type', 'groupchat']]],
+          ...rest,
+        ];
+        expect(messagesOf(bob.transport.take()).map((m) => whitespaceFolded(withoutStamps(m))), p.name).toEqual([whitespaceFolded(want)]);
+      }
+      expect(streamErrorOf(alice.transport.text())).toBeNull();
     });
 
     it('stores every well-formed document for an offline recipient and delivers it intact at login', async () => {
