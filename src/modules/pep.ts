@@ -31,7 +31,7 @@ import type { IqEvent, Module, PresenceAvailableEvent, RouterContext, Subscripti
 import type { SessionState } from '../router/session.js';
 import { receivesPresence } from '../router/subscription.js';
 import type { PepStore } from '../storage/types.js';
-import { childElements, parseElement, type Element } from '../xml/element.js';
+import { childElements, parseElement, selfContain, type Element } from '../xml/element.js';
 import { attr } from '../xml/escape.js';
 import { CAPS_NS, CapsCache, capsKey, capsOf, discoQuery, featuresOf, notifyNodes, verifies, type Caps } from './pep/caps.js';
 import {
@@ -694,41 +694,11 @@ function parseCapsTag(found: string): Caps | null {
   }
 }
 
-/**
- * Make a payload mean the same once cut out of the request: it is stored and later sent inside
- * other stanzas, where the request's namespace declarations are not in scope. The default
- * namespace it inherited and every prefix it uses but declares above itself are declared on it
- * (otherwise a contact's client would receive an unbound prefix, a fatal XML error).
- */
+/** A payload stored and sent later in other stanzas carries its own namespace declarations. */
 function selfContained(payload: Element): void {
-  if (payload.attrs.xmlns === undefined) {
-    const inherited = payload.findNS();
-    if (inherited) payload.attrs.xmlns = inherited;
-  }
-  const outside = new Set<string>();
-  const walk = (el: Element, scope: Set<string>): void => {
-    let here = scope;
-    for (const name of Object.keys(el.attrs)) {
-      if (!name.startsWith('xmlns:')) continue;
-      if (here === scope) here = new Set(scope);
-      here.add(name.slice(6));
-    }
-    const used = [el.name, ...Object.keys(el.attrs).filter((a) => a !== 'xmlns' && !a.startsWith('xmlns:'))];
-    for (const qname of used) {
-      const colon = qname.indexOf(':');
-      if (colon < 0) continue;
-      const prefix = qname.slice(0, colon);
-      if (prefix !== 'xml' && !here.has(prefix)) outside.add(prefix);
-    }
-    for (const child of childElements(el)) walk(child, here);
-  };
-  walk(payload, new Set());
-  for (const prefix of outside) {
-    const ns = payload.parent ? (payload.parent as Element).findNS(prefix) : undefined;
-    // The core refuses unbound prefixes; a payload that still has one is not ours to repair.
-    if (!ns) throw pubsubError('bad-request', 'invalid-payload', `prefix ${prefix} is not declared`);
-    payload.attrs[`xmlns:${prefix}`] = ns;
-  }
+  // The core refuses unbound prefixes; a payload that still has one is not ours to repair.
+  const [unbound] = selfContain(payload);
+  if (unbound !== undefined) throw pubsubError('bad-request', 'invalid-payload', `prefix ${unbound} is not declared`);
 }
 
 function pubsubOf(ev: IqEvent): Element {

@@ -6,7 +6,7 @@
  */
 import { StanzaError } from '../errors.js';
 import type { IqEvent, Module } from '../router/context.js';
-import { childElements, type Element } from '../xml/element.js';
+import { childElements, selfContain, type Element } from '../xml/element.js';
 
 export const PRIVATE_NS = 'jabber:iq:private';
 
@@ -32,6 +32,8 @@ function fragments(ev: IqEvent): { ns: string; el: Element }[] {
     if (!ns) throw new StanzaError('bad-request', 'child element without a namespace');
     // XEP-0049 §3: storing or reading in jabber:client, jabber:server or jabber:iq:private.
     if (RESERVED.has(ns)) throw new StanzaError('not-acceptable', `namespace ${ns} cannot be stored`);
+    // Stored and answered later outside this request: prefixes declared above it go onto it.
+    if (selfContain(el).length > 0) throw new StanzaError('bad-request', 'undeclared namespace prefix');
     return { ns, el };
   });
 }

@@ -11,6 +11,7 @@
  */
 import { StanzaError } from '../errors.js';
 import type { IqEvent, Module } from '../router/context.js';
+import { selfContain } from '../xml/element.js';
 
 export const VCARD_NS = 'vcard-temp';
 
@@ -43,6 +44,9 @@ export const vcard: Module = {
     // XEP-0054 §3.2: publishing one's own vCard replaces whatever was stored.
     ctx.hooks.on(`iq-set/self/${VCARD_NS}`, (ev: IqEvent) => {
       expectVCard(ev);
+      // Served later to other accounts, outside this request: prefixes declared above the
+      // card (on the <iq/>) go onto it, or their parsers would meet them unbound.
+      if (selfContain(ev.payload).length > 0) throw new StanzaError('bad-request', 'undeclared namespace prefix');
       const doc = ev.payload.toString();
       if (Buffer.byteLength(doc) > VCARD_LIMIT) throw new StanzaError('not-acceptable', `vCard exceeds ${VCARD_LIMIT} bytes`);
       xml.set(ev.session!.bare, KEY, doc);

@@ -25,6 +25,46 @@ export function firstChildElement(el: Element): Element | null {
   return null;
 }
 
+/**
+ * Make an element mean the same once cut out of the stanza it came in: modules store payloads
+ * (PEP items, vCards, private XML) and send them later inside other stanzas, where the request's
+ * namespace declarations are not in scope. The default namespace it inherited and every prefix it
+ * uses but that is declared above it are declared on it, or a recipient's parser would meet an
+ * unbound prefix, a fatal error that ends its stream (Namespaces in XML §5). Returns the prefixes
+ * that are declared nowhere (none in input the core accepted).
+ */
+export function selfContain(payload: Element): string[] {
+  if (payload.attrs.xmlns === undefined) {
+    const inherited = payload.findNS();
+    if (inherited) payload.attrs.xmlns = inherited;
+  }
+  const outside = new Set<string>();
+  const walk = (el: Element, scope: Set<string>): void => {
+    let here = scope;
+    for (const name of Object.keys(el.attrs)) {
+      if (!name.startsWith('xmlns:')) continue;
+      if (here === scope) here = new Set(scope);
+      here.add(name.slice(6));
+    }
+    const used = [el.name, ...Object.keys(el.attrs).filter((a) => a !== 'xmlns' && !a.startsWith('xmlns:'))];
+    for (const qname of used) {
+      const colon = qname.indexOf(':');
+      if (colon < 0) continue;
+      const prefix = qname.slice(0, colon);
+      if (prefix !== 'xml' && !here.has(prefix)) outside.add(prefix);
+    }
+    for (const child of childElements(el)) walk(child, here);
+  };
+  walk(payload, new Set());
+  const unbound: string[] = [];
+  for (const prefix of outside) {
+    const ns = payload.parent ? (payload.parent as Element).findNS(prefix) : undefined;
+    if (ns) payload.attrs[`xmlns:${prefix}`] = ns;
+    else unbound.push(prefix);
+  }
+  return unbound;
+}
+
 /** All child elements (ignoring text). */
 export function childElements(el: Element): Element[] {
   return el.children.filter((c): c is Element => typeof c !== 'string');

@@ -12,6 +12,8 @@
  *    (attribute values holding '>', '/>' or ` xmlns=`, a prefixed jabber:client name);
  *  - the same payloads sent to a MUC room (XEP-0045 §7.4) reach every occupant as the same
  *    infoset, also when the client declared a prefix on the <message/> itself;
+ *  - payloads that modules store and serve later (vCard, private XML, PEP items) come back as
+ *    sent, also when their prefixes were declared on the <iq/> around them;
  *  - a document saxes rejects, or one that keeps its prolog (XML declaration, DOCTYPE, comments,
  *    processing instructions: RFC 6120 §11.1 forbids them), closes the sender's stream with
  *    not-well-formed or restricted-xml, and the recipient receives nothing of it.
@@ -438,3 +440,52 @@ function suite(label: string, docs: () => Doc[], tag: string, offlineUser: strin
 
 suite('test/fixtures/corpus', () => fixtureDocs, 'f', 'dave', CRAFTED);
 suite("this box's XML (a fixed sample; skipped where absent)", boxSample, 'b', 'erin');
+
+describe('payloads stored by modules, with prefixes declared around them', () => {
+  /** The subtree of the first element in `ns` inside the stanza of `out` whose id is `id`. */
+  function payloadOf(out: string, id: string, ns: string): Infoset {
+    const stanza = stanzasOf(HEADER, out).find((st) => Array.isArray(st[0]) && st[0][2].some((a) => a[1] === 'id' && a[2] === id));
+    expect(stanza, id).toBeDefined();
+    const from = stanza!.findIndex((ev) => Array.isArray(ev) && ev[0] === ns);
+    expect(from, ns).toBeGreaterThan(0);
+    let depth = 0;
+    const end = stanza!.findIndex((ev, i) => i >= from && (depth += Array.isArray(ev) ? 1 : ev === null ? -1 : 0) === 0);
+    return stanza!.slice(from, end + 1);
+  }
+
+  const cases = [
+    {
+      name: 'vcard-temp (XEP-0054), read by another account',
+      set: "<iq type='set' id='s' xmlns:v='vcard-temp' xmlns:x='urn:example:x'><v:vCard><v:FN>Al</v:FN><x:ext v:kind='1'/></v:vCard></iq>",
+      get: "<iq type='get' id='g' to='alice@localhost'><vCard xmlns='vcard-temp'/></iq>",
+      ns: 'vcard-temp',
+      reader: 'bob',
+    },
+    {
+      name: 'private XML storage (XEP-0049)',
+      set: "<iq type='set' id='s' xmlns:p='urn:example:p'><query xmlns='jabber:iq:private'><p:data><p:v>1</p:v></p:data></query></iq>",
+      get: "<iq type='get' id='g'><query xmlns='jabber:iq:private'><data xmlns='urn:example:p'/></query></iq>",
+      ns: 'urn:example:p',
+      reader: 'alice',
+    },
+    {
+      name: 'a PEP item (XEP-0163), fetched by its owner',
+      set: "<iq type='set' id='s' xmlns:g='urn:example:g'><pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='urn:example:g'><item id='i'><g:geo><g:lat>1</g:lat></g:geo></item></publish></pubsub></iq>",
+      get: "<iq type='get' id='g'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='urn:example:g'/></pubsub></iq>",
+      ns: 'urn:example:g',
+      reader: 'alice',
+    },
+  ];
+
+  for (const c of cases) {
+    it(`serves ${c.name} well-formed and as sent`, async () => {
+      const alice = await login('alice', 'store');
+      await alice.feed(c.set);
+      expect(alice.transport.take()).toMatch(/<iq [^>]*type='result'/);
+      const reader = c.reader === 'alice' ? alice : await login(c.reader, 'store');
+      reader.transport.take();
+      await reader.feed(c.get);
+      expect(payloadOf(reader.transport.take(), 'g', c.ns)).toEqual(payloadOf(c.set, 's', c.ns));
+    });
+  }
+});
