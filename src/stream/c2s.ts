@@ -31,6 +31,7 @@ import { shaperFor, type Shaper } from './limits.js';
 import { AckTooHigh, SM_NS, StreamManagement, isStanzaBytes, parseH } from './sm.js';
 import { localName, parseElement } from '../xml/element.js';
 import { readSaslElement } from './sasl/element.js';
+import { scanBindResource } from './bind-element.js';
 import { decodeSaslPayload, encodeSaslPayload, type SaslExchange, type SaslStep } from './sasl/index.js';
 import { randomHex } from './random.js';
 
@@ -1227,11 +1228,16 @@ export class C2SStream implements ClientSession, ParserHandler {
     if (view.type !== StanzaType.Set || view.status !== StanzaStatus.Ok) {
       return this.replyError(view, new StanzaError('bad-request', 'bind is an iq of type set with one <bind/>'));
     }
-    let requested: string | null = null;
-    const resource = parseElement(view.toString()).getChild('bind', BIND_NS)?.getChild('resource');
-    if (resource) {
-      const text = resource.getText();
-      requested = text.length === 0 ? null : text;
+    // §7.6: the resource asked for, read without a tree in the usual shape (src/stream/bind-element.ts).
+    const raw = view.toString();
+    let requested = scanBindResource(raw);
+    if (requested === undefined) {
+      requested = null;
+      const resource = parseElement(raw).getChild('bind', BIND_NS)?.getChild('resource');
+      if (resource) {
+        const text = resource.getText();
+        requested = text.length === 0 ? null : text;
+      }
     }
     let jid: Jid;
     try {
