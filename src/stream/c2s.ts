@@ -738,11 +738,14 @@ export class C2SStream implements ClientSession, ParserHandler {
     // §4.9.3.6: the 'to' must name the domain we serve. A missing 'to' is tolerated (the
     // SHOULD of §4.7.2 is broken by some bots) and treated as our domain.
     if (header.to !== null) {
-      let to: string | null = null;
-      try {
-        to = prepareDomainpart(header.to);
-      } catch {
-        to = null;
+      // Our own (prepared) domain as written needs no preparation: it is its own prepared form.
+      let to: string | null = header.to === this.options.domain ? header.to : null;
+      if (to === null) {
+        try {
+          to = prepareDomainpart(header.to);
+        } catch {
+          to = null;
+        }
       }
       if (to !== this.options.domain) {
         return new StreamError('host-unknown', `this server serves ${this.options.domain}`);
@@ -751,6 +754,7 @@ export class C2SStream implements ClientSession, ParserHandler {
     // §4.7.5: no version means pre-1.0 (RFC 3920 §4.4.1), which we do not speak; a higher
     // minor is answered with our 1.0, the lower of the two. A new major version means formats
     // we cannot interoperate with, refused as in §4.9.3.25's example (leading zeros ignored).
+    if (header.version === '1.0') return null;
     const match = header.version === null ? null : /^(\d+)\.(\d+)$/.exec(header.version);
     if (!match || Number(match[1]) !== 1) {
       return new StreamError('unsupported-version', 'XMPP 1.0 streams only');
