@@ -23,6 +23,7 @@ import type { ByteSink, ClientTransport } from '../transport/socket.js';
 import { WebSocketTransport } from '../transport/websocket.js';
 import {
   componentRecord,
+  DATA_ELEMENT,
   DATA_ERROR,
   DATA_HEADER,
   HEADER_BYTES,
@@ -275,8 +276,10 @@ export class ShardPool {
       },
     };
     if (kind === Transport.websocket) {
-      // RFC 7395 framing judged by the transport: a header where one may start, or the stream
-      // error of a broken frame, reaches the shard's stream in order with the data.
+      // RFC 7395 framing: each message reaches the shard's stream as what it is (an element to
+      // be the message's only one, a header where one may start, or the stream error of a
+      // broken frame), in order with the rest.
+      sink.feedElement = (chunk) => this.input(conn, chunk, DATA_ELEMENT);
       sink.feedHeader = (header) => this.input(conn, header, DATA_HEADER);
       sink.streamError = (error) => this.input(conn, Buffer.from(failureRecord(error)), DATA_ERROR);
     }

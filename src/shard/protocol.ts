@@ -21,7 +21,7 @@ export enum Op {
    *  body: the connection's fields (handoff.ts connectionFields: remote address, accept time,
    *  transport kind), then why the connection is refused ('' when admitted), each + '\n'. */
   Open = 1,
-  /** Bytes read from the client; arg DATA_HEADER or DATA_ERROR (WebSocket framing) or 0. */
+  /** Bytes read from the client; arg 0, or DATA_ELEMENT / DATA_HEADER / DATA_ERROR (WebSocket). */
   Data = 2,
   /** The socket is gone (peer closed, reset, or the main thread destroyed it). */
   Closed = 3,
@@ -89,13 +89,14 @@ export enum Op {
 export const HANDOFF_ERROR = 1;
 
 /**
- * Data records of a WebSocket (RFC 7395), whose transport recognises what the parser cannot:
- * DATA_HEADER, the body is the stream header an <open/> stands for (C2SStream.feedHeader: only
- * where a stream may start); DATA_ERROR, the body is Fail's, a framing violation that ends the
- * stream (C2SStream.streamError). In order with the connection's other Data records.
+ * Data records of a WebSocket (RFC 7395), each one message: DATA_ELEMENT, a message that must
+ * be exactly one element (C2SStream.feedElement); DATA_HEADER, the stream header an <open/>
+ * stands for (C2SStream.feedHeader: only where a stream may start); DATA_ERROR, the body is
+ * Fail's, a framing violation that ends the stream (C2SStream.streamError).
  */
 export const DATA_HEADER = 1;
 export const DATA_ERROR = 2;
+export const DATA_ELEMENT = 3;
 
 export const OPEN_SECURE = 1;
 export const OPEN_CAN_STARTTLS = 2;

@@ -28,7 +28,7 @@ import { HotStats, useStats } from '../observability/metrics.js';
 import { type MeshRouter, ShardMesh } from './mirror.js';
 import { ShardComponents } from './components.js';
 import type { HermodRouter } from '../router/router.js';
-import { DATA_HEADER, HEADER_BYTES, Op, OPEN_CAN_STARTTLS, OPEN_SECURE, readHeader, reassembling, type RecordHeader, RingSender, WRITE_TEXT } from './protocol.js';
+import { DATA_ELEMENT, DATA_HEADER, HEADER_BYTES, Op, OPEN_CAN_STARTTLS, OPEN_SECURE, readHeader, reassembling, type RecordHeader, RingSender, WRITE_TEXT } from './protocol.js';
 import { Doorbell, RingReader, RingWriter } from './ring.js';
 import { CONNECTION_FIELDS, failure, smShardRouting, splitRecord } from './handoff.js';
 
@@ -334,6 +334,7 @@ export default async function runShard(init: ShardInit): Promise<ShardResult> {
         const stream = streams.get(h.id);
         // The core copies the chunk into WASM memory during feed(): the shared view suffices.
         if (h.arg === 0) stream?.feed(record.subarray(HEADER_BYTES));
+        else if (h.arg === DATA_ELEMENT) stream?.feedElement(record.subarray(HEADER_BYTES));
         else if (h.arg === DATA_HEADER) stream?.feedHeader(record.subarray(HEADER_BYTES));
         else stream?.streamError(failure(record.subarray(HEADER_BYTES)));
         return;

@@ -85,6 +85,24 @@ export interface ByteSink {
   feedHeader?(header: Uint8Array): void;
   /** Optional (added for RFC 7395): end the stream with a framing error the parser cannot see. */
   streamError?(error: StreamError): void;
+  /**
+   * Optional (added for RFC 7395 §3.3.3): a chunk that must hold exactly one complete element (a
+   * WebSocket message); anything else ends the stream with <not-well-formed/>.
+   */
+  feedElement?(chunk: Uint8Array): void;
+}
+
+/**
+ * The stream inside feedElement() (one at a time: feeding is synchronous), the byte length its
+ * one element must have (the message without surrounding whitespace), and whether it came: kept
+ * here rather than in fields of every stream.
+ */
+let framedStream: C2SStream | null = null;
+let framedLength = 0;
+let framedElementSeen = false;
+
+function isSpaceByte(b: number | undefined): boolean {
+  return b === 0x20 || b === 0x0a || b === 0x0d || b === 0x09;
 }
 
 /** A sink for a connection nobody listens to any more. */
@@ -641,6 +659,44 @@ export class C2SStream implements ClientSession, ParserHandler {
     this.close(error);
   }
 
+  /**
+   * RFC 7395 §3.3.3: a WebSocket message, exactly one complete element. The parser, which reads
+   * it anyway, tells at no cost: an element shorter than the message (a second one follows, or
+   * text) is refused before it is acted on, an unfinished one once the message is read (no
+   * element came). What waits behind a pending SASL answer is judged with the rest of the held
+   * input (feed()).
+   */
+  feedElement(chunk: Uint8Array): void {
+    if (this.adoptedBy) return this.adoptedBy.feedElement(chunk);
+    if (this.saslPending || this.phase === StreamPhase.Closed) return this.feed(chunk);
+    let start = 0;
+    let end = chunk.length;
+    while (start < end && isSpaceByte(chunk[start])) start++;
+    while (end > start && isSpaceByte(chunk[end - 1])) end--;
+    framedStream = this;
+    framedLength = end - start;
+    framedElementSeen = false;
+    try {
+      this.feed(chunk);
+    } finally {
+      framedStream = null;
+    }
+    if (!framedElementSeen) this.streamError(new StreamError('not-well-formed', 'a WebSocket message carries one complete element (RFC 7395 §3.3.3)'));
+  }
+
+  /** During feedElement(): whether this element is the message's only one (else the stream ends). */
+  private onlyFramedElement(view: StanzaView): boolean {
+    if (!framedElementSeen && view.end - view.start === framedLength) {
+      framedElementSeen = true;
+      return true;
+    }
+    // Said once: the check after the message stays quiet.
+    framedElementSeen = true;
+    framedStream = null;
+    this.streamError(new StreamError('not-well-formed', 'a WebSocket message carries exactly one element (RFC 7395 §3.3.3)'));
+    return false;
+  }
+
   // ---- ParserHandler ------------------------------------------------------------------------
 
   onStreamOpen(header: StreamHeader): void {
@@ -672,6 +728,7 @@ export class C2SStream implements ClientSession, ParserHandler {
 
   onStanza(view: StanzaView): void {
     if (this.phase === StreamPhase.Closed || this.discardRest) return;
+    if (framedStream === this && !this.onlyFramedElement(view)) return;
     // Read after a <resume/> that moved the connection: the owning shard handles it, in order.
     if (this.handedOff) return this.handedOff.element(view.raw());
     if (this.saslPending) return this.pipelinedDuringSasl();

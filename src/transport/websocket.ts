@@ -137,8 +137,10 @@ export function frameOutboundBytes(chunk: Uint8Array): Uint8Array | string {
 
 /** What one inbound WebSocket message is, as far as RFC 7395 framing is concerned. */
 export type InboundMessage =
-  /** One element, or input the core judges itself (text, comments, PIs: it knows the condition). */
+  /** No element: whitespace (skipped), or text, a comment, a PI (the core knows the condition). */
   | { kind: 'feed' }
+  /** An element for the stream, which must be the message's only one (ByteSink.feedElement). */
+  | { kind: 'element' }
   /** §3.4: a stream header, already turned into the parser's <stream:stream> form. */
   | { kind: 'open'; header: string }
   /** §3.6: the end of the stream. */
@@ -147,45 +149,50 @@ export type InboundMessage =
   | { kind: 'error'; error: StreamError };
 
 const FEED: InboundMessage = { kind: 'feed' };
-const CLOSE: InboundMessage = { kind: 'close' };
+const ELEMENT: InboundMessage = { kind: 'element' };
+const CLOSE_MESSAGE: InboundMessage = { kind: 'close' };
 
 function framingError(condition: 'invalid-namespace' | 'not-well-formed', text: string): InboundMessage {
   return { kind: 'error', error: new StreamError(condition, text) };
 }
 
+const LT = 0x3c;
+const GT = 0x3e;
+const SLASH = 0x2f;
+const STREAM = Buffer.from('stream');
+const OPEN = Buffer.from('open');
+const CLOSE = Buffer.from('close');
+
+/** Whether bytes[start, end) equals `word`. */
+function bytesAre(bytes: Buffer, start: number, end: number, word: Buffer): boolean {
+  if (end - start !== word.length) return false;
+  for (let i = 0; i < word.length; i++) if (bytes[start + i] !== word[i]) return false;
+  return true;
+}
+
 /**
  * Where the element starting at `start` (a '<' of a start tag) ends: the index after its last
- * '>', or -1 when the message stops inside it. Quoted attribute values and CDATA sections may
- * hold '<' and '>'; comments, PIs and DTDs are not XMPP (RFC 6120 §11.1) and return -2 so that
- * the core rejects them with <restricted-xml/>. The core still checks everything else.
+ * '>', or -1 when the text stops inside it (quoted attribute values may hold '>'). Used for
+ * <open/> and <close/> only: stanzas are checked by the parser that reads them anyway
+ * (C2SStream.feedElement), at no extra cost per message.
  */
 function elementEnd(bytes: Buffer, start: number): number {
   let depth = 0;
   let i = start;
   while (i < bytes.length) {
-    const lt = bytes.indexOf(0x3c, i);
+    const lt = bytes.indexOf(LT, i);
     if (lt === -1) return -1;
-    const next = bytes[lt + 1];
-    if (next === 0x21) {
-      // '<!': only CDATA is allowed inside a stanza.
-      if (bytes.toString('latin1', lt, lt + 9) !== '<![CDATA[') return -2;
-      const cdataEnd = bytes.indexOf(']]>', lt + 9, 'latin1');
-      if (cdataEnd === -1) return -1;
-      i = cdataEnd + 3;
-      continue;
-    }
-    if (next === 0x3f) return -2;
     let gt = lt + 1;
     for (let quote = 0; gt < bytes.length; gt++) {
       const c = bytes[gt]!;
       if (quote !== 0) {
         if (c === quote) quote = 0;
       } else if (c === 0x27 || c === 0x22) quote = c;
-      else if (c === 0x3e) break;
+      else if (c === GT) break;
     }
     if (gt >= bytes.length) return -1;
-    if (next === 0x2f) depth--;
-    else if (bytes[gt - 1] !== 0x2f) depth++;
+    if (bytes[lt + 1] === SLASH) depth--;
+    else if (bytes[gt - 1] !== SLASH) depth++;
     i = gt + 1;
     if (depth <= 0) return i;
   }
@@ -193,51 +200,52 @@ function elementEnd(bytes: Buffer, start: number): number {
 }
 
 /**
- * RFC 7395 §3.3.3: every message is exactly one complete element (the stream headers included),
- * and §3.3.2: the stream headers are <open/> and <close/> in the framing namespace. Surrounding
- * whitespace is tolerated; a message of whitespace only carries no element and is fed as it is
- * (the core skips it between elements).
+ * RFC 7395 §3.3.2: the stream headers are <open/> and <close/> in the framing namespace; what
+ * any message holds is looked at only as far as its first tag's name. §3.3.3 (one complete
+ * element per message) is the stream's to check for elements (feedElement), this function's for
+ * <open/> and <close/>. Surrounding whitespace is tolerated.
  */
 export function classifyInbound(bytes: Buffer): InboundMessage {
+  const length = bytes.length;
   let first = 0;
-  while (first < bytes.length && isXmlSpace(bytes[first])) first++;
+  while (first < length && isXmlSpace(bytes[first])) first++;
   // Text where an element belongs, or nothing at all: the core's business.
-  if (first === bytes.length || bytes[first] !== 0x3c) return FEED;
-  const endTag = bytes[first + 1] === 0x2f;
-  const nameStart = endTag ? first + 2 : first + 1;
+  if (first === length || bytes[first] !== LT) return FEED;
+  const next = bytes[first + 1];
+  // '<!' and '<?': comments, DTDs and PIs, which the core refuses as restricted XML.
+  if (next === 0x21 || next === 0x3f) return FEED;
+  const nameStart = next === SLASH ? first + 2 : first + 1;
   let nameEnd = nameStart;
-  while (nameEnd < bytes.length && !isXmlSpace(bytes[nameEnd]) && bytes[nameEnd] !== 0x2f && bytes[nameEnd] !== 0x3e) nameEnd++;
-  const name = bytes.toString('latin1', nameStart, nameEnd);
-  const local = name.slice(name.indexOf(':') + 1);
+  let localStart = nameStart;
+  for (; nameEnd < length; nameEnd++) {
+    const c = bytes[nameEnd];
+    if (isXmlSpace(c) || c === SLASH || c === GT) break;
+    if (c === 0x3a) localStart = nameEnd + 1;
+  }
   // §3.3.2: a stream header of RFC 6120's form (<stream:stream>, </stream:stream>) is a header
   // outside the framing namespace.
-  if (local === 'stream') {
+  if (bytesAre(bytes, localStart, nameEnd, STREAM)) {
     return framingError('invalid-namespace', `open the stream with <open xmlns='${FRAMING_NS}'/> and close it with <close/> (RFC 7395 §3.3.2)`);
   }
+  const isClose = bytesAre(bytes, localStart, nameEnd, CLOSE);
+  if (next === SLASH || (!isClose && !bytesAre(bytes, localStart, nameEnd, OPEN))) return ELEMENT;
   const end = elementEnd(bytes, first);
-  if (end === -2) return FEED;
-  if (end === -1 || endTag) {
-    return framingError('not-well-formed', 'a WebSocket message carries one complete element (RFC 7395 §3.3.3)');
+  if (end === -1) return framingError('not-well-formed', 'a WebSocket message carries one complete element (RFC 7395 §3.3.3)');
+  for (let i = end; i < length; i++) {
+    if (!isXmlSpace(bytes[i])) return framingError('not-well-formed', 'a WebSocket message carries exactly one element (RFC 7395 §3.3.3)');
   }
-  for (let i = end; i < bytes.length; i++) {
-    if (!isXmlSpace(bytes[i])) {
-      return framingError('not-well-formed', 'a WebSocket message carries exactly one element (RFC 7395 §3.3.3)');
-    }
-  }
-  if (local !== 'open' && local !== 'close') return FEED;
   // §3.3.2: <open/> and <close/> are the stream headers only in the framing namespace, and
   // one in any other namespace is refused as a header in the wrong one.
-  const text = bytes.toString('utf8', first, end);
   let el;
   try {
-    el = parseXml(text);
+    el = parseXml(bytes.toString('utf8', first, end));
   } catch {
-    return FEED;
+    return framingError('not-well-formed', 'a malformed stream header');
   }
   if (el.getNS() !== FRAMING_NS) {
-    return framingError('invalid-namespace', `<${local}/> must be qualified by ${FRAMING_NS} (RFC 7395 §3.3.2)`);
+    return framingError('invalid-namespace', `<${isClose ? 'close' : 'open'}/> must be qualified by ${FRAMING_NS} (RFC 7395 §3.3.2)`);
   }
-  if (local === 'close') return CLOSE;
+  if (isClose) return CLOSE_MESSAGE;
   const attrs = ['to', 'from', 'version', 'xml:lang']
     .filter((attr) => typeof el.attrs[attr] === 'string')
     .map((attr) => ` ${attr}='${escapeXml(el.attrs[attr] as string)}'`)
@@ -328,6 +336,10 @@ export class WebSocketTransport implements ClientTransport {
     switch (message.kind) {
       case 'feed':
         sink.feed(bytes);
+        break;
+      case 'element':
+        if (sink.feedElement) sink.feedElement(bytes);
+        else sink.feed(bytes);
         break;
       case 'open':
         if (sink.feedHeader) sink.feedHeader(Buffer.from(message.header));

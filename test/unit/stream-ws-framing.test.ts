@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
+import { setImmediate as settle } from 'node:timers/promises';
+import { loadCore } from '../../src/core/parser.js';
+import { C2SStream, StreamPhase } from '../../src/stream/c2s.js';
 import { FRAMING_NS, classifyInbound, frameOutbound, frameOutboundBytes } from '../../src/transport/websocket.js';
+import { AUTH_OK, BIND, RecordingTransport, STREAM_OPTIONS, plainSasl, recordingRouter, streamErrorOf } from './stream-helpers.js';
 
 describe('RFC 7395 framing translation', () => {
   const classify = (text: string) => classifyInbound(Buffer.from(text));
@@ -19,35 +23,24 @@ describe('RFC 7395 framing translation', () => {
     expect(open.kind === 'open' && open.header).toContain("to='a&apos;b'");
   });
 
-  it('feeds one complete element per message as it is, whatever it holds (§3.3.3)', () => {
+  it('passes stanzas to the stream as elements, and what holds no element to the core as it is', () => {
     for (const xml of [
       "<message xmlns='jabber:client' to='a@b'><body>x</body></message>",
-      "<message to='a@b'><body><![CDATA[</message><x>]]></body></message>",
       "<iq type='get' id='a>b' xmlns='jabber:client'><ping xmlns='urn:xmpp:ping'/></iq>\n",
-      '<presence/>',
-      // No element: the core skips whitespace, and judges text and XML that XMPP forbids.
-      ' \r\n',
-      'just text',
-      "<message><!-- a comment --></message>",
-      "<?xml version='1.0'?>",
+      '<presence/><presence/>',
+      '</message>',
+      "<openx xmlns='urn:x'/>",
     ]) {
-      expect(classify(xml), xml).toEqual({ kind: 'feed' });
+      expect(classify(xml), xml).toEqual({ kind: 'element' });
     }
+    // No element: the core skips whitespace, and judges text and XML that XMPP forbids.
+    for (const xml of [' \r\n', 'just text', '<!-- a comment -->', "<?xml version='1.0'?>"]) expect(classify(xml), xml).toEqual({ kind: 'feed' });
   });
 
-  it('refuses two elements in one message, or a part of one, with <not-well-formed/> (§3.3.3)', () => {
-    for (const xml of [
-      "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGEAYg==</auth><message to='b@c'/>",
-      '<presence/><presence/>',
-      "<message to='b@c'><body>x</body>",
-      "<message to='b@c'><body>x</body></message> trailing",
-      "<message to='a@b' id='x>",
-      '</message>',
-      `<open xmlns='${FRAMING_NS}' to='localhost' version='1.0'/><presence/>`,
-    ]) {
+  it('refuses an <open/> or <close/> with more, or less, than itself in the message with <not-well-formed/> (§3.3.3)', () => {
+    for (const xml of [`<open xmlns='${FRAMING_NS}' to='localhost' version='1.0'/><presence/>`, `<close xmlns='${FRAMING_NS}'>`, `<open xmlns='${FRAMING_NS}' to='x`]) {
       const result = classify(xml);
-      expect(result.kind, xml).toBe('error');
-      expect(result.kind === 'error' && result.error.condition).toBe('not-well-formed');
+      expect(result.kind === 'error' && result.error.condition, xml).toBe('not-well-formed');
     }
   });
 
@@ -101,5 +94,60 @@ describe('RFC 7395 framing translation', () => {
       const framed = frameOutboundBytes(Buffer.from(xml));
       expect(typeof framed === 'string' ? framed : Buffer.from(framed).toString('utf8')).toBe(frameOutbound(xml));
     }
+  });
+});
+
+describe('one element per WebSocket message, checked by the stream that parses it (RFC 7395 §3.3.3)', () => {
+  const classify = (text: string) => classifyInbound(Buffer.from(text));
+  const opened = classify(`<open xmlns='${FRAMING_NS}' to='localhost' version='1.0'/>`);
+  const OPEN = opened.kind === 'open' ? opened.header : '';
+
+  function wsStream() {
+    const transport = new RecordingTransport({ secure: true });
+    const router = recordingRouter();
+    const stream = new C2SStream(transport, STREAM_OPTIONS, { core: loadCore(), router, sasl: plainSasl });
+    const send = async (kind: 'element' | 'header', text: string) => {
+      if (kind === 'header') stream.feedHeader(Buffer.from(text));
+      else stream.feedElement(Buffer.from(text));
+      await settle();
+      stream.flush();
+      return transport.take();
+    };
+    return { transport, router, stream, send };
+  }
+
+  async function bound() {
+    const s = wsStream();
+    await s.send('header', OPEN);
+    expect(await s.send('element', AUTH_OK)).toContain('<success');
+    expect(await s.send('header', OPEN)).toContain('<stream:features>');
+    expect(await s.send('element', BIND)).toContain('<jid>alice@localhost/phone</jid>');
+    return s;
+  }
+
+  it('acts on a message of one element, whitespace around it included', async () => {
+    const s = await bound();
+    await s.send('element', "  <message to='bob@localhost'><body>hi</body></message>\n");
+    expect(s.router.log.routed).toHaveLength(1);
+    expect(s.stream.phase).toBe(StreamPhase.Bound);
+  });
+
+  it('refuses a second element (before acting on the first), text after one, or an unfinished one: <not-well-formed/>', async () => {
+    for (const message of [
+      "<message to='bob@localhost'><body>1</body></message><message to='bob@localhost'><body>2</body></message>",
+      "<message to='bob@localhost'><body>1</body></message> and text",
+      "<message to='bob@localhost'><body>1</body>",
+    ]) {
+      const s = await bound();
+      expect(streamErrorOf(await s.send('element', message)), message).toBe('not-well-formed');
+      expect(s.router.log.routed).toHaveLength(0);
+      expect(s.stream.phase).toBe(StreamPhase.Closed);
+    }
+  });
+
+  it('answers a header where no stream may start with <bad-format/> (§3.4, RFC 6120 §4.3.3)', async () => {
+    const s = wsStream();
+    await s.send('header', OPEN);
+    expect(streamErrorOf(await s.send('header', OPEN))).toBe('bad-format');
   });
 });
