@@ -36,10 +36,20 @@ import { SaslProvider } from '../../src/stream/sasl/index.js';
 import { HEADER, RecordingTransport, SASL, STREAM_OPTIONS, streamErrorOf } from './stream-helpers.js';
 
 const FIXTURES = fileURLToPath(new URL('../fixtures/corpus/', import.meta.url));
-/** Where this box keeps XML of its own; absent directories are skipped (CI machines differ). */
-const BOX_ROOTS = ['/usr/share/mime/packages', '/usr/share/glib-2.0/schemas', '/usr/share/icons/Adwaita/scalable/actions', '/usr/share/libwacom/layouts', '/usr/libexec/valgrind'];
+/**
+ * Where this box keeps XML of its own; absent directories are skipped (CI machines differ).
+ * CORPUS_ROOTS (colon-separated directories) adds more for a long run by hand.
+ */
+const BOX_ROOTS = [
+  '/usr/share/mime/packages',
+  '/usr/share/glib-2.0/schemas',
+  '/usr/share/icons/Adwaita/scalable/actions',
+  '/usr/share/libwacom/layouts',
+  '/usr/libexec/valgrind',
+  ...(process.env.CORPUS_ROOTS?.split(':').filter(Boolean) ?? []),
+];
 /** Documents per box directory: a fixed, sorted sample keeps the run short and repeatable. */
-const BOX_SAMPLE = 12;
+const BOX_SAMPLE = Number(process.env.CORPUS_SAMPLE ?? 12);
 const MAX_BYTES = 48_000;
 const PASSWORD = 'corpus-pw';
 
