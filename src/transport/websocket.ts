@@ -3,8 +3,11 @@
  *
  * Each WebSocket message carries exactly one complete element (§3.3.3). Rather than teach the
  * state machine a second framing, this transport translates at the edge:
- *  - in:  <open/> becomes the equivalent <stream:stream> header, <close/> its end tag, and every
- *         other message is fed as is (the core parses it inside the synthetic stream);
+ *  - in:  <open/> becomes the equivalent <stream:stream> header (fed where a stream may start:
+ *         §3.4, §3.7), <close/> its end tag, an RFC 6120 header or open/close in another
+ *         namespace ends the stream with <invalid-namespace/> (§3.3.2), and every other message
+ *         is fed as is as the one element it must be (§3.3.3: the stream checks that with the
+ *         parse it makes anyway, ByteSink.feedElement);
  *  - out: our stream header becomes <open/>, </stream:stream> becomes <close/>, stream-level
  *         elements get their stream namespace declared, and stanzas get xmlns='jabber:client'
  *         because each message must stand alone as a document (§3.3.3).
