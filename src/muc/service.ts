@@ -124,7 +124,8 @@ export class MucService {
     // XEP-0313 §5: temporary rooms did not survive the restart; neither do their archives.
     archives?.sweep(settings.domain, (room) => this.rooms.has(room), (removed, err) => {
       if (removed > 0) this.log?.info({ removed }, 'archives of temporary rooms gone with the last run removed');
-      if (err && !/closed/.test(err.message)) this.log?.error({ err }, 'sweeping the archives of vanished rooms failed');
+      // A store closed under the walk (the server stopping) is no failure: the next start goes on.
+      if (err && !/closed|not open/.test(err.message)) this.log?.error({ err }, 'sweeping the archives of vanished rooms failed');
     });
   }
 

@@ -469,6 +469,19 @@ describe('XEP-0313 room archive in SQLite (schema 8)', () => {
     }
   });
 
+  it('ends the sweep of vanished rooms, reporting why, when the store closes under it (the server stopping)', async () => {
+    const s = openSqliteStorage({ dataDir: tempDir(), iterations: 1, archiveThread: false });
+    s.mam.append({ owner: ROOM, id: '00000000000000000001', stamp: new Date(1), with: `${ROOM}/a`, stanza: '<message/>', real: 'a@x/r' });
+    const ended = new Promise<[number, string | undefined]>((done) =>
+      new RoomArchives(s.mam, () => new Date()).sweep('muc.example', () => false, (n, err) => done([n, err?.message])),
+    );
+    s.close(); // before the sweep's first timer
+    const [removed, why] = await ended;
+    expect(removed).toBe(0);
+    // The service logs nothing for this (src/muc/service.ts matches the same words).
+    expect(why).toMatch(/closed|not open/);
+  });
+
   it('upgrades a schema 7 file: the archive gains real_jid, user archives are kept', async () => {
     const { default: Database } = await import('better-sqlite3');
     const dataDir = tempDir();
