@@ -329,12 +329,17 @@ export class WebSocketTransport implements ClientTransport {
   private onMessage(data: RawData, isBinary: boolean): void {
     const sink = this.sink;
     if (!sink) return;
+    if (isBinary) {
+      // §3.2: XMPP data frames MUST be text. RFC 6455 §7.4.1 has the answer of an endpoint that
+      // takes text only: close with 1003 (as Prosody does).
+      this.ws.close(1003, 'XMPP travels in text messages (RFC 7395 section 3.2)');
+      return;
+    }
     // ws hands over a Buffer of its own (binaryType 'nodebuffer'): the core copies it once, so
     // no copy here.
     const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
-    // §3.2: XMPP travels in text messages; binary ones are parsed the same (and fail the same).
-    // Every other message (each stanza) is fed as received, without a decode to a string and an
-    // encode back; only the stream headers are rewritten (§3.3.2).
+    // Each message is fed as received, without a decode to a string and an encode back; only the
+    // stream headers are rewritten (§3.3.2).
     const message = classifyInbound(bytes);
     switch (message.kind) {
       case 'feed':

@@ -165,6 +165,14 @@ describe('hostile input over WebSocket (RFC 7395)', () => {
     await bobStillWorks();
   });
 
+  it('a binary message is refused with close code 1003: XMPP frames are text (§3.2, RFC 6455 §7.4.1)', async () => {
+    const c = await wsOpened();
+    c.ws.send(Buffer.from("<presence xmlns='jabber:client'/>"), { binary: true });
+    expect(await c.closed).toBe(1003);
+    expect(c.messages.some((m) => m.startsWith('<presence'))).toBe(false);
+    await bobStillWorks();
+  });
+
   it('a message larger than limits.max_stanza_bytes is refused without buffering it (close 1009)', async () => {
     const c = await wsOpened();
     c.ws.send(`<message to='bob@localhost'><body>${'x'.repeat(4 * 1024 * 1024)}</body></message>`);
