@@ -127,13 +127,24 @@ export function frameOutboundBytes(chunk: Uint8Array): Uint8Array | string {
   while (nameEnd < bytes.length && !isXmlSpace(bytes[nameEnd]) && bytes[nameEnd] !== 0x2f && bytes[nameEnd] !== 0x3e) nameEnd++;
   const name = bytes.toString('latin1', 1, nameEnd);
   if (bytes[0] !== 0x3c || (name !== 'message' && name !== 'presence' && name !== 'iq')) return frameOutbound(chunk);
-  const tagEnd = bytes.indexOf(0x3e) === -1 ? bytes.length : bytes.indexOf(0x3e);
-  // The start tag declares a default namespace: whitespace, 'xmlns', optional whitespace, '='.
-  for (let at = bytes.indexOf(XMLNS, nameEnd); at !== -1 && at < tagEnd; at = bytes.indexOf(XMLNS, at + 1)) {
-    if (!isXmlSpace(bytes[at - 1])) continue;
-    let i = at + XMLNS.length;
+  // Does the start tag declare a default namespace? Attribute by attribute, each value skipped
+  // by its quotes: a value may hold '>' or ' xmlns=' (XML 1.0 §3.1, src/xml/start-tag.ts), and a
+  // wrong answer either doubles the declaration (not well-formed) or leaves the stanza out of
+  // jabber:client.
+  for (let i = nameEnd; ; ) {
     while (isXmlSpace(bytes[i])) i++;
-    if (bytes[i] === 0x3d) return bytes;
+    const nameStart = i;
+    while (i < bytes.length && bytes[i] !== 0x3d && bytes[i] !== 0x3e && bytes[i] !== 0x2f) i++;
+    if (bytes[i] !== 0x3d) break; // '>' or '/>': the tag ends without one
+    let nameStop = i;
+    while (nameStop > nameStart && isXmlSpace(bytes[nameStop - 1])) nameStop--;
+    if (nameStop - nameStart === XMLNS.length && bytes.compare(XMLNS, 0, XMLNS.length, nameStart, nameStop) === 0) return bytes;
+    i++;
+    while (isXmlSpace(bytes[i])) i++;
+    const quote = bytes[i];
+    if (quote !== 0x27 && quote !== 0x22) break;
+    for (i++; i < bytes.length && bytes[i] !== quote; i++);
+    i++;
   }
   return Buffer.concat([bytes.subarray(0, nameEnd), CLIENT_XMLNS, bytes.subarray(nameEnd)]);
 }
