@@ -133,7 +133,8 @@ export const enum Fl {
   TypeAmp = 8,
   NsAmp = 16,
   ChildNsAmp = 32,
-  /** internal: NsOff/ChildNsOff hold absolute addresses while a stanza is being read */
+  /** NsOff/ChildNsOff point outside the input (the stream header's bindings, a static string):
+   * the namespace is inherited, and it does not move with the stanza's bytes */
   NsAbs = 64,
   ChildNsAbs = 128,
   HasErrorChild = 256,

@@ -193,6 +193,30 @@ export function freeState(s: usize): void {
 }
 
 /**
+ * The bytes of o's unfinished stanza moved by delta: its descriptor's addresses move with them
+ * (those inside the window; an inherited namespace points into the stream block). The
+ * descriptor exists from the stanza's start tag on, i.e. while depth > 0.
+ */
+function shiftDescriptor(o: usize, delta: i32): void {
+  if (SO(o, F.Depth) == 0 || delta == 0) return;
+  WO(o, F.NameEnd, SO(o, F.NameEnd) + delta);
+  for (let f = F.ToOff; f <= F.TypeOff; f += 2) {
+    const v = SO(o, f);
+    if (v >= 0) WO(o, f, v + delta);
+  }
+  if (SO(o, F.FromAttrStart) >= 0) {
+    WO(o, F.FromAttrStart, SO(o, F.FromAttrStart) + delta);
+    WO(o, F.FromAttrEnd, SO(o, F.FromAttrEnd) + delta);
+  }
+  const flags = SO(o, F.Flags);
+  if ((flags & Fl.NsAbs) == 0) WO(o, F.NsOff, SO(o, F.NsOff) + delta);
+  if (SO(o, F.ChildCount) > 0) {
+    WO(o, F.ChildNameOff, SO(o, F.ChildNameOff) + delta);
+    if ((flags & Fl.ChildNsAbs) == 0) WO(o, F.ChildNsOff, SO(o, F.ChildNsOff) + delta);
+  }
+}
+
+/**
  * Move the bytes from `keep` to the end of `o`'s window into its retained block, so that the
  * next chunk can be appended after them. Offsets inside the element are relative to its start
  * and survive the move.
@@ -215,6 +239,7 @@ function retain(o: usize, keep: usize): void {
     memory.copy(pend, keep, n);
     if (scratchOwner == o) scratchOwner = 0;
   }
+  shiftDescriptor(o, <i32>(pend - keep));
   WO(o, F.Base, <i32>pend);
   WO(o, F.Len, n);
   WO(o, F.PosRel, SO(o, F.PosRel) - shift);
@@ -250,6 +275,7 @@ export function prepare(s: usize, n: i32): usize {
     if (need > SO(s, F.PendCap)) {
       const grown = alloc(<usize>(need < 2 * len ? 2 * len : need));
       memory.copy(grown, <usize>SO(s, F.Base), len);
+      shiftDescriptor(s, <i32>(grown - <usize>SO(s, F.Base)));
       free(pend);
       pend = grown;
       WO(s, F.Pend, <i32>pend);
@@ -1281,8 +1307,7 @@ function fastTag(lt: usize, end: usize): usize {
       }
     } else if ((bits & FT.Top) != 0) {
       const s0 = st;
-      const base = sStart;
-      const vo = <i32>(vs - base);
+      const vo = <i32>vs;
       const vl = <i32>(p - vs);
       if (alen == 2) {
         const w = load<u16>(an);
@@ -1298,7 +1323,7 @@ function fastTag(lt: usize, end: usize): usize {
         if (w == 0x6d6f7266) {
           WO(s0, F.FromOff, vo);
           WO(s0, F.FromLen, vl);
-          WO(s0, F.FromAttrStart, <i32>(ws - base));
+          WO(s0, F.FromAttrStart, <i32>ws);
           WO(s0, F.FromAttrEnd, vo + vl + 1);
         } else if (w == 0x65707974) {
           WO(s0, F.TypeOff, vo);
@@ -1373,13 +1398,13 @@ function fastTag(lt: usize, end: usize): usize {
     const kind = kindOf(ns, nlen);
     let flags = (nsIn ? 0 : Fl.NsAbs) | (nsAmp != 0 ? Fl.NsAmp : 0);
     WO(s0, F.Kind, kind);
-    WO(s0, F.NameEnd, <i32>(ns - base) + nlen);
+    WO(s0, F.NameEnd, <i32>ns + nlen);
     const to = SO(s0, F.ToOff);
-    WO(s0, F.ToAtom, to >= 0 ? intern(base + <usize>to, SO(s0, F.ToLen)) : 0);
+    WO(s0, F.ToAtom, to >= 0 ? intern(<usize>to, SO(s0, F.ToLen)) : 0);
     WO(s0, F.ToAtomGen, atomGen);
     const ty = SO(s0, F.TypeOff);
-    WO(s0, F.Type, ty >= 0 ? typeForKind(kind, decodeType(base + <usize>ty, SO(s0, F.TypeLen), false)) : Type.None);
-    WO(s0, F.NsOff, nsIn ? <i32>(nsOff - base) : <i32>nsOff);
+    WO(s0, F.Type, ty >= 0 ? typeForKind(kind, decodeType(<usize>ty, SO(s0, F.TypeLen), false)) : Type.None);
+    WO(s0, F.NsOff, <i32>nsOff);
     WO(s0, F.NsLen, nsLen);
     WO(s0, F.ChildCount, 0);
     WO(s0, F.ChildNameOff, -1);
@@ -1835,7 +1860,7 @@ function streamHeader(p: usize, selfClose: bool, ns0: i32, nsOff: usize, nsLen: 
   WO(s0, F.TypeLen, 0);
 }
 
-/** Descriptor fields of a stanza's start tag (stored relative to sStart until it completes). */
+/** Descriptor fields of a stanza's start tag (absolute; shiftDescriptor follows the bytes when they move). */
 function captureStanza(nsOff: usize, nsLen: i32, nsIn: bool, nsAmp: i32): void {
   const s0 = st;
   const local = elemColon < 0 ? nameStart : nameStart + <usize>elemColon + 1;
@@ -1843,7 +1868,7 @@ function captureStanza(nsOff: usize, nsLen: i32, nsIn: bool, nsAmp: i32): void {
   const kind = kindOf(local, llen);
   let flags = 0;
   WO(s0, F.Kind, kind);
-  WO(s0, F.NameEnd, rel(nameStart) + elemNameLen);
+  WO(s0, F.NameEnd, <i32>nameStart + elemNameLen);
   clearSpans(s0);
   WO(s0, F.ToAtom, 0);
   let type = Type.None;
@@ -1853,7 +1878,7 @@ function captureStanza(nsOff: usize, nsLen: i32, nsIn: bool, nsAmp: i32): void {
     const nl = af(e, A.NameLen);
     if (nl != 2 && nl != 4) continue;
     const n = sStart + <usize>af(e, A.NameOff);
-    const vo = af(e, A.ValOff);
+    const vo = <i32>sStart + af(e, A.ValOff);
     const vl = af(e, A.ValLen);
     const amp = af(e, A.Amp);
     if (nl == 2) {
@@ -1864,7 +1889,7 @@ function captureStanza(nsOff: usize, nsLen: i32, nsIn: bool, nsAmp: i32): void {
         WO(s0, F.ToLen, vl);
         flags |= (amp & 1 ? Fl.ToAmp : 0) | (amp & 2 ? Fl.ToHi : 0);
         if (amp == 0) {
-          WO(s0, F.ToAtom, intern(sStart + <usize>vo, vl));
+          WO(s0, F.ToAtom, intern(<usize>vo, vl));
           WO(s0, F.ToAtomGen, atomGen);
         }
       } else if (w == 0x6469) {
@@ -1879,7 +1904,7 @@ function captureStanza(nsOff: usize, nsLen: i32, nsIn: bool, nsAmp: i32): void {
         // "from"
         WO(s0, F.FromOff, vo);
         WO(s0, F.FromLen, vl);
-        WO(s0, F.FromAttrStart, af(e, A.PreWs));
+        WO(s0, F.FromAttrStart, <i32>sStart + af(e, A.PreWs));
         WO(s0, F.FromAttrEnd, vo + vl + 1);
         flags |= (amp & 1 ? Fl.FromAmp : 0) | (amp & 2 ? Fl.FromHi : 0);
       } else if (w == 0x65707974) {
@@ -1887,16 +1912,13 @@ function captureStanza(nsOff: usize, nsLen: i32, nsIn: bool, nsAmp: i32): void {
         WO(s0, F.TypeOff, vo);
         WO(s0, F.TypeLen, vl);
         if (amp & 1) flags |= Fl.TypeAmp;
-        type = typeForKind(kind, decodeType(sStart + <usize>vo, vl, (amp & 1) != 0));
+        type = typeForKind(kind, decodeType(<usize>vo, vl, (amp & 1) != 0));
       }
     }
   }
   WO(s0, F.Type, type);
-  if (nsIn) WO(s0, F.NsOff, rel(nsOff));
-  else {
-    WO(s0, F.NsOff, <i32>nsOff);
-    flags |= Fl.NsAbs;
-  }
+  WO(s0, F.NsOff, <i32>nsOff);
+  if (!nsIn) flags |= Fl.NsAbs;
   WO(s0, F.NsLen, nsLen);
   if (nsAmp) flags |= Fl.NsAmp;
   WO(s0, F.ChildCount, 0);
@@ -1918,13 +1940,10 @@ function captureStanza(nsOff: usize, nsLen: i32, nsIn: bool, nsAmp: i32): void {
   WO(s0, F.ChildCount, cc);
   if (llen == 5 && load<u32>(local) == 0x6f727265 && load<u8>(local + 4) == 0x72) flags |= Fl.HasErrorChild; // "error"
   if (cc == 1) {
-    WO(s0, F.ChildNameOff, rel(local));
+    WO(s0, F.ChildNameOff, <i32>local);
     WO(s0, F.ChildNameLen, llen);
-    if (nsIn) WO(s0, F.ChildNsOff, rel(nsOff));
-    else {
-      WO(s0, F.ChildNsOff, <i32>nsOff);
-      flags |= Fl.ChildNsAbs;
-    }
+    WO(s0, F.ChildNsOff, <i32>nsOff);
+    if (!nsIn) flags |= Fl.ChildNsAbs;
     WO(s0, F.ChildNsLen, nsLen);
     if (nsAmp) flags |= Fl.ChildNsAmp;
   }
@@ -1943,23 +1962,9 @@ function finishStanza(p: usize): void {
     F.Status,
     semanticStatus(SO(s0, F.Kind), SO(s0, F.Type), SO(s0, F.IdOff) >= 0, SO(s0, F.ChildCount), (flags & Fl.HasErrorChild) != 0),
   );
-  const b = <i32>sStart;
-  WO(s0, F.Start, b);
+  // the other fields are absolute already (shiftDescriptor kept them so across moves)
+  WO(s0, F.Start, <i32>sStart);
   WO(s0, F.End, <i32>p);
-  WO(s0, F.NameEnd, SO(s0, F.NameEnd) + b);
-  for (let f = F.ToOff; f <= F.TypeOff; f += 2) {
-    const v = SO(s0, f);
-    if (v >= 0) WO(s0, f, v + b);
-  }
-  if (SO(s0, F.FromAttrStart) >= 0) {
-    WO(s0, F.FromAttrStart, SO(s0, F.FromAttrStart) + b);
-    WO(s0, F.FromAttrEnd, SO(s0, F.FromAttrEnd) + b);
-  }
-  if ((flags & Fl.NsAbs) == 0) WO(s0, F.NsOff, SO(s0, F.NsOff) + b);
-  if (SO(s0, F.ChildCount) > 0) {
-    WO(s0, F.ChildNameOff, SO(s0, F.ChildNameOff) + b);
-    if ((flags & Fl.ChildNsAbs) == 0) WO(s0, F.ChildNsOff, SO(s0, F.ChildNsOff) + b);
-  }
   sStart = 0;
   tok = Tok.Top;
   emit(Ev.Stanza);
@@ -2145,7 +2150,7 @@ function finishEndTag(p: usize): void {
 }
 
 /** The innermost open element ended at p: leave its namespace scope; a stanza may be complete. */
-function closeElement(p: usize): void {
+@inline function closeElement(p: usize): void {
   depth--;
   while (nsCount > 0 && load<i32>(NSS + <usize>((nsCount - 1) * NS_SIZE) + 16) > depth) nsCount--;
   if (depth == 0) finishStanza(p);
