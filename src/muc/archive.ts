@@ -18,6 +18,7 @@ import { Jid } from '../jid.js';
 import {
   FORM_FIELDS,
   MAM_EXTENDED,
+  MAX_PAGE,
   MAM_NS,
   SID_NS,
   finXml,
@@ -30,7 +31,8 @@ import {
 import { archiveIds, archiveIdTime, type ArchivedMessage, type ArchiveStore } from '../storage/archive.js';
 import type { Element } from '../xml/element.js';
 import { attr } from '../xml/escape.js';
-import { MUC_USER, type Room, type RoomArchiver } from './room.js';
+import { parseElement } from '../xml/element.js';
+import { MUC_USER, roomStanzaId, type Room, type RoomArchiver } from './room.js';
 
 const DATA_NS = 'jabber:x:data';
 /** Archive owners looked at per timer turn by sweep(). */
@@ -59,6 +61,21 @@ export class RoomArchives implements RoomArchiver {
       real: message.real,
     });
     return id;
+  }
+
+  /** XEP-0045 §7.2.14 history of a room restored at start: its newest `n` archived messages with a body. */
+  recent(room: string, n: number): { head: string; body: string; stamp: Date }[] {
+    // Subject changes are archived too but are no history (XEP-0045 §7.2.14): read some more.
+    const page = this.store.query(room, { max: Math.min(2 * n, MAX_PAGE), before: '', room: true });
+    const out: { head: string; body: string; stamp: Date }[] = [];
+    for (const m of page.items) {
+      // Stored as the room wrote it: its start tag ends at the first '>' (attr() escapes any other).
+      const open = m.stanza.indexOf('>');
+      const close = m.stanza.lastIndexOf('</message>');
+      if (open < 0 || close < open || parseElement(m.stanza).getChild('body') === undefined) continue;
+      out.push({ head: m.stanza.slice(0, open), body: m.stanza.slice(open + 1, close) + roomStanzaId(room, m.id), stamp: m.stamp });
+    }
+    return out.slice(-n);
   }
 
   /** The room is destroyed, or a new room takes a name a vanished temporary room had: its archive goes. */

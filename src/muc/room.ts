@@ -141,6 +141,13 @@ export interface RoomArchiver {
    * `real` is the sending session's full JID. Returns the archive id.
    */
   append(room: string, message: { nick: string; real: string; stanza: string }): string;
+  /** The newest `n` archived messages with a body, as the room's history keeps them (oldest first). */
+  recent?(room: string, n: number): { head: string; body: string; stamp: Date }[];
+}
+
+/** XEP-0359: the room's archive id on every copy of a message it archived. */
+export function roomStanzaId(room: string, id: string): string {
+  return `<stanza-id xmlns='${SID_NS}'${attr('by', room)}${attr('id', id)}/>`;
 }
 
 const SID_NS = 'urn:xmpp:sid:0';
@@ -170,6 +177,8 @@ export class Room {
   private historyChars = 0;
   /** The service's archive (null: the service archives no room); this room uses it when config.archive is on. */
   archiver: RoomArchiver | null = null;
+  /** Restored at start: the history died with the last run, the archive may have it (read at the first join). */
+  private historyFromArchive = false;
 
   constructor(
     readonly jid: string,
@@ -187,6 +196,7 @@ export class Room {
     r.config = { ...defaultConfig(limits), ...rec.config };
     for (const [j, a] of rec.affiliations) r.affiliations.set(j, a);
     r.subject = rec.subject;
+    r.historyFromArchive = true;
     return r;
   }
 
@@ -439,23 +449,34 @@ export class Room {
       // Serialised again only when there is an <x/> to leave out (rare: clients send none).
       const archived = msg.children.some(mucUser) ? innerXml(msg, (c) => forged(c) || mucUser(c)) : inner;
       const id = this.archiver!.append(this.jid, { nick: occ.nick, real: from, stanza: `${head}>${archived}</message>` });
-      inner += `<stanza-id xmlns='${SID_NS}'${attr('by', this.jid)}${attr('id', id)}/>`;
+      inner += roomStanzaId(this.jid, id);
     }
     for (const o of this.occupants.values()) this.toAll(o, (to) => `${head}${attr('to', to)}>${inner}</message>`, 'message');
     // §7.2.14: messages with a body make the history; the subject is sent on its own at join.
-    if (!isSubject && msg.getChild('body') !== undefined && this.limits.historySize > 0) {
-      const chars = head.length + inner.length;
-      this.history.push({ head, body: inner, stamp: this.now(), chars });
-      this.historyChars += chars;
-      // Bounded by count and by size: max_rooms × HISTORY_MAX_CHARS is the most history can hold.
-      while (this.history.length > this.limits.historySize || this.historyChars > HISTORY_MAX_CHARS) {
-        this.historyChars -= this.history.shift()!.chars;
-      }
+    if (!isSubject && msg.getChild('body') !== undefined) this.remember(head, inner, this.now());
+  }
+
+  /** One message for the join history, bounded by count and by size: max_rooms × HISTORY_MAX_CHARS is the most history can hold. */
+  private remember(head: string, body: string, stamp: Date): void {
+    if (this.limits.historySize <= 0) return;
+    const chars = head.length + body.length;
+    this.history.push({ head, body, stamp, chars });
+    this.historyChars += chars;
+    while (this.history.length > this.limits.historySize || this.historyChars > HISTORY_MAX_CHARS) {
+      this.historyChars -= this.history.shift()!.chars;
     }
   }
 
   /** §7.2.14: the history the joiner asked for; at most the room's size; delayed per XEP-0203. */
   private sendHistory(to: string, req: HistoryRequest): void {
+    if (this.historyFromArchive) {
+      // A persistent room after a restart: its history, lost with the last run's memory, is the
+      // newest of its archive (when it archives), read once, at the first join.
+      this.historyFromArchive = false;
+      if (this.archiving && this.limits.historySize > 0 && this.history.length === 0) {
+        for (const h of this.archiver!.recent?.(this.jid, this.limits.historySize) ?? []) this.remember(h.head, h.body, h.stamp);
+      }
+    }
     let list = this.history;
     if (req.seconds !== undefined) {
       const from = this.now().getTime() - req.seconds * 1000;

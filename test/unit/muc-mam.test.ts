@@ -435,6 +435,34 @@ describe('XEP-0313 room archive in SQLite (schema 8)', () => {
     }
   });
 
+  it('gives the first joiner after a restart the join history from the archive: newest messages with a body, with their stanza-ids and stamps (XEP-0045 §7.2.14)', () => {
+    const dataDir = tempDir();
+    const first = openSqliteStorage({ dataDir, iterations: 1 });
+    const h = harness(first.mam, first.muc!);
+    room(h, "<field var='muc#roomconfig_persistentroom'><value>1</value></field>");
+    for (let i = 0; i < 7; i++) {
+      h.say('bob@x/phone', `<body>m${i}</body>`, `id${i}`);
+      h.advance(1000);
+    }
+    h.say('alice@x/pc', '<subject>not history</subject>');
+    const ids = h.sent.filter((s) => s.to === 'alice@x/pc' && s.xml.includes('<body>')).map((s) => /by='r@muc.example' id='([^']+)'/.exec(s.xml)![1]);
+    first.close();
+    const second = openSqliteStorage({ dataDir, iterations: 1 });
+    try {
+      const after = harness(second.mam, second.muc!);
+      after.join('carol@x/1', 'Carol');
+      const history = after.sent.filter((s) => s.to === 'carol@x/1' && s.xml.includes('<delay'));
+      // SETTINGS.historySize is 5.
+      expect(bodies(history)).toEqual(['m2', 'm3', 'm4', 'm5', 'm6']);
+      expect(history.map((s) => /by='r@muc.example' id='([^']+)'/.exec(s.xml)![1])).toEqual(ids.slice(2));
+      expect(history[0]!.xml).toMatch(/^<message type='groupchat' id='id2' from='r@muc.example\/Bob' to='carol@x\/1'><body>m2<\/body><stanza-id [^>]+\/><delay xmlns='urn:xmpp:delay' from='r@muc.example' stamp='2026-01-01T00:00:02.000Z'\/><\/message>$/);
+      // The subject comes on its own, as always.
+      expect(after.sent.filter((s) => s.to === 'carol@x/1' && s.xml.includes('<subject>')).map((s) => /<subject>([^<]*)</.exec(s.xml)![1])).toEqual(['not history']);
+    } finally {
+      second.close();
+    }
+  });
+
   it("deletes at the next start the archive of a temporary room the restart ended (its occupants never left)", async () => {
     const dataDir = tempDir();
     const first = openSqliteStorage({ dataDir, iterations: 1 });
