@@ -353,6 +353,13 @@ function suite(label: string, docs: () => Doc[], tag: string, offlineUser: strin
         await alice.feed(bytes, cuts(bytes.length, i + 1));
         const want = expected(message, `alice@localhost/desk${tag}`);
         wants.push(want, want);
+        // Byte for byte: the client's own bytes with the server's 'from' after the name (the
+        // splicer re-serialises nothing), and the archive's <stanza-id/> before the end tag.
+        const raw = bob.transport.writes.flat().filter((c): c is Uint8Array => typeof c !== 'string');
+        const nameEnd = message.search(/[\s/>]/);
+        const spliced = `${message.slice(0, nameEnd)} from='alice@localhost/desk${tag}'${message.slice(nameEnd)}`;
+        const unstamped = raw.map((c) => Buffer.from(c).toString('utf8').replace(/<stanza-id xmlns='urn:xmpp:sid:0' by='[^']*' id='[^']*'\/>/g, ''));
+        expect(unstamped, `${v.doc.name}: bytes`).toEqual([spliced, spliced]);
         // as the WebSocket transport frames them: bytes (routed stanzas) and strings each their way
         const chunks = bob.transport.writes.flat().map((c) => {
           const framed = typeof c === 'string' ? frameOutbound(c) : frameOutboundBytes(c);
