@@ -13,7 +13,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { killServed, spawnServe } from './harness.js';
 import { makeDataDir } from './shard-helpers.js';
 
-const CLIENTS = 600;
+const CLIENTS = 400;
 const MESSAGES = 10;
 /** Connections set up at once (the server's pre-auth work is PBKDF2 for PLAIN, per login). */
 const PARALLEL = 40;
