@@ -5,19 +5,25 @@
  *
  *   node dist/bench/core/parse.js [--corpus FILE] [--size BYTES] [--chunk BYTES] [--time MS]
  *                                 [--rounds N] [--write-corpus FILE] [--wasm OTHER.wasm] [--json]
- *                                 [--passes N]
+ *                                 [--passes N] [--base DIR]
  *
  * Each parser gets the socket's view of the stream: Buffers of --chunk bytes. The Hermod core
  * copies each chunk into WASM memory and the handler reads the descriptor the way the router
  * does (kind, type, status, the `to` string). String parsers get the chunks through a
  * StringDecoder, as a Node socket with setEncoding('utf8') would give them.
+ *
+ * --wasm adds another build of the core with the same JS boundary; --base adds another checkout's
+ * whole core (its dist/src/core/parser.js with its own dist/wasm/core.wasm), for comparing
+ * across boundary changes, e.g. `git worktree add /tmp/core-base COMMIT` built with `npm run build`.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { createRequire } from 'node:module';
 import { StringDecoder } from 'node:string_decoder';
 import { SaxesParser } from 'saxes';
 import { Bench } from 'tinybench';
-import { loadCore } from '../../src/core/parser.js';
+import { loadCore, type Core } from '../../src/core/parser.js';
 import { generateCorpus } from './corpus.js';
 
 const require = createRequire(import.meta.url);
@@ -44,7 +50,16 @@ for (let i = 0; i < corpus.length; i += chunkSize) chunks.push(corpus.subarray(i
 type Run = () => number;
 
 function hermod(wasmFile?: string): Run {
-  const core = loadCore(wasmFile ? { wasmFile } : {});
+  return hermodOn(loadCore(wasmFile ? { wasmFile } : {}));
+}
+
+/** The core of another checkout (--base DIR): its own JS side and its release build. */
+async function hermodBase(dir: string): Promise<Run> {
+  const mod = (await import(pathToFileURL(join(dir, 'dist/src/core/parser.js')).href)) as { loadCore: typeof loadCore };
+  return hermodOn(mod.loadCore({ wasmFile: join(dir, 'dist/wasm/core.wasm') }));
+}
+
+function hermodOn(core: Core): Run {
   return () => {
     let stanzas = 0;
     let sink = 0;
@@ -120,10 +135,10 @@ function expat(): Run | undefined {
   };
 }
 
-// --passes N: only the Hermod core (the --wasm build if given), N passes, no timing: for
-// counting instructions, e.g. under valgrind (docs/benchmarks.md, "Core")
+// --passes N: only the Hermod core (the --wasm build or the --base checkout's core if given),
+// N passes, no timing: for counting instructions, e.g. under valgrind (docs/benchmarks.md, "Core")
 if (arg('passes')) {
-  const once = hermod(arg('wasm'));
+  const once = arg('base') ? await hermodBase(resolve(arg('base')!)) : hermod(arg('wasm'));
   let stanzas = 0;
   for (let i = 0; i < Number(arg('passes')); i++) stanzas = once();
   console.log(`${arg('passes')} passes, ${stanzas} stanzas each`);
@@ -141,6 +156,7 @@ const ex = expat();
 if (ex) runs['node-expat'] = ex;
 // --wasm FILE: also measure another build of the core (e.g. without SIMD) under the same load
 if (arg('wasm')) runs[`hermod (${arg('wasm')})`] = hermod(arg('wasm'));
+if (arg('base')) runs[`hermod (${arg('base')})`] = await hermodBase(resolve(arg('base')!));
 
 const counts = Object.fromEntries(Object.entries(runs).map(([n, r]) => [n, r()]));
 const expected = counts.hermod;
