@@ -1443,8 +1443,7 @@ function doText(p: usize, end: usize): usize {
     // tags often follow each other directly: look at the next byte before the SIMD skip
     if (p < end && load<u8>(p) != Ch.Lt) {
       p = skipTextPlain(p, end);
-      // byte by byte only in the window's last 15 bytes (the skip stops at a stop byte before)
-      if (p + 16 > end) while (p < end && (cls(<u32>load<u8>(p)) & C.Text) == 0) p++;
+      while (p < end && (cls(<u32>load<u8>(p)) & C.Text) == 0) p++;
     }
     if (p >= end) return more(p);
     const c = <u32>load<u8>(p);
