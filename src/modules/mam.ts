@@ -81,6 +81,17 @@ export function purgeArchives(storage: Storage, settings: Pick<MamSettings, 'max
 
 const BODY = Buffer.from('<body');
 const HINTS = Buffer.from(HINTS_NS);
+const MAM = Buffer.from(MAM_NS);
+
+/**
+ * A query result from another archive (XEP-0313 'Query results': a room's, reaching the account
+ * through a shard with --workers N): it forwards an archived message, and is none itself. Parsed
+ * only when the namespace appears at all (by expanded name, as for forged stanza-ids).
+ */
+function isArchiveResult(b: Buffer): boolean {
+  if (b.indexOf(MAM) < 0) return false;
+  return parseElement(b).children.some((c) => typeof c !== 'string' && c.getName() === 'result' && c.getNS() === MAM_NS);
+}
 const SID = Buffer.from(SID_NS);
 const CLOSE_TAG = Buffer.from('</');
 
@@ -360,7 +371,7 @@ function installMam(ctx: RouterContext, settings: MamSettings): void {
     // (a user archive does not hold MUC traffic).
     if (ev.type !== 'chat' && ev.type !== 'normal') return;
     const h = hints(clean);
-    if (h.forbid || (!h.store && !hasBody(clean))) return;
+    if (h.forbid || (!h.store && !hasBody(clean)) || isArchiveResult(clean)) return;
     const sender = ev.sender.jid;
     const recipient = ev.to.bare;
     const owners: { owner: string; with: string }[] = [];

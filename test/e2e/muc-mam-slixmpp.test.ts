@@ -28,6 +28,8 @@ interface Archived {
 /** The server on `dataDir` (default configuration but for ports and TLS): its port and stop. */
 async function start(dataDir: string, workers: number): Promise<{ port: number; stop: () => Promise<void> }> {
   const config = shardedConfig(dataDir, workers);
+  // Every message into user archives: the room's query results must still stay out of them.
+  config.mam.default = 'always';
   if (workers === 0) {
     const server = await startServer(config);
     return { port: server.c2s.port, stop: () => server.shutdown() };
@@ -96,6 +98,10 @@ describe.each([0, 2])('slixmpp xep_0313 against a room archive, --workers %i', (
   it("shows the room's owner (a moderator) the senders' real JIDs", () => {
     const archived = written.alice_archive as Archived[];
     expect(archived.map((m) => m.real)).toEqual(['alice@localhost/desk', 'bob@localhost/phone', 'alice@localhost/desk', 'bob@localhost/phone', 'alice@localhost/desk']);
+  });
+
+  it("keeps the room's query results out of the asker's own archive (they are no messages to her), inline and across shards", () => {
+    expect(written.carol_own).toEqual([]);
   });
 
   it("refuses a non-member the archive of a members-only room with forbidden (XEP-0313 'MUC Archives', 'Data privacy')", () => {

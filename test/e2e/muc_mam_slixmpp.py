@@ -108,6 +108,9 @@ async def write(result):
     result['carol_newest'] = [m['body'] for m in await read(carol, reverse=True, rsm={'max': 1}, total=1)]
     result['carol_bob_only'] = [m['body'] for m in await read(carol, with_jid=JID(f'{ROOM}/Bob'))]
     result['alice_archive'] = await read(alice)
+    # The results carol got from the room are no messages of hers: her own archive (the server
+    # archives everything, mam.default always) must not have taken them.
+    result['carol_own'] = [m['body'] for m in await read(carol, jid=None)]
 
     await alice['xep_0045'].join_muc_wait(CLUB, 'Alice', timeout=TIMEOUT)
     await configure(alice, CLUB, **{'muc#roomconfig_membersonly': True})
