@@ -3,7 +3,8 @@
  * generated on first start and kept in the data directory so clients that pinned it on first
  * use keep trusting it across restarts.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import { generate } from 'selfsigned';
@@ -46,7 +47,10 @@ export async function loadCertificate(options: {
   const certFile = join(dir, `${options.domain}.crt`);
   const keyFile = join(dir, `${options.domain}.key`);
   if (existsSync(certFile) && existsSync(keyFile)) {
-    return { cert: readPem(certFile, '--data'), key: readPem(keyFile, '--data'), source: 'generated-earlier', certFile, keyFile };
+    const earlier = { cert: readPem(certFile, '--data'), key: readPem(keyFile, '--data'), source: 'generated-earlier' as const, certFile, keyFile };
+    // Ours to replace when a crash (or a power loss before the data reached the disk) left them
+    // empty or cut: otherwise the server would listen and fail every TLS handshake.
+    if (unusable(earlier) === null) return earlier;
   }
   // EC P-256: generation takes milliseconds (RSA-2048 takes seconds), and handshakes are cheaper.
   const pems = await generate([{ name: 'commonName', value: options.domain }], {
@@ -69,12 +73,32 @@ export async function loadCertificate(options: {
     ],
   });
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  writeFileSync(keyFile, pems.private, { mode: 0o600 });
-  writeFileSync(certFile, pems.cert, { mode: 0o644 });
+  // Each file appears whole or not at all (a rename replaces atomically): a crash mid-write
+  // leaves no half file for the next start to trust.
+  writeWhole(keyFile, pems.private, 0o600);
+  writeWhole(certFile, pems.cert, 0o644);
   return { cert: pems.cert, key: pems.private, source: 'generated', certFile, keyFile };
 }
 
+function writeWhole(path: string, data: string, mode: number): void {
+  const tmp = `${path}.tmp`;
+  writeFileSync(tmp, data, { mode });
+  renameSync(tmp, path);
+}
+
+/** Why `pair` cannot serve TLS (not PEM, empty, key of another certificate), or null. */
+function unusable(pair: Pick<Certificate, 'cert' | 'key'>): string | null {
+  try {
+    return new X509Certificate(pair.cert).checkPrivateKey(createPrivateKey(pair.key)) ? null : 'the key does not belong to the certificate';
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
 export function secureContextOf(certificate: Certificate): SecureContext {
+  // createSecureContext accepts an empty certificate; every handshake would then fail.
+  const reason = unusable(certificate);
+  if (reason !== null) throw new ConfigError(`unusable certificate or key (${certificate.certFile}): ${reason}`, '--cert');
   try {
     return createSecureContext({ key: certificate.key, cert: certificate.cert, minVersion: 'TLSv1.2' });
   } catch (err) {

@@ -5,13 +5,18 @@
  * the database passes its integrity check, the server starts on it with no repair step, every
  * message the server acknowledged (<a h/>) is delivered to its offline recipient unless it was
  * bounced with an error, and every roster item whose set was answered `result` is there — inline
- * and with two shards (senders and writers spread over both).
+ * and with two shards (senders and writers spread over both). A generated certificate a crash
+ * left empty is made again at the next start instead of failing every TLS handshake.
  */
 import Database from 'better-sqlite3';
-import { rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect as tlsConnect, createServer as createTlsServer } from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
+import { ConfigError } from '../../src/errors.js';
 import { DATABASE_FILE } from '../../src/storage/sqlite.js';
+import { loadServerTls } from '../../src/transport/tls.js';
 import { RawClient, killServed, spawnServe } from './harness.js';
 import { makeDataDir, until } from './shard-helpers.js';
 
@@ -111,4 +116,46 @@ describe.each([['0'], ['2']])('kill -9 under message and roster writes (--worker
     expect((await second.exited).code).toBe(0);
     expect(second.output()).not.toMatch(/"level":"(error|fatal)"/);
   }, 60_000);
+});
+
+describe('the generated certificate after a crash', () => {
+  /** One TLS handshake against a server using `secureContext`; resolves with the peer's CN. */
+  async function handshake(secureContext: Awaited<ReturnType<typeof loadServerTls>>['secureContext']): Promise<string> {
+    // (a server's own `secureContext` option is not used for handshakes; SNI hands it over)
+    const server = createTlsServer({ SNICallback: (_name, use) => use(null, secureContext) }, (s) => s.end());
+    await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+    try {
+      const port = (server.address() as { port: number }).port;
+      return await new Promise<string>((ok, fail) => {
+        const c = tlsConnect({ host: '127.0.0.1', port, servername: 'localhost', rejectUnauthorized: false }, () => {
+          ok(String(c.getPeerCertificate().subject.CN));
+          c.end();
+        });
+        c.on('error', fail);
+      });
+    } finally {
+      server.close();
+    }
+  }
+
+  it('is generated again when a crash left it empty, and then serves handshakes; a configured empty one is refused at start', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'hermod-referee-tls-'));
+    dirs.push(dataDir);
+    const config = { domain: 'localhost', dataDir, tls: { cert: null, key: null } };
+    const first = await loadServerTls(config);
+    expect(first.certificate.source).toBe('generated');
+    // what a kill -9 between open(O_TRUNC) and write, or a power loss before the data reached the disk, leaves
+    writeFileSync(first.certificate.certFile, '');
+    const second = await loadServerTls(config);
+    expect(second.certificate.source).toBe('generated');
+    expect(await handshake(second.secureContext)).toBe('localhost');
+    expect(readdirSync(join(dataDir, 'tls')).sort()).toEqual(['localhost.crt', 'localhost.key']);
+    const third = await loadServerTls(config);
+    expect(third.certificate.source).toBe('generated-earlier');
+    expect(third.certificate.cert).toBe(second.certificate.cert);
+    // An operator's files are not ours to replace: an empty one stops the start with the reason.
+    const empty = join(dataDir, 'empty.crt');
+    writeFileSync(empty, '');
+    await expect(loadServerTls({ ...config, tls: { cert: empty, key: second.certificate.keyFile } })).rejects.toThrow(ConfigError);
+  });
 });
