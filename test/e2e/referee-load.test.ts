@@ -3,7 +3,8 @@
  * CLIENTS connections to a `hermod serve` process (dist/, so `npm run build` first), each one
  * STARTTLS (RFC 6120 §5) + SASL PLAIN + bind + initial presence, then every client sends
  * MESSAGES chat messages to its neighbour (full JID, then bare JID), all at once. After the
- * traffic drains, every message sent was received exactly once, and no stream was closed —
+ * traffic drains, every message sent was received exactly once and in order (RFC 6120 §10.1),
+ * and no stream was closed —
  * inline and with two shards (where most pairs straddle the shards).
  */
 import { rmSync } from 'node:fs';
@@ -29,6 +30,8 @@ class Peer {
   private waits: { re: RegExp; done: (m: RegExpMatchArray) => void }[] = [];
   private counting = false;
   readonly received = new Set<string>();
+  /** Message numbers in arrival order (RFC 6120 §10.1: in order between two entities). */
+  readonly order: number[] = [];
   duplicates = 0;
   streamError: string | null = null;
   closed = false;
@@ -59,6 +62,7 @@ class Peer {
       if (m) {
         if (this.received.has(m[0])) this.duplicates++;
         this.received.add(m[0]);
+        this.order.push(Number(m[2]));
       }
       this.buffer = this.buffer.slice(end + '</message>'.length);
     }
@@ -125,7 +129,7 @@ afterEach(() => {
 });
 
 describe.each([['0'], ['2']])('a raw-socket swarm over STARTTLS (--workers %s)', (workers) => {
-  it(`delivers every one of ${CLIENTS} × ${MESSAGES} × 2 chat messages exactly once and closes no stream`, async () => {
+  it(`delivers every one of ${CLIENTS} × ${MESSAGES} × 2 chat messages exactly once, in order, and closes no stream`, async () => {
     const users = Array.from({ length: CLIENTS }, (_, i) => `load${i}`);
     const dir = makeDataDir(users);
     dirs.push(dir);
@@ -163,6 +167,8 @@ describe.each([['0'], ['2']])('a raw-socket swarm over STARTTLS (--workers %s)',
     expect(peers.filter((p) => p.closed).length).toBe(0);
     expect(peers.reduce((n, p) => n + p.duplicates, 0)).toBe(0);
     expect(received).toBe(expected);
+    // in the order sent, even when sender and recipient are on different shards
+    expect(peers.filter((p) => p.order.some((n, k) => k > 0 && n < p.order[k - 1]!)).length).toBe(0);
     // and each from the right sender
     peers.forEach((p, i) => {
       const from = (i + CLIENTS - 1) % CLIENTS;
