@@ -160,6 +160,8 @@ describe.each([0, 2])('against hermod serve --workers %i', (workers) => {
       await c.waitClosed();
       expect(c.received).toContain('<not-authorized');
       expect(c.received).toContain('password changed by the server administrator');
+      // The kick made every shard's credential cache look for the write: the old password is refused.
+      await expect(login('carol', 'pc')).rejects.toThrow(/not-authorized/);
 
       const b = await login('bob', 'pc');
       const d = await hermod(['deluser', 'bob@localhost', '--data', dir]);
@@ -167,6 +169,7 @@ describe.each([0, 2])('against hermod serve --workers %i', (workers) => {
       expect(d.out).toContain('closed 1 live session(s) of bob@localhost');
       await b.waitClosed();
       expect(b.received).toContain('account deleted by the server administrator');
+      await expect(login('bob', 'pc')).rejects.toThrow(/not-authorized/);
     });
   });
 });
