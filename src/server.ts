@@ -27,7 +27,7 @@ import { MetricsListenError, startObservability, type Logger, type Observability
 import { TRANSPORTS, Transport, stats } from './observability/metrics.js';
 import type { ShardedServer } from './shard/serve.js';
 import { describeServer } from './describe.js';
-import { AdminSocketError, listenAdmin, streamsTarget, type AdminChannel, type ConnectionFacts } from './admin/channel.js';
+import { AdminSocketError, listenAdmin, streamsTarget, type AdminChannel, type AdminTarget, type ConnectionFacts } from './admin/channel.js';
 import { startComponents, type ComponentListener } from './component/service.js';
 import { muc, mucSettingsOf } from './muc/service.js';
 import { checkUploadConfig, startUpload, upload as uploadModule, uploadSettings, type UploadService } from './upload/index.js';
@@ -203,7 +203,11 @@ export async function startServer(config: HermodConfig, options: StartOptions = 
       components = await startComponents(config, router, core);
       upload = await startUpload(config, uploads, certificate, options.logger);
       if (options.adminChannel !== false) {
-        admin = await listenAdmin(config.dataDir, streamsTarget(streams, facts)).catch((err: unknown) => {
+        const target = streamsTarget(streams, facts);
+        // passwd/deluser write from their own process, then ask for this kick: the caches look
+        // for that write now (not at their next poll), so the client's reconnect meets it.
+        const kick: AdminTarget['kick'] = (jid, error) => (storage.checkExternalWrites?.(), target.kick(jid, error));
+        admin = await listenAdmin(config.dataDir, { sessions: target.sessions, kick }).catch((err: unknown) => {
           // Another server on this data directory is fatal; a socket we cannot create is not.
           if (!(err instanceof AdminSocketError)) throw err;
           options.logger?.warn({ err: err.message }, 'admin socket unavailable: hermod sessions/kick will not reach this server');

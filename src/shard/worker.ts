@@ -421,6 +421,9 @@ export default async function runShard(init: ShardInit): Promise<ShardResult> {
       case 'admin-kick': {
         // Checked by the admin channel already; a JID that does not parse matches nobody.
         const jid = Jid.tryParse(msg.jid);
+        // passwd/deluser wrote from their own process before this kick: the caches look for it
+        // now, so the client's reconnect meets the new password or the missing account.
+        storage.checkExternalWrites?.();
         let kicked = 0;
         for (const stream of jid ? [...streams.values()] : []) {
           const bound = stream.jid;

@@ -577,11 +577,12 @@ export function openSqliteStorage(options: SqliteStorageOptions): SqliteStorage 
   // per read).
   let externalWrites = 0;
   let blockVersion = seenVersion;
-  const versionTimer = setInterval(() => {
+  const checkExternalWrites = (): void => {
     if (!db.open) return;
     const v = externalEpoch.get();
     if (v !== blockVersion) (blockVersion = v), externalWrites++;
-  }, Math.max(externalCheckMs, 10)); // 0 (tests: check the roster cache on every read) would spin the timer
+  };
+  const versionTimer = setInterval(checkExternalWrites, Math.max(externalCheckMs, 10)); // 0 (tests: check the roster cache on every read) would spin the timer
   versionTimer.unref();
   /** A cache's news of writes it did not make: slot `slot` of the shared epoch, and the timer above. */
   const watchWrites = (slot: number) => {
@@ -694,6 +695,11 @@ export function openSqliteStorage(options: SqliteStorageOptions): SqliteStorage 
     pep,
     mam,
     muc,
+    checkExternalWrites() {
+      checkExternalWrites();
+      // The roster cache keeps its own clock: its next read looks too.
+      versionCheckedAt = -Infinity;
+    },
     close() {
       clearInterval(versionTimer);
       if (!db.open) return;

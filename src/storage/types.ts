@@ -301,6 +301,13 @@ export interface Storage {
   readonly mam: import('./archive.js').ArchiveStore;
   /** XEP-0045 persistent rooms (added in schema 7; optional so that other backends stay valid). */
   readonly muc?: MucStore;
+  /**
+   * Look now for writes other processes made to what the caches hold (`hermod passwd`,
+   * `deluser`), instead of at the next poll: the admin socket's kick that follows such a write
+   * calls it before closing the streams, so the client's reconnect meets the new state.
+   * Optional (added): backends without caches need none.
+   */
+  checkExternalWrites?(): void;
   /** Flush and release the backend. Further calls on the stores throw. Idempotent. */
   close(): void;
 }
