@@ -291,13 +291,38 @@ describe('XEP-0363 rate limits (upload.rate_limit)', () => {
       expect(tooMany.status).toBe(429);
       expect(Number(tooMany.headers.get('retry-after'))).toBeGreaterThan(0);
       expect((await fetch(second.get)).status).toBe(404);
-      // Three PUTs an hour from this address (counted before the signature is checked): the
-      // fourth attempt is refused whatever it carries.
+      // A forged attempt spends the address's budget and is refused as such; the genuine third
+      // PUT is still over carol's one an hour.
       expect((await put(third, data, { authorization: 'forged' })).status).toBe(403);
       expect((await put(third, data)).status).toBe(429);
     } finally {
       carol.close();
       await server.shutdown();
+    }
+  });
+
+  it('lets forged PUTs from an address use up its budget without refusing a genuine upload from that address (a proxy in front serves everyone)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hermod-upload-forged-'));
+    const flags = ['--port', '0', '--tls-port', 'off', '--tls', 'optional', '--data', dir, '--domain', 'localhost'];
+    const sets = ['upload.enabled=true', 'upload.http.port=0', 'upload.rate_limit.window=1h', 'upload.rate_limit.puts_per_ip=2'].flatMap((v) => ['--set', v]);
+    const server = await startServer(parseServeArgs([...flags, ...sets], {}).loaded!.config, { adminChannel: false });
+    server.storage.users.create('carol@localhost', PASSWORDS.carol!);
+    const carol = await RawClient.connect(server.c2s.port);
+    try {
+      await carol.login('carol', { tls: false });
+      const data = randomBytes(10);
+      const genuine = await slot('mine.png', data.length, 'image/png', carol);
+      // Anyone who can reach the HTTP service can send these: the address's budget goes, then
+      // its forgeries are refused as too many.
+      expect((await put(genuine, data, { authorization: 'forged' })).status).toBe(403);
+      expect((await put(genuine, data, { authorization: 'forged' })).status).toBe(403);
+      expect((await put(genuine, data, { authorization: 'forged' })).status).toBe(429);
+      // The slot's own PUT is the account's business (puts_per_account), not the forger's.
+      expect((await put(genuine, data)).status).toBe(201);
+    } finally {
+      carol.close();
+      await server.shutdown();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
