@@ -95,6 +95,8 @@ export interface HermodConfig {
     resumeTimeout: number;
     /** Unacknowledged stanzas kept per session before the stream is closed. */
     maxUnacked: number;
+    /** Their bytes: the stanza count alone lets 256 KiB stanzas hold a gigabyte per session. */
+    maxUnackedBytes: number;
   };
   offline: {
     /** Offline messages stored per user; further ones bounce with service-unavailable. */
@@ -498,6 +500,7 @@ export const SCHEMA: Schema<HermodConfig> = {
     enabled: bool(true, 'XEP-0198 Stream Management'),
     resumeTimeout: duration(5 * MINUTE, 0, 24 * HOUR, 'how long a dropped session may be resumed; 0 = no resumption'),
     maxUnacked: int(5000, 1, 1_000_000, 'unacknowledged stanzas kept per session'),
+    maxUnackedBytes: size(16 * MiB, 64 * KiB, 4096 * MiB, 'bytes of unacknowledged stanzas kept per session'),
   },
   offline: {
     maxPerUser: int(1000, 0, 10_000_000, 'offline messages stored per user; 0 = store none'),

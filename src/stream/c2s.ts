@@ -148,8 +148,11 @@ export interface C2SOptions {
   maxOutputBytes?: number;
   /** Stanzas (top-level elements) a second, sustained and at once; reading pauses beyond. */
   stanzaRate?: { rate: number; burst: number };
-  /** XEP-0198 Stream Management; absent = not offered. */
-  streamManagement?: { resumeTimeoutMs: number; maxUnacked: number };
+  /**
+   * XEP-0198 Stream Management; absent = not offered. maxUnackedBytes (added, optional) bounds
+   * the bytes of the unacknowledged stanzas as maxUnacked bounds their number.
+   */
+  streamManagement?: { resumeTimeoutMs: number; maxUnacked: number; maxUnackedBytes?: number };
 }
 
 export interface C2SDeps {
@@ -442,8 +445,10 @@ export class C2SStream implements ClientSession, ParserHandler {
     }
     const sm = this.sm;
     if (sm && this.phase === StreamPhase.Bound) {
-      // Bounded even while detached: a flood to a vanished client must not grow without limit.
-      if (sm.unackedCount > (this.options.streamManagement?.maxUnacked ?? Infinity)) {
+      // Bounded even while detached: a flood to a vanished client must not grow without limit,
+      // in stanzas and in bytes (5000 stanzas of 256 KiB would be a gigabyte held for one client).
+      const smLimits = this.options.streamManagement;
+      if (sm.unackedCount > (smLimits?.maxUnacked ?? Infinity) || sm.unackedBytes > (smLimits?.maxUnackedBytes ?? Infinity)) {
         this.close(new StreamError('resource-constraint', 'too many unacknowledged stanzas'));
         return;
       }

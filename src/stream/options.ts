@@ -21,7 +21,11 @@ export function streamOptionsOf(config: HermodConfig): C2SOptions {
     maxOutputBytes: config.limits.outputQueueBytes,
     stanzaRate: config.limits.stanzaRate,
     streamManagement: config.streamManagement.enabled
-      ? { resumeTimeoutMs: config.streamManagement.resumeTimeout, maxUnacked: config.streamManagement.maxUnacked }
+      ? {
+          resumeTimeoutMs: config.streamManagement.resumeTimeout,
+          maxUnacked: config.streamManagement.maxUnacked,
+          maxUnackedBytes: config.streamManagement.maxUnackedBytes,
+        }
       : undefined,
   };
 }

@@ -26,6 +26,8 @@ export class StreamManagement {
   private acked = 0;
   /** Sent and not acknowledged, oldest first: entry i has sequence number acked + i + 1. */
   private unacked: (string | Uint8Array)[] = [];
+  /** Their size (strings by UTF-16 length: exact for the markup that dominates, close otherwise). */
+  unackedBytes = 0;
   /** An <r/> is outstanding: no new request until the client answers. */
   ackRequested = false;
 
@@ -45,6 +47,7 @@ export class StreamManagement {
   sentStanza(data: string | Uint8Array): void {
     this.sent++;
     this.unacked.push(data);
+    this.unackedBytes += sizeOf(data);
   }
 
   /** Apply the client's `h` (wrapping): drop what it acknowledges. Throws AckTooHigh. */
@@ -52,7 +55,7 @@ export class StreamManagement {
     const delta = (h - (this.acked % WRAP) + WRAP) % WRAP;
     if (delta > this.sent - this.acked) throw new AckTooHigh(h, this.sent % WRAP);
     this.acked += delta;
-    this.unacked.splice(0, delta);
+    for (const gone of this.unacked.splice(0, delta)) this.unackedBytes -= sizeOf(gone);
   }
 
   /** What is still unacknowledged (to resend after resumption, or to store when it dies). */
@@ -64,9 +67,14 @@ export class StreamManagement {
   drain(): (string | Uint8Array)[] {
     const out = this.unacked;
     this.unacked = [];
+    this.unackedBytes = 0;
     this.acked = this.sent;
     return out;
   }
+}
+
+function sizeOf(data: string | Uint8Array): number {
+  return typeof data === 'string' ? data.length : data.byteLength;
 }
 
 /** Parse an `h` attribute: an unsigned 32-bit integer, else null. */

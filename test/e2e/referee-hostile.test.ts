@@ -1,0 +1,51 @@
+/**
+ * Memory a client can make the server hold: a client that enables XEP-0198 and never
+ * acknowledges keeps every stanza sent to it in the server's unacknowledged queue. The stanza
+ * count bound (stream_management.max_unacked, 5000) alone let large stanzas hold over a gigabyte
+ * for one session (measured: +250 MB for 1549 messages of 200 KiB); the byte bound
+ * (stream_management.max_unacked_bytes) closes such a stream with <resource-constraint/>, keeps
+ * what it never acknowledged for its next login, and leaves the sender alone.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RawClient, startTestServer, type TestServer } from './harness.js';
+
+const SM = "xmlns='urn:xmpp:sm:3'";
+
+describe('a stream-managed client that never acknowledges', () => {
+  let t: TestServer;
+
+  beforeAll(async () => {
+    t = await startTestServer(['--tls', 'optional', '--set', 'stream_management.max_unacked_bytes=1MiB', '--set', 'limits.byte_rate.rate=0']);
+  });
+
+  afterAll(async () => {
+    await t?.stop();
+  });
+
+  it('is closed with resource-constraint once its unacknowledged stanzas pass max_unacked_bytes, far below max_unacked', async () => {
+    const bob = await RawClient.connect(t.port);
+    await bob.login('bob', { tls: false, resource: 'hold' });
+    bob.send(`<presence/><enable ${SM}/>`);
+    await bob.waitFor('<enabled');
+    const alice = await RawClient.connect(t.port);
+    await alice.login('alice', { tls: false, resource: 'send' });
+
+    const body = 'x'.repeat(200 * 1024);
+    // 8 × 200 KiB: past 1 MiB after the sixth, while the count (8) is nowhere near 5000
+    for (let i = 0; i < 8; i++) alice.send(`<message to='bob@localhost/hold' type='chat' id='m${i}'><body>n${i}.${body}</body></message>`);
+    await bob.waitFor(/<resource-constraint xmlns='urn:ietf:params:xml:ns:xmpp-streams'\/>/, 10_000);
+    await bob.waitClosed();
+
+    // the sender is untouched
+    alice.send("<iq type='get' id='p' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>");
+    await alice.waitFor(/<iq [^>]*id='p'/);
+    expect(alice.closed).toBe(false);
+
+    // XEP-0198 §4: what bob never acknowledged waits for his next login
+    const again = await RawClient.connect(t.port);
+    await again.login('bob', { tls: false, resource: 'back' });
+    again.send('<presence/>');
+    const text = await again.waitFor('n7.', 10_000);
+    for (let i = 0; i < 8; i++) expect(text.split(`n${i}.`).length - 1 + bob.received.split(`n${i}.`).length - 1, `m${i}`).toBeGreaterThanOrEqual(1);
+  }, 30_000);
+});
