@@ -194,25 +194,29 @@ async function put(
   if (!file) return refuse(404, 'not an upload URL');
   const now = o.now?.() ?? Date.now();
   // RFC 6585 §4: too many requests, and when to come back (RFC 9110 §10.2.3, in seconds). The
-  // address is counted for every attempt, the account once the signature proves whose slot it is.
+  // address pays for refused attempts (malformed, forged, expired), the account for PUTs whose
+  // signature proves whose slot they fill: behind a reverse proxy every upload comes from one
+  // address, and forgeries anyone can send must not use up the budget of genuine uploads.
   const tooMany = (waitMs: number) => refuse(429, 'too many uploads: try again later', { 'retry-after': String(Math.ceil(waitMs / 1000)) });
-  const addressWait = o.putLimits?.take(null, req.socket.remoteAddress ?? '', now) ?? 0;
-  if (addressWait > 0) return tooMany(addressWait);
+  const refuseAttempt = (status: number, text: string) => {
+    const wait = o.putLimits?.take(null, req.socket.remoteAddress ?? '', now) ?? 0;
+    return wait > 0 ? tooMany(wait) : refuse(status, text);
+  };
   const lengthHeader = req.headers['content-length'];
   // XEP-0363 §6: the PUT carries exactly the size the slot was asked for.
-  if (lengthHeader === undefined || !/^\d{1,15}$/.test(lengthHeader)) return refuse(411, 'Content-Length required');
+  if (lengthHeader === undefined || !/^\d{1,15}$/.test(lengthHeader)) return refuseAttempt(411, 'Content-Length required');
   const size = Number(lengthHeader);
-  if (size > o.maxFileSize) return refuse(413, `larger than the ${o.maxFileSize} bytes allowed`);
+  if (size > o.maxFileSize) return refuseAttempt(413, `larger than the ${o.maxFileSize} bytes allowed`);
   const typeHeader = req.headers['content-type'];
   const type = typeHeader === undefined ? '' : normalizeContentType(typeHeader);
-  if (type === null) return refuse(400, 'malformed Content-Type');
+  if (type === null) return refuseAttempt(400, 'malformed Content-Type');
   // The signature covers path, size, type and expiry (§6): a different type or URL fails it.
   const check = o.signer.verify(file, size, type, req.headers.authorization, now);
   if (!check.ok) {
-    if (check.why === 'expired') return refuse(403, 'slot expired: request a new one');
+    if (check.why === 'expired') return refuseAttempt(403, 'slot expired: request a new one');
     // XEP-0363 §6: the body must be exactly the size the slot was requested for.
-    if (check.why === 'size') return refuse(size > check.expected ? 413 : 400, `Content-Length must be ${check.expected}, the slot's size`);
-    return refuse(403, check.why === 'missing' ? 'Authorization required (the slot\'s PUT header)' : 'signature does not match this upload');
+    if (check.why === 'size') return refuseAttempt(size > check.expected ? 413 : 400, `Content-Length must be ${check.expected}, the slot's size`);
+    return refuseAttempt(403, check.why === 'missing' ? 'Authorization required (the slot\'s PUT header)' : 'signature does not match this upload');
   }
   const accountWait = o.putLimits?.takeAccount(file.ownerKey, now) ?? 0;
   if (accountWait > 0) return tooMany(accountWait);

@@ -254,24 +254,25 @@ describe('XEP-0363 across a restart', () => {
 });
 
 describe('XEP-0363 rate limits (upload.rate_limit)', () => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'hermod-upload-rate-'));
-  afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
+  const dirs: string[] = [];
+  afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
-  it('answers slot requests over the per-account limit with resource-constraint and <retry stamp/>, and PUTs over it with 429 Retry-After', async () => {
+  /** A server of its own with uploads on and `limits` (upload.rate_limit.*), carol logged in. */
+  async function limited(limits: string[]): Promise<{ server: HermodServer; carol: RawClient }> {
+    const dataDir = mkdtempSync(join(tmpdir(), 'hermod-upload-rate-'));
+    dirs.push(dataDir);
     const flags = ['--port', '0', '--tls-port', 'off', '--tls', 'optional', '--data', dataDir, '--domain', 'localhost'];
-    const sets = [
-      'upload.enabled=true',
-      'upload.http.port=0',
-      'upload.rate_limit.window=1h',
-      'upload.rate_limit.slots_per_account=3',
-      'upload.rate_limit.puts_per_account=1',
-      'upload.rate_limit.puts_per_ip=3',
-    ].flatMap((v) => ['--set', v]);
-    const server = await startServer(parseServeArgs([...flags, ...sets], {}).loaded!.config, { adminChannel: false });
+    const sets = ['upload.enabled=true', 'upload.http.port=0', 'upload.rate_limit.window=1h', ...limits.map((l) => `upload.rate_limit.${l}`)];
+    const server = await startServer(parseServeArgs([...flags, ...sets.flatMap((v) => ['--set', v])], {}).loaded!.config, { adminChannel: false });
     server.storage.users.create('carol@localhost', PASSWORDS.carol!);
     const carol = await RawClient.connect(server.c2s.port);
+    await carol.login('carol', { tls: false });
+    return { server, carol };
+  }
+
+  it('answers slot requests over the per-account limit with resource-constraint and <retry stamp/>, and PUTs over it with 429 Retry-After', async () => {
+    const { server, carol } = await limited(['slots_per_account=3', 'puts_per_account=1', 'puts_per_ip=3']);
     try {
-      await carol.login('carol', { tls: false });
       const data = randomBytes(10);
       const first = await slot('one.png', data.length, 'image/png', carol);
       const second = await slot('two.png', data.length, 'image/png', carol);
@@ -302,14 +303,8 @@ describe('XEP-0363 rate limits (upload.rate_limit)', () => {
   });
 
   it('lets forged PUTs from an address use up its budget without refusing a genuine upload from that address (a proxy in front serves everyone)', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'hermod-upload-forged-'));
-    const flags = ['--port', '0', '--tls-port', 'off', '--tls', 'optional', '--data', dir, '--domain', 'localhost'];
-    const sets = ['upload.enabled=true', 'upload.http.port=0', 'upload.rate_limit.window=1h', 'upload.rate_limit.puts_per_ip=2'].flatMap((v) => ['--set', v]);
-    const server = await startServer(parseServeArgs([...flags, ...sets], {}).loaded!.config, { adminChannel: false });
-    server.storage.users.create('carol@localhost', PASSWORDS.carol!);
-    const carol = await RawClient.connect(server.c2s.port);
+    const { server, carol } = await limited(['puts_per_ip=2']);
     try {
-      await carol.login('carol', { tls: false });
       const data = randomBytes(10);
       const genuine = await slot('mine.png', data.length, 'image/png', carol);
       // Anyone who can reach the HTTP service can send these: the address's budget goes, then
@@ -322,7 +317,6 @@ describe('XEP-0363 rate limits (upload.rate_limit)', () => {
     } finally {
       carol.close();
       await server.shutdown();
-      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
