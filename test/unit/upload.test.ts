@@ -235,6 +235,47 @@ describe('upload rate limits (XEP-0363 §5)', () => {
   });
 });
 
+describe('upload slot limits behind a reverse proxy on the host', () => {
+  it('does not put every account reaching it through the loopback address (a WebSocket proxy) in one address budget; each keeps its own', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hermod-upload-proxy-'));
+    try {
+      const settings: UploadSettings = {
+        domain: 'upload.localhost',
+        publicUrl: 'https://f.example',
+        maxFileSize: 1000,
+        quota: 0,
+        slotLifetime: 300_000,
+        signer,
+        files: new UploadFiles(dir),
+        slotLimits: new RequestLimits({ perAccount: 2, perAddress: 3, windowMs: 60_000 }),
+      };
+      const request = parseElement("<request xmlns='urn:xmpp:http:upload:0' filename='x.png' size='5'/>");
+      const outcome = (owner: string, address: string) => {
+        try {
+          return requestSlot(settings, owner, request, NOW, address).includes('<slot') ? 'slot' : 'other';
+        } catch (e) {
+          return (e as StanzaError).condition;
+        }
+      };
+      // Three accounts through the proxy: two slots each, as for accounts on addresses of their own.
+      for (const address of ['127.0.0.1', '::1']) {
+        for (const user of ['a', 'b', 'c']) {
+          expect(outcome(`${user}${address}@localhost`, address)).toBe('slot');
+          expect(outcome(`${user}${address}@localhost`, address)).toBe('slot');
+          expect(outcome(`${user}${address}@localhost`, address)).toBe('resource-constraint');
+        }
+      }
+      // Any other address is one budget for all its accounts.
+      expect(outcome('d@localhost', '10.0.0.1')).toBe('slot');
+      expect(outcome('d@localhost', '10.0.0.1')).toBe('slot');
+      expect(outcome('e@localhost', '10.0.0.1')).toBe('slot');
+      expect(outcome('e@localhost', '10.0.0.1')).toBe('resource-constraint');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('expiry sweep', () => {
   it('deletes files older than the limit, stale claims and orphans, and keeps the rest', () => {
     const dir = mkdtempSync(join(tmpdir(), 'hermod-sweep-'));
