@@ -82,6 +82,16 @@ export class RequestLimits {
   }
 }
 
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|::ffff:127\.\d+\.\d+\.\d+)$/;
+
+/**
+ * An address that names no client: a reverse proxy on this host (the WebSocket listener's TLS
+ * front, docs/configuration.md), through which every client comes from the same address.
+ */
+export function isLoopback(address: string): boolean {
+  return LOOPBACK.test(address);
+}
+
 /** XEP-0082 date-time in UTC, whole seconds, at or after `ms` (XEP-0363 §5 <retry stamp=…/>). */
 export function retryStamp(ms: number): string {
   return new Date(Math.ceil(ms / 1000) * 1000).toISOString().replace('.000Z', 'Z');

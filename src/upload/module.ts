@@ -13,7 +13,7 @@ import { StanzaKind, StanzaType } from '../core/api.js';
 import { parseElement, iqResult, type Element } from '../xml/element.js';
 import { attr, escapeText } from '../xml/escape.js';
 import type { UploadFiles } from './files.js';
-import { retryStamp, type RequestLimits } from './limits.js';
+import { isLoopback, retryStamp, type RequestLimits } from './limits.js';
 import { normalizeContentType, sanitizeFilename, slotPath, UPLOAD_NS, type SlotSigner } from './slot.js';
 
 const DISCO_INFO = 'http://jabber.org/protocol/disco#info';
@@ -89,7 +89,9 @@ export function requestSlot(s: UploadSettings, owner: string | null, request: El
   const contentType = rawType === undefined || rawType === '' ? '' : normalizeContentType(rawType);
   if (contentType === null) throw new StanzaError('bad-request', 'malformed content-type');
   if (size > s.maxFileSize) throw fileTooLarge(s.maxFileSize);
-  const wait = s.slotLimits?.take(owner, address, now) ?? 0;
+  // Per address only where the address tells clients apart: through a proxy on this host every
+  // account would share one budget (the account's own still applies).
+  const wait = (isLoopback(address) ? s.slotLimits?.takeAccount(owner, now) : s.slotLimits?.take(owner, address, now)) ?? 0;
   if (wait > 0) throw tooManyRequests(wait, now);
   const slot = s.signer.issue(owner, name, size, contentType, now + s.slotLifetime);
   if (s.quota > 0 && s.files.usage(slot.ownerKey) + size > s.quota) {
