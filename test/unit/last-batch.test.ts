@@ -120,6 +120,24 @@ describe('XEP-0012 logout records written per turn (SQLite)', () => {
       env.storage.close();
     }
   });
+
+  it('keeps no logout record of an account deleted before its stream closed (XEP-0077 removal, hermod deluser): a new account of that name has no last activity', async () => {
+    const dir = tempDir();
+    const env = setup(openStorage({ dataDir: dir }));
+    try {
+      const bob = env.connect('bob@localhost');
+      env.send(bob, "<presence/>");
+      // The account goes first, then its session is ended (register.ts, admin kick).
+      env.storage.users.delete('bob@localhost');
+      env.send(bob, "<presence type='unavailable'><status>my old status</status></presence>");
+      env.router.unbind(bob);
+      await nextTurn();
+      env.storage.users.create('bob@localhost', 'someone else');
+      expect(env.storage.xml.get('bob@localhost', LAST_KEY)).toBeNull();
+    } finally {
+      env.storage.close();
+    }
+  });
 });
 
 describe('batchXmlWrites', () => {
