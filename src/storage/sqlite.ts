@@ -630,9 +630,13 @@ export function openSqliteStorage(options: SqliteStorageOptions): SqliteStorage 
     count: (owner, prefix) =>
       q.xmlCount.get(owner, prefix, prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1)) as number,
   };
-  // setSoon (XEP-0012's logout record): the writes of one turn share one transaction.
+  // setSoon (XEP-0012's logout record): the writes of one turn share one transaction. A row
+  // whose owner is no account by then is dropped: XEP-0077 removal and `hermod deluser` delete
+  // the account before its streams close, and the logout record those closes make would outlive
+  // it (handed, status text included, to whoever registers the name next).
+  const xmlSetForAccount = db.prepare('INSERT OR REPLACE INTO xmlstore (owner, key, xml) SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM users WHERE account = ?)');
   const xmlSetMany = db.transaction((rows: readonly XmlRow[]) => {
-    for (const [owner, key, doc] of rows) q.xmlSet.run(owner, key, doc);
+    for (const [owner, key, doc] of rows) xmlSetForAccount.run(owner, key, doc, owner);
   });
   const xml = batchXmlWrites(xmlTable, (rows) => xmlSetMany.immediate(rows));
 

@@ -221,7 +221,8 @@ export interface XmlStore {
   /**
    * set(), written at the end of this event-loop turn with the other deferred writes in one
    * transaction (and by close()); get() sees it at once, and any other write or account deletion
-   * comes after it. For records written in storms (XEP-0012's logout time). Optional: added.
+   * comes after it. For records written in storms (XEP-0012's logout time); a record whose
+   * owner is no account when the batch is written is dropped. Optional: added.
    */
   setSoon?(owner: string, key: string, xml: string): void;
 }
