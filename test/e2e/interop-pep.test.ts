@@ -43,6 +43,12 @@ describe.each([['--workers', '0'], ['--workers', '2']])('slixmpp PEP plugins (%s
     expect(r.laptop_nick).toBe('Alice in Wonderland');
   });
 
+  it("lets slixmpp's xep_0060 subscribe explicitly, then unsubscribe: the last item, each new one while subscribed, none after (XEP-0060 §6.1, §6.1.7, §6.2; XEP-0163 §5)", () => {
+    expect(r.carol_subscription).toBe('subscribed');
+    expect(r.carol_subscriptions).toEqual(['http://jabber.org/protocol/nick']);
+    expect(r.carol_explicit_events).toEqual(['http://jabber.org/protocol/nick', 'http://jabber.org/protocol/nick']);
+  });
+
   it('serves items to contacts with a presence subscription and advertises the PEP service (XEP-0163 §6.1)', () => {
     expect(r.bob_items).toEqual(['a1b2c3']);
     expect(r.carol_reads_nick).toEqual(['current']);

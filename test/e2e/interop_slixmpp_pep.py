@@ -2,7 +2,8 @@
 XEP-0172 nicknames. bob loads them (so its XEP-0115 caps list the +notify features), carol does
 not. alice publishes; bob must get the events, carol none; a resource bob connects afterwards must
 get the last published items (XEP-0163 §4.3.4); bob and carol read the items themselves (XEP-0060
-§6.5). Prints one JSON object on its last line; interop-pep.test.ts asserts on it.
+§6.5); carol then subscribes to the nickname node explicitly (XEP-0060 §6.1), gets its events and
+unsubscribes (§6.2). Prints one JSON object on its last line; interop-pep.test.ts asserts on it.
 
 Usage: /usr/bin/python3 interop_slixmpp_pep.py HOST PORT ALICE_PW BOB_PW CAROL_PW
 """
@@ -38,6 +39,14 @@ async def start(c):
     await interop_client.start(c, HOST, PORT)
     # Let the server's caps query (XEP-0115 §6.2) and its answer go by.
     await asyncio.sleep(1)
+
+
+async def until(condition):
+    for _ in range(TIMEOUT * 20):
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    raise TimeoutError('condition not met')
 
 
 def avatar_id(msg):
@@ -81,6 +90,22 @@ async def main():
     await asyncio.sleep(1)
     out['carol_events'] = len(carol.headlines)
     out['bob_extra_avatars'] = bob.avatars.qsize()
+
+    # XEP-0060 §6.1 on a PEP node (XEP-0163 §5 requires it): carol, whose client asks for no
+    # events, subscribes explicitly; the last item comes at once (§6.1.7), then each new one,
+    # until she unsubscribes (§6.2).
+    nick_node = 'http://jabber.org/protocol/nick'
+    sub = await carol['xep_0060'].subscribe('alice@localhost', nick_node, timeout=TIMEOUT)
+    out['carol_subscription'] = sub['pubsub']['subscription']['subscription']
+    await until(lambda: len(carol.headlines) >= 1)
+    subs = await carol['xep_0060'].get_subscriptions('alice@localhost', timeout=TIMEOUT)
+    out['carol_subscriptions'] = [s['node'] for s in subs['pubsub']['subscriptions']]
+    await alice['xep_0172'].publish_nick('Alice again')
+    await until(lambda: len(carol.headlines) >= 2)
+    await carol['xep_0060'].unsubscribe('alice@localhost', nick_node, timeout=TIMEOUT)
+    await alice['xep_0172'].publish_nick('Alice, third time')
+    await asyncio.sleep(1)
+    out['carol_explicit_events'] = carol.headlines[out['carol_events']:]
 
     for c in (alice, bob, carol, laptop):
         c.disconnect()
