@@ -5,6 +5,7 @@ import { checkPreconditions, keepCount, MAX_ITEMS_LIMIT } from '../../src/module
 import { createRouter } from '../../src/router/index.js';
 import { createMemoryStorage } from '../../src/storage/memory.js';
 import { extractCaps, installPep, PEP_ACCOUNT_BYTES, PEP_ITEM_LIMIT, PEP_NODE_LIMIT } from '../../src/modules/pep.js';
+import { MAX_SUBSCRIPTIONS } from '../../src/modules/pep/subscriptions.js';
 import { StanzaError } from '../../src/errors.js';
 import { parseElement } from '../../src/xml/element.js';
 import { Scenario, jsFeederFactory } from '../scenario/runner.js';
@@ -142,6 +143,36 @@ describe('PEP bounds', () => {
       ok('urn:example:big', 'b0'),
       item('urn:example:avatar', 'av2', 50 * 1024),
       ok('urn:example:avatar', 'av2'),
+    );
+    await run(lines.join('\n'));
+  });
+
+  it("counts too-many-subscriptions per subscriber (type wait): one account's full JIDs cannot use up the subscriptions another account's open node offers others (XEP-0060 §6.1.3.9)", async () => {
+    const subscribe = (who: string, id: string, jid: string) =>
+      `${who} sends: <iq type='set' id='${id}' to='alice@localhost'>${PS}<subscribe node='urn:example:open' jid='${jid}'/></pubsub></iq>`;
+    const subscribed = (who: string, id: string, jid: string) =>
+      `${who} receives: <iq type='result' id='${id}' from='alice@localhost' to='${who}@localhost/res'>${PS}<subscription node='urn:example:open' jid='${jid}' subid='*' subscription='subscribed'/></pubsub></iq>`;
+    const lines = [
+      'account alice',
+      'account eve',
+      'account bob',
+      'alice connects',
+      `alice sends: <iq type='set' id='p1'>${PS}<publish node='urn:example:open'><item id='i1'><s xmlns='urn:example'/></item></publish><publish-options><x xmlns='jabber:x:data' type='submit'><field var='pubsub#access_model'><value>open</value></field><field var='pubsub#send_last_published_item'><value>never</value></field></x></publish-options></pubsub></iq>`,
+      published('p1', 'urn:example:open'),
+      'eve connects',
+    ];
+    let refused = false;
+    for (let i = 0; i < MAX_SUBSCRIPTIONS && !refused; i++) {
+      lines.push(subscribe('eve', `s${i}`, `eve@localhost/r${i}`));
+      lines.push(`eve receives: <iq type='*' id='s${i}' from='alice@localhost' to='eve@localhost/res'>*</iq>`);
+    }
+    lines.push(
+      subscribe('eve', 'over', 'eve@localhost/one-too-many'),
+      // §6.1.3.9's example: type wait (the subscriber may try again once it has fewer).
+      `eve receives: <iq type='error' id='over' from='alice@localhost' to='eve@localhost/res'><error type='wait'><policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>*</text><too-many-subscriptions xmlns='http://jabber.org/protocol/pubsub#errors'/></error></iq>`,
+      'bob connects',
+      subscribe('bob', 'b1', 'bob@localhost'),
+      subscribed('bob', 'b1', 'bob@localhost'),
     );
     await run(lines.join('\n'));
   });
