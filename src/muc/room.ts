@@ -527,14 +527,19 @@ export class Room {
   }
 
   /** §7.8.2: a mediated invitation: the room passes it on; in a members-only room an admin's invitee becomes a member. */
-  invite(from: Occupant, to: string, reason: string | null): void {
+  invite(from: Occupant, to: string, reason: string | null, blockedByInvitee = false): void {
     if (this.config.membersOnly) {
       const aff = this.affiliation(from.bare);
       if (RANK[aff] < RANK.admin) throw new StanzaError('forbidden', 'only admins may invite to this members-only room');
-      if (RANK[this.affiliation(to)] < RANK.member) {
-        this.affiliations.set(to, 'member');
-        this.changed(this);
-      }
+    }
+    // XEP-0191 §3.5: an invitee who blocks the inviter's bare JID gets nothing of theirs, the
+    // room's relay included (the room's own JID is checked on delivery), and is made a member of
+    // nothing. Dropped silently like any undelivered invitation, and only after the refusals
+    // anyone gets: what the inviter sees does not depend on the block.
+    if (blockedByInvitee) return;
+    if (this.config.membersOnly && RANK[this.affiliation(to)] < RANK.member) {
+      this.affiliations.set(to, 'member');
+      this.changed(this);
     }
     const r = reason === null ? '' : `<reason>${escapeText(reason)}</reason>`;
     const pw = this.config.password === null ? '' : `<password>${escapeText(this.config.password)}</password>`;

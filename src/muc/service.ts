@@ -290,11 +290,8 @@ export class MucService {
     if (invite) {
       if (!occ) throw new StanzaError('not-acceptable', 'only occupants invite');
       const who = Jid.parse(String(invite.attrs.to ?? ''));
-      // XEP-0191 §3.5: an invitee who blocks the inviter gets nothing of theirs, the room's
-      // relay included (the room's own JID is checked on delivery). Dropped silently, as any
-      // undelivered invitation is: the inviter learns nothing of the block.
-      if (this.blocks?.(who.bare, occ.bare)) return;
-      return room.invite(occ, who.bare, invite.getChildText('reason') ?? null);
+      const blocked = this.blocks?.(who.bare, occ.bare) ?? false;
+      return room.invite(occ, who.bare, invite.getChildText('reason') ?? null, blocked);
     }
     // §7.8.2: the invitee declines; the room passes it on to the inviter, from the room.
     const decline = el.getChild('x', MUC_USER)?.getChild('decline');

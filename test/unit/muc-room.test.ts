@@ -219,7 +219,7 @@ describe('XEP-0045 room logic', () => {
 
   it("drops a mediated invitation when the invitee blocks the inviter's bare JID, membership grant included (§7.8.2, XEP-0191 §3.5)", () => {
     const sent: Sent[] = [];
-    const blocklists: Record<string, string[]> = { 'b@x': ['a@x'], 'd@x': ['x'] };
+    const blocklists: Record<string, string[]> = { 'b@x': ['a@x'], 'd@x': ['x'], 'e@x': ['m@x'] };
     const blocks = (owner: string, bare: string) => (blocklists[owner] ?? []).some((j) => j === bare || j === bare.split('@')[1]);
     const service = new MucService(SETTINGS, (to, xml, kind) => sent.push({ to, xml, kind }), () => new Date(), null, null, null, blocks);
     const send = (from: string, xml: string) => service.handle(Jid.parse(from), parseElement(xml), () => {});
@@ -242,6 +242,19 @@ describe('XEP-0045 room logic', () => {
     expect(room.affiliation('c@x')).toBe('member');
     expect(room.affiliation('b@x')).toBe('none');
     expect(room.affiliation('d@x')).toBe('none');
+    // A member who may not invite is refused the same whether or not the invitee blocks it: the
+    // answer does not reveal the block.
+    send('a@x/1', "<iq type='set' id='m' to='r@muc.example'><query xmlns='http://jabber.org/protocol/muc#admin'><item jid='m@x' affiliation='member'/></query></iq>");
+    send('m@x/1', "<presence to='r@muc.example/M'><x xmlns='http://jabber.org/protocol/muc'/></presence>");
+    for (const to of ['e@x', 'c@x']) {
+      let refused: string | null = null;
+      try {
+        send('m@x/1', invite(to));
+      } catch (err) {
+        refused = (err as StanzaError).condition;
+      }
+      expect(refused, to).toBe('forbidden');
+    }
   });
 
   it('removes non-members with 322 when the room becomes members-only, and tells the rest 104 (§10.2)', () => {
