@@ -51,7 +51,7 @@ import {
   type NodeConfig,
 } from './pep/config.js';
 import { deliverEvent, eventMessage, itemXml, mayRead, NOTIFY_KEY, notifySet, recipients, wants } from './pep/notify.js';
-import { MAX_SUBSCRIPTIONS, readSubscriptions, subscriptionXml, writeSubscriptions, type Subscription } from './pep/subscriptions.js';
+import { MAX_SUBSCRIPTIONS, MAX_SUBSCRIPTIONS_PER_SUBSCRIBER, readSubscriptions, subscriptionXml, writeSubscriptions, type Subscription } from './pep/subscriptions.js';
 
 export { PUBSUB, PUBSUB_OWNER } from './pep/config.js';
 
@@ -409,8 +409,13 @@ export class PepService {
     const list = readSubscriptions(this.ctx.storage.xml, owner);
     let sub = list.find((s) => s.node === node && s.jid === jid);
     if (!sub) {
-      // §6.1.3.9 (Too Many Subscriptions): a bound on what one account's nodes keep.
-      if (list.length >= MAX_SUBSCRIPTIONS) throw pubsubError('policy-violation', 'too-many-subscriptions', `at most ${MAX_SUBSCRIPTIONS} subscriptions per account`);
+      // §6.1.3.9 (Too Many Subscriptions, type wait as in its example): the requester's own share
+      // first, then the bound on what one account's nodes keep.
+      const theirs = list.filter((s) => s.jid === requester || s.jid.startsWith(`${requester}/`)).length;
+      if (theirs >= MAX_SUBSCRIPTIONS_PER_SUBSCRIBER || list.length >= MAX_SUBSCRIPTIONS) {
+        const limit = theirs >= MAX_SUBSCRIPTIONS_PER_SUBSCRIBER ? `at most ${MAX_SUBSCRIPTIONS_PER_SUBSCRIBER} subscriptions per subscriber` : `at most ${MAX_SUBSCRIPTIONS} subscriptions per account`;
+        throw pubsubError('policy-violation', 'too-many-subscriptions', limit, '', 'wait');
+      }
       sub = { node, jid, subid: randomUUID() };
       writeSubscriptions(this.ctx.storage.xml, owner, [...list, sub]);
     }

@@ -18,6 +18,12 @@ import { attr } from '../../xml/escape.js';
 export const SUBSCRIPTIONS_KEY = 'pep:subscriptions';
 /** Subscriptions one account's nodes may have together (subscribers are local accounts). */
 export const MAX_SUBSCRIPTIONS = 1000;
+/**
+ * Of those, what one subscriber (its bare and full JIDs together) may hold: XEP-0060 §6.1.3.9
+ * limits the requesting entity, and one account subscribing resource after resource to an open
+ * node must not take every place the owner's nodes have.
+ */
+export const MAX_SUBSCRIPTIONS_PER_SUBSCRIBER = 50;
 
 export interface Subscription {
   node: string;
