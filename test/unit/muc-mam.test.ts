@@ -378,6 +378,18 @@ describe('XEP-0313 room archive: rooms that did not survive a restart', () => {
     expect(storage.mam.query('gone@muc.example', { max: 0 }).count).toBe(0);
     expect(storage.mam.query('kept@muc.example', { max: 0 }).count).toBe(1);
   });
+
+  it('keeps the archive of a stored room it could not read at start: unreadable is not vanished (the operator may repair it)', async () => {
+    const storage = createMemoryStorage({ iterations: 1 });
+    storage.muc!.save('broken@muc.example', '{"config": {"persistent": true}, "affil');
+    storage.mam.append(row('broken@muc.example', 1));
+    storage.mam.append(row('gone@muc.example', 2));
+    harness(storage.mam, storage.muc!);
+    // The walk is in owner order: once 'gone' is removed, 'broken' has been looked at.
+    for (let i = 0; i < 100 && storage.mam.query('gone@muc.example', { max: 0 }).count !== 0; i++) await new Promise((r) => setTimeout(r, 1));
+    expect(storage.mam.query('gone@muc.example', { max: 0 }).count).toBe(0);
+    expect(storage.mam.query('broken@muc.example', { max: 0 }).count).toBe(1);
+  });
 });
 
 describe('XEP-0313 room archive retention', () => {
