@@ -112,17 +112,20 @@ export class MucService {
     /** XEP-0191: whether `owner`'s blocklist covers the bare JID `bare`; null: no blocklists. */
     private readonly blocks: ((owner: string, bare: string) => boolean) | null = null,
   ) {
+    /** Stored rooms that could not be read: not vanished, so their archives stay for a repair. */
+    const unreadable = new Set<string>();
     for (const { jid, data } of store?.list(settings.domain) ?? []) {
       try {
         const room = Room.restore(jid, JSON.parse(data) as RoomRecord, settings, this.outFor(jid), now, (r) => this.persist(r));
         room.archiver = archives;
         this.rooms.set(jid, room);
       } catch (err) {
+        unreadable.add(jid);
         this.log?.error({ err, room: jid }, 'stored MUC room unreadable; skipped');
       }
     }
     // XEP-0313 §5: temporary rooms did not survive the restart; neither do their archives.
-    archives?.sweep(settings.domain, (room) => this.rooms.has(room), (removed, err) => {
+    archives?.sweep(settings.domain, (room) => this.rooms.has(room) || unreadable.has(room), (removed, err) => {
       if (removed > 0) this.log?.info({ removed }, 'archives of temporary rooms gone with the last run removed');
       // A store closed under the walk (the server stopping) is no failure: the next start goes on.
       if (err && !/closed|not open/.test(err.message)) this.log?.error({ err }, 'sweeping the archives of vanished rooms failed');
