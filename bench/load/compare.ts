@@ -67,6 +67,15 @@ const METRICS: Metric[] = [
   { c: 'login', label: 'login time p99', get: (r) => r.login.latency.p99, fmt: fmtUs, higherIsBetter: false },
   { c: 'login', label: 'server CPU per login', get: (r) => r.cpu.serverUsPerOp, fmt: fmtUs, higherIsBetter: false },
   { c: 'login', label: 'tool CPU per login', get: (r) => r.cpu.toolUs / r.login.ok, fmt: fmtUs, higherIsBetter: false },
+  // What a run achieves per CPU-second it got, tool and server together: on a box shared with
+  // other jobs the steadiest reading of logins/s (docs/benchmarks.md, "Logins, fourth pass").
+  {
+    c: 'login',
+    label: 'logins per CPU-second',
+    get: (r) => r.login.ok / ((r.cpu.toolUs + r.cpu.serverUs) / 1e6),
+    fmt: num0,
+    higherIsBetter: true,
+  },
   { c: 'login', label: 'first logins/s', get: (r) => r.firstLogin?.perSec ?? NaN, fmt: num0, higherIsBetter: true },
   { c: 'login', label: 'server CPU per first login', get: (r) => r.firstLogin?.serverUsPerLogin ?? NaN, fmt: fmtUs, higherIsBetter: false },
   { c: 'login', label: 'server CPU per logout', get: (r) => r.logout?.serverUsPerLogout ?? NaN, fmt: fmtUs, higherIsBetter: false },
