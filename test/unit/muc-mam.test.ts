@@ -141,6 +141,18 @@ describe('XEP-0313 room archive: what is stored and the stanza-id by the room', 
     expect(archived).not.toContain("id='fake'");
   });
 
+  it("strips the sender's muc#user <x/> and honours its XEP-0334 hints written with a prefix too (the recipients' parsers read them by expanded name)", () => {
+    const h = harness();
+    room(h);
+    h.say('bob@x/phone', "<body>sneaky</body><u:x xmlns:u='http://jabber.org/protocol/muc#user'><u:item jid='ceo@x'/></u:x>");
+    h.say('bob@x/phone', "<body>off the record</body><h:no-store xmlns:h='urn:xmpp:hints'/>");
+    // bob is a participant of a semi-anonymous room: the archive adds no real JID of its own.
+    const { results } = h.query('bob@x/phone');
+    expect(bodies(results)).toEqual(['sneaky']);
+    expect(results[0]!.xml).not.toContain('ceo@x');
+    expect(results[0]!.xml).not.toContain('muc#user');
+  });
+
   it('carries the stanza-id into the join history too (clients match it with the archive)', () => {
     const h = harness();
     room(h);
