@@ -445,7 +445,8 @@ export class Room {
       // room sent them but without a muc#user <x/> (§ 'MUC message spoofing': the archive adds
       // its own, with the real JID, for those allowed to see it). XEP-0359: every copy, history
       // included, carries the archive id as a stanza-id by the room.
-      const mucUser = (c: Element | string) => typeof c !== 'string' && c.name === 'x' && c.attrs.xmlns === MUC_USER;
+      // By expanded name, as the recipients' parsers read it (a prefixed <u:x> is the same element).
+      const mucUser = (c: Element | string) => typeof c !== 'string' && c.getName() === 'x' && c.getNS() === MUC_USER;
       // Serialised again only when there is an <x/> to leave out (rare: clients send none).
       const archived = msg.children.some(mucUser) ? innerXml(msg, (c) => forged(c) || mucUser(c)) : inner;
       const id = this.archiver!.append(this.jid, { nick: occ.nick, real: from, stanza: `${head}>${archived}</message>` });
@@ -683,5 +684,5 @@ export class Room {
 
 /** XEP-0334: the sender asked that the message be kept nowhere (no-store, no-permanent-store). */
 function noStoreHint(msg: Element): boolean {
-  return msg.children.some((c) => typeof c !== 'string' && c.attrs.xmlns === HINTS_NS && (c.name === 'no-store' || c.name === 'no-permanent-store'));
+  return msg.children.some((c) => typeof c !== 'string' && c.getNS() === HINTS_NS && (c.getName() === 'no-store' || c.getName() === 'no-permanent-store'));
 }
