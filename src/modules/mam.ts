@@ -111,9 +111,20 @@ function hints(b: Buffer): { store: boolean; forbid: boolean } {
   const re = /<(no-permanent-store|no-store|store)\s+xmlns\s*=\s*['"]urn:xmpp:hints['"]/g;
   let store = false;
   let forbid = false;
+  let found = 0;
   for (let m = re.exec(text); m; m = re.exec(text)) {
+    found++;
     if (m[1] === 'store') store = true;
     else forbid = true;
+  }
+  // Every mention of the namespace was a hint in the shape clients write: done. Otherwise (a
+  // prefix, another attribute before xmlns) the one stanza is read by expanded name, as the
+  // sender meant it.
+  if (found === text.split(HINTS_NS).length - 1) return { store, forbid };
+  for (const c of parseElement(text).children) {
+    if (typeof c === 'string' || c.getNS() !== HINTS_NS) continue;
+    if (c.getName() === 'store') store = true;
+    else if (c.getName() === 'no-store' || c.getName() === 'no-permanent-store') forbid = true;
   }
   return { store, forbid };
 }
