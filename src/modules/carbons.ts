@@ -10,6 +10,7 @@
 import { StanzaError } from '../errors.js';
 import type { IqEvent, Module, RouterContext, RoutedMessageEvent } from '../router/context.js';
 import type { SessionState } from '../router/session.js';
+import { parseElement } from '../xml/element.js';
 import { attr } from '../xml/escape.js';
 import { readStartTag } from '../xml/start-tag.js';
 
@@ -21,6 +22,23 @@ const KEY = 'carbons';
 const IM_PAYLOAD = /<body[\s>/]|http:\/\/jabber\.org\/protocol\/chatstates|urn:xmpp:receipts|urn:xmpp:chat-markers:0/;
 /** XEP-0280 'Avoiding Carbons for a Single Message' (<private/>) and XEP-0334 (<no-copy/>): the sender asked for no copies. */
 const OPT_OUT = /<private\s+xmlns=['"]urn:xmpp:carbons:2['"]|<no-copy\s+xmlns=['"]urn:xmpp:hints['"]/;
+const HINTS_NS = 'urn:xmpp:hints';
+/** Children of those two namespaces in the shape clients write (no prefix, xmlns first). */
+const PLAIN_SHAPE = /<[A-Za-z][\w.-]*\s+xmlns=['"](?:urn:xmpp:hints|urn:xmpp:carbons:2)['"]/g;
+
+/**
+ * Whether the sender opted out of copies. The pattern reads the usual shape; when the two
+ * namespaces are mentioned more often than that shape accounts for (a prefix, an attribute
+ * before xmlns), the message is read by expanded name, as the sender meant it.
+ */
+function optedOut(text: string): boolean {
+  if (OPT_OUT.test(text)) return true;
+  const mentions = text.split(HINTS_NS).length + text.split(CARBONS_NS).length - 2;
+  if (mentions === 0 || mentions === (text.match(PLAIN_SHAPE)?.length ?? 0)) return false;
+  return parseElement(text).children.some(
+    (c) => typeof c !== 'string' && ((c.getNS() === CARBONS_NS && c.getName() === 'private') || (c.getNS() === HINTS_NS && c.getName() === 'no-copy')),
+  );
+}
 
 function enabled(s: SessionState): boolean {
   return s.data.get(KEY) === true;
@@ -65,7 +83,7 @@ function copy(ctx: RouterContext, ev: RoutedMessageEvent): void {
   if (ev.type !== 'chat' && ev.type !== 'normal') return;
   const text = ev.bytes.toString('utf8');
   if (ev.type === 'normal' && !IM_PAYLOAD.test(text)) return;
-  if (OPT_OUT.test(text)) return;
+  if (optedOut(text)) return;
   let inner: string | null = null;
   const forwarded = () => (inner ??= forwardedXml(text));
 
