@@ -236,6 +236,10 @@ const preAuthFeatures = new WeakMap<C2SDeps, { options: C2SOptions; byState: str
 const TOO_MUCH_PIPELINED = new Uint8Array(0);
 /** <success/> without additional data (PLAIN), built once. */
 const SUCCESS_EMPTY = `<success xmlns='${SASL_NS}'></success>`;
+/** A backlog past this many times limits.output_queue_bytes is cut at once, drained or not. */
+const BACKLOG_CAP = 64;
+/** Between two looks at a backlog, the client must have taken some of it (ms). */
+const BACKLOG_LOOK_MS = 1000;
 let routeSamples = 0;
 
 /**
@@ -371,6 +375,9 @@ export class C2SStream implements ClientSession, ParserHandler {
   private readonly openedAt: number;
   /** When bytes last arrived (whitespace keepalives count: RFC 6120 §4.6.1). */
   private lastInput: number;
+  /** Output past limits.output_queue_bytes at the last look, and when (-1: none). */
+  private backlogBytes = -1;
+  private backlogLookedAt = 0;
   /** Stanza rate: the shared limits and this stream's bucket state (see Shaper). */
   private readonly stanzaShaper: Shaper | null;
   private stanzasFullAt = 0;
@@ -470,10 +477,33 @@ export class C2SStream implements ClientSession, ParserHandler {
     let bytes = 0;
     for (const chunk of chunks) bytes += byteSize(chunk);
     stats.flushed(bytes);
+    if (this.phase !== StreamPhase.Closed) this.checkBacklog((this.deps.now ?? Date.now)(), false);
+  }
+
+  /**
+   * The slow-reader policy (limits.output_queue_bytes): a reader this slow would make the server
+   * buffer without bound, so it is cut loose. A backlog past the bound is tolerated while the
+   * client reads through it — a reply written at once (the offline store at login, an archive
+   * page, a large roster) passes it by far — but not once it has not shrunk between two looks a
+   * second apart (the periodic sweep), nor past BACKLOG_CAP times the bound.
+   */
+  private checkBacklog(now: number, sweep: boolean): void {
     const limit = this.options.maxOutputBytes ?? 0;
-    if (limit > 0 && (this.transport.pendingBytes ?? 0) > limit && this.phase !== StreamPhase.Closed) {
-      // A reader this slow would make the server buffer without bound; cut it loose instead.
+    if (limit <= 0) return;
+    const pending = this.transport.pendingBytes ?? 0;
+    if (pending <= limit) {
+      this.backlogBytes = -1;
+      return;
+    }
+    const first = this.backlogBytes < 0;
+    const due = sweep && !first && now - this.backlogLookedAt >= BACKLOG_LOOK_MS;
+    if (pending > limit * BACKLOG_CAP || (due && pending >= this.backlogBytes)) {
       this.close(new StreamError('resource-constraint', 'output queue limit exceeded: the client reads too slowly'));
+      return;
+    }
+    if (first || due) {
+      this.backlogBytes = pending;
+      this.backlogLookedAt = now;
     }
   }
 
@@ -491,6 +521,10 @@ export class C2SStream implements ClientSession, ParserHandler {
         this.finish();
       }
       return;
+    }
+    if (this.backlogBytes >= 0) {
+      this.checkBacklog(now, true);
+      if ((this.phase as StreamPhase) === StreamPhase.Closed) return;
     }
     const preauth = this.options.preauthTimeoutMs ?? 0;
     const idle = this.options.idleTimeoutMs ?? 0;

@@ -589,13 +589,47 @@ describe.each(cores)('c2s stream state machine (%s)', (_name, core) => {
       s.stream.send('<message/>');
       s.stream.flush();
       expect(s.transport.ended).toBe(false);
-      const limited = open({ maxOutputBytes: 4096 }, { secure: true });
+      let now = 0;
+      const limited = open({ maxOutputBytes: 4096 }, { secure: true }, { now: () => now });
       await limited.feed(HEADER);
       limited.transport.pendingBytes = 4097;
       limited.stream.send('<message/>');
       limited.stream.flush();
+      // past the bound: the client gets a second to take some of it
+      expect(limited.transport.ended).toBe(false);
+      now = 500;
+      limited.stream.checkTimeouts(now);
+      expect(limited.transport.ended).toBe(false);
+      now = 1000;
+      limited.stream.checkTimeouts(now);
       expect(streamErrorOf(limited.transport.take())).toBe('resource-constraint');
       expect(limited.transport.ended).toBe(true);
+    });
+
+    it('lets a client read through a backlog past the bound while it shrinks, but not past 64 times the bound', async () => {
+      let now = 0;
+      const s = open({ maxOutputBytes: 4096 }, { secure: true }, { now: () => now });
+      await s.feed(HEADER);
+      // a reply written at once (the offline store at login, an archive page)
+      s.transport.pendingBytes = 40 * 4096;
+      s.stream.send('<message/>');
+      s.stream.flush();
+      for (const left of [30, 20, 10, 2]) {
+        now += 1000;
+        s.transport.pendingBytes = left * 4096;
+        s.stream.checkTimeouts(now);
+        expect(s.transport.ended).toBe(false);
+      }
+      now += 1000;
+      s.transport.pendingBytes = 0;
+      s.stream.checkTimeouts(now);
+      expect(s.transport.ended).toBe(false);
+      const capped = open({ maxOutputBytes: 4096 }, { secure: true });
+      await capped.feed(HEADER);
+      capped.transport.pendingBytes = 64 * 4096 + 1;
+      capped.stream.send('<message/>');
+      capped.stream.flush();
+      expect(streamErrorOf(capped.transport.take())).toBe('resource-constraint');
     });
 
     it('holds the answer to wrong credentials for the back-off delay, input included', async () => {
