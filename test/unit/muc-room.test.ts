@@ -95,6 +95,26 @@ describe('XEP-0045 room logic', () => {
     expect(joinWith('f', "<history maxstanzas='0'/>")).toEqual([]);
   });
 
+  it("strips the sender's own muc#user <x/>, under any prefix, from every copy of a groupchat message and from the history (§7.4: the real JID is the room's to give)", () => {
+    const h = harness();
+    h.join('a@x/1', 'r', 'A');
+    h.instant('a@x/1', 'r');
+    h.join('b@x/1', 'r', 'B');
+    h.clear();
+    // b is a participant of a semi-anonymous room forging the item a moderator would see.
+    h.send('b@x/1', "<message type='groupchat' to='r@muc.example'><body>plain</body><x xmlns='http://jabber.org/protocol/muc#user'><item jid='ceo@x'/></x></message>");
+    h.send('b@x/1', "<message type='groupchat' to='r@muc.example'><u:x xmlns:u='http://jabber.org/protocol/muc#user'><u:item jid='ceo@x'/></u:x><body>prefixed</body></message>");
+    h.join('c@x/1', 'r', 'C');
+    const copies = h.sent.filter((s) => s.kind === 'message' && s.xml.includes('<body>'));
+    // a and b see both live, c both from the history (besides the subject).
+    expect(copies.map((s) => s.to).sort()).toEqual(['a@x/1', 'a@x/1', 'b@x/1', 'b@x/1', 'c@x/1', 'c@x/1']);
+    for (const s of copies) {
+      expect(s.xml).toMatch(/<body>(plain|prefixed)<\/body>/);
+      expect(s.xml).not.toContain('ceo@x');
+      expect(s.xml).not.toContain('muc#user');
+    }
+  });
+
   it('refuses what the bounds forbid: rooms per service, occupants per room, message size', () => {
     const h = harness();
     h.join('a@x/1', 'r1', 'A');
