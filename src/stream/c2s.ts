@@ -236,10 +236,43 @@ const preAuthFeatures = new WeakMap<C2SDeps, { options: C2SOptions; byState: str
 const TOO_MUCH_PIPELINED = new Uint8Array(0);
 /** <success/> without additional data (PLAIN), built once. */
 const SUCCESS_EMPTY = `<success xmlns='${SASL_NS}'></success>`;
-/** A backlog past this many times limits.output_queue_bytes is cut at once, drained or not. */
-const BACKLOG_CAP = 64;
+/** Unread output past this many times limits.output_queue_bytes is cut at once, drained or not. */
+const OUTPUT_BACKLOG_CAP = 64;
+/** Unacknowledged bytes past this many times stream_management.max_unacked_bytes: the same. */
+const UNACKED_BACKLOG_CAP = 4;
 /** Between two looks at a backlog, the client must have taken some of it (ms). */
 const BACKLOG_LOOK_MS = 1000;
+
+/**
+ * A quantity the client works off (unread output, unacknowledged stanzas' bytes) allowed past
+ * its bound while it shrinks from one look to the next (the periodic sweep, a second apart) and
+ * never past a cap: a reply the server writes at once — the offline store at login, an archive
+ * page, a large roster — passes a bound a reader that never reads would hit.
+ */
+class Backlog {
+  private last = -1;
+  private lookedAt = 0;
+
+  get watching(): boolean {
+    return this.last >= 0;
+  }
+
+  /** False when the client must be cut loose. */
+  ok(amount: number, bound: number, cap: number, now: number, sweep: boolean): boolean {
+    if (amount <= bound) {
+      this.last = -1;
+      return true;
+    }
+    const first = this.last < 0;
+    const due = sweep && !first && now - this.lookedAt >= BACKLOG_LOOK_MS;
+    if (amount > cap || (due && amount >= this.last)) return false;
+    if (first || due) {
+      this.last = amount;
+      this.lookedAt = now;
+    }
+    return true;
+  }
+}
 let routeSamples = 0;
 
 /**
@@ -375,9 +408,9 @@ export class C2SStream implements ClientSession, ParserHandler {
   private readonly openedAt: number;
   /** When bytes last arrived (whitespace keepalives count: RFC 6120 §4.6.1). */
   private lastInput: number;
-  /** Output past limits.output_queue_bytes at the last look, and when (-1: none). */
-  private backlogBytes = -1;
-  private backlogLookedAt = 0;
+  /** Past their bounds (created then): unread output, unacknowledged bytes. */
+  private outputBacklog: Backlog | null = null;
+  private unackedBacklog: Backlog | null = null;
   /** Stanza rate: the shared limits and this stream's bucket state (see Shaper). */
   private readonly stanzaShaper: Shaper | null;
   private stanzasFullAt = 0;
@@ -454,8 +487,7 @@ export class C2SStream implements ClientSession, ParserHandler {
     if (sm && this.phase === StreamPhase.Bound) {
       // Bounded even while detached: a flood to a vanished client must not grow without limit,
       // in stanzas and in bytes (5000 stanzas of 256 KiB would be a gigabyte held for one client).
-      const smLimits = this.options.streamManagement;
-      if (sm.unackedCount > (smLimits?.maxUnacked ?? Infinity) || sm.unackedBytes > (smLimits?.maxUnackedBytes ?? Infinity)) {
+      if (sm.unackedCount > (this.options.streamManagement?.maxUnacked ?? Infinity) || !this.unackedOk((this.deps.now ?? Date.now)(), false)) {
         this.close(new StreamError('resource-constraint', 'too many unacknowledged stanzas'));
         return;
       }
@@ -482,29 +514,27 @@ export class C2SStream implements ClientSession, ParserHandler {
 
   /**
    * The slow-reader policy (limits.output_queue_bytes): a reader this slow would make the server
-   * buffer without bound, so it is cut loose. A backlog past the bound is tolerated while the
-   * client reads through it — a reply written at once (the offline store at login, an archive
-   * page, a large roster) passes it by far — but not once it has not shrunk between two looks a
-   * second apart (the periodic sweep), nor past BACKLOG_CAP times the bound.
+   * buffer without bound, so it is cut loose — once its unread output has not shrunk over a
+   * second, or passes OUTPUT_BACKLOG_CAP times the bound (Backlog).
    */
   private checkBacklog(now: number, sweep: boolean): void {
     const limit = this.options.maxOutputBytes ?? 0;
     if (limit <= 0) return;
     const pending = this.transport.pendingBytes ?? 0;
-    if (pending <= limit) {
-      this.backlogBytes = -1;
-      return;
-    }
-    const first = this.backlogBytes < 0;
-    const due = sweep && !first && now - this.backlogLookedAt >= BACKLOG_LOOK_MS;
-    if (pending > limit * BACKLOG_CAP || (due && pending >= this.backlogBytes)) {
+    if (pending <= limit && !this.outputBacklog) return;
+    this.outputBacklog ??= new Backlog();
+    if (!this.outputBacklog.ok(pending, limit, limit * OUTPUT_BACKLOG_CAP, now, sweep)) {
       this.close(new StreamError('resource-constraint', 'output queue limit exceeded: the client reads too slowly'));
-      return;
     }
-    if (first || due) {
-      this.backlogBytes = pending;
-      this.backlogLookedAt = now;
-    }
+  }
+
+  /** XEP-0198: the unacknowledged stanzas' bytes, under the same kind of policy as the output. */
+  private unackedOk(now: number, sweep: boolean): boolean {
+    const limit = this.options.streamManagement?.maxUnackedBytes ?? 0;
+    const bytes = this.sm?.unackedBytes ?? 0;
+    if (limit <= 0 || (bytes <= limit && !this.unackedBacklog)) return true;
+    this.unackedBacklog ??= new Backlog();
+    return this.unackedBacklog.ok(bytes, limit, limit * UNACKED_BACKLOG_CAP, now, sweep);
   }
 
   /**
@@ -522,9 +552,12 @@ export class C2SStream implements ClientSession, ParserHandler {
       }
       return;
     }
-    if (this.backlogBytes >= 0) {
+    if (this.outputBacklog?.watching) {
       this.checkBacklog(now, true);
       if ((this.phase as StreamPhase) === StreamPhase.Closed) return;
+    }
+    if (this.unackedBacklog?.watching && !this.unackedOk(now, true)) {
+      return this.close(new StreamError('resource-constraint', 'too many unacknowledged stanzas'));
     }
     const preauth = this.options.preauthTimeoutMs ?? 0;
     const idle = this.options.idleTimeoutMs ?? 0;

@@ -9,8 +9,8 @@
  * And the other side of that policy: a reply the server writes at once can pass the slow-reader
  * bound (limits.output_queue_bytes) by far — the offline store at login, an archive page, a large
  * roster. Cut at once, a client that read and acknowledged promptly lost its stream, and with
- * XEP-0198 the messages went back offline for the next login, again and again; now the backlog is
- * tolerated while it shrinks.
+ * XEP-0198 the messages went back offline for the next login, again and again; now both backlogs
+ * (unread output, unacknowledged bytes) are tolerated while they shrink.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RawClient, startTestServer, type TestServer } from './harness.js';
@@ -56,11 +56,13 @@ describe('a stream-managed client that never acknowledges', () => {
   }, 30_000);
 });
 
-describe('an account with more offline messages than the output queue holds', () => {
+describe('an account with more offline messages than the output queue and the unacknowledged bound hold', () => {
   let t: TestServer;
 
   beforeAll(async () => {
-    t = await startTestServer(['--tls', 'optional', '--set', 'limits.byte_rate.rate=0']);
+    // 6 MB of offline messages: past output_queue_bytes (1 MiB) and past max_unacked_bytes (2 MiB
+    // here), within both caps; the client reads and acknowledges as they come
+    t = await startTestServer(['--tls', 'optional', '--set', 'limits.byte_rate.rate=0', '--set', 'stream_management.max_unacked_bytes=2MiB']);
   });
 
   afterAll(async () => {
