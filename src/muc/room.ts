@@ -428,7 +428,12 @@ export class Room {
     // By expanded name and prepared JID, as the recipients' parsers and clients compare them.
     const forged = (c: Element) =>
       c.getName() === 'stanza-id' && c.getNS() === SID_NS && Jid.tryParse(String(c.attrs.by ?? ''))?.bare === this.jid;
-    let inner = this.checkedContent(msg, forged);
+    // §7.4 / XEP-0313 'MUC message spoofing': the sender's own muc#user <x/> is left out of
+    // every copy (live, history, archive) — an <item jid=…/> in it would be shown as the
+    // sender's real JID; the room adds its own where one belongs. By expanded name, as the
+    // recipients' parsers read it (a prefixed <u:x> is the same element).
+    const mucUser = (c: Element) => c.getName() === 'x' && c.getNS() === MUC_USER;
+    let inner = this.checkedContent(msg, (c) => forged(c) || mucUser(c));
     // §7.4 / §5.1.1: visitors in a moderated room have no voice.
     if (occ.role === 'visitor' || occ.role === 'none') throw new StanzaError('forbidden', 'you have no voice in this room');
     const subject = msg.getChild('subject');
@@ -442,14 +447,10 @@ export class Room {
     const head = `<message type='groupchat'${attr('id', msg.attrs.id as string | undefined)}${attr('from', `${this.jid}/${occ.nick}`)}`;
     if (this.archiving && (isSubject || msg.getChild('body') !== undefined) && !noStoreHint(msg)) {
       // XEP-0313 'MUC Archives': messages with a body and subject changes, once each, as the
-      // room sent them but without a muc#user <x/> (§ 'MUC message spoofing': the archive adds
-      // its own, with the real JID, for those allowed to see it). XEP-0359: every copy, history
+      // room sent them (the sender's muc#user <x/> already left out above: the archive adds its
+      // own, with the real JID, for those allowed to see it). XEP-0359: every copy, history
       // included, carries the archive id as a stanza-id by the room.
-      // By expanded name, as the recipients' parsers read it (a prefixed <u:x> is the same element).
-      const mucUser = (c: Element | string) => typeof c !== 'string' && c.getName() === 'x' && c.getNS() === MUC_USER;
-      // Serialised again only when there is an <x/> to leave out (rare: clients send none).
-      const archived = msg.children.some(mucUser) ? innerXml(msg, (c) => forged(c) || mucUser(c)) : inner;
-      const id = this.archiver!.append(this.jid, { nick: occ.nick, real: from, stanza: `${head}>${archived}</message>` });
+      const id = this.archiver!.append(this.jid, { nick: occ.nick, real: from, stanza: `${head}>${inner}</message>` });
       inner += roomStanzaId(this.jid, id);
     }
     for (const o of this.occupants.values()) this.toAll(o, (to) => `${head}${attr('to', to)}>${inner}</message>`, 'message');
