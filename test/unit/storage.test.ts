@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { readSubscriptions, SUBSCRIPTIONS_KEY, writeSubscriptions } from '../../src/modules/pep/subscriptions.js';
 import { createMemoryStorage } from '../../src/storage/memory.js';
 import {
   credentialsFromSaltedPassword,
@@ -457,6 +458,28 @@ describe.each(backends)('%s storage conformance', (_name, open) => {
       expect(s.pep.nodes(owner)).toEqual([]);
       expect(s.pep.item(owner, node, 'a')).toBeNull();
       expect(s.pep.items('bob@example.org', node).map((i) => i.id)).toEqual(['b']);
+    });
+
+    it("deleting the account ends its subscriptions to other owners' nodes, bare and full JIDs, and no look-alike's (whoever registers the name next inherits none)", () => {
+      for (const u of [owner, 'bob@example.org', 'carol@example.org']) s.users.create(u, 'secret');
+      const sub = (jid: string, n = node) => ({ node: n, jid, subid: `id-${jid}` });
+      const bobs = [
+        sub(owner),
+        sub(`${owner}/phone`),
+        sub(`${owner}/it's & <odd>`, 'urn:xmpp:nick'),
+        sub('alice@example.org.evil'),
+        sub('alice@example.orgx/pc'),
+        sub('carol@example.org'),
+      ];
+      writeSubscriptions(s.xml, 'bob@example.org', bobs);
+      writeSubscriptions(s.xml, 'carol@example.org', [sub(owner)]);
+      writeSubscriptions(s.xml, owner, [sub('bob@example.org')]);
+      expect(s.users.delete(owner)).toBe(true);
+      expect(readSubscriptions(s.xml, 'bob@example.org')).toEqual(bobs.slice(3));
+      expect(s.xml.get('carol@example.org', SUBSCRIPTIONS_KEY)).toBeNull();
+      expect(readSubscriptions(s.xml, owner)).toEqual([]);
+      s.users.create(owner, 'new owner');
+      expect(readSubscriptions(s.xml, 'bob@example.org')).toEqual(bobs.slice(3));
     });
   });
 
