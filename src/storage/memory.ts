@@ -5,6 +5,7 @@
 import { cleanRosterItem, DEFAULT_LIST_LIMIT, diffRoster, parseAccount, resolveOptions, uniq } from './common.js';
 import { createMemoryArchive } from './archive.js';
 import { toStoredPassword } from './password.js';
+import { subscriberNeedle, SUBSCRIPTIONS_KEY, withoutSubscriber } from './pep-subscriptions.js';
 import {
   AccountError,
   type BlocklistStore,
@@ -82,6 +83,13 @@ export function createMemoryStorage(options?: StorageOptions): Storage {
       blocks.delete(account);
       xmlDocs.delete(account);
       pepNodes.delete(account);
+      // XEP-0060 §6.1: its subscriptions to other owners' PEP nodes go too (as in SQLite).
+      for (const docs of xmlDocs.values()) {
+        const old = docs.get(SUBSCRIPTIONS_KEY);
+        const doc = old?.includes(subscriberNeedle(account)) ? withoutSubscriber(old, account) : undefined;
+        if (doc === null) docs.delete(SUBSCRIPTIONS_KEY);
+        else if (doc !== undefined) docs.set(SUBSCRIPTIONS_KEY, doc);
+      }
       archive.deleteOwner(account);
       return true;
     },

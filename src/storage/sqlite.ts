@@ -27,6 +27,7 @@ import { cacheBlocklists } from './blocklist-cache.js';
 import { cacheRosters } from './roster-cache.js';
 import { cacheCredentials } from './credential-cache.js';
 import { batchXmlWrites, type XmlRow } from './xml-batch.js';
+import { subscriberNeedle, SUBSCRIPTIONS_KEY, withoutSubscriber } from './pep-subscriptions.js';
 import {
   AccountError,
   SCRAM_HASHES,
@@ -341,6 +342,9 @@ export function openSqliteStorage(options: SqliteStorageOptions): SqliteStorage 
     // A key range rather than LIKE: the primary key (owner, key) answers it without a scan.
     xmlCount: db.prepare('SELECT count(*) FROM xmlstore WHERE owner = ? AND key >= ? AND key < ?').pluck(),
     xmlDeleteAll: db.prepare('DELETE FROM xmlstore WHERE owner = ?'),
+    // Documents under one key that mention a text (a deleted subscriber's JID): a scan, but only
+    // at account deletion, and instr() only runs on the rows with that key.
+    xmlMentioning: db.prepare('SELECT owner, xml FROM xmlstore WHERE key = ? AND instr(xml, ?) > 0'),
     pepNodes: db.prepare('SELECT node, config FROM pep_node WHERE owner = ? ORDER BY node'),
     pepNode: db.prepare('SELECT node, config FROM pep_node WHERE owner = ? AND node = ?'),
     pepNodeSet: db.prepare('INSERT OR REPLACE INTO pep_node (owner, node, config) VALUES (?, ?, ?)'),
@@ -398,6 +402,13 @@ export function openSqliteStorage(options: SqliteStorageOptions): SqliteStorage 
     q.xmlDeleteAll.run(account);
     q.pepNodeDeleteAll.run(account);
     q.pepItemDeleteAll.run(account);
+    // XEP-0060 §6.1: its subscriptions to other owners' PEP nodes go too (whoever registers the
+    // name next would inherit them).
+    for (const row of q.xmlMentioning.all(SUBSCRIPTIONS_KEY, subscriberNeedle(account)) as { owner: string; xml: string }[]) {
+      const doc = withoutSubscriber(row.xml, account);
+      if (doc === null) q.xmlRemove.run(row.owner, SUBSCRIPTIONS_KEY);
+      else if (doc !== undefined) q.xmlSet.run(row.owner, SUBSCRIPTIONS_KEY, doc);
+    }
     archive.deleteOwner(account);
     return true;
   });

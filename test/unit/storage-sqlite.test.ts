@@ -302,7 +302,7 @@ describe('sqlite storage persistence', () => {
 
 let childDir = '';
 beforeAll(() => {
-  childDir = transpile(['src/errors.ts', 'src/jid.ts', 'src/storage']);
+  childDir = transpile(['src/errors.ts', 'src/jid.ts', 'src/storage', 'src/xml']);
 });
 afterAll(() => removeTranspiled(childDir));
 

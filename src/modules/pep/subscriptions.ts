@@ -5,17 +5,20 @@
  * with) subscribes to an open node; a contact may subscribe a full JID whose client sends no
  * caps.
  *
- * Stored per owner in the per-account XML store (key SUBSCRIPTIONS_KEY): one small document
- * `<subscriptions><subscription node=… jid=… subid=…/>…</subscriptions>`, shared by every shard
- * through SQLite like the nodes themselves, and removed with the account. Read when a node
+ * Stored per owner in the per-account XML store (src/storage/pep-subscriptions.ts, which also
+ * removes an account's subscriptions from every owner's document when the account is deleted),
+ * shared by every shard through SQLite like the nodes themselves. Read when a node
  * notifies; access is checked again then (XEP-0060 §4.5: a subscriber who may no longer read the
  * node hears nothing), so a roster change needs no bookkeeping here.
  */
-import type { XmlStore } from '../../storage/types.js';
-import { childElements, parseElement } from '../../xml/element.js';
-import { attr } from '../../xml/escape.js';
+export {
+  readSubscriptions,
+  SUBSCRIPTIONS_KEY,
+  subscriptionXml,
+  writeSubscriptions,
+  type Subscription,
+} from '../../storage/pep-subscriptions.js';
 
-export const SUBSCRIPTIONS_KEY = 'pep:subscriptions';
 /** Subscriptions one account's nodes may have together (subscribers are local accounts). */
 export const MAX_SUBSCRIPTIONS = 1000;
 /**
@@ -24,34 +27,3 @@ export const MAX_SUBSCRIPTIONS = 1000;
  * node must not take every place the owner's nodes have.
  */
 export const MAX_SUBSCRIPTIONS_PER_SUBSCRIBER = 50;
-
-export interface Subscription {
-  node: string;
-  /** The subscribed JID, bare or full (XEP-0060 §6.1.1). */
-  jid: string;
-  subid: string;
-}
-
-export function readSubscriptions(store: XmlStore, owner: string): Subscription[] {
-  const doc = store.get(owner, SUBSCRIPTIONS_KEY);
-  if (doc === null) return [];
-  const out: Subscription[] = [];
-  for (const el of childElements(parseElement(doc))) {
-    const { node, jid, subid } = el.attrs as Record<string, string | undefined>;
-    if (node !== undefined && jid !== undefined && subid !== undefined) out.push({ node, jid, subid });
-  }
-  return out;
-}
-
-export function writeSubscriptions(store: XmlStore, owner: string, list: readonly Subscription[]): void {
-  if (list.length === 0) {
-    store.remove(owner, SUBSCRIPTIONS_KEY);
-    return;
-  }
-  store.set(owner, SUBSCRIPTIONS_KEY, `<subscriptions>${list.map((s) => subscriptionXml(s)).join('')}</subscriptions>`);
-}
-
-/** XEP-0060 §5.6 / §6.1.2: one subscription as the service reports it. */
-export function subscriptionXml(s: Subscription): string {
-  return `<subscription${attr('node', s.node)}${attr('jid', s.jid)}${attr('subid', s.subid)} subscription='subscribed'/>`;
-}
