@@ -280,6 +280,14 @@ export function createMemoryStorage(options?: StorageOptions): Storage {
       open();
       return xmlDocs.get(owner)?.delete(key) ?? false;
     },
+    // XEP-0012's logout record: nothing to batch in memory, so written at once, but kept only while
+    // its owner is an account, as the SQLite store's batch does: XEP-0077 removal and `hermod
+    // deluser` delete the account before its streams close, and the record those closes make
+    // would otherwise reach whoever registers the name next.
+    setSoon(owner, key, doc) {
+      open();
+      if (accounts.has(owner)) xml.set(owner, key, doc);
+    },
     count(owner, prefix) {
       open();
       let n = 0;
