@@ -177,6 +177,32 @@ describe('PEP bounds', () => {
     await run(lines.join('\n'));
   });
 
+  it("ends an account's subscriptions to others' nodes with the account (XEP-0077 removal): whoever registers the name next is subscribed to nothing and hears no event", async () => {
+    await run(
+      [
+        'account alice',
+        'account eve',
+        'alice connects',
+        `alice sends: <iq type='set' id='p1'>${PS}<publish node='urn:example:open'><item id='i1'><s xmlns='urn:example'/></item></publish><publish-options><x xmlns='jabber:x:data' type='submit'><field var='pubsub#access_model'><value>open</value></field><field var='pubsub#send_last_published_item'><value>never</value></field></x></publish-options></pubsub></iq>`,
+        published('p1', 'urn:example:open'),
+        'eve connects',
+        `eve sends: <iq type='set' id='s1' to='alice@localhost'>${PS}<subscribe node='urn:example:open' jid='eve@localhost'/></pubsub></iq>`,
+        `eve receives: <iq type='result' id='s1' from='alice@localhost' to='eve@localhost/res'>${PS}<subscription node='urn:example:open' jid='eve@localhost' subid='*' subscription='subscribed'/></pubsub></iq>`,
+        "eve sends: <iq type='set' id='r1'><query xmlns='jabber:iq:register'><remove/></query></iq>",
+        "eve receives: <iq type='result' id='r1' to='eve@localhost/res'/>",
+        'eve is closed: not-authorized',
+        // Someone else registers the name.
+        'account eve',
+        'eve/new connects',
+        `eve/new sends: <iq type='get' id='s2' to='alice@localhost'>${PS}<subscriptions node='urn:example:open'/></pubsub></iq>`,
+        `eve/new receives: <iq type='result' id='s2' from='alice@localhost' to='eve@localhost/new'>${PS}<subscriptions node='urn:example:open'/></pubsub></iq>`,
+        `alice sends: <iq type='set' id='p2'>${PS}<publish node='urn:example:open'><item id='i2'><s xmlns='urn:example'/></item></publish></pubsub></iq>`,
+        published('p2', 'urn:example:open'),
+        'eve/new receives nothing',
+      ].join('\n'),
+    );
+  });
+
   it('declares on the stored payload the namespaces it inherited from the request, so events stay well-formed', async () => {
     await run(
       [
