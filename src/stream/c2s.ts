@@ -242,6 +242,12 @@ const OUTPUT_BACKLOG_CAP = 64;
 const UNACKED_BACKLOG_CAP = 4;
 /** Between two looks at a backlog, the client must have taken some of it (ms). */
 const BACKLOG_LOOK_MS = 1000;
+/**
+ * How much a backlog must shrink between two looks, at most: a client that takes one byte a
+ * second (slowloris) would otherwise keep up to the cap in server memory for as long as it
+ * likes. 64 KiB a second is far below any real link; a small bound asks for a sixteenth of it.
+ */
+const BACKLOG_MIN_DRAIN = 65536;
 
 /**
  * A quantity the client works off (unread output, unacknowledged stanzas' bytes) allowed past
@@ -265,7 +271,7 @@ class Backlog {
     }
     const first = this.last < 0;
     const due = sweep && !first && now - this.lookedAt >= BACKLOG_LOOK_MS;
-    if (amount > cap || (due && amount >= this.last)) return false;
+    if (amount > cap || (due && amount > this.last - Math.min(BACKLOG_MIN_DRAIN, bound / 16))) return false;
     if (first || due) {
       this.last = amount;
       this.lookedAt = now;

@@ -632,6 +632,25 @@ describe.each(cores)('c2s stream state machine (%s)', (_name, core) => {
       expect(streamErrorOf(capped.transport.take())).toBe('resource-constraint');
     });
 
+    it('cuts a reader that takes its backlog a few bytes a second (slowloris): it must drain a sixteenth of the bound', async () => {
+      let now = 0;
+      const s = open({ maxOutputBytes: 4096 }, { secure: true }, { now: () => now });
+      await s.feed(HEADER);
+      s.transport.pendingBytes = 40 * 4096;
+      s.stream.send('<message/>');
+      s.stream.flush();
+      // 4096 / 16 = 256 bytes a second is the least; 256 passes, 255 does not
+      now += 1000;
+      s.transport.pendingBytes -= 256;
+      s.stream.checkTimeouts(now);
+      expect(s.transport.ended).toBe(false);
+      now += 1000;
+      s.transport.pendingBytes -= 255;
+      s.stream.checkTimeouts(now);
+      expect(streamErrorOf(s.transport.take())).toBe('resource-constraint');
+      expect(s.transport.ended).toBe(true);
+    });
+
     it('holds the answer to wrong credentials for the back-off delay, input included', async () => {
       vi.useFakeTimers({ toFake: ['setTimeout'] });
       const failures: number[] = [];
