@@ -481,6 +481,15 @@ describe.each(backends)('%s storage conformance', (_name, open) => {
       s.users.create(owner, 'new owner');
       expect(readSubscriptions(s.xml, 'bob@example.org')).toEqual(bobs.slice(3));
     });
+
+    it("deletes the account even when another owner's subscriptions document cannot be read (left as it was)", () => {
+      for (const u of [owner, 'bob@example.org']) s.users.create(u, 'secret');
+      const broken = `<subscriptions><subscription node='n' jid='${owner}' subid='1'>`;
+      s.xml.set('bob@example.org', SUBSCRIPTIONS_KEY, broken);
+      expect(s.users.delete(owner)).toBe(true);
+      expect(s.users.exists(owner)).toBe(false);
+      expect(s.xml.get('bob@example.org', SUBSCRIPTIONS_KEY)).toBe(broken);
+    });
   });
 
   describe('blocklists (XEP-0191)', () => {
