@@ -62,10 +62,17 @@ export function subscriberNeedle(account: string): string {
 /**
  * `doc` without the subscriptions of `account`, its bare JID or any full JID of it (a JID that
  * merely starts the same, alice@example.org.evil, is another account's): undefined when it had
- * none, null when none is left.
+ * none or cannot be read, null when none is left.
  */
 export function withoutSubscriber(doc: string, account: string): string | null | undefined {
-  const list = parseSubscriptions(doc);
+  let list: Subscription[];
+  try {
+    list = parseSubscriptions(doc);
+  } catch {
+    // Another owner's damaged document (edited by hand?) must not stop the account's deletion:
+    // it stays as it was, unreadable to the PEP service as before.
+    return undefined;
+  }
   const kept = list.filter((s) => s.jid !== account && !s.jid.startsWith(`${account}/`));
   return kept.length === list.length ? undefined : subscriptionsDoc(kept);
 }
