@@ -115,6 +115,18 @@ describe('XEP-0045 room logic', () => {
     }
   });
 
+  it("strips the sender's own muc#user <x/> from a private message too, keeping only the room's marker (§7.5)", () => {
+    const h = harness();
+    h.join('a@x/1', 'r', 'A');
+    h.instant('a@x/1', 'r');
+    h.join('b@x/1', 'r', 'B');
+    h.clear();
+    h.send('b@x/1', "<message type='chat' id='pm' to='r@muc.example/A'><body>psst</body><u:x xmlns:u='http://jabber.org/protocol/muc#user'><u:item jid='ceo@x'/></u:x></message>");
+    expect(h.sent.filter((s) => s.kind === 'message').map((s) => [s.to, s.xml])).toEqual([
+      ['a@x/1', "<message type='chat' id='pm' from='r@muc.example/B' to='a@x/1'><body>psst</body><x xmlns='http://jabber.org/protocol/muc#user'/></message>"],
+    ]);
+  });
+
   it('refuses what the bounds forbid: rooms per service, occupants per room, message size', () => {
     const h = harness();
     h.join('a@x/1', 'r1', 'A');
