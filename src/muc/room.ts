@@ -111,6 +111,16 @@ export function innerXml(el: Element, skip?: (child: Element) => boolean): strin
   return s;
 }
 
+/**
+ * §7.4, §7.5 / XEP-0313 'MUC message spoofing': the sender's own muc#user <x/> is left out of
+ * every copy of a message the room relays (live, history, archive, private): an <item jid=…/>
+ * in it would be shown as the sender's real JID; the room adds its own where one belongs. By
+ * expanded name, as the recipients' parsers read it (a prefixed <u:x> is the same element).
+ */
+function senderMucUser(c: Element): boolean {
+  return c.getName() === 'x' && c.getNS() === MUC_USER;
+}
+
 const FROM = / from='([^']*)'/;
 const ENTITIES: Record<string, string> = { '&amp;': '&', '&apos;': "'", '&quot;': '"', '&lt;': '<', '&gt;': '>' };
 
@@ -428,12 +438,7 @@ export class Room {
     // By expanded name and prepared JID, as the recipients' parsers and clients compare them.
     const forged = (c: Element) =>
       c.getName() === 'stanza-id' && c.getNS() === SID_NS && Jid.tryParse(String(c.attrs.by ?? ''))?.bare === this.jid;
-    // §7.4 / XEP-0313 'MUC message spoofing': the sender's own muc#user <x/> is left out of
-    // every copy (live, history, archive) — an <item jid=…/> in it would be shown as the
-    // sender's real JID; the room adds its own where one belongs. By expanded name, as the
-    // recipients' parsers read it (a prefixed <u:x> is the same element).
-    const mucUser = (c: Element) => c.getName() === 'x' && c.getNS() === MUC_USER;
-    let inner = this.checkedContent(msg, (c) => forged(c) || mucUser(c));
+    let inner = this.checkedContent(msg, (c) => forged(c) || senderMucUser(c));
     // §7.4 / §5.1.1: visitors in a moderated room have no voice.
     if (occ.role === 'visitor' || occ.role === 'none') throw new StanzaError('forbidden', 'you have no voice in this room');
     const subject = msg.getChild('subject');
@@ -517,7 +522,7 @@ export class Room {
   privateMessage(from: Occupant, nick: string, msg: Element): void {
     const target = this.occupants.get(nick);
     if (!target) throw new StanzaError('item-not-found', 'no such occupant');
-    const inner = this.checkedContent(msg);
+    const inner = this.checkedContent(msg, senderMucUser);
     const type = (msg.attrs.type as string | undefined) ?? 'normal';
     this.toAll(
       target,
