@@ -936,7 +936,7 @@ function doEndWs(p: usize, end: usize): usize {
  * is one, often folded into the compare.
  */
 const VEC: usize = memory.data<u8>([
-  39, 39, 39, 39, 39, 39, 39, 39, 39, 39, 39, 39, 39, 39, 39, 39, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 60, 60, 60, 60, 60, 60, 60, 60, 60, 60, 60, 60, 60, 60, 60, 60, 38, 38, 38, 38, 38, 38, 38, 38, 38, 38, 38, 38, 38, 38, 38, 38, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 93, 93, 93, 93, 93, 93, 93, 93, 93, 93, 93, 93, 93, 93, 93, 93, 224, 224, 224, 224, 224, 224, 224, 224, 224, 224, 224, 224, 224, 224, 224, 224, 237, 237, 237, 237, 237, 237, 237, 237, 237, 237, 237, 237, 237, 237, 237, 237, 239, 239, 239, 239, 239, 239, 239, 239, 239, 239, 239, 239, 239, 239, 239, 239, 194, 194, 194, 194, 194, 194, 194, 194, 194, 194, 194, 194, 194, 194, 194, 194, 192, 192, 192, 192, 192, 192, 192, 192, 192, 192, 192, 192, 192, 192, 192, 192, 223, 223, 223, 223, 223, 223, 223, 223, 223, 223, 223, 223, 223, 223, 223, 223, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 1, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 6, 6, 10, 0, 0, 4, 1, 2, 9, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 58, 58, 58, 58, 58, 58, 58, 58, 58, 58, 58, 58, 58, 58, 58, 58,
+  39, 39, 39, 39, 39, 39, 39, 39, 39, 39, 39, 39, 39, 39, 39, 39, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 60, 60, 60, 60, 60, 60, 60, 60, 60, 60, 60, 60, 60, 60, 60, 60, 38, 38, 38, 38, 38, 38, 38, 38, 38, 38, 38, 38, 38, 38, 38, 38, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 93, 93, 93, 93, 93, 93, 93, 93, 93, 93, 93, 93, 93, 93, 93, 93, 224, 224, 224, 224, 224, 224, 224, 224, 224, 224, 224, 224, 224, 224, 224, 224, 237, 237, 237, 237, 237, 237, 237, 237, 237, 237, 237, 237, 237, 237, 237, 237, 239, 239, 239, 239, 239, 239, 239, 239, 239, 239, 239, 239, 239, 239, 239, 239, 194, 194, 194, 194, 194, 194, 194, 194, 194, 194, 194, 194, 194, 194, 194, 194, 192, 192, 192, 192, 192, 192, 192, 192, 192, 192, 192, 192, 192, 192, 192, 192, 223, 223, 223, 223, 223, 223, 223, 223, 223, 223, 223, 223, 223, 223, 223, 223, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 1, 3, 3, 3, 3, 3, 3, 3, 3, 3, 18, 2, 2, 6, 6, 10, 0, 0, 4, 1, 2, 25, 2, 17, 0, 0, 0, 0, 0, 0, 0, 0, 58, 58, 58, 58, 58, 58, 58, 58, 58, 58, 58, 58, 58, 58, 58, 58, 255, 255, 255, 255, 0, 0, 0, 0, 255, 255, 255, 255, 0, 0, 0, 0,
 ], 16);
 const enum V {
   SQuote = 0,
@@ -956,6 +956,8 @@ const enum V {
   NameLo = 13,
   NameHi = 14,
   Colon = 15,
+  /** i32 lanes -1, 0, -1, 0: two absent (offset, length) spans of the descriptor */
+  Spans = 16,
 }
 @inline function vc(i: i32): v128 {
   return v128.load(VEC + (<usize>i << 4));
@@ -1083,10 +1085,12 @@ function skipTextUtf8(p: usize, end: usize): usize {
   return (<u64>(<u32>colon) << 32) | <u64>p;
 }
 /**
- * Bits of the 16 bytes of v that are not ASCII NameChars (XML 1.0 §2.3), plus bit 16. Two
- * 16-entry lookups, by low and by high nibble, whose AND is non-zero exactly for
- * [-.0-9:A-Z_a-z]: bit 0 = low nibble 0..a under high 3, 5, 7 (digits, ':', P..Z, p..z); bit 1 =
- * low 1..f under high 4, 6 (A..O, a..o); bit 2 = '-' '.'; bit 3 = '_'.
+ * Bits of the 16 bytes of v that are not ASCII NameChars (XML 1.0 §2.3) or are ':', plus bit
+ * 16. Two 16-entry lookups, by low and by high nibble, whose AND is non-zero exactly for
+ * [-.0-9A-Z_a-z]: bit 0 = low nibble 0..9 under high 3, 5, 7 (digits, P..Y, p..y); bit 4 = low
+ * a under high 5, 7 ('Z', 'z'); bit 1 = low 1..f under high 4, 6 (A..O, a..o); bit 2 = '-' '.';
+ * bit 3 = '_'. A name therefore stops at its colon, and the (rare) prefixed name is measured
+ * again by nameRun: the common unprefixed name pays no colon compare.
  */
 @inline function nameStops(v: v128): u32 {
   const nib = vc(V.Nib);
@@ -1199,11 +1203,9 @@ function fastTag(lt: usize, end: usize): usize {
     // the element name, 16 bytes at once
     const nv = v128.load(ns);
     nlen = <i32>ctz(nameStops(nv));
-    const cm = <u32>i8x16.bitmask(i8x16.eq(nv, vc(V.Colon))) & ((<u32>1 << nlen) - 1);
-    if (cm != 0) colon = (cm & (cm - 1)) != 0 ? -2 : <i32>ctz(cm);
   }
-  if (nlen == 16) {
-    // a long name, or the window's last bytes
+  if (nlen == 16 || load<u8>(ns + <usize>nlen) == Ch.Colon) {
+    // a long or prefixed name, or the window's last bytes
     const r = nameRun(ns + 1, end, ns);
     nlen = <i32>(runEnd(r) - ns);
     colon = runColonOf(r);
@@ -1246,16 +1248,21 @@ function fastTag(lt: usize, end: usize): usize {
     // the name, 16 bytes at once (longer names, and the window's last 16 bytes: slow path)
     if (an + 16 > end) return 0;
     const nv = v128.load(an);
-    const alen = <i32>ctz(nameStops(nv));
+    let alen = <i32>ctz(nameStops(nv));
     if (alen == 16) return 0;
-    const cm = <u32>i8x16.bitmask(i8x16.eq(nv, vc(V.Colon))) & ((<u32>1 << alen) - 1);
-    if (cm != 0) {
-      // Namespaces in XML §3: one colon between two NCNames
-      if ((cm & (cm - 1)) != 0 || !qnameOk(an, alen, <i32>ctz(cm))) return 0;
-      bits |= FT.Prefixed;
-    }
     p = an + <usize>alen;
     c = <u32>load<u8>(p);
+    let cm = 0;
+    if (c == Ch.Colon) {
+      // Namespaces in XML §3: one colon between two NCNames (names under 16 bytes only)
+      const r = nameRun(an + 1, an + 16, an);
+      alen = <i32>(runEnd(r) - an);
+      if (alen >= 16 || runColonOf(r) < 0 || !qnameOk(an, alen, runColonOf(r))) return 0;
+      cm = 1;
+      bits |= FT.Prefixed;
+      p = an + <usize>alen;
+      c = <u32>load<u8>(p);
+    }
     if (c == Ch.Eq && ((c = <u32>load<u8>(p + 1)) == Ch.SQuote || c == Ch.DQuote)) {
       // the usual name='value' without spaces around '=' (p + 1 < an + 16 <= end)
       p++;
@@ -1406,11 +1413,7 @@ function fastTag(lt: usize, end: usize): usize {
     WO(s0, F.Type, ty >= 0 ? typeForKind(kind, decodeType(<usize>ty, SO(s0, F.TypeLen), false)) : Type.None);
     WO(s0, F.NsOff, <i32>nsOff);
     WO(s0, F.NsLen, nsLen);
-    WO(s0, F.ChildCount, 0);
-    WO(s0, F.ChildNameOff, -1);
-    WO(s0, F.ChildNameLen, 0);
-    WO(s0, F.ChildNsOff, -1);
-    WO(s0, F.ChildNsLen, 0);
+    clearChild(s0);
     attrCount = 0;
     if (self) {
       nsCount = ns0;
@@ -1846,18 +1849,22 @@ function streamHeader(p: usize, selfClose: bool, ns0: i32, nsOff: usize, nsLen: 
   emit(Ev.StreamOpen);
 }
 
-/** The stanza's attribute spans, absent until an attribute sets them. */
+/**
+ * The stanza's attribute spans, absent until an attribute sets them: three stores instead of
+ * ten (assembly/layout.ts keeps ToOff..TypeLen as four (offset, length) pairs, then
+ * FromAttrStart, FromAttrEnd).
+ */
 @inline function clearSpans(s0: usize): void {
-  WO(s0, F.ToOff, -1);
-  WO(s0, F.ToLen, 0);
-  WO(s0, F.FromOff, -1);
-  WO(s0, F.FromLen, 0);
-  WO(s0, F.FromAttrStart, -1);
-  WO(s0, F.FromAttrEnd, -1);
-  WO(s0, F.IdOff, -1);
-  WO(s0, F.IdLen, 0);
-  WO(s0, F.TypeOff, -1);
-  WO(s0, F.TypeLen, 0);
+  const v = vc(V.Spans);
+  v128.store(s0 + (F.ToOff << 2), v);
+  v128.store(s0 + (F.IdOff << 2), v);
+  store<i64>(s0 + (F.FromAttrStart << 2), -1);
+}
+
+/** No child yet: ChildNameOff..ChildNsLen are two (offset, length) pairs, then ChildCount. */
+@inline function clearChild(s0: usize): void {
+  v128.store(s0 + (F.ChildNameOff << 2), vc(V.Spans));
+  WO(s0, F.ChildCount, 0);
 }
 
 /** Descriptor fields of a stanza's start tag (absolute; shiftDescriptor follows the bytes when they move). */
@@ -1921,11 +1928,7 @@ function captureStanza(nsOff: usize, nsLen: i32, nsIn: bool, nsAmp: i32): void {
   if (!nsIn) flags |= Fl.NsAbs;
   WO(s0, F.NsLen, nsLen);
   if (nsAmp) flags |= Fl.NsAmp;
-  WO(s0, F.ChildCount, 0);
-  WO(s0, F.ChildNameOff, -1);
-  WO(s0, F.ChildNameLen, 0);
-  WO(s0, F.ChildNsOff, -1);
-  WO(s0, F.ChildNsLen, 0);
+  clearChild(s0);
   WO(s0, F.Flags, flags);
 }
 
