@@ -12,7 +12,8 @@ import type { Logger } from '../router/context.js';
 import type { ArchiveStore } from '../storage/archive.js';
 import { blocklistCovers } from '../modules/blocking.js';
 import type { BlocklistStore, MucStore } from '../storage/types.js';
-import { errorReply, parseElement, type Element } from '../xml/element.js';
+import { errorReply, type Element } from '../xml/element.js';
+import { parseExact } from '../xml/exact.js';
 import { RoomArchives } from './archive.js';
 import { senderOf } from './room.js';
 import { MucService, type MucSettings } from './service.js';
@@ -45,7 +46,7 @@ export class MucOnMain {
   deliver(bytes: Uint8Array | string): void {
     let el: Element;
     try {
-      el = parseElement(typeof bytes === 'string' ? bytes : Buffer.from(bytes));
+      el = parseExact(typeof bytes === 'string' ? bytes : Buffer.from(bytes).toString('utf8'));
     } catch (err) {
       this.log?.error({ err }, 'MUC stanza from a shard did not parse');
       return;

@@ -7,6 +7,7 @@ import { StanzaError } from '../errors.js';
 import { Jid } from '../jid.js';
 import type { Element } from '../xml/element.js';
 import { attr, escapeText } from '../xml/escape.js';
+import { exactAttr, exactText, exactXml } from '../xml/exact.js';
 
 export const MUC = 'http://jabber.org/protocol/muc';
 export const MUC_USER = 'http://jabber.org/protocol/muc#user';
@@ -93,7 +94,8 @@ export interface HistoryRequest {
 }
 
 /**
- * The children of an element as XML (text re-escaped: ltx keeps it unescaped). Prefixes the
+ * The children of an element as XML, written so that a recipient's parser reads the values the
+ * sender's did (src/xml/exact.ts: the element comes from parseExact). Prefixes the
  * client declared on the stanza itself (xmlns:p on <message>) are in scope in its children;
  * serialised without their parent a child would carry an unbound prefix, not well-formed for
  * every occupant it reaches (Namespaces in XML §5), so each child gets the declarations it lacks.
@@ -102,10 +104,10 @@ export function innerXml(el: Element, skip?: (child: Element) => boolean): strin
   const declared = Object.keys(el.attrs).filter((k) => k.startsWith('xmlns:'));
   let s = '';
   for (const c of el.children) {
-    if (typeof c === 'string') s += escapeText(c);
+    if (typeof c === 'string') s += exactText(c);
     else if (!skip?.(c)) {
       for (const k of declared) if (c.attrs[k] === undefined) c.attrs[k] = el.attrs[k];
-      s += c.toString();
+      s += exactXml(c);
     }
   }
   return s;
@@ -119,6 +121,11 @@ export function innerXml(el: Element, skip?: (child: Element) => boolean): strin
  */
 function senderMucUser(c: Element): boolean {
   return c.getName() === 'x' && c.getNS() === MUC_USER;
+}
+
+/** RFC 6120 §8.1.5: the stanza's xml:lang as written on a copy, or '' when it has none. */
+function langOf(msg: Element): string {
+  return exactAttr('xml:lang', msg.attrs['xml:lang'] as string | undefined);
 }
 
 const FROM = / from='([^']*)'/;
@@ -449,7 +456,8 @@ export class Room {
       this.subject = { text: subject!.getText(), nick: occ.nick };
       this.changed(this);
     }
-    const head = `<message type='groupchat'${attr('id', msg.attrs.id as string | undefined)}${attr('from', `${this.jid}/${occ.nick}`)}`;
+    // RFC 6120 §8.1.5: the message's language goes with every copy (live, history, archive).
+    const head = `<message type='groupchat'${exactAttr('id', msg.attrs.id as string | undefined)}${langOf(msg)}${attr('from', `${this.jid}/${occ.nick}`)}`;
     if (this.archiving && (isSubject || msg.getChild('body') !== undefined) && !noStoreHint(msg)) {
       // XEP-0313 'MUC Archives': messages with a body and subject changes, once each, as the
       // room sent them (the sender's muc#user <x/> already left out above: the archive adds its
@@ -527,7 +535,7 @@ export class Room {
     this.toAll(
       target,
       (to) =>
-        `<message${attr('type', type)}${attr('id', msg.attrs.id as string | undefined)}${attr('from', `${this.jid}/${from.nick}`)}${attr('to', to)}>` +
+        `<message${attr('type', type)}${exactAttr('id', msg.attrs.id as string | undefined)}${langOf(msg)}${attr('from', `${this.jid}/${from.nick}`)}${attr('to', to)}>` +
         `${inner}<x xmlns='${MUC_USER}'/></message>`,
       'message',
     );

@@ -14,7 +14,8 @@ import { Jid } from '../jid.js';
 import type { Logger, Module, RemoteEvent } from '../router/context.js';
 import type { SessionState } from '../router/session.js';
 import type { MucStore } from '../storage/types.js';
-import { childElements, firstChildElement, iqResult, parseElement, type Element } from '../xml/element.js';
+import { childElements, firstChildElement, iqResult, type Element } from '../xml/element.js';
+import { parseExact } from '../xml/exact.js';
 import { attr, escapeText } from '../xml/escape.js';
 import { blocklistCovers } from '../modules/blocking.js';
 import { MAM_NS } from '../modules/mam.js';
@@ -694,7 +695,8 @@ export function muc(settings: MucSettings): Module {
         (ev: RemoteEvent) => {
           if (ev.to.domain !== settings.domain) return false;
           const session: SessionState = ev.session;
-          service.handle(session.jid, parseElement(ev.view.toString()), (xml, kind) => session.deliver(xml, kind));
+          // parseExact: the room re-serialises what it relays; XML's normalisations must hold (src/xml/exact.ts).
+          service.handle(session.jid, parseExact(ev.view.toString()), (xml, kind) => session.deliver(xml, kind));
           return true;
         },
         20,

@@ -134,7 +134,7 @@ describe('XEP-0313 room archive: what is stored and the stanza-id by the room', 
     );
     const live = h.sent.find((s) => s.to === 'alice@x/pc')!.xml;
     expect(live).not.toContain("id='fake'");
-    expect(live).toContain('by="bob@x" id="own"');
+    expect(live).toContain("by='bob@x' id='own'");
     expect(live.match(/by='r@muc.example'/g)).toHaveLength(1);
     const archived = h.query('alice@x/pc').results[0]!.xml;
     expect(archived).not.toContain('ceo@x');

@@ -11,7 +11,9 @@ import { Room, type Kind, type Limits } from '../../src/muc/room.js';
 import { createMemoryStorage } from '../../src/storage/memory.js';
 import { openSqliteStorage, SCHEMA_VERSION } from '../../src/storage/sqlite.js';
 import type { MucStore } from '../../src/storage/types.js';
+import { RoomArchives } from '../../src/muc/archive.js';
 import { parseElement } from '../../src/xml/element.js';
+import { parseExact } from '../../src/xml/exact.js';
 
 const LIMITS: Limits = { maxOccupants: 3, historySize: 5, maxMessageBytes: 200 };
 const SETTINGS: MucSettings = { ...LIMITS, domain: 'muc.example', maxRooms: 2 };
@@ -22,12 +24,14 @@ interface Sent {
   kind: Kind;
 }
 
-function harness(store: MucStore | null = null, start = Date.parse('2026-01-01T00:00:00Z')) {
+function harness(store: MucStore | null = null, start = Date.parse('2026-01-01T00:00:00Z'), archives?: RoomArchives) {
   const sent: Sent[] = [];
   let now = start;
-  const service = new MucService(SETTINGS, (to, xml, kind) => sent.push({ to, xml, kind }), () => new Date(now), store);
+  const settings = archives ? { ...SETTINGS, archive: true, archiveDefault: true } : SETTINGS;
+  const service = new MucService(settings, (to, xml, kind) => sent.push({ to, xml, kind }), () => new Date(now), store, null, archives ?? null);
   const replies: string[] = [];
-  const send = (from: string, xml: string) => service.handle(Jid.parse(from), parseElement(xml), (x) => replies.push(x));
+  // As the server parses what reaches the service (src/muc/service.ts, main.ts).
+  const send = (from: string, xml: string) => service.handle(Jid.parse(from), parseExact(xml), (x) => replies.push(x));
   const join = (from: string, room: string, nick: string, x = "<x xmlns='http://jabber.org/protocol/muc'/>") =>
     send(from, `<presence to='${room}@muc.example/${nick}'>${x}</presence>`);
   const instant = (from: string, room: string) =>
@@ -125,6 +129,34 @@ describe('XEP-0045 room logic', () => {
     expect(h.sent.filter((s) => s.kind === 'message').map((s) => [s.to, s.xml])).toEqual([
       ['a@x/1', "<message type='chat' id='pm' from='r@muc.example/B' to='a@x/1'><body>psst</body><x xmlns='http://jabber.org/protocol/muc#user'/></message>"],
     ]);
+  });
+
+  it("keeps the message's xml:lang and its whitespace character references on every copy: live, history, archive, private (RFC 6120 §8.1.5, XML 1.0 §3.3.3, §2.11)", () => {
+    const archive = createMemoryStorage().mam;
+    const h = harness(null, undefined, new RoomArchives(archive, () => new Date()));
+    h.join('a@x/1', 'r', 'A');
+    h.instant('a@x/1', 'r');
+    h.join('b@x/1', 'r', 'B');
+    h.clear();
+    // &#9; &#10; &#13; are data; a literal tab or line end in a value is a space (§3.3.3), a
+    // literal CR LF in text a LF (§2.11): a recipient must read exactly what the sender's parser did.
+    const payload = "<body>a&#13;b\r\nc</body><p xmlns='urn:example:p' v='1&#9;2&#10;3&#13;4' w='5\t6'><![CDATA[<x>&#9;]]></p>";
+    h.send('b@x/1', `<message type='groupchat' id='g&#9;1' xml:lang='de' to='r@muc.example'>${payload}</message>`);
+    h.send('b@x/1', `<message type='chat' id='p1' xml:lang='fr' to='r@muc.example/A'>${payload}</message>`);
+    h.join('c@x/1', 'r', 'C');
+    const read = (xml: string) => {
+      const m = parseExact(xml);
+      const p = m.getChild('p', 'urn:example:p')!;
+      return { id: m.attrs.id, lang: m.attrs['xml:lang'], body: m.getChildText('body'), v: p.attrs.v, w: p.attrs.w, cdata: p.getText() };
+    };
+    const want = { body: 'a\rb\nc', v: '1\t2\n3\r4', w: '5 6', cdata: '<x>&#9;' };
+    const copies = h.sent.filter((s) => s.kind === 'message' && s.xml.includes('<body>'));
+    expect(copies.map((s) => s.to).sort()).toEqual(['a@x/1', 'a@x/1', 'b@x/1', 'c@x/1']);
+    for (const s of copies) {
+      expect(read(s.xml)).toEqual(s.xml.includes("type='chat'") ? { id: 'p1', lang: 'fr', ...want } : { id: 'g\t1', lang: 'de', ...want });
+    }
+    const stored = archive.query('r@muc.example', { max: 10 }).items;
+    expect(stored.map((m) => read(m.stanza))).toEqual([{ id: 'g\t1', lang: 'de', ...want }]);
   });
 
   it('refuses what the bounds forbid: rooms per service, occupants per room, message size', () => {
@@ -434,12 +466,12 @@ describe('XEP-0045 IQs between occupants', () => {
     h.clear();
     h.send('a@x/1', "<iq type='get' id='v1' to='r@muc.example/B'><query xmlns='jabber:iq:version'/></iq>");
     expect(h.sent).toEqual([
-      { to: 'b@x/1', kind: 'iq', xml: `<iq type='get' id='v1' from='r@muc.example/A' to='b@x/1'><query xmlns="jabber:iq:version"/></iq>` },
+      { to: 'b@x/1', kind: 'iq', xml: `<iq type='get' id='v1' from='r@muc.example/A' to='b@x/1'><query xmlns='jabber:iq:version'/></iq>` },
     ]);
     h.clear();
     h.send('b@x/1', "<iq type='result' id='v1' to='r@muc.example/A'><query xmlns='jabber:iq:version'><name>c</name></query></iq>");
     expect(h.sent.map((s) => [s.to, s.xml])).toEqual([
-      ['a@x/1', `<iq type='result' id='v1' from='r@muc.example/B' to='a@x/1'><query xmlns="jabber:iq:version"><name>c</name></query></iq>`],
+      ['a@x/1', `<iq type='result' id='v1' from='r@muc.example/B' to='a@x/1'><query xmlns='jabber:iq:version'><name>c</name></query></iq>`],
     ]);
     expect(condition(() => h.send('z@x/1', "<iq type='get' id='v2' to='r@muc.example/B'><ping xmlns='urn:xmpp:ping'/></iq>"))).toBe('not-acceptable');
     expect(condition(() => h.send('a@x/1', "<iq type='get' id='v3' to='r@muc.example/Nobody'><ping xmlns='urn:xmpp:ping'/></iq>"))).toBe('item-not-found');
