@@ -18,7 +18,7 @@ const MAX_GROUPS = 100;
 
 /** §2.1.2.3 / §2.3.3: group names are non-empty, unique within the item, and bounded. */
 function readGroups(item: Element): string[] {
-  const children = item.getChildren('group');
+  const children = item.getChildren('group', ROSTER_NS);
   if (children.length > MAX_GROUPS) throw new StanzaError('not-acceptable', `at most ${MAX_GROUPS} groups per item`);
   const groups = new Set<string>();
   for (const g of children) {
@@ -62,8 +62,9 @@ function get(ctx: RouterContext, ev: IqEvent): boolean {
 function set(ctx: RouterContext, ev: IqEvent): boolean {
   const st = ev.session!;
   const items = childElements(ev.payload);
-  // §2.3.3: exactly one <item/>.
-  if (items.length !== 1 || items[0]!.name !== 'item') {
+  // §2.3.3: exactly one <item/>, by expanded name (Namespaces in XML §6: <r:item/> under
+  // xmlns:r='jabber:iq:roster' is the same element; an <item/> of another namespace is not).
+  if (items.length !== 1 || items[0]!.getName() !== 'item' || items[0]!.getNS() !== ROSTER_NS) {
     throw new StanzaError('bad-request', 'a roster set carries exactly one item');
   }
   const item = items[0]!;
