@@ -492,6 +492,24 @@ describe.each(backends)('%s storage conformance', (_name, open) => {
     });
   });
 
+  describe('MUC rooms (XEP-0045)', () => {
+    const record = (affiliations: [string, string][]) => JSON.stringify({ config: { persistent: true }, affiliations, subject: null });
+    const affiliationsOf = (room: string) => JSON.parse(s.muc.list('muc.example.org').find((r) => r.jid === room)!.data).affiliations;
+
+    it("deleting the account ends its owner, admin and member affiliations in persistent rooms, keeps a ban on its JID, and no look-alike's (whoever registers the name next inherits no room)", () => {
+      s.users.create('alice@example.org', 'secret');
+      s.muc.save('r1@muc.example.org', record([['alice@example.org', 'owner'], ['bob@example.org', 'owner']]));
+      s.muc.save('r2@muc.example.org', record([['alice@example.org', 'outcast'], ['alice@example.org.evil', 'member'], ['x@alice@example.org', 'admin']]));
+      s.muc.save('r3@muc.example.org', record([['alice@example.org', 'admin'], ['carol@example.org', 'member']]));
+      s.muc.save('r4@muc.example.org', 'not json: alice@example.org');
+      expect(s.users.delete('alice@example.org')).toBe(true);
+      expect(affiliationsOf('r1@muc.example.org')).toEqual([['bob@example.org', 'owner']]);
+      expect(affiliationsOf('r2@muc.example.org')).toEqual([['alice@example.org', 'outcast'], ['alice@example.org.evil', 'member'], ['x@alice@example.org', 'admin']]);
+      expect(affiliationsOf('r3@muc.example.org')).toEqual([['carol@example.org', 'member']]);
+      expect(s.muc.list('muc.example.org').find((r) => r.jid === 'r4@muc.example.org')!.data).toBe('not json: alice@example.org');
+    });
+  });
+
   describe('blocklists (XEP-0191)', () => {
     const owner = 'alice@example.org';
 
