@@ -8,6 +8,7 @@ import { Jid } from '../jid.js';
 import type { Element } from '../xml/element.js';
 import { attr, escapeText } from '../xml/escape.js';
 import { exactAttr, exactText, exactXml } from '../xml/exact.js';
+import { endsWithAccount } from '../storage/muc-affiliations.js';
 
 export const MUC = 'http://jabber.org/protocol/muc';
 export const MUC_USER = 'http://jabber.org/protocol/muc#user';
@@ -223,6 +224,19 @@ export class Room {
 
   affiliation(bare: string): Affiliation {
     return this.affiliations.get(bare) ?? 'none';
+  }
+
+  /**
+   * The account `bare` was deleted: its affiliation ends unless it is a ban, here as in the
+   * stored record (src/storage/muc-affiliations.ts), or the room's next change would write it
+   * back. Returns whether one ended.
+   */
+  forgetAccount(bare: string): boolean {
+    const a = this.affiliations.get(bare);
+    if (a === undefined || !endsWithAccount(a)) return false;
+    this.affiliations.delete(bare);
+    this.changed(this);
+    return true;
   }
 
   get empty(): boolean {

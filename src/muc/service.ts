@@ -179,6 +179,16 @@ export class MucService {
     return (to, xml, kind) => this.out(to, xml, kind, room);
   }
 
+  /**
+   * An account was deleted (XEP-0077 removal, hermod deluser): its affiliations but bans end in
+   * every room the service holds (users.delete already changed the stored records).
+   */
+  accountRemoved(bare: string): number {
+    let n = 0;
+    for (const room of this.rooms.values()) if (room.forgetAccount(bare)) n++;
+    return n;
+  }
+
   private persist(room: Room): void {
     if (!this.store) return;
     if (room.config.persistent) this.store.save(room.jid, JSON.stringify(room.record()));
@@ -690,6 +700,10 @@ export function muc(settings: MucSettings): Module {
       );
       // XEP-0045 §6.1: clients find the service in the server's disco#items.
       ctx.features.addItem(settings.domain);
+      // XEP-0077 §3.2 removal, and hermod deluser through the admin socket (src/server.ts).
+      ctx.hooks.on('account/removed', (ev: { account: string }) => {
+        service.accountRemoved(ev.account);
+      });
       ctx.hooks.on(
         'stanza/remote',
         (ev: RemoteEvent) => {

@@ -6,6 +6,7 @@ import { cleanRosterItem, DEFAULT_LIST_LIMIT, diffRoster, parseAccount, resolveO
 import { createMemoryArchive } from './archive.js';
 import { toStoredPassword } from './password.js';
 import { subscriberNeedle, SUBSCRIPTIONS_KEY, withoutSubscriber } from './pep-subscriptions.js';
+import { affiliateNeedle, withoutAffiliate } from './muc-affiliations.js';
 import {
   AccountError,
   type BlocklistStore,
@@ -89,6 +90,11 @@ export function createMemoryStorage(options?: StorageOptions): Storage {
         const doc = old?.includes(subscriberNeedle(account)) ? withoutSubscriber(old, account) : undefined;
         if (doc === null) docs.delete(SUBSCRIPTIONS_KEY);
         else if (doc !== undefined) docs.set(SUBSCRIPTIONS_KEY, doc);
+      }
+      // XEP-0045 §5.2: its room affiliations but bans go too (as in SQLite).
+      for (const [room, old] of mucRooms) {
+        const data = old.includes(affiliateNeedle(account)) ? withoutAffiliate(old, account) : undefined;
+        if (data !== undefined) mucRooms.set(room, data);
       }
       archive.deleteOwner(account);
       return true;

@@ -28,6 +28,7 @@ import { cacheRosters } from './roster-cache.js';
 import { cacheCredentials } from './credential-cache.js';
 import { batchXmlWrites, type XmlRow } from './xml-batch.js';
 import { subscriberNeedle, SUBSCRIPTIONS_KEY, withoutSubscriber } from './pep-subscriptions.js';
+import { affiliateNeedle, withoutAffiliate } from './muc-affiliations.js';
 import {
   AccountError,
   SCRAM_HASHES,
@@ -345,6 +346,9 @@ export function openSqliteStorage(options: SqliteStorageOptions): SqliteStorage 
     // Documents under one key that mention a text (a deleted subscriber's JID): a scan, but only
     // at account deletion, and instr() only runs on the rows with that key.
     xmlMentioning: db.prepare('SELECT owner, xml FROM xmlstore WHERE key = ? AND instr(xml, ?) > 0'),
+    // Persistent rooms whose record mentions a text (a deleted account's JID): a scan, only at account deletion.
+    mucMentioning: db.prepare('SELECT jid, data FROM muc_room WHERE instr(data, ?) > 0'),
+    mucUpdate: db.prepare('UPDATE muc_room SET data = ? WHERE jid = ?'),
     pepNodes: db.prepare('SELECT node, config FROM pep_node WHERE owner = ? ORDER BY node'),
     pepNode: db.prepare('SELECT node, config FROM pep_node WHERE owner = ? AND node = ?'),
     pepNodeSet: db.prepare('INSERT OR REPLACE INTO pep_node (owner, node, config) VALUES (?, ?, ?)'),
@@ -408,6 +412,11 @@ export function openSqliteStorage(options: SqliteStorageOptions): SqliteStorage 
       const doc = withoutSubscriber(row.xml, account);
       if (doc === null) q.xmlRemove.run(row.owner, SUBSCRIPTIONS_KEY);
       else if (doc !== undefined) q.xmlSet.run(row.owner, SUBSCRIPTIONS_KEY, doc);
+    }
+    // XEP-0045 §5.2: its room affiliations but bans go too (src/storage/muc-affiliations.ts).
+    for (const row of q.mucMentioning.all(affiliateNeedle(account)) as { jid: string; data: string }[]) {
+      const data = withoutAffiliate(row.data, account);
+      if (data !== undefined) q.mucUpdate.run(data, row.jid);
     }
     archive.deleteOwner(account);
     return true;

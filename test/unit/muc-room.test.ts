@@ -535,6 +535,39 @@ describe('XEP-0045 persistence', () => {
     second.close();
   });
 
+  it("ends a deleted account's affiliations in the live rooms and their stored records, bans kept: whoever registers the name next owns nothing; the room stays, ownerless (XEP-0077 §3.2, XEP-0045 §5.2)", () => {
+    const storage = createMemoryStorage();
+    for (const u of ['o@x', 'm@x', 'bad@x']) storage.users.create(u, 'secret');
+    const h = harness(storage.muc!);
+    h.join('o@x/1', 'r', 'O');
+    h.send(
+      'o@x/1',
+      `<iq type='set' id='c' to='r@muc.example'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'>` +
+        `<field var='muc#roomconfig_persistentroom'><value>1</value></field><field var='muc#roomconfig_membersonly'><value>1</value></field></x></query></iq>`,
+    );
+    const grant = (jid: string, affiliation: string) =>
+      h.send('o@x/1', `<iq type='set' id='a' to='r@muc.example'><query xmlns='http://jabber.org/protocol/muc#admin'><item jid='${jid}' affiliation='${affiliation}'/></query></iq>`);
+    grant('m@x', 'member');
+    grant('bad@x', 'outcast');
+    h.service.gone('o@x/1');
+    const stored = () => new Map(JSON.parse(storage.muc!.list('muc.example')[0]!.data).affiliations as [string, string][]);
+    // As register.ts and the admin socket do: the store first, then the 'account/removed' hook.
+    for (const gone of ['o@x', 'bad@x']) {
+      expect(storage.users.delete(gone)).toBe(true);
+      h.service.accountRemoved(gone);
+    }
+    const room = h.service.rooms.get('r@muc.example')!;
+    expect([room.affiliation('o@x'), room.affiliation('m@x'), room.affiliation('bad@x')]).toEqual(['none', 'member', 'outcast']);
+    expect(stored()).toEqual(new Map([['m@x', 'member'], ['bad@x', 'outcast']]));
+    // The name registered again: a stranger, not the owner (members-only: not even let in).
+    storage.users.create('o@x', 'new person');
+    expect(condition(() => h.join('o@x/2', 'r', 'New'), h.replies)).toBe('registration-required');
+    expect(condition(() => h.join('bad@x/1', 'r', 'Bad'), h.replies)).toBe('forbidden');
+    h.join('m@x/1', 'r', 'M');
+    expect(room.affiliation('m@x')).toBe('member');
+    expect(stored().has('o@x')).toBe(false);
+  });
+
   it('upgrades a schema 6 database in place: the room table is added, accounts kept', async () => {
     const { default: Database } = await import('better-sqlite3');
     dir = mkdtempSync(join(tmpdir(), 'hermod-muc-'));
