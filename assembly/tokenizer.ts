@@ -646,8 +646,8 @@ function doTop(p: usize, end: usize): usize {
     const c = <u32>load<u8>(p);
     if (c == Ch.Lt) {
       sStart = p;
-      if (phase == Phase.Stream) {
-        const q = fastTag(p, end);
+      if (phase == Phase.Stream && p + 1 < end) {
+        const q = load<u8>(p + 1) == Ch.Slash ? fastEndTag(p + 2, end) : fastTag(p, end);
         if (q != 0) return q;
       }
       tok = Tok.Lt;
@@ -1191,10 +1191,9 @@ const enum FT {
  * is scanned at most twice, and errors are always reported by the one slow path.
  */
 function fastTag(lt: usize, end: usize): usize {
+  // the callers have seen that a byte other than '/' follows the '<'
   let p = lt + 1;
-  if (p >= end) return 0;
   let c = <u32>load<u8>(p);
-  if (c == Ch.Slash) return fastEndTag(p + 1, end);
   if ((cls(c) & C.NameStart) == 0) return 0;
   const ns = p;
   let nlen: i32 = 16;
@@ -1451,7 +1450,7 @@ function doText(p: usize, end: usize): usize {
     if (p >= end) return more(p);
     const c = <u32>load<u8>(p);
     if (c == Ch.Lt) {
-      const q = p + 1 < end && load<u8>(p + 1) == Ch.Slash ? fastEndTag(p + 2, end) : fastTag(p, end);
+      const q = p + 1 >= end ? <usize>0 : load<u8>(p + 1) == Ch.Slash ? fastEndTag(p + 2, end) : fastTag(p, end);
       if (q == 0) {
         tok = Tok.Lt;
         return p + 1;
