@@ -12,6 +12,7 @@ import type { HermodConfig } from '../config/schema.js';
 import { startComponents, type ComponentListener } from '../component/service.js';
 import { describeServer } from '../describe.js';
 import { StreamError } from '../errors.js';
+import type { Jid } from '../jid.js';
 import type { Logger } from '../observability/log.js';
 import type { Metrics } from '../observability/metrics.js';
 import { openStorage } from '../storage/index.js';
@@ -167,7 +168,16 @@ export async function startShardedServer(config: HermodConfig, options: ShardedO
   let admin: AdminChannel | null = null;
   if (options.adminChannel !== false) {
     try {
-      admin = await listenAdmin(config.dataDir, { sessions: () => pool.sessions(), kick: (jid, error) => pool.kick(jid, error) });
+      // hermod deluser deleted the account from its own process: the rooms on this thread drop its
+      // affiliations too (the stored ones went with users.delete), or their next change writes them back.
+      const kick = (jid: Jid, error: StreamError) => {
+        if (mucMain && mucStorage && jid.resource === null && jid.domain === config.domain) {
+          mucStorage.checkExternalWrites?.();
+          if (!mucStorage.users.exists(jid.bare)) mucMain.service.accountRemoved(jid.bare);
+        }
+        return pool.kick(jid, error);
+      };
+      admin = await listenAdmin(config.dataDir, { sessions: () => pool.sessions(), kick });
     } catch (err) {
       if (!(err instanceof AdminSocketError)) {
         // Another server on this data directory is fatal (as with --workers 0).
