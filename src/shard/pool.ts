@@ -86,6 +86,8 @@ export interface ShardPoolOptions {
   spinMicros?: number;
   /** Told about shard crashes and restarts (the server logs them). */
   onEvent?: (event: ShardEvent) => void;
+  /** XEP-0077 §3.2: a shard removed an account in-band (the main thread's MUC rooms drop its affiliations). */
+  onAccountRemoved?: (account: string) => void;
   /** Where the shards count (one block per shard, kept across restarts). */
   metrics?: Metrics;
   /** XEP-0114 components connected to the main thread (src/shard/components.ts). */
@@ -168,6 +170,7 @@ export class ShardPool {
   private readonly peerRingBytes: number;
   private readonly spinMicros: number;
   private readonly onEvent: (event: ShardEvent) => void;
+  private readonly onAccountRemoved: (account: string) => void;
   private readonly mainBell = new Doorbell();
   private readonly list: Shard[] = [];
   /** links[i][j]: shard i → shard j. */
@@ -211,6 +214,7 @@ export class ShardPool {
     this.peerRingBytes = options.peerRingBytes ?? Math.min(1 << 20, Math.max(1 << 16, share));
     this.spinMicros = options.spinMicros ?? 20;
     this.onEvent = options.onEvent ?? (() => {});
+    this.onAccountRemoved = options.onAccountRemoved ?? (() => {});
     this.stats = options.metrics ? Array.from({ length: this.shards }, () => options.metrics!.createShard()) : [];
     this.limits = new ConnectionCounter(this.config.limits.maxConnections, this.config.limits.connectionsPerIp);
     this.authBan = new AuthBan(this.config.limits.authBanFailures, this.config.limits.authBanTime);
@@ -440,6 +444,8 @@ export class ShardPool {
         markReady();
       } else if (msg.type === 'admin-reply') {
         this.adminWaiting.get((msg as ShardAdminReply).request)?.(msg as ShardAdminReply);
+      } else if (msg.type === 'account-removed') {
+        this.onAccountRemoved((msg as { type: string; account: string }).account);
       }
     });
     // The control port must not keep the process alive on its own.

@@ -105,6 +105,7 @@ export async function startShardedServer(config: HermodConfig, options: ShardedO
     shards: config.workers,
     config: shardConfig,
     onEvent,
+    onAccountRemoved: (account) => mucMain?.service.accountRemoved(account),
     spinMicros: options.spinMicros,
     metrics: options.metrics,
     ringBytes: options.ringBytes,

@@ -210,6 +210,11 @@ export default async function runShard(init: ShardInit): Promise<ShardResult> {
     contact: config.contact,
     log: stderrLog(init.shard),
   });
+  // XEP-0077 §3.2 removal in this shard: the MUC rooms live on the main thread (src/muc/main.ts)
+  // and must drop the account's affiliations there too (users.delete changed the stored ones).
+  (router as HermodRouter).hooks.on('account/removed', (ev: { account: string }) => {
+    init.port.postMessage({ type: 'account-removed', account: ev.account });
+  });
   // XEP-0363: slots are signed, so this shard issues them; the PUT goes to the main thread's HTTP service.
   const uploads = uploadSettings(config);
   if (uploads) upload(uploads).install(router as HermodRouter);

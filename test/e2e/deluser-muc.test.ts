@@ -55,39 +55,57 @@ async function login(port: number, user: string, password = PASSWORDS[user]!): P
   return c;
 }
 
+/** Carol, owner of a persistent room, bans bob@localhost; both accounts are then deleted by `remove` and registered again by strangers. */
+async function ownerThenStrangers(port: number, remove: (carol: RawClient, account: string) => Promise<void>): Promise<[string, string][]> {
+  const carol = await login(port, 'carol');
+  carol.send(`<presence to='${ROOM}/Carol'>${MUC}</presence>`);
+  await carol.waitFor(/status code='201'/);
+  carol.send(
+    `<iq type='set' id='c1' to='${ROOM}'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'>` +
+      `<field var='muc#roomconfig_persistentroom'><value>1</value></field></x></query></iq>` +
+      `<iq type='set' id='c2' to='${ROOM}'><query xmlns='http://jabber.org/protocol/muc#admin'><item jid='bob@localhost' affiliation='outcast'/></query></iq>`,
+  );
+  await carol.waitFor(/id='c2'[^>]*type='result'|type='result'[^>]*id='c2'/);
+  await remove(carol, 'carol@localhost');
+  await carol.waitClosed();
+  await remove(await login(port, 'bob'), 'bob@localhost');
+  expect(await runAddUser(['carol@localhost', 'someone-else-1', '--data', dir], quiet)).toBe(0);
+  expect(await runAddUser(['bob@localhost', 'someone-else-2', '--data', dir], quiet)).toBe(0);
+
+  const stranger = await login(port, 'carol', 'someone-else-1');
+  stranger.send(`<iq type='get' id='o1' to='${ROOM}'>${OWNER_FORM}</iq>`);
+  expect(await stranger.waitFor(/<iq[^>]*id='o1'[\s\S]*?<\/iq>/)).toContain('<forbidden ');
+  const banned = await login(port, 'bob', 'someone-else-2');
+  banned.send(`<presence to='${ROOM}/Bob'>${MUC}</presence>`);
+  expect(await banned.waitFor(/<presence[^>]*type='error'[\s\S]*?<\/presence>/)).toContain('<forbidden ');
+  stranger.close();
+  banned.close();
+
+  const stored = openStorage({ dataDir: dir, offlineLimit: 100 });
+  const rec = JSON.parse(stored.muc!.list('conference.localhost').find((r) => r.jid === ROOM)!.data) as { affiliations: [string, string][] };
+  stored.close();
+  return rec.affiliations;
+}
+
 describe.each([
   ['one process', 0],
   ['--workers 2', 2],
-])("hermod deluser and the account's rooms (%s)", (_label, workers) => {
-  it('the next account of that name does not own the room; a ban on the deleted address stays', async () => {
+])("a deleted account's rooms (%s)", (_label, workers) => {
+  it('hermod deluser: the next account of that name does not own the room; a ban on the deleted address stays', async () => {
     const port = await start(workers);
-    const carol = await login(port, 'carol');
-    carol.send(`<presence to='${ROOM}/Carol'>${MUC}</presence>`);
-    await carol.waitFor(/status code='201'/);
-    carol.send(
-      `<iq type='set' id='c1' to='${ROOM}'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'>` +
-        `<field var='muc#roomconfig_persistentroom'><value>1</value></field></x></query></iq>` +
-        `<iq type='set' id='c2' to='${ROOM}'><query xmlns='http://jabber.org/protocol/muc#admin'><item jid='bob@localhost' affiliation='outcast'/></query></iq>`,
-    );
-    await carol.waitFor(/id='c2'[^>]*type='result'|type='result'[^>]*id='c2'/);
-    expect(await runDelUser(['carol@localhost', '--data', dir], quiet)).toBe(0);
-    await carol.waitClosed();
-    expect(await runDelUser(['bob@localhost', '--data', dir], quiet)).toBe(0);
-    expect(await runAddUser(['carol@localhost', 'someone-else-1', '--data', dir], quiet)).toBe(0);
-    expect(await runAddUser(['bob@localhost', 'someone-else-2', '--data', dir], quiet)).toBe(0);
+    const affiliations = await ownerThenStrangers(port, async (c, account) => {
+      expect(await runDelUser([account, '--data', dir], quiet)).toBe(0);
+      c.close();
+    });
+    expect(affiliations).toEqual([['bob@localhost', 'outcast']]);
+  });
 
-    const stranger = await login(port, 'carol', 'someone-else-1');
-    stranger.send(`<iq type='get' id='o1' to='${ROOM}'>${OWNER_FORM}</iq>`);
-    expect(await stranger.waitFor(/<iq[^>]*id='o1'[\s\S]*?<\/iq>/)).toContain('<forbidden ');
-    const banned = await login(port, 'bob', 'someone-else-2');
-    banned.send(`<presence to='${ROOM}/Bob'>${MUC}</presence>`);
-    expect(await banned.waitFor(/<presence[^>]*type='error'[\s\S]*?<\/presence>/)).toContain('<forbidden ');
-    stranger.close();
-    banned.close();
-
-    const stored = openStorage({ dataDir: dir, offlineLimit: 100 });
-    const rec = JSON.parse(stored.muc!.list('conference.localhost').find((r) => r.jid === ROOM)!.data) as { affiliations: [string, string][] };
-    stored.close();
-    expect(rec.affiliations).toEqual([['bob@localhost', 'outcast']]);
+  it('XEP-0077 removal in-band: the same (with --workers, the rooms on the main thread hear it from the shard)', async () => {
+    const port = await start(workers);
+    const affiliations = await ownerThenStrangers(port, async (c) => {
+      c.send("<iq type='set' id='rm'><query xmlns='jabber:iq:register'><remove/></query></iq>");
+      await c.waitClosed();
+    });
+    expect(affiliations).toEqual([['bob@localhost', 'outcast']]);
   });
 });
