@@ -119,6 +119,19 @@ describe('XEP-0045 room logic', () => {
     }
   });
 
+  it("strips a joiner's own muc and muc#user <x/>, under any prefix, from the presence the room broadcasts (§7.2.3: the item is the room's to give)", () => {
+    const h = harness();
+    h.join('a@x/1', 'r', 'A');
+    h.instant('a@x/1', 'r');
+    h.clear();
+    h.join('b@x/1', 'r', 'B', "<m:x xmlns:m='http://jabber.org/protocol/muc'/><u:x xmlns:u='http://jabber.org/protocol/muc#user'><u:item jid='ceo@x'/></u:x><show>away</show>");
+    const toA = h.sent.filter((s) => s.to === 'a@x/1' && s.kind === 'presence');
+    expect(toA).toHaveLength(1);
+    expect(toA[0]!.xml).toContain('<show>away</show>');
+    expect(toA[0]!.xml).not.toContain('ceo@x');
+    expect(toA[0]!.xml.match(/muc#user/g)).toHaveLength(1);
+  });
+
   it("strips the sender's own muc#user <x/> from a private message too, keeping only the room's marker (§7.5)", () => {
     const h = harness();
     h.join('a@x/1', 'r', 'A');
