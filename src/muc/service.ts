@@ -229,7 +229,9 @@ export class MucService {
     if (type !== undefined) return; // subscriptions and probes mean nothing to a room
     // §7.2.1: the nickname is the resource; none is jid-malformed.
     if (to.resource === null) throw new StanzaError('jid-malformed', 'a room nickname is required');
-    const presence = innerXml(el, (c) => c.name === 'x' && (c.attrs.xmlns === MUC || c.attrs.xmlns === MUC_USER));
+    // By expanded name (a prefixed <u:x xmlns:u=…muc#user> is the same element): the joiner's own
+    // muc#user <item jid=…/> would pass for the real JID the room gives (§7.2.3).
+    const presence = innerXml(el, (c) => c.getName() === 'x' && (c.getNS() === MUC || c.getNS() === MUC_USER));
     const x = el.getChild('x', MUC);
     if (room && occ) {
       if (occ.nick === to.resource && x !== undefined) room.rejoin(occ, from.full, presence, historyRequest(x.getChild('history')), el.attrs.id as string | undefined);
