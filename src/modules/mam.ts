@@ -168,10 +168,10 @@ function readPrefs(el: Element): ArchivePrefs {
   const policy = el.attrs.default;
   if (!ARCHIVE_DEFAULTS.includes(policy as ArchiveDefault)) throw new StanzaError('bad-request', "default must be 'always', 'never' or 'roster'");
   const jids = (name: string): string[] => {
-    const list = childElements(el).find((c) => c.name === name && (c.attrs.xmlns === undefined || c.attrs.xmlns === MAM_NS));
+    const list = childElements(el).find((c) => c.getName() === name && c.getNS() === MAM_NS);
     if (!list) return [];
     const out = childElements(list)
-      .filter((c) => c.name === 'jid')
+      .filter((c) => c.getName() === 'jid')
       .map((c) => Jid.parse(c.getText().trim()).full);
     if (out.length > MAX_PREF_JIDS) throw new StanzaError('not-acceptable', `at most ${MAX_PREF_JIDS} JIDs per list`);
     return [...new Set(out)];
@@ -204,10 +204,10 @@ export const FORM_FIELDS = [
 function readForm(x: Element, out: ArchiveQuery): void {
   if (x.attrs.type !== undefined && x.attrs.type !== 'submit') throw new StanzaError('bad-request', "the form must be of type 'submit'");
   for (const field of childElements(x)) {
-    if (field.name !== 'field') continue;
+    if (field.getName() !== 'field') continue;
     const name = String(field.attrs.var ?? '');
     const values = childElements(field)
-      .filter((c) => c.name === 'value')
+      .filter((c) => c.getName() === 'value')
       .map((c) => c.getText().trim());
     const value = values[0] ?? '';
     if (name === 'FORM_TYPE') {
@@ -253,7 +253,7 @@ function readForm(x: Element, out: ArchiveQuery): void {
 function readSet(set: Element, out: ArchiveQuery): void {
   for (const c of childElements(set)) {
     const text = c.getText().trim();
-    switch (c.name) {
+    switch (c.getName()) {
       case 'max':
         if (!/^\d{1,9}$/.test(text)) throw new StanzaError('bad-request', '<max/> must be a non-negative integer');
         out.max = Math.min(Number(text), MAX_PAGE);
@@ -279,9 +279,10 @@ export function readQuery(query: Element): { query: ArchiveQuery; flip: boolean 
   const out: ArchiveQuery = { max: DEFAULT_PAGE };
   let flip = false;
   for (const c of childElements(query)) {
-    if (c.name === 'x' && c.attrs.xmlns === DATA_NS) readForm(c, out);
-    else if (c.name === 'set' && c.attrs.xmlns === RSM_NS) readSet(c, out);
-    else if (c.name === 'flip-page') flip = true;
+    // By expanded name (Namespaces in XML §6): a prefix is the client's choice.
+    if (c.getName() === 'x' && c.getNS() === DATA_NS) readForm(c, out);
+    else if (c.getName() === 'set' && c.getNS() === RSM_NS) readSet(c, out);
+    else if (c.getName() === 'flip-page') flip = true;
   }
   return { query: out, flip };
 }
@@ -412,7 +413,7 @@ function installMam(ctx: RouterContext, settings: MamSettings): void {
 
   // XEP-0313 'Retrieving form fields', XEP-0441 preferences, #extended metadata.
   ctx.hooks.on(`iq-get/self/${MAM_NS}`, (ev: IqEvent) => {
-    switch (ev.payload.name) {
+    switch (ev.payload.getName()) {
       case 'query':
         ev.reply(`<query xmlns='${MAM_NS}'><x xmlns='${DATA_NS}' type='form'>${FORM_FIELDS}</x></query>`);
         return true;
@@ -431,14 +432,14 @@ function installMam(ctx: RouterContext, settings: MamSettings): void {
 
   ctx.hooks.on(`iq-set/self/${MAM_NS}`, (ev: IqEvent) => {
     const session = ev.session!;
-    if (ev.payload.name === 'prefs') {
+    if (ev.payload.getName() === 'prefs') {
       // XEP-0441 (updating preferences): replace them; the reply carries them as stored.
       const prefs = readPrefs(ev.payload);
       archive.setPrefs(session.bare, prefs);
       ev.reply(prefsXml(archive.prefs(session.bare) ?? prefs));
       return true;
     }
-    if (ev.payload.name !== 'query') throw new StanzaError('bad-request', `unexpected <${ev.payload.name}/>`);
+    if (ev.payload.getName() !== 'query') throw new StanzaError('bad-request', `unexpected <${ev.payload.name}/>`);
     // A node names a pubsub archive (XEP-0313 'Querying an archive'); a personal archive has none.
     if (ev.payload.attrs.node !== undefined) throw new StanzaError('item-not-found', 'no such node');
     const { query, flip } = readQuery(ev.payload);

@@ -122,17 +122,19 @@ export class RoomArchives implements RoomArchiver {
    * (to the asking session), then `answer` carries the IQ result.
    */
   iq(room: Room, from: Jid, type: 'get' | 'set', payload: Element, send: (xml: string) => void, answer: (xml: string) => void): void {
-    if (type === 'get' && payload.name === 'query') {
+    // By expanded name: the hook matched the namespace, a prefix is the client's choice.
+    const name = payload.getName();
+    if (type === 'get' && name === 'query') {
       // XEP-0313 'Retrieving form fields': the same form as the user archive.
       return answer(`<query xmlns='${MAM_NS}'><x xmlns='${DATA_NS}' type='form'>${FORM_FIELDS}</x></query>`);
     }
-    if (type === 'get' && payload.name === 'metadata') {
+    if (type === 'get' && name === 'metadata') {
       mayRead(room, from);
       return answer(metadataXml(this.store.bounds(room.jid)));
     }
     // XEP-0441 preferences belong to accounts; a room's archiving is its configuration.
-    if (payload.name === 'prefs') throw new StanzaError('feature-not-implemented', 'a room archive has no preferences; its owners configure archiving');
-    if (type !== 'set' || payload.name !== 'query') throw new StanzaError('bad-request', `unexpected <${payload.name}/>`);
+    if (name === 'prefs') throw new StanzaError('feature-not-implemented', 'a room archive has no preferences; its owners configure archiving');
+    if (type !== 'set' || name !== 'query') throw new StanzaError('bad-request', `unexpected <${payload.name}/>`);
     if (payload.attrs.node !== undefined) throw new StanzaError('item-not-found', 'no such node');
     mayRead(room, from);
     const { query, flip } = readQuery(payload);
