@@ -1232,17 +1232,18 @@ function fastTag(lt: usize, end: usize): usize {
       if (++p >= end) return 0;
       c = <u32>load<u8>(p);
     }
-    if (c == Ch.Gt) {
-      p++;
-      break;
-    }
-    if (c == Ch.Slash) {
-      if (p + 1 >= end || load<u8>(p + 1) != Ch.Gt) return 0;
+    // one class test for the frequent case, an attribute name after whitespace; the tag's end
+    // ('>' and '/' are not NameStart) is checked only when that test fails
+    if (ws == p || (cls(c) & C.NameStart) == 0) {
+      if (c == Ch.Gt) {
+        p++;
+        break;
+      }
+      if (c != Ch.Slash || p + 1 >= end || load<u8>(p + 1) != Ch.Gt) return 0;
       self = true;
       p += 2;
       break;
     }
-    if (ws == p || (cls(c) & C.NameStart) == 0) return 0;
     const an = p;
     // the name, 16 bytes at once (longer names, and the window's last 16 bytes: slow path)
     if (an + 16 > end) return 0;
@@ -1442,20 +1443,24 @@ function fastTag(lt: usize, end: usize): usize {
 /** Character data inside a stanza: the hot loop. */
 function doText(p: usize, end: usize): usize {
   while (true) {
-    // tags often follow each other directly: look at the next byte before the SIMD skip
-    if (p < end && load<u8>(p) != Ch.Lt) {
+    if (p >= end) return more(p);
+    let c = <u32>load<u8>(p);
+    // tags often follow each other directly: the byte already read decides before the SIMD skip
+    if (c != Ch.Lt) {
       p = skipTextPlain(p, end);
       while (p < end && (cls(<u32>load<u8>(p)) & C.Text) == 0) p++;
+      if (p >= end) return more(p);
+      c = <u32>load<u8>(p);
     }
-    if (p >= end) return more(p);
-    const c = <u32>load<u8>(p);
     if (c == Ch.Lt) {
       const q = p + 1 >= end ? <usize>0 : load<u8>(p + 1) == Ch.Slash ? fastEndTag(p + 2, end) : fastTag(p, end);
       if (q == 0) {
         tok = Tok.Lt;
         return p + 1;
       }
-      if (sig != Sig.Go || tok != Tok.Text) return q;
+      // Inside a stanza (depth >= 1) both fast paths leave tok at Text unless they raised a
+      // signal (a complete stanza, an error, the stream's end), so the signal alone decides.
+      if (sig != Sig.Go) return q;
       p = q;
       continue;
     }
