@@ -1198,6 +1198,7 @@ function fastTag(lt: usize, end: usize): usize {
   const ns = p;
   let nlen: i32 = 16;
   let colon = -1;
+  let bits = depth == 0 ? FT.Top : 0;
   if (ns + 16 <= end) {
     // the element name, 16 bytes at once
     const nv = v128.load(ns);
@@ -1208,18 +1209,19 @@ function fastTag(lt: usize, end: usize): usize {
     const r = nameRun(ns + 1, end, ns);
     nlen = <i32>(runEnd(r) - ns);
     colon = runColonOf(r);
+    // Namespaces in XML §3 (a QName); checked here, on the branch that found the colon
+    if (colon == -2 || (colon >= 0 && !qnameOk(ns, nlen, colon))) return 0;
+    // a prefixed element takes the general routine, as a prefixed attribute does
+    if (colon >= 0) bits |= FT.Prefixed;
   }
   p = ns + <usize>nlen;
   if (p >= end) return 0;
-  if (colon == -2) return 0;
   c = <u32>load<u8>(p);
-  if (colon >= 0 && !qnameOk(ns, nlen, colon)) return 0;
   // Few live values in the attribute loop, so that V8 can keep them in registers: three
   // booleans in one word, the attribute limit checked after the loop, the state block and the
   // element's base reloaded where a stanza's attribute is recorded.
   let n = 0;
   let self = false;
-  let bits = depth == 0 ? FT.Top : 0;
   let xv: usize = 0;
   let xl = 0;
   let names: u64 = 0;
@@ -1353,7 +1355,6 @@ function fastTag(lt: usize, end: usize): usize {
   // attribute table it reads filled by a second, cheap walk over the already checked tag.
   const general =
     (bits & FT.Prefixed) != 0 ||
-    colon >= 0 ||
     <i32>(p - base) > maxBytes ||
     level > maxDepth ||
     nsCount >= NS_CAP ||
