@@ -1182,6 +1182,9 @@ const enum FT {
   Top = 1,
   Seen = 2,
   Prefixed = 4,
+  Self = 8,
+  /** the element's own name is prefixed (its colon is in elemColon already) */
+  ElemPrefixed = 16,
 }
 
 /**
@@ -1197,7 +1200,6 @@ function fastTag(lt: usize, end: usize): usize {
   if ((cls(c) & C.NameStart) == 0) return 0;
   const ns = p;
   let nlen: i32 = 16;
-  let colon = -1;
   let bits = depth == 0 ? FT.Top : 0;
   if (ns + 16 <= end) {
     // the element name, 16 bytes at once
@@ -1208,11 +1210,14 @@ function fastTag(lt: usize, end: usize): usize {
     // a long or prefixed name, or the window's last bytes
     const r = nameRun(ns + 1, end, ns);
     nlen = <i32>(runEnd(r) - ns);
-    colon = runColonOf(r);
+    const colon = runColonOf(r);
     // Namespaces in XML §3 (a QName); checked here, on the branch that found the colon
     if (colon == -2 || (colon >= 0 && !qnameOk(ns, nlen, colon))) return 0;
     // a prefixed element takes the general routine, as a prefixed attribute does
-    if (colon >= 0) bits |= FT.Prefixed;
+    if (colon >= 0) {
+      bits |= FT.Prefixed | FT.ElemPrefixed;
+      elemColon = colon;
+    }
   }
   p = ns + <usize>nlen;
   if (p >= end) return 0;
@@ -1221,7 +1226,6 @@ function fastTag(lt: usize, end: usize): usize {
   // booleans in one word, the attribute limit checked after the loop, the state block and the
   // element's base reloaded where a stanza's attribute is recorded.
   let n = 0;
-  let self = false;
   let xv: usize = 0;
   let xl = 0;
   let names: u64 = 0;
@@ -1242,7 +1246,7 @@ function fastTag(lt: usize, end: usize): usize {
         break;
       }
       if (c != Ch.Slash || p + 1 >= end || load<u8>(p + 1) != Ch.Gt) return 0;
-      self = true;
+      bits |= FT.Self;
       p += 2;
       break;
     }
@@ -1348,6 +1352,7 @@ function fastTag(lt: usize, end: usize): usize {
   const s0 = st;
   const top = (bits & FT.Top) != 0;
   const seen = (bits & FT.Seen) != 0;
+  const self = (bits & FT.Self) != 0;
   const level = depth + 1;
   // Unprefixed element, no prefixed attribute, no xmlns='' of the xml namespace, within the
   // limits: nothing but the default namespace can be in play, so the general routine (which
@@ -1366,7 +1371,7 @@ function fastTag(lt: usize, end: usize): usize {
   if (general) {
     nameStart = ns;
     elemNameLen = nlen;
-    elemColon = colon;
+    if ((bits & FT.ElemPrefixed) == 0) elemColon = -1;
     tagKind = TagKind.Element;
     attrCount = n;
     finishStartTag(p, self);
