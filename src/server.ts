@@ -206,11 +206,13 @@ export async function startServer(config: HermodConfig, options: StartOptions = 
         const target = streamsTarget(streams, facts);
         // passwd/deluser write from their own process, then ask for this kick: the caches look
         // for that write now (not at their next poll), so the client's reconnect meets it.
-        const kick: AdminTarget['kick'] = (jid, error) => {
+        const kick: AdminTarget['kick'] = (jid, error, deleted) => {
           storage.checkExternalWrites?.();
           // hermod deluser deleted the account from its own process (users.delete took its stored
           // room affiliations): the live rooms learn it here, or their next change writes them back.
-          if (jid.resource === null && jid.domain === config.domain && !storage.users.exists(jid.bare)) {
+          // Only on deluser's word: `hermod kick` of a name nobody holds (yet) must not end a
+          // membership granted to it in advance.
+          if (deleted && jid.resource === null && jid.domain === config.domain && !storage.users.exists(jid.bare)) {
             router.hooks.fire('account/removed', { ctx: router, account: jid.bare });
           }
           return target.kick(jid, error);

@@ -44,8 +44,11 @@ export interface SessionInfo {
 /** What the channel asks of the server. */
 export interface AdminTarget {
   sessions(): SessionInfo[];
-  /** Close the sessions of a bare JID (all) or full JID (that one); returns how many. */
-  kick(jid: Jid, error: StreamError): number;
+  /**
+   * Close the sessions of a bare JID (all) or full JID (that one); returns how many. `deleted`:
+   * the account was just deleted by `hermod deluser` (what else it held in the server goes too).
+   */
+  kick(jid: Jid, error: StreamError, deleted?: boolean): number;
 }
 
 /**
@@ -54,7 +57,7 @@ export interface AdminTarget {
  */
 export interface AsyncAdminTarget {
   sessions(): SessionInfo[] | Promise<SessionInfo[]>;
-  kick(jid: Jid, error: StreamError): number | Promise<number>;
+  kick(jid: Jid, error: StreamError, deleted?: boolean): number | Promise<number>;
 }
 
 export interface AdminRequest {
@@ -62,6 +65,8 @@ export interface AdminRequest {
   jid?: string;
   condition?: string;
   text?: string;
+  /** kick: sent by `hermod deluser` after the account's deletion. */
+  deleted?: boolean;
 }
 
 export type AdminReply =
@@ -73,7 +78,7 @@ export type AdminReply =
 const KICK_CONDITIONS: ReadonlySet<string> = new Set(['policy-violation', 'not-authorized', 'conflict', 'reset', 'system-shutdown']);
 
 /** A checked request: what to ask the target, or the refusal to send back. */
-type Plan = { reply: AdminReply } | { cmd: 'sessions' } | { cmd: 'kick'; jid: Jid; error: StreamError };
+type Plan = { reply: AdminReply } | { cmd: 'sessions' } | { cmd: 'kick'; jid: Jid; error: StreamError; deleted: boolean };
 
 function plan(req: AdminRequest): Plan {
   if (req.cmd === 'sessions') return { cmd: 'sessions' };
@@ -83,7 +88,7 @@ function plan(req: AdminRequest): Plan {
     const condition = req.condition ?? 'policy-violation';
     if (!KICK_CONDITIONS.has(condition)) return { reply: { ok: false, error: 'bad-request', message: `condition '${condition}' is not offered` } };
     const text = typeof req.text === 'string' && req.text !== '' ? req.text : 'disconnected by the server administrator';
-    return { cmd: 'kick', jid, error: new StreamError(condition as StreamErrorCondition, text) };
+    return { cmd: 'kick', jid, error: new StreamError(condition as StreamErrorCondition, text), deleted: req.deleted === true };
   }
   return { reply: { ok: false, error: 'bad-request', message: `unknown command '${String(req.cmd)}'` } };
 }
@@ -92,7 +97,7 @@ export function answer(target: AdminTarget, req: AdminRequest): AdminReply {
   const p = plan(req);
   if ('reply' in p) return p.reply;
   if (p.cmd === 'sessions') return { ok: true, sessions: target.sessions() };
-  return { ok: true, kicked: target.kick(p.jid, p.error) };
+  return { ok: true, kicked: target.kick(p.jid, p.error, p.deleted) };
 }
 
 /** answer() for a target that may answer later (the shards of --workers N). */
@@ -100,7 +105,7 @@ export async function answerAsync(target: AsyncAdminTarget, req: AdminRequest): 
   const p = plan(req);
   if ('reply' in p) return p.reply;
   if (p.cmd === 'sessions') return { ok: true, sessions: await target.sessions() };
-  return { ok: true, kicked: await target.kick(p.jid, p.error) };
+  return { ok: true, kicked: await target.kick(p.jid, p.error, p.deleted) };
 }
 
 function serve(socket: Socket, target: AsyncAdminTarget): void {

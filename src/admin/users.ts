@@ -217,7 +217,7 @@ export function runDelUser(argv: string[], io: AdminIo = stdio): Promise<number>
     // XEP-0363: the files it uploaded go too (their URLs stop working).
     if (removeAccountUploads(config, account)) io.out(`deleted the files ${account} uploaded\n`);
     // RFC 6120 §4.9.3.12 (as XEP-0077 removal does in-band): its streams are no longer authorized.
-    await endSessions(dataDir, account, 'account deleted by the server administrator', io);
+    await endSessions(dataDir, account, 'account deleted by the server administrator', io, true);
   });
 }
 
@@ -251,10 +251,10 @@ export function runUsers(argv: string[], io: AdminIo = stdio): Promise<number> {
 // ---- live sessions (the running server's admin socket) -----------------------------------------
 
 /** Close an account's live sessions if a server runs on this data directory; silent when none runs. */
-async function endSessions(dataDir: string, account: string, text: string, io: AdminIo): Promise<void> {
+async function endSessions(dataDir: string, account: string, text: string, io: AdminIo, deleted = false): Promise<void> {
   let reply: AdminReply;
   try {
-    reply = await adminRequest(dataDir, { cmd: 'kick', jid: account, condition: 'not-authorized', text });
+    reply = await adminRequest(dataDir, { cmd: 'kick', jid: account, condition: 'not-authorized', text, deleted });
   } catch (err) {
     if (serverNotRunning(err)) return;
     throw new Refusal(`the change is stored, but the running server could not be told: ${(err as Error).message}`);

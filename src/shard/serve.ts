@@ -171,8 +171,9 @@ export async function startShardedServer(config: HermodConfig, options: ShardedO
     try {
       // hermod deluser deleted the account from its own process: the rooms on this thread drop its
       // affiliations too (the stored ones went with users.delete), or their next change writes them back.
-      const kick = (jid: Jid, error: StreamError) => {
-        if (mucMain && mucStorage && jid.resource === null && jid.domain === config.domain) {
+      const kick = (jid: Jid, error: StreamError, deleted?: boolean) => {
+        // Only on deluser's word, as with --workers 0 (src/server.ts).
+        if (deleted && mucMain && mucStorage && jid.resource === null && jid.domain === config.domain) {
           mucStorage.checkExternalWrites?.();
           if (!mucStorage.users.exists(jid.bare)) mucMain.service.accountRemoved(jid.bare);
         }

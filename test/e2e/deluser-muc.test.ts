@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { runAddUser, runDelUser, type AdminIo } from '../../src/admin/users.js';
+import { runAddUser, runDelUser, runKick, type AdminIo } from '../../src/admin/users.js';
 import { startServer } from '../../src/server.js';
 import { startShardedServer } from '../../src/shard/serve.js';
 import { openStorage } from '../../src/storage/index.js';
@@ -107,5 +107,29 @@ describe.each([
       await c.waitClosed();
     });
     expect(affiliations).toEqual([['bob@localhost', 'outcast']]);
+  });
+
+  it('hermod kick of a name nobody holds yet leaves a membership granted to it in advance', async () => {
+    const port = await start(workers);
+    const carol = await login(port, 'carol');
+    carol.send(`<presence to='${ROOM}/Carol'>${MUC}</presence>`);
+    await carol.waitFor(/status code='201'/);
+    const admin = (id: string, jid: string, affiliation: string) =>
+      `<iq type='set' id='${id}' to='${ROOM}'><query xmlns='http://jabber.org/protocol/muc#admin'><item jid='${jid}' affiliation='${affiliation}'/></query></iq>`;
+    carol.send(
+      `<iq type='set' id='c1' to='${ROOM}'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'>` +
+        `<field var='muc#roomconfig_persistentroom'><value>1</value></field></x></query></iq>` + admin('c2', 'future@localhost', 'member'),
+    );
+    await carol.waitFor(/id='c2'[^>]*type='result'|type='result'[^>]*id='c2'/);
+    // no live session: kick exits non-zero, but the server was asked
+    expect(await runKick(['future@localhost', '--data', dir], quiet)).not.toBe(0);
+    // a later change writes the live room's list back to storage
+    carol.send(admin('c3', 'mallory@localhost', 'outcast'));
+    await carol.waitFor(/id='c3'[^>]*type='result'|type='result'[^>]*id='c3'/);
+    carol.close();
+    const stored = openStorage({ dataDir: dir, offlineLimit: 100 });
+    const rec = JSON.parse(stored.muc!.list('conference.localhost').find((r) => r.jid === ROOM)!.data) as { affiliations: [string, string][] };
+    stored.close();
+    expect(rec.affiliations).toContainEqual(['future@localhost', 'member']);
   });
 });
