@@ -8,10 +8,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { defaultConfig, type HermodConfig } from '../../src/config/schema.js';
 import { startShardedServer, type ShardedServer } from '../../src/shard/serve.js';
 import { openStorage } from '../../src/storage/index.js';
 import { PASSWORDS, RawClient } from './harness.js';
+import { shardedConfig } from './shard-helpers.js';
 
 let server: ShardedServer;
 let dataDir: string;
@@ -22,12 +22,7 @@ beforeAll(async () => {
   const storage = openStorage({ dataDir });
   for (const [user, password] of Object.entries(PASSWORDS)) storage.users.create(`${user}@localhost`, password);
   storage.close();
-  const config: HermodConfig = defaultConfig();
-  config.dataDir = dataDir;
-  config.workers = 2;
-  config.tls.policy = 'optional';
-  config.listen.c2s.port = 0;
-  config.listen.directTls.enabled = false;
+  const config = shardedConfig(dataDir, 2);
   config.limits.authFailureDelay = 0;
   config.limits.authBanFailures = 1000;
   server = await startShardedServer(config);

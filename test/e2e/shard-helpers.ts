@@ -5,6 +5,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { WebSocket } from 'ws';
 import { LoadClient } from '../../bench/load/client.js';
 import { defaultConfig, type HermodConfig } from '../../src/config/schema.js';
 import { openStorage } from '../../src/storage/index.js';
@@ -86,4 +87,32 @@ export async function until<T>(
 export function take(t: TestClient, re: RegExp): string | undefined {
   const i = t.stanzas.findIndex((s) => re.test(s));
   return i < 0 ? undefined : t.stanzas.splice(i, 1)[0];
+}
+
+/** An RFC 7395 client: `frames` collects what it received, `frame` takes the first matching one. */
+export interface WsTestClient {
+  ws: WebSocket;
+  frames: string[];
+  frame: (re: RegExp) => Promise<string>;
+}
+
+/** A WebSocket client authenticated (SASL PLAIN, password `<user>-pw`) and restarted, not bound. */
+export async function wsAuth(port: number, user: string, path = '/xmpp-websocket'): Promise<WsTestClient> {
+  const ws = new WebSocket(`ws://127.0.0.1:${port}${path}`, ['xmpp']);
+  const frames: string[] = [];
+  ws.on('message', (d) => frames.push(d.toString()));
+  const frame = (re: RegExp): Promise<string> =>
+    until(`a WebSocket frame matching ${re}`, () => {
+      const i = frames.findIndex((f) => re.test(f));
+      return i < 0 ? undefined : frames.splice(i, 1)[0];
+    });
+  await new Promise((ok, fail) => ws.once('open', ok).once('error', fail));
+  const open = "<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='localhost' version='1.0'/>";
+  ws.send(open);
+  await frame(/^<stream:features/);
+  ws.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${Buffer.from(`\0${user}\0${user}-pw`).toString('base64')}</auth>`);
+  await frame(/^<success/);
+  ws.send(open);
+  await frame(/^<stream:features/);
+  return { ws, frames, frame };
 }

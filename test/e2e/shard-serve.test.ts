@@ -2,9 +2,8 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { WebSocket } from 'ws';
 import { startShardedServer, type ShardedServer } from '../../src/shard/serve.js';
-import { connect, makeDataDir, shardedConfig, take, type TestClient, until } from './shard-helpers.js';
+import { connect, makeDataDir, shardedConfig, take, type TestClient, until, wsAuth } from './shard-helpers.js';
 
 const ANY_QUOTE = `["']`;
 const from = (jid: string): RegExp => new RegExp(`from=${ANY_QUOTE}${jid.replace(/[/.]/g, '\\$&')}${ANY_QUOTE}`);
@@ -77,23 +76,8 @@ describe('sharded server: contacts on different shards', () => {
     config.listen.websocket.port = 0;
     const server = await startShardedServer(config);
     const clients: TestClient[] = [];
-    const ws = new WebSocket(`ws://127.0.0.1:${server.websocket!.port}${config.listen.websocket.path}`, ['xmpp']);
-    const frames: string[] = [];
-    ws.on('message', (d) => frames.push(d.toString()));
-    const frame = (re: RegExp): Promise<string> =>
-      until(`a WebSocket frame matching ${re}`, () => {
-        const i = frames.findIndex((f) => re.test(f));
-        return i < 0 ? undefined : frames.splice(i, 1)[0];
-      });
+    const { ws, frame } = await wsAuth(server.websocket!.port, 'alice', config.listen.websocket.path);
     try {
-      await new Promise((ok, fail) => ws.once('open', ok).once('error', fail));
-      const open = "<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='localhost' version='1.0'/>";
-      ws.send(open);
-      await frame(/^<stream:features/);
-      ws.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${Buffer.from('\0alice\0alice-pw').toString('base64')}</auth>`);
-      await frame(/^<success/);
-      ws.send(open);
-      await frame(/^<stream:features/);
       ws.send("<iq type='set' id='b1' xmlns='jabber:client'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>web</resource></bind></iq>");
       await frame(/alice@localhost\/web/);
       const bob = connect(server.c2s.port, 'bob', 'bob-pw', 'tcp');

@@ -5,10 +5,9 @@
  */
 import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { WebSocket } from 'ws';
 import { startShardedServer, type ShardedServer } from '../../src/shard/serve.js';
 import { RawClient } from './harness.js';
-import { makeDataDir, shardedConfig, until } from './shard-helpers.js';
+import { makeDataDir, shardedConfig, until, wsAuth } from './shard-helpers.js';
 
 const SM = "xmlns='urn:xmpp:sm:3'";
 const RESUME_MS = 1000;
@@ -82,27 +81,6 @@ async function authOnOtherShard(user: string, owner: number): Promise<RawClient>
 }
 
 const count = (text: string, needle: string): number => text.split(needle).length - 1;
-
-/** An RFC 7395 client authenticated as `user` (no bind); `frames` collects what it received. */
-async function wsAuth(user: string): Promise<{ ws: WebSocket; frames: string[]; frame: (re: RegExp) => Promise<string> }> {
-  const ws = new WebSocket(`ws://127.0.0.1:${server.websocket!.port}/xmpp-websocket`, ['xmpp']);
-  const frames: string[] = [];
-  ws.on('message', (d) => frames.push(d.toString()));
-  const frame = (re: RegExp): Promise<string> =>
-    until(`a WebSocket frame matching ${re}`, () => {
-      const i = frames.findIndex((f) => re.test(f));
-      return i < 0 ? undefined : frames.splice(i, 1)[0];
-    });
-  await new Promise((ok, fail) => ws.once('open', ok).once('error', fail));
-  const open = "<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='localhost' version='1.0'/>";
-  ws.send(open);
-  await frame(/^<stream:features/);
-  ws.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${Buffer.from(`\0${user}\0${user}-pw`).toString('base64')}</auth>`);
-  await frame(/^<success/);
-  ws.send(open);
-  await frame(/^<stream:features/);
-  return { ws, frames, frame };
-}
 
 describe('stream management across shards (XEP-0198 §5)', () => {
   it('resumes on another shard: the unacknowledged stanzas exactly once, h right both ways', async () => {
@@ -232,7 +210,7 @@ describe('stream management across shards (XEP-0198 §5)', () => {
 
   it('resumes a WebSocket session (RFC 7395) on another shard, one element per frame', async () => {
     const bob = await login('bob', 'desk4');
-    const first = await wsAuth('alice');
+    const first = await wsAuth(server.websocket!.port, 'alice');
     first.ws.send("<iq type='set' id='b1' xmlns='jabber:client'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>web</resource></bind></iq>");
     await first.frame(/alice@localhost\/web/);
     first.ws.send(`<enable ${SM} resume='true'/>`);
@@ -246,7 +224,7 @@ describe('stream management across shards (XEP-0198 §5)', () => {
 
     await placeNextOn(1 - owner);
     const onOther = perShard()[1 - owner]!;
-    const again = await wsAuth('alice');
+    const again = await wsAuth(server.websocket!.port, 'alice');
     expect(perShard()[1 - owner]).toBe(onOther + 1);
     again.ws.send(`<resume ${SM} previd='${id}' h='0'/>`);
     expect(await again.frame(/^<resumed/)).toBe(`<resumed ${SM} h='0' previd='${id}'/>`);
@@ -260,11 +238,11 @@ describe('stream management across shards (XEP-0198 §5)', () => {
 
   it('judges RFC 7395 framing on the shard too: a third <open/> gets <bad-format/>, two elements in a message <not-well-formed/>', async () => {
     // wsAuth opened twice, the second time after SASL success (the restart, §3.7).
-    const a = await wsAuth('alice');
+    const a = await wsAuth(server.websocket!.port, 'alice');
     a.ws.send("<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='localhost' version='1.0'/>");
     expect(await a.frame(/^<stream:error/)).toMatch(/<bad-format xmlns='urn:ietf:params:xml:ns:xmpp-streams'\/>/);
     expect(await a.frame(/^<close /)).toBe("<close xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>");
-    const b = await wsAuth('carol');
+    const b = await wsAuth(server.websocket!.port, 'carol');
     b.ws.send("<iq type='get' id='x' xmlns='jabber:client'><ping xmlns='urn:xmpp:ping'/></iq><presence xmlns='jabber:client'/>");
     expect(await b.frame(/^<stream:error/)).toMatch(/<not-well-formed xmlns='urn:ietf:params:xml:ns:xmpp-streams'\/>/);
     expect(b.frames.some((f) => f.includes("id='x'"))).toBe(false);

@@ -205,16 +205,7 @@ describe('upload rate limits (XEP-0363 §5)', () => {
   it('refuses a slot request over the limit with resource-constraint, type wait and <retry stamp/>', () => {
     const dir = mkdtempSync(join(tmpdir(), 'hermod-upload-rate-'));
     try {
-      const settings: UploadSettings = {
-        domain: 'upload.localhost',
-        publicUrl: 'https://f.example',
-        maxFileSize: 1000,
-        quota: 0,
-        slotLifetime: 300_000,
-        signer,
-        files: new UploadFiles(dir),
-        slotLimits: new RequestLimits({ perAccount: 2, perAddress: 10, windowMs: 60_000 }),
-      };
+      const settings = limitedSettings(dir, { perAccount: 2, perAddress: 10, windowMs: 60_000 });
       const request = parseElement("<request xmlns='urn:xmpp:http:upload:0' filename='x.png' size='5'/>");
       expect(requestSlot(settings, 'alice@localhost', request, NOW, '10.0.0.1')).toContain('<slot');
       expect(requestSlot(settings, 'alice@localhost', request, NOW, '10.0.0.1')).toContain('<slot');
@@ -235,20 +226,25 @@ describe('upload rate limits (XEP-0363 §5)', () => {
   });
 });
 
+/** Upload settings with slot limits (no quota), files under `dir`. */
+function limitedSettings(dir: string, limits: ConstructorParameters<typeof RequestLimits>[0]): UploadSettings {
+  return {
+    domain: 'upload.localhost',
+    publicUrl: 'https://f.example',
+    maxFileSize: 1000,
+    quota: 0,
+    slotLifetime: 300_000,
+    signer,
+    files: new UploadFiles(dir),
+    slotLimits: new RequestLimits(limits),
+  };
+}
+
 describe('upload slot limits behind a reverse proxy on the host', () => {
   it('does not put every account reaching it through the loopback address (a WebSocket proxy) in one address budget; each keeps its own', () => {
     const dir = mkdtempSync(join(tmpdir(), 'hermod-upload-proxy-'));
     try {
-      const settings: UploadSettings = {
-        domain: 'upload.localhost',
-        publicUrl: 'https://f.example',
-        maxFileSize: 1000,
-        quota: 0,
-        slotLifetime: 300_000,
-        signer,
-        files: new UploadFiles(dir),
-        slotLimits: new RequestLimits({ perAccount: 2, perAddress: 3, windowMs: 60_000 }),
-      };
+      const settings = limitedSettings(dir, { perAccount: 2, perAddress: 3, windowMs: 60_000 });
       const request = parseElement("<request xmlns='urn:xmpp:http:upload:0' filename='x.png' size='5'/>");
       const outcome = (owner: string, address: string) => {
         try {
